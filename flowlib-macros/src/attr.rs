@@ -1,0 +1,619 @@
+//! Parsing of the step attributes: `#[step]`, `#[resources]`, `#[retry]`, `#[timeout]`,
+//! `#[catch]` and `#[checkpoint]`. Every problem is recorded in the [`Ctxt`]; parsing goes on
+//! so that all mistakes are reported in one compilation.
+
+use proc_macro2::Span;
+use syn::meta::ParseNestedMeta;
+use syn::spanned::Spanned;
+use syn::{Attribute, Ident, LitInt, LitStr, Token};
+
+use crate::ctxt::{did_you_mean, Ctxt};
+
+/// The attribute names `#[flow]` consumes on methods.
+pub(crate) const STEP_ATTRS: &[&str] = &[
+    "step",
+    "resources",
+    "retry",
+    "timeout",
+    "catch",
+    "checkpoint",
+];
+
+const STEP_KEYS: &[&str] = &["start", "end", "join", "next", "foreach"];
+const RESOURCE_KEYS: &[&str] = &["cpu", "memory", "gpu"];
+const RETRY_KEYS: &[&str] = &["times", "delay"];
+const TIMEOUT_KEYS: &[&str] = &["seconds", "minutes", "hours"];
+const CATCH_KEYS: &[&str] = &["field"];
+
+/// Everything the attributes of one method say.
+#[derive(Default)]
+pub(crate) struct StepAttrs {
+    /// Span of the `#[step]` attribute, if present.
+    pub step: Option<Span>,
+    pub start: Option<Span>,
+    pub end: Option<Span>,
+    pub join: Option<Span>,
+    pub next: Vec<Ident>,
+    /// Span of the `next = ...` item.
+    pub next_span: Option<Span>,
+    pub foreach: Option<Ident>,
+    pub cpu: Option<u32>,
+    pub memory: Option<u64>,
+    pub gpu: Option<u32>,
+    pub retry: Option<Retry>,
+    pub timeout_ms: Option<u64>,
+    pub catch: Option<Catch>,
+    pub checkpoint: bool,
+    /// Spans of the non-`step` attributes, to complain when `#[step]` is missing.
+    pub other_attrs: Vec<(String, Span)>,
+}
+
+pub(crate) struct Retry {
+    pub times: u32,
+    pub delay_ms: u64,
+}
+
+pub(crate) struct Catch {
+    pub field: Option<Ident>,
+}
+
+/// Whether `attr` is one of ours (and so must be stripped from the output).
+pub(crate) fn is_step_attr(attr: &Attribute) -> bool {
+    attr.path()
+        .get_ident()
+        .is_some_and(|i| STEP_ATTRS.contains(&i.to_string().as_str()))
+}
+
+/// Parse all of our attributes on one method.
+pub(crate) fn parse_step_attrs(cx: &Ctxt, attrs: &[Attribute]) -> StepAttrs {
+    let mut out = StepAttrs::default();
+    let mut seen: Vec<(String, Span)> = Vec::new();
+    for attr in attrs.iter().filter(|a| is_step_attr(a)) {
+        let name = attr
+            .path()
+            .get_ident()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
+        if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name) {
+            let mut e = syn::Error::new(attr.span(), format!("duplicate `#[{name}]` attribute"));
+            e.combine(syn::Error::new(
+                *first,
+                format!("first `#[{name}]` is here"),
+            ));
+            cx.syn_error(e);
+            continue;
+        }
+        seen.push((name.clone(), attr.span()));
+        match name.as_str() {
+            "step" => parse_step(cx, attr, &mut out),
+            "resources" => parse_resources(cx, attr, &mut out),
+            "retry" => parse_retry(cx, attr, &mut out),
+            "timeout" => parse_timeout(cx, attr, &mut out),
+            "catch" => parse_catch(cx, attr, &mut out),
+            "checkpoint" => parse_checkpoint(cx, attr, &mut out),
+            _ => unreachable!("filtered by is_step_attr"),
+        }
+        if name != "step" {
+            out.other_attrs.push((name, attr.span()));
+        }
+    }
+    out
+}
+
+/// Report an unknown key, listing the valid ones, and skip its value so parsing continues.
+fn unknown_key(cx: &Ctxt, meta: &ParseNestedMeta, attr: &str, valid: &[&str]) -> syn::Result<()> {
+    let key = meta
+        .path
+        .get_ident()
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| {
+            meta.path
+                .segments
+                .iter()
+                .map(|s| s.ident.to_string())
+                .collect::<Vec<_>>()
+                .join("::")
+        });
+    let hint = did_you_mean(&key, valid.iter().copied())
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default();
+    cx.error(
+        meta.path.span(),
+        format!(
+            "unknown `#[{attr}]` key `{key}`{hint}; valid keys are: {}",
+            valid.join(", ")
+        ),
+    );
+    skip_value(meta)
+}
+
+fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
+    if meta.input.peek(Token![=]) {
+        let _: syn::Expr = meta.value()?.parse()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        let _ = meta.parse_nested_meta(|inner| skip_value(&inner));
+    }
+    Ok(())
+}
+
+/// Record a duplicate key inside one attribute; returns true when `slot` was already set.
+fn dup_key<T>(cx: &Ctxt, meta: &ParseNestedMeta, slot: &Option<T>) -> bool {
+    if slot.is_some() {
+        let key = meta
+            .path
+            .get_ident()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
+        cx.error(meta.path.span(), format!("duplicate key `{key}`"));
+        true
+    } else {
+        false
+    }
+}
+
+fn flag(cx: &Ctxt, meta: &ParseNestedMeta, slot: &mut Option<Span>) -> syn::Result<()> {
+    if dup_key(cx, meta, slot) {
+        return skip_value(meta);
+    }
+    if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
+        let key = meta
+            .path
+            .get_ident()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
+        cx.error(
+            meta.path.span(),
+            format!("`{key}` takes no value: write `#[step({key}, ...)]`"),
+        );
+        return skip_value(meta);
+    }
+    *slot = Some(meta.path.span());
+    Ok(())
+}
+
+fn parse_step(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
+    out.step = Some(attr.span());
+    if matches!(attr.meta, syn::Meta::Path(_)) {
+        // `#[step]` alone: a plain step without `next`; the checker reports what is missing.
+        return;
+    }
+    let mut foreach: Option<Ident> = None;
+    let mut next_seen = false;
+    let res = attr.parse_nested_meta(|meta| {
+        let key = meta
+            .path
+            .get_ident()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
+        match key.as_str() {
+            "start" => flag(cx, &meta, &mut out.start),
+            "end" => flag(cx, &meta, &mut out.end),
+            "join" => flag(cx, &meta, &mut out.join),
+            "next" => {
+                if next_seen {
+                    cx.error(meta.path.span(), "duplicate key `next`");
+                    return skip_value(&meta);
+                }
+                next_seen = true;
+                out.next_span = Some(meta.path.span());
+                let value = meta.value()?;
+                if value.peek(syn::token::Bracket) {
+                    let content;
+                    syn::bracketed!(content in value);
+                    let idents = content.parse_terminated(Ident::parse_any_ident, Token![,])?;
+                    if idents.is_empty() {
+                        cx.error(meta.path.span(), "`next = []` names no step");
+                    }
+                    out.next.extend(idents);
+                } else {
+                    out.next.push(value.call(Ident::parse_any_ident)?);
+                }
+                Ok(())
+            }
+            "foreach" => {
+                if dup_key(cx, &meta, &foreach) {
+                    return skip_value(&meta);
+                }
+                let value = meta.value()?;
+                if value.peek(LitStr) {
+                    let lit: LitStr = value.parse()?;
+                    cx.error(
+                        lit.span(),
+                        format!(
+                            "`foreach` takes a field name, not a string: write `foreach = {}`",
+                            lit.value()
+                        ),
+                    );
+                    return Ok(());
+                }
+                foreach = Some(value.call(Ident::parse_any_ident)?);
+                Ok(())
+            }
+            _ => unknown_key(cx, &meta, "step", STEP_KEYS),
+        }
+    });
+    if let Err(e) = res {
+        cx.syn_error(e);
+    }
+    out.foreach = foreach;
+}
+
+trait ParseAnyIdent {
+    fn parse_any_ident(input: syn::parse::ParseStream) -> syn::Result<Ident>;
+}
+
+impl ParseAnyIdent for Ident {
+    fn parse_any_ident(input: syn::parse::ParseStream) -> syn::Result<Ident> {
+        use syn::ext::IdentExt;
+        let lookahead = input.lookahead1();
+        if lookahead.peek(Ident::peek_any) {
+            Ident::parse_any(input)
+        } else {
+            Err(syn::Error::new(input.span(), "expected a step name"))
+        }
+    }
+}
+
+fn parse_u32(cx: &Ctxt, meta: &ParseNestedMeta, what: &str, min: u32) -> syn::Result<Option<u32>> {
+    let value = meta.value()?;
+    let expr: syn::Expr = value.parse()?;
+    match &expr {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(i),
+            ..
+        }) => match i.base10_parse::<u32>() {
+            Ok(v) if v >= min => Ok(Some(v)),
+            Ok(v) => {
+                cx.error(
+                    i.span(),
+                    format!("`{what}` must be at least {min}, got {v}"),
+                );
+                Ok(None)
+            }
+            Err(_) => {
+                cx.error(i.span(), format!("`{what}` must be a whole number"));
+                Ok(None)
+            }
+        },
+        other => {
+            cx.error_spanned(
+                other,
+                format!("`{what}` must be an integer literal, like `{what} = 2`"),
+            );
+            Ok(None)
+        }
+    }
+}
+
+fn parse_resources(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
+    if matches!(attr.meta, syn::Meta::Path(_)) {
+        cx.error(
+            attr.span(),
+            "`#[resources]` needs at least one of: cpu, memory, gpu (e.g. `#[resources(cpu = 2, memory = \"4GiB\")]`)",
+        );
+        return;
+    }
+    let res = attr.parse_nested_meta(|meta| {
+        let key = meta.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
+        match key.as_str() {
+            "cpu" => {
+                if dup_key(cx, &meta, &out.cpu) {
+                    return skip_value(&meta);
+                }
+                out.cpu = parse_u32(cx, &meta, "cpu", 1)?;
+                Ok(())
+            }
+            "gpu" => {
+                if dup_key(cx, &meta, &out.gpu) {
+                    return skip_value(&meta);
+                }
+                out.gpu = parse_u32(cx, &meta, "gpu", 0)?;
+                Ok(())
+            }
+            "memory" => {
+                if dup_key(cx, &meta, &out.memory) {
+                    return skip_value(&meta);
+                }
+                let expr: syn::Expr = meta.value()?.parse()?;
+                match &expr {
+                    syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => {
+                        match parse_memory(&s.value()) {
+                            Ok(bytes) => out.memory = Some(bytes),
+                            Err(msg) => cx.error(s.span(), msg),
+                        }
+                    }
+                    syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) => cx.error(
+                        i.span(),
+                        format!(
+                            "`memory` needs a unit: write `memory = \"{}MiB\"` (units: B, KiB, MiB, GiB, TiB)",
+                            i.base10_digits()
+                        ),
+                    ),
+                    other => cx.error_spanned(
+                        other,
+                        "`memory` must be a string with a binary unit, like `memory = \"4GiB\"`",
+                    ),
+                }
+                Ok(())
+            }
+            _ => unknown_key(cx, &meta, "resources", RESOURCE_KEYS),
+        }
+    });
+    if let Err(e) = res {
+        cx.syn_error(e);
+    }
+}
+
+/// Parse `"4GiB"`-style sizes. Only binary units are accepted: `"4GB"` is ambiguous
+/// (10^9 or 2^30?) and is rejected with a hint.
+pub(crate) fn parse_memory(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit = unit.trim();
+    let number: f64 = num.parse().map_err(|_| {
+        format!("invalid memory size `{text}`: expected a number and a unit, like \"4GiB\"")
+    })?;
+    let mult: u64 = match unit {
+        "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        "" => {
+            return Err(format!(
+                "memory size `{text}` has no unit: write \"{num}MiB\" or \"{num}GiB\" (units: B, KiB, MiB, GiB, TiB)"
+            ))
+        }
+        other => {
+            let hint = match other.to_ascii_lowercase().as_str() {
+                "k" | "kb" | "kib" => Some("KiB"),
+                "m" | "mb" | "mib" => Some("MiB"),
+                "g" | "gb" | "gib" => Some("GiB"),
+                "t" | "tb" | "tib" => Some("TiB"),
+                _ => None,
+            };
+            let hint = hint
+                .map(|u| format!(" (did you mean \"{num}{u}\"?)"))
+                .unwrap_or_default();
+            return Err(format!(
+                "invalid memory unit `{other}` in `{text}`: use binary units B, KiB, MiB, GiB or TiB{hint}"
+            ));
+        }
+    };
+    let bytes = number * mult as f64;
+    if bytes < 1.0 || !bytes.is_finite() {
+        return Err(format!("memory size `{text}` must be at least 1 byte"));
+    }
+    Ok(bytes.round() as u64)
+}
+
+/// Parse `"30s"`-style durations into milliseconds.
+pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let number: f64 = num.parse().map_err(|_| {
+        format!("invalid duration `{text}`: expected a number and a unit, like \"30s\"")
+    })?;
+    let mult: f64 = match unit.trim() {
+        "ms" => 1.0,
+        "s" | "sec" => 1_000.0,
+        "m" | "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        "" => {
+            return Err(format!(
+                "duration `{text}` has no unit: write \"{num}s\" (units: ms, s, m, h, d)"
+            ))
+        }
+        other => {
+            return Err(format!(
+                "invalid duration unit `{other}` in `{text}`: use ms, s, m, h or d"
+            ))
+        }
+    };
+    let ms = number * mult;
+    if !ms.is_finite() {
+        return Err(format!("invalid duration `{text}`"));
+    }
+    Ok(ms.round() as u64)
+}
+
+fn parse_duration_value(cx: &Ctxt, meta: &ParseNestedMeta, what: &str) -> syn::Result<Option<u64>> {
+    let expr: syn::Expr = meta.value()?.parse()?;
+    match &expr {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) => match parse_duration(&s.value()) {
+            Ok(ms) => Ok(Some(ms)),
+            Err(msg) => {
+                cx.error(s.span(), msg);
+                Ok(None)
+            }
+        },
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(i),
+            ..
+        }) => {
+            cx.error(
+                i.span(),
+                format!(
+                    "`{what}` needs a unit: write `{what} = \"{}s\"` (units: ms, s, m, h, d)",
+                    i.base10_digits()
+                ),
+            );
+            Ok(None)
+        }
+        other => {
+            cx.error_spanned(
+                other,
+                format!("`{what}` must be a duration string like \"30s\""),
+            );
+            Ok(None)
+        }
+    }
+}
+
+fn parse_retry(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
+    let mut times: Option<u32> = None;
+    let mut delay: Option<u64> = None;
+    if !matches!(attr.meta, syn::Meta::Path(_)) {
+        let res = attr.parse_nested_meta(|meta| {
+            let key = meta
+                .path
+                .get_ident()
+                .map(|i| i.to_string())
+                .unwrap_or_default();
+            match key.as_str() {
+                "times" => {
+                    if dup_key(cx, &meta, &times) {
+                        return skip_value(&meta);
+                    }
+                    times = parse_u32(cx, &meta, "times", 0)?;
+                    Ok(())
+                }
+                "delay" => {
+                    if dup_key(cx, &meta, &delay) {
+                        return skip_value(&meta);
+                    }
+                    delay = parse_duration_value(cx, &meta, "delay")?;
+                    Ok(())
+                }
+                _ => unknown_key(cx, &meta, "retry", RETRY_KEYS),
+            }
+        });
+        if let Err(e) = res {
+            cx.syn_error(e);
+        }
+    }
+    out.retry = Some(Retry {
+        times: times.unwrap_or(3),
+        delay_ms: delay.unwrap_or(1_000),
+    });
+}
+
+fn parse_timeout(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
+    if matches!(attr.meta, syn::Meta::Path(_)) {
+        cx.error(
+            attr.span(),
+            "`#[timeout]` needs a duration: `#[timeout(\"30m\")]` or `#[timeout(minutes = 30)]`",
+        );
+        return;
+    }
+    // `#[timeout("30m")]`
+    if let Ok(lit) = attr.parse_args::<LitStr>() {
+        match parse_duration(&lit.value()) {
+            Ok(0) => cx.error(lit.span(), "a timeout must be longer than zero"),
+            Ok(ms) => out.timeout_ms = Some(ms),
+            Err(msg) => cx.error(lit.span(), msg),
+        }
+        return;
+    }
+    let mut total: u64 = 0;
+    let mut seen: Vec<String> = Vec::new();
+    let res = attr.parse_nested_meta(|meta| {
+        let key = meta
+            .path
+            .get_ident()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
+        let mult = match key.as_str() {
+            "seconds" => 1_000,
+            "minutes" => 60_000,
+            "hours" => 3_600_000,
+            _ => return unknown_key(cx, &meta, "timeout", TIMEOUT_KEYS),
+        };
+        if seen.contains(&key) {
+            cx.error(meta.path.span(), format!("duplicate key `{key}`"));
+            return skip_value(&meta);
+        }
+        seen.push(key);
+        let lit: LitInt = meta.value()?.parse()?;
+        match lit.base10_parse::<u64>() {
+            Ok(v) => total += v * mult,
+            Err(e) => cx.syn_error(e),
+        }
+        Ok(())
+    });
+    if let Err(e) = res {
+        cx.syn_error(e);
+        return;
+    }
+    if total == 0 && seen.is_empty() {
+        return;
+    }
+    if total == 0 {
+        cx.error(attr.span(), "a timeout must be longer than zero");
+        return;
+    }
+    out.timeout_ms = Some(total);
+}
+
+fn parse_catch(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
+    let mut field: Option<Ident> = None;
+    if !matches!(attr.meta, syn::Meta::Path(_)) {
+        let res = attr.parse_nested_meta(|meta| {
+            let key = meta
+                .path
+                .get_ident()
+                .map(|i| i.to_string())
+                .unwrap_or_default();
+            match key.as_str() {
+                "field" => {
+                    if dup_key(cx, &meta, &field) {
+                        return skip_value(&meta);
+                    }
+                    field = Some(meta.value()?.call(Ident::parse_any_ident)?);
+                    Ok(())
+                }
+                _ => unknown_key(cx, &meta, "catch", CATCH_KEYS),
+            }
+        });
+        if let Err(e) = res {
+            cx.syn_error(e);
+        }
+    }
+    out.catch = Some(Catch { field });
+}
+
+fn parse_checkpoint(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
+    if !matches!(attr.meta, syn::Meta::Path(_)) {
+        cx.error(attr.span(), "`#[checkpoint]` takes no arguments");
+    }
+    out.checkpoint = true;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_units() {
+        assert_eq!(parse_memory("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_memory("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_memory("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_memory("100B"), Ok(100));
+        assert!(parse_memory("4GB")
+            .unwrap_err()
+            .contains("did you mean \"4GiB\""));
+        assert!(parse_memory("4").unwrap_err().contains("no unit"));
+        assert!(parse_memory("GiB").is_err());
+        assert!(parse_memory("0GiB").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(30_000));
+        assert_eq!(parse_duration("250ms"), Ok(250));
+        assert_eq!(parse_duration("2m"), Ok(120_000));
+        assert_eq!(parse_duration("1.5h"), Ok(5_400_000));
+        assert!(parse_duration("30").is_err());
+        assert!(parse_duration("30 parsecs").is_err());
+    }
+}

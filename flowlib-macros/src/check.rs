@@ -1,0 +1,568 @@
+//! Graph validation. Every rule reports a spanned error on the offending code and all
+//! errors are collected, so one compilation shows every mistake in the flow.
+//!
+//! Besides validating, this computes what the runtime needs to schedule the graph:
+//! predecessors, the split each join closes, and each step's foreach depth.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::ast::{FlowIr, Step};
+use crate::ctxt::{did_you_mean, Ctxt};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum FrameKind {
+    Foreach,
+    Branch,
+}
+
+/// An open split on the way from `start` to a step.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Frame {
+    pub split: usize,
+    pub kind: FrameKind,
+}
+
+/// The validated graph.
+pub(crate) struct Analysis {
+    pub next: Vec<Vec<usize>>,
+    pub preds: Vec<Vec<usize>>,
+    /// For join steps: the split step they close and its kind.
+    pub closes: Vec<Option<Frame>>,
+    /// For split steps: the join that closes them.
+    pub closed_by: Vec<Option<usize>>,
+    /// Number of enclosing foreach splits (the length of the task's index path).
+    pub depth: Vec<usize>,
+    /// For the step right after a `foreach`: that foreach step.
+    pub consumer_of: Vec<Option<usize>>,
+}
+
+/// Check the flow; returns the analysis when the graph is well formed.
+pub(crate) fn check(cx: &Ctxt, ir: &FlowIr) -> Option<Analysis> {
+    let steps = &ir.steps;
+    if steps.is_empty() {
+        return None;
+    }
+    let index: HashMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+    let mut structural_ok = true;
+
+    // Resolve `next` targets.
+    let mut next: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+    for (i, s) in steps.iter().enumerate() {
+        let mut seen = BTreeSet::new();
+        for target in &s.attrs.next {
+            let t = target.to_string();
+            let t = t.strip_prefix("r#").unwrap_or(&t);
+            match index.get(t) {
+                Some(&j) => {
+                    if !seen.insert(j) {
+                        cx.error(
+                            target.span(),
+                            format!("step `{t}` is listed twice in `next`"),
+                        );
+                        structural_ok = false;
+                    } else {
+                        next[i].push(j);
+                    }
+                }
+                None => {
+                    let hint = did_you_mean(t, names.iter().copied())
+                        .map(|c| format!(" (did you mean `{c}`?)"))
+                        .unwrap_or_default();
+                    cx.error(
+                        target.span(),
+                        format!(
+                            "unknown step `{t}` in `next`{hint}; the steps of this flow are: {}",
+                            names.join(", ")
+                        ),
+                    );
+                    structural_ok = false;
+                }
+            }
+        }
+    }
+
+    // Start and end steps.
+    let starts: Vec<usize> = (0..steps.len())
+        .filter(|&i| steps[i].attrs.start.is_some())
+        .collect();
+    let ends: Vec<usize> = (0..steps.len())
+        .filter(|&i| steps[i].attrs.end.is_some())
+        .collect();
+    match starts.len() {
+        0 => {
+            cx.error_spanned(
+                &ir.self_ty,
+                "this flow has no start step: mark the first step `#[step(start, next = ...)]`",
+            );
+            structural_ok = false;
+        }
+        1 => {}
+        _ => {
+            for &i in &starts[1..] {
+                cx.error(
+                    steps[i].attrs.start.unwrap(),
+                    format!(
+                        "a flow has exactly one start step, but `{}` and `{}` are both marked `start`",
+                        steps[starts[0]].name, steps[i].name
+                    ),
+                );
+            }
+            structural_ok = false;
+        }
+    }
+    match ends.len() {
+        0 => {
+            cx.error_spanned(
+                &ir.self_ty,
+                "this flow has no end step: mark the last step `#[step(end)]`",
+            );
+            structural_ok = false;
+        }
+        1 => {}
+        _ => {
+            for &i in &ends[1..] {
+                cx.error(
+                    steps[i].attrs.end.unwrap(),
+                    format!(
+                        "a flow has exactly one end step, but `{}` and `{}` are both marked `end`",
+                        steps[ends[0]].name, steps[i].name
+                    ),
+                );
+            }
+            structural_ok = false;
+        }
+    }
+
+    // Per-step shape rules.
+    for (i, s) in steps.iter().enumerate() {
+        let a = &s.attrs;
+        if let Some(end) = a.end {
+            if let Some(span) = a.next_span {
+                cx.error(
+                    span,
+                    format!("the end step `{}` cannot have `next`", s.name),
+                );
+                structural_ok = false;
+            }
+            if let Some(start) = a.start {
+                cx.error(
+                    start,
+                    "a step cannot be both `start` and `end`; a flow needs at least two steps",
+                );
+                let _ = end;
+                structural_ok = false;
+            }
+        } else if a.next.is_empty() && a.next_span.is_none() {
+            cx.error(
+                s.span(),
+                format!(
+                    "step `{}` has no `next`: add `next = <step>` or mark it `end`",
+                    s.name
+                ),
+            );
+            structural_ok = false;
+        }
+        if let Some(field) = &a.foreach {
+            if next[i].len() > 1 || a.next.len() > 1 {
+                cx.error(
+                    field.span(),
+                    format!(
+                        "a `foreach` step has exactly one `next` (the step run for each item), but `{}` has {}",
+                        s.name,
+                        a.next.len()
+                    ),
+                );
+                structural_ok = false;
+            }
+            if a.end.is_some() {
+                cx.error(field.span(), "the end step cannot start a `foreach`");
+                structural_ok = false;
+            }
+        }
+        let splits = a.foreach.is_some() || a.next.len() > 1;
+        if let Some(join) = a.join {
+            if splits {
+                cx.error(
+                    join,
+                    format!(
+                        "step `{}` both joins and splits; join in one step, then split in the next",
+                        s.name
+                    ),
+                );
+                structural_ok = false;
+            }
+            if let Some(start) = a.start {
+                cx.error(
+                    start,
+                    "the start step cannot be a join: there is nothing before it to join",
+                );
+                structural_ok = false;
+            }
+            if s.inputs_span().is_none() {
+                cx.error(
+                    join,
+                    format!(
+                        "join step `{}` needs an inputs parameter: `fn {}(&mut self, inputs: Inputs<Self>)`",
+                        s.name, s.name
+                    ),
+                );
+            }
+        } else if let Some(span) = s.inputs_span() {
+            cx.error(
+                span,
+                format!(
+                    "step `{}` takes `Inputs` but is not a join; mark it `#[step(join, ...)]` or remove the parameter",
+                    s.name
+                ),
+            );
+        }
+    }
+
+    if !structural_ok {
+        return None;
+    }
+    let start = starts[0];
+    let end = ends[0];
+
+    let mut preds: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+    for (i, ns) in next.iter().enumerate() {
+        for &j in ns {
+            preds[j].push(i);
+        }
+    }
+
+    // Edges into start.
+    for &p in &preds[start] {
+        cx.error(
+            next_span_to(&steps[p], &steps[start].name),
+            format!(
+                "`next = {}` points back at the start step",
+                steps[start].name
+            ),
+        );
+        return None;
+    }
+
+    // Reachability.
+    let mut reached = vec![false; steps.len()];
+    let mut stack = vec![start];
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut reached[i], true) {
+            continue;
+        }
+        stack.extend(next[i].iter().copied());
+    }
+    let mut reach_ok = true;
+    for (i, s) in steps.iter().enumerate() {
+        if !reached[i] {
+            cx.error(
+                s.ident.span(),
+                format!(
+                    "step `{}` is unreachable from the start step `{}`: no `next` leads to it",
+                    s.name, steps[start].name
+                ),
+            );
+            reach_ok = false;
+        }
+    }
+
+    // Cycles (depth-first search with colours).
+    if let Some((from, to, path)) = find_cycle(&next, start) {
+        let cycle: Vec<&str> = path.iter().map(|&i| steps[i].name.as_str()).collect();
+        cx.error(
+            next_span_to(&steps[from], &steps[to].name),
+            format!(
+                "`next = {}` creates a cycle: {} -> {}; a flow is acyclic (loop inside a step instead)",
+                steps[to].name,
+                cycle.join(" -> "),
+                steps[to].name
+            ),
+        );
+        return None;
+    }
+    if !reach_ok {
+        return None;
+    }
+
+    // Split frames along every path, in topological order.
+    let order = topo_order(&next, &preds);
+    let mut frames: Vec<Option<Vec<Frame>>> = vec![None; steps.len()];
+    frames[start] = Some(Vec::new());
+    let mut closes: Vec<Option<Frame>> = vec![None; steps.len()];
+    let mut closed_by: Vec<Option<usize>> = vec![None; steps.len()];
+    let mut consumer_of: Vec<Option<usize>> = vec![None; steps.len()];
+    let mut ok = true;
+
+    for &i in &order {
+        let s = &steps[i];
+        let is_join = s.attrs.join.is_some();
+        if i != start {
+            // Frames arriving from each predecessor.
+            let incoming: Vec<(usize, Vec<Frame>)> = preds[i]
+                .iter()
+                .map(|&p| {
+                    (
+                        p,
+                        successor_frames(&steps[p], p, frames[p].as_ref().unwrap()),
+                    )
+                })
+                .collect();
+            if !is_join && incoming.len() > 1 {
+                let names: Vec<String> = incoming
+                    .iter()
+                    .map(|(p, _)| format!("`{}`", steps[*p].name))
+                    .collect();
+                cx.error(
+                    s.ident.span(),
+                    format!(
+                        "step `{}` has several incoming steps ({}) but is not a join; mark it `#[step(join, ...)]` and take `inputs: Inputs<Self>`",
+                        s.name,
+                        names.join(", ")
+                    ),
+                );
+                ok = false;
+                frames[i] = Some(incoming[0].1.clone());
+                continue;
+            }
+            if is_join {
+                let first = &incoming[0].1;
+                if let Some((p, _)) = incoming.iter().find(|(_, f)| f != first) {
+                    cx.error(
+                        s.attrs.join.unwrap(),
+                        format!(
+                            "join `{}` merges steps from different splits (`{}` and `{}`): a join closes exactly one split",
+                            s.name, steps[incoming[0].0].name, steps[*p].name
+                        ),
+                    );
+                    ok = false;
+                    frames[i] = Some(first.clone());
+                    continue;
+                }
+                let Some(top) = first.last().copied() else {
+                    cx.error(
+                        s.attrs.join.unwrap(),
+                        format!(
+                            "join `{}` has no split to close: no `foreach` or `next = [a, b]` comes before it",
+                            s.name
+                        ),
+                    );
+                    ok = false;
+                    frames[i] = Some(Vec::new());
+                    continue;
+                };
+                let split = &steps[top.split];
+                if let Some(other) = closed_by[top.split] {
+                    cx.error(
+                        s.attrs.join.unwrap(),
+                        format!(
+                            "the split at `{}` is already closed by `{}`; every arm of a split must reach the same join",
+                            split.name, steps[other].name
+                        ),
+                    );
+                    ok = false;
+                } else {
+                    closed_by[top.split] = Some(i);
+                }
+                match top.kind {
+                    FrameKind::Foreach if preds[i].len() != 1 => {
+                        cx.error(
+                            s.attrs.join.unwrap(),
+                            format!(
+                                "join `{}` closes the foreach at `{}` and must have exactly one incoming step, found {}",
+                                s.name,
+                                split.name,
+                                preds[i].len()
+                            ),
+                        );
+                        ok = false;
+                    }
+                    FrameKind::Branch if preds[i].len() != next[top.split].len() => {
+                        cx.error(
+                            s.attrs.join.unwrap(),
+                            format!(
+                                "join `{}` closes the branch at `{}` ({} arms) but {} of them reach it; every arm must end in this join",
+                                s.name,
+                                split.name,
+                                next[top.split].len(),
+                                preds[i].len()
+                            ),
+                        );
+                        ok = false;
+                    }
+                    _ => {}
+                }
+                closes[i] = Some(top);
+                let mut f = first.clone();
+                f.pop();
+                frames[i] = Some(f);
+            } else {
+                frames[i] = Some(incoming[0].1.clone());
+                let p = incoming[0].0;
+                if steps[p].attrs.foreach.is_some() {
+                    consumer_of[i] = Some(p);
+                }
+            }
+        }
+    }
+
+    // Splits that are never joined, and the end step inside a split.
+    for &i in &order {
+        let s = &steps[i];
+        let splits = s.attrs.foreach.is_some() || next[i].len() > 1;
+        if splits && closed_by[i].is_none() && ok {
+            let what = if s.attrs.foreach.is_some() {
+                "foreach"
+            } else {
+                "branch"
+            };
+            cx.error(
+                s.span(),
+                format!(
+                    "the {what} opened at `{}` is never joined: add a `#[step(join, ...)]` step taking `inputs: Inputs<Self>` that every arm reaches",
+                    s.name
+                ),
+            );
+            ok = false;
+        }
+    }
+    if ok {
+        if let Some(f) = frames[end].as_ref().and_then(|f| f.last()) {
+            cx.error(
+                steps[end].span(),
+                format!(
+                    "the end step `{}` is inside the split opened at `{}`; join it before the end",
+                    steps[end].name, steps[f.split].name
+                ),
+            );
+            ok = false;
+        }
+    }
+
+    // Item parameters belong to the step right after a foreach.
+    for (i, s) in steps.iter().enumerate() {
+        if let Some((_, _, span)) = s.item() {
+            if consumer_of[i].is_none() && ok {
+                cx.error(
+                    span,
+                    format!(
+                        "step `{}` takes an item parameter but does not follow a `foreach`; only the step named by a foreach's `next` receives an item",
+                        s.name
+                    ),
+                );
+            }
+        }
+    }
+
+    if !ok {
+        return None;
+    }
+    let depth = frames
+        .iter()
+        .map(|f| {
+            f.as_ref()
+                .map(|f| f.iter().filter(|fr| fr.kind == FrameKind::Foreach).count())
+                .unwrap_or(0)
+        })
+        .collect();
+    Some(Analysis {
+        next,
+        preds,
+        closes,
+        closed_by,
+        depth,
+        consumer_of,
+    })
+}
+
+/// Frames seen by the successors of step `p` whose own frames are `f`.
+fn successor_frames(step: &Step, p: usize, f: &[Frame]) -> Vec<Frame> {
+    let mut out = f.to_vec();
+    if step.attrs.foreach.is_some() {
+        out.push(Frame {
+            split: p,
+            kind: FrameKind::Foreach,
+        });
+    } else if step.attrs.next.len() > 1 {
+        out.push(Frame {
+            split: p,
+            kind: FrameKind::Branch,
+        });
+    }
+    out
+}
+
+/// Span of the `next` target named `target` in `step`, or of its `#[step]` attribute.
+fn next_span_to(step: &Step, target: &str) -> proc_macro2::Span {
+    step.attrs
+        .next
+        .iter()
+        .find(|i| *i == target)
+        .map(|i| i.span())
+        .unwrap_or_else(|| step.span())
+}
+
+/// Find a cycle reachable from `start`; returns the closing edge and the path around it.
+fn find_cycle(next: &[Vec<usize>], start: usize) -> Option<(usize, usize, Vec<usize>)> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Color {
+        White,
+        Grey,
+        Black,
+    }
+    let mut color = vec![Color::White; next.len()];
+    let mut path: Vec<usize> = Vec::new();
+    fn visit(
+        i: usize,
+        next: &[Vec<usize>],
+        color: &mut [Color],
+        path: &mut Vec<usize>,
+    ) -> Option<(usize, usize, Vec<usize>)> {
+        color[i] = Color::Grey;
+        path.push(i);
+        for &j in &next[i] {
+            match color[j] {
+                Color::Grey => {
+                    let pos = path.iter().position(|&x| x == j).unwrap();
+                    return Some((i, j, path[pos..].to_vec()));
+                }
+                Color::White => {
+                    if let Some(c) = visit(j, next, color, path) {
+                        return Some(c);
+                    }
+                }
+                Color::Black => {}
+            }
+        }
+        path.pop();
+        color[i] = Color::Black;
+        None
+    }
+    let found = visit(start, next, &mut color, &mut path);
+    if found.is_some() {
+        return found;
+    }
+    // Cycles among steps not reachable from start are reported as unreachable instead.
+    None
+}
+
+fn topo_order(next: &[Vec<usize>], preds: &[Vec<usize>]) -> Vec<usize> {
+    let mut indeg: Vec<usize> = preds.iter().map(|p| p.len()).collect();
+    let mut queue: std::collections::VecDeque<usize> =
+        (0..next.len()).filter(|&i| indeg[i] == 0).collect();
+    let mut order = Vec::with_capacity(next.len());
+    while let Some(i) = queue.pop_front() {
+        order.push(i);
+        for &j in &next[i] {
+            indeg[j] -= 1;
+            if indeg[j] == 0 {
+                queue.push_back(j);
+            }
+        }
+    }
+    order
+}

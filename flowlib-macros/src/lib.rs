@@ -1,0 +1,99 @@
+//! Procedural macros for [flowlib](https://docs.rs/flowlib). Use them through the
+//! `flowlib` crate, which re-exports them; the generated code names only
+//! `::flowlib::__private` items.
+//!
+//! Pipeline: `attr` parses the step attributes, `ast` builds the IR (keeping the original
+//! syntax for spans), `check` validates the graph, `expand` generates code.
+
+mod ast;
+mod attr;
+mod check;
+mod ctxt;
+mod expand;
+mod state;
+
+use proc_macro::TokenStream;
+use quote::quote;
+
+/// Derive the artifact plumbing for a flow's state struct.
+///
+/// Every named field is an artifact, stored per field in the content-addressed datastore.
+/// `#[param(default = ..., help = "...", required, name = "...")]` makes a field a
+/// command-line parameter of `run`.
+#[proc_macro_derive(FlowState, attributes(param))]
+pub fn derive_flow_state(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    state::derive(input).into()
+}
+
+/// Turn an impl block of `#[step]` methods into a flow graph checked at compile time.
+#[proc_macro_attribute]
+pub fn flow(args: TokenStream, input: TokenStream) -> TokenStream {
+    let args = proc_macro2::TokenStream::from(args);
+    let item = syn::parse_macro_input!(input as syn::ItemImpl);
+    let cx = ctxt::Ctxt::new();
+    if !args.is_empty() {
+        cx.error_spanned(&args, "`#[flow]` takes no arguments");
+    }
+    let ir = ast::parse_flow(&cx, &item);
+    let analysis = check::check(&cx, &ir);
+    let checks = expand::checks(&ir);
+    let flow_impl = match (&analysis, cx.has_errors()) {
+        (Some(an), false) => expand::flow_impl(&ir, an),
+        _ => proc_macro2::TokenStream::new(),
+    };
+    let errors = cx.into_compile_errors();
+    // The user's items are always emitted, so one mistake does not cascade.
+    let item = expand::strip_step_attrs(item);
+    quote! {
+        #item
+        #flow_impl
+        #checks
+        #errors
+    }
+    .into()
+}
+
+fn outside_flow(name: &str, input: TokenStream) -> TokenStream {
+    let input = proc_macro2::TokenStream::from(input);
+    let msg = format!("`#[{name}]` only works on a method inside an impl block marked `#[flow]`");
+    let err = syn::Error::new(proc_macro2::Span::call_site(), msg).to_compile_error();
+    quote!(#err #input).into()
+}
+
+/// Marks a step of a `#[flow]` impl block: `#[step(start, next = a)]`, `#[step(next = [a, b])]`,
+/// `#[step(join, next = c)]`, `#[step(next = fit, foreach = field)]`, `#[step(end)]`.
+#[proc_macro_attribute]
+pub fn step(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_flow("step", input)
+}
+
+/// Resources a step needs: `#[resources(cpu = 2, memory = "4GiB", gpu = 1)]`.
+#[proc_macro_attribute]
+pub fn resources(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_flow("resources", input)
+}
+
+/// Retry a failing step: `#[retry(times = 3, delay = "2s")]` (exponential backoff).
+#[proc_macro_attribute]
+pub fn retry(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_flow("retry", input)
+}
+
+/// Fail an attempt that runs too long: `#[timeout("30m")]` or `#[timeout(minutes = 30)]`.
+#[proc_macro_attribute]
+pub fn timeout(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_flow("timeout", input)
+}
+
+/// Record a step's failure and let the flow continue: `#[catch]` or `#[catch(field = error)]`.
+#[proc_macro_attribute]
+pub fn catch(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_flow("catch", input)
+}
+
+/// The step saves in-step checkpoints with `ctx.checkpoint()`.
+#[proc_macro_attribute]
+pub fn checkpoint(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_flow("checkpoint", input)
+}

@@ -1,0 +1,262 @@
+//! Items used by the code `#[derive(FlowState)]` and `#[flow]` generate. Not a public
+//! API: names here may change in any release.
+
+use std::str::FromStr;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use crate::codec::{
+    DecodeError, EncodeError, FieldReader, FieldWriter, Tag, ViaBulk, ViaSerde,
+};
+pub use crate::flow::StepCall;
+pub use crate::graph::JoinKind;
+pub use serde_json::Value as JsonValue;
+
+use crate::error::StepError;
+use crate::flow::FieldInfo;
+use crate::graph::{Graph, Resources, RetryPolicy, Step, Transition};
+
+/// Raw step description emitted by `#[flow]`.
+pub struct StepDef {
+    pub name: &'static str,
+    pub doc: &'static str,
+    pub start: bool,
+    pub end: bool,
+    pub next: &'static [usize],
+    pub preds: &'static [usize],
+    pub foreach: Option<&'static str>,
+    pub join: Option<JoinDef>,
+    pub closed_by: Option<usize>,
+    pub depth: usize,
+    pub takes_item: bool,
+    pub resources: ResourcesDef,
+    pub retry: Option<RetryDef>,
+    pub timeout_ms: Option<u64>,
+    pub catch: Option<CatchDef>,
+    pub checkpoint: bool,
+}
+
+pub struct JoinDef {
+    pub split: usize,
+    pub kind: JoinKind,
+}
+
+pub struct ResourcesDef {
+    pub cpu: u32,
+    pub memory: Option<u64>,
+    pub gpu: u32,
+}
+
+pub struct RetryDef {
+    pub times: u32,
+    pub delay_ms: u64,
+}
+
+pub struct CatchDef {
+    pub field: Option<&'static str>,
+}
+
+/// Build the public graph from the generated definitions.
+pub fn build_graph(
+    flow: &'static str,
+    defs: &'static [StepDef],
+    fields: &'static [FieldInfo],
+) -> Graph {
+    let steps = defs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Step {
+            index: i,
+            name: d.name,
+            doc: d.doc,
+            is_start: d.start,
+            transition: if d.end {
+                Transition::End
+            } else if d.foreach.is_some() {
+                Transition::Foreach
+            } else if d.next.len() > 1 {
+                Transition::Branch
+            } else {
+                Transition::Linear
+            },
+            next: d.next.to_vec(),
+            preds: d.preds.to_vec(),
+            foreach: d.foreach,
+            join: d.join.as_ref().map(|j| (j.split, j.kind)),
+            closed_by: d.closed_by,
+            depth: d.depth,
+            takes_item: d.takes_item,
+            resources: Resources {
+                cpu: d.resources.cpu,
+                memory: d.resources.memory,
+                gpu: d.resources.gpu,
+            },
+            retry: d.retry.as_ref().map(|r| RetryPolicy {
+                times: r.times,
+                delay_ms: r.delay_ms,
+            }),
+            timeout_ms: d.timeout_ms,
+            catch: d.catch.as_ref().map(|c| c.field),
+            checkpoint: d.checkpoint,
+        })
+        .collect();
+    Graph::new(flow, steps, fields)
+}
+
+/// Fields must be storable artifacts.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored as an artifact",
+    label = "this field's type must implement Serialize, Deserialize and Send",
+    note = "add `#[derive(Serialize, Deserialize)]` (re-exported by `flowlib::prelude`) to the type"
+)]
+pub trait Artifact: Serialize + DeserializeOwned + Send + 'static {}
+impl<T: Serialize + DeserializeOwned + Send + 'static> Artifact for T {}
+
+pub fn assert_artifact<T: Artifact>() {}
+
+/// A field a `foreach` can iterate: anything iterable by reference yielding `&T`.
+#[diagnostic::on_unimplemented(
+    message = "`foreach` cannot iterate over a field of type `{Self}`",
+    label = "not iterable by reference",
+    note = "a foreach field must yield `&T` items when iterated by reference: Vec<T>, [T; N], VecDeque<T>, BTreeSet<T>, ..."
+)]
+pub trait ForeachField {
+    type Item: Clone;
+    fn foreach_len(&self) -> usize;
+    fn foreach_item(&self, i: usize) -> Option<Self::Item>;
+}
+
+impl<F: ?Sized, T: Clone> ForeachField for F
+where
+    for<'a> &'a F: IntoIterator<Item = &'a T>,
+{
+    type Item = T;
+
+    fn foreach_len(&self) -> usize {
+        self.into_iter().count()
+    }
+
+    fn foreach_item(&self, i: usize) -> Option<T> {
+        self.into_iter().nth(i).cloned()
+    }
+}
+
+pub fn assert_foreach_field<F: ForeachField + ?Sized>(_: &F) {}
+
+pub fn foreach_item_type<F: ForeachField + ?Sized>(_: &F) -> F::Item {
+    unreachable!("only used for type checking")
+}
+
+pub fn foreach_len<F: ForeachField + ?Sized>(f: &F) -> usize {
+    f.foreach_len()
+}
+
+/// The item at `i` of the foreach field, cloned.
+pub fn foreach_item<F: ForeachField + ?Sized>(
+    f: &F,
+    i: usize,
+    field: &str,
+) -> Result<F::Item, StepError> {
+    f.foreach_item(i).ok_or_else(|| {
+        format!(
+            "foreach item {i} of `{field}` does not exist (the field has {} items): was it changed after the split?",
+            f.foreach_len()
+        )
+        .into()
+    })
+}
+
+#[diagnostic::on_unimplemented(
+    message = "a `#[catch(field = ...)]` field must be an `Option<String>`, not `{Self}`",
+    label = "the error message is stored here"
+)]
+pub trait CatchField {}
+impl CatchField for Option<String> {}
+
+pub fn assert_catch_field<F: CatchField>(_: &F) {}
+
+/// What a step may return.
+#[diagnostic::on_unimplemented(
+    message = "a step must return `Result<()>` (with any error type convertible into `Box<dyn Error + Send + Sync>`) or `()`, not `{Self}`",
+    label = "invalid step return type"
+)]
+pub trait IntoStepResult {
+    fn into_step_result(self) -> Result<(), StepError>;
+}
+
+impl IntoStepResult for () {
+    fn into_step_result(self) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
+impl<E: Into<StepError>> IntoStepResult for Result<(), E> {
+    fn into_step_result(self) -> Result<(), StepError> {
+        self.map_err(Into::into)
+    }
+}
+
+pub fn unknown_step(i: usize) -> StepError {
+    format!("no step #{i} in this flow").into()
+}
+
+pub fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value, String> {
+    serde_json::to_value(v).map_err(|e| e.to_string())
+}
+
+/// Parameters parse with `FromStr` when the type has it...
+pub trait ParseViaFromStr<T> {
+    fn parse_param(&self, s: &str) -> Result<T, String>;
+}
+
+impl<T: FromStr> ParseViaFromStr<T> for Tag<T>
+where
+    T::Err: std::fmt::Display,
+{
+    fn parse_param(&self, s: &str) -> Result<T, String> {
+        s.parse::<T>().map_err(|e| e.to_string())
+    }
+}
+
+/// ...and as JSON otherwise (lists, maps, structs).
+pub trait ParseViaJson<T> {
+    fn parse_param(&self, s: &str) -> Result<T, String>;
+}
+
+impl<T: DeserializeOwned> ParseViaJson<T> for &Tag<T> {
+    fn parse_param(&self, s: &str) -> Result<T, String> {
+        serde_json::from_str(s).map_err(|e| format!("expected JSON: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreach_field_covers_common_collections() {
+        let v = vec![1.5f64, 2.5];
+        assert_eq!(foreach_len(&v), 2);
+        assert_eq!(foreach_item(&v, 1, "v").unwrap(), 2.5);
+        assert!(foreach_item(&v, 2, "v").is_err());
+        let s: std::collections::BTreeSet<String> = ["b".into(), "a".into()].into();
+        assert_eq!(foreach_item(&s, 0, "s").unwrap(), "a");
+        let arr = [1u8, 2, 3];
+        assert_eq!(foreach_len(&arr), 3);
+    }
+
+    #[test]
+    fn params_parse_with_fromstr_then_json() {
+        assert_eq!((&Tag::<f64>::NEW).parse_param("0.5").unwrap(), 0.5);
+        assert_eq!(
+            (&Tag::<String>::NEW).parse_param("hi there").unwrap(),
+            "hi there"
+        );
+        assert_eq!(
+            (&Tag::<Vec<u32>>::NEW).parse_param("[1,2]").unwrap(),
+            vec![1, 2]
+        );
+        assert!((&Tag::<u32>::NEW).parse_param("x").is_err());
+    }
+}

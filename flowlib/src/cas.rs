@@ -1,0 +1,694 @@
+//! The content-addressed blob store: encode-and-store, load-and-verify.
+//!
+//! Writing a value:
+//! 1. Encode into memory, up to [`SMALL_LIMIT`]. Most artifacts fit: hash the bytes; if
+//!    the digest equals the input's (the field is unchanged) nothing is written; else the
+//!    blob is put create-only (an existing blob with that digest means it is already stored).
+//! 2. A larger value is encoded twice, streaming, so memory stays flat: a first pass only
+//!    hashes (an unchanged or already stored blob stops here: dedup before upload), a second
+//!    pass uploads in parts straight to the blob's final address while hashing again; if the
+//!    two passes disagree (a non-deterministic `Serialize`), the upload is aborted.
+//!
+//! Reading verifies size and digest. Small blobs are read whole, verified, then decoded;
+//! large blobs are decoded while streaming and hashing, and the value is only returned once
+//! the digest matched.
+
+use std::collections::VecDeque;
+use std::io::Read;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::{GetResultPayload, MultipartUpload, ObjectStoreExt, PutMode, PutPayload};
+
+use crate::codec::{self, ByteSink, DecodeError, EncodeError, FieldReader, FieldWriter, Source};
+use crate::datastore::{Datastore, Exec};
+use crate::digest::{BlobRef, Digest, Hasher};
+use crate::error::{Error, Result};
+
+/// Values whose encoding fits in this many bytes are handled in memory.
+pub(crate) const SMALL_LIMIT: usize = 8 << 20;
+/// Part size of streaming uploads.
+const PART_SIZE: usize = 16 << 20;
+/// Parts in flight at once during a remote upload.
+const MAX_PARTS_IN_FLIGHT: usize = 4;
+
+/// Names what a blob holds, for error messages.
+#[derive(Clone, Debug)]
+pub(crate) struct What {
+    pub(crate) artifact: String,
+    pub(crate) context: String,
+}
+
+impl What {
+    pub(crate) fn new(artifact: impl Into<String>, context: impl Into<String>) -> Self {
+        What {
+            artifact: artifact.into(),
+            context: context.into(),
+        }
+    }
+
+    fn err(&self, digest: impl std::fmt::Display, message: impl Into<String>) -> Error {
+        Error::Artifact {
+            artifact: self.artifact.clone(),
+            digest: digest.to_string(),
+            context: self.context.clone(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Encode a value with `encode` and store it; `base` is the same artifact's blob in the
+/// task's input, so an unchanged value costs no write.
+pub(crate) fn put_encoded(
+    ds: &Datastore,
+    base: Option<BlobRef>,
+    what: &What,
+    encode: &mut dyn FnMut(&mut FieldWriter<'_>) -> Result<(), EncodeError>,
+) -> Result<BlobRef> {
+    let mut w = FieldWriter::memory(SMALL_LIMIT);
+    w.write_raw(&codec::header()).expect("header fits");
+    match encode(&mut w) {
+        Ok(()) => {
+            let bytes = w.into_bytes();
+            let blob = BlobRef {
+                digest: Digest::of(&bytes),
+                size: bytes.len() as u64,
+            };
+            if Some(blob) != base {
+                put_small(ds, blob, Bytes::from(bytes), what)?;
+            }
+            Ok(blob)
+        }
+        Err(_) if w.overflowed() => put_large(ds, base, what, encode),
+        Err(e) => Err(what.err("-", format!("cannot encode: {e}"))),
+    }
+}
+
+fn put_small(ds: &Datastore, blob: BlobRef, bytes: Bytes, what: &What) -> Result<()> {
+    if ds.is_known(&blob.digest) {
+        return Ok(());
+    }
+    let rel = Datastore::blob_rel(&blob.digest);
+    match ds.put_bytes(&rel, bytes.clone(), PutMode::Create) {
+        Ok(()) => {}
+        Err(e) if e.is_already_exists() => {
+            // Same digest already stored. Guard against a damaged copy (e.g. truncated by
+            // a disk error) silently becoming every future run's artifact.
+            let path = ds.path(&rel);
+            let meta = ds.block_on(ds.inner.store.head(&path));
+            if !matches!(meta, Ok(ref m) if m.size == blob.size) {
+                ds.put_bytes(&rel, bytes.clone(), PutMode::Overwrite)
+                    .map_err(|e| {
+                        what.err(blob.digest, format!("cannot repair stored blob: {e}"))
+                    })?;
+            }
+        }
+        Err(e) => {
+            return Err(what.err(
+                blob.digest,
+                format!("cannot store: {}", crate::error::chain(&e)),
+            ))
+        }
+    }
+    ds.mark_known(blob.digest);
+    ds.cache_put(blob.digest, &bytes);
+    Ok(())
+}
+
+struct HashSink(Hasher);
+
+impl ByteSink for HashSink {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.0.update(bytes);
+        Ok(())
+    }
+}
+
+fn encode_streaming(
+    sink: &mut dyn ByteSink,
+    encode: &mut dyn FnMut(&mut FieldWriter<'_>) -> Result<(), EncodeError>,
+) -> Result<(), String> {
+    let mut w = FieldWriter::stream(sink);
+    w.write_raw(&codec::header()).map_err(|e| e.to_string())?;
+    encode(&mut w).map_err(|e| e.to_string())?;
+    w.flush()
+}
+
+fn put_large(
+    ds: &Datastore,
+    base: Option<BlobRef>,
+    what: &What,
+    encode: &mut dyn FnMut(&mut FieldWriter<'_>) -> Result<(), EncodeError>,
+) -> Result<BlobRef> {
+    // Pass 1: hash only.
+    let mut hs = HashSink(Hasher::new());
+    encode_streaming(&mut hs, encode).map_err(|e| what.err("-", format!("cannot encode: {e}")))?;
+    let blob = hs.0.finish();
+    if Some(blob) == base || ds.is_known(&blob.digest) {
+        return Ok(blob);
+    }
+    let rel = Datastore::blob_rel(&blob.digest);
+    let path = ds.path(&rel);
+    if let Ok(meta) = ds.block_on(ds.inner.store.head(&path)) {
+        if meta.size == blob.size {
+            ds.mark_known(blob.digest);
+            return Ok(blob);
+        }
+    }
+
+    // Pass 2: upload to the final address while hashing again.
+    let upload = ds
+        .block_on(ds.inner.store.put_multipart(&path))
+        .map_err(|e| what.err(blob.digest, format!("cannot start upload: {e}")))?;
+    let mut sink = UploadSink::new(ds, upload);
+    let res = encode_streaming(&mut sink, encode);
+    let again = sink.hasher.clone().finish();
+    match res {
+        Err(e) => {
+            sink.abort();
+            return Err(what.err(blob.digest, format!("cannot store: {e}")));
+        }
+        Ok(()) if again != blob => {
+            sink.abort();
+            return Err(what.err(
+                blob.digest,
+                format!(
+                    "its encoding is not deterministic (two encodings gave {} and {}); check its Serialize implementation",
+                    blob.digest, again.digest
+                ),
+            ));
+        }
+        Ok(()) => {}
+    }
+    sink.finish()
+        .map_err(|e| what.err(blob.digest, format!("cannot store: {e}")))?;
+    ds.mark_known(blob.digest);
+    Ok(blob)
+}
+
+/// Streams parts of a multipart upload; remote parts upload concurrently on the I/O runtime.
+struct UploadSink<'a> {
+    ds: &'a Datastore,
+    upload: Box<dyn MultipartUpload>,
+    hasher: Hasher,
+    part: Vec<u8>,
+    inflight: VecDeque<tokio::task::JoinHandle<object_store::Result<()>>>,
+    parts_sent: usize,
+    failed: Option<String>,
+}
+
+impl<'a> UploadSink<'a> {
+    fn new(ds: &'a Datastore, upload: Box<dyn MultipartUpload>) -> Self {
+        UploadSink {
+            ds,
+            upload,
+            hasher: Hasher::new(),
+            part: Vec::with_capacity(PART_SIZE),
+            inflight: VecDeque::new(),
+            parts_sent: 0,
+            failed: None,
+        }
+    }
+
+    fn send_part(&mut self) -> Result<(), String> {
+        let data = std::mem::replace(&mut self.part, Vec::with_capacity(PART_SIZE));
+        self.parts_sent += 1;
+        let fut = self.upload.put_part(PutPayload::from(data));
+        match &self.ds.inner.exec {
+            Exec::Inline => self.ds.block_on(fut).map_err(|e| e.to_string()),
+            Exec::Tokio(rt) => {
+                while self.inflight.len() >= MAX_PARTS_IN_FLIGHT {
+                    self.wait_oldest()?;
+                }
+                self.inflight.push_back(rt.spawn(fut));
+                Ok(())
+            }
+        }
+    }
+
+    fn wait_oldest(&mut self) -> Result<(), String> {
+        if let Some(h) = self.inflight.pop_front() {
+            match self.ds.block_on(h) {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(format!("upload task failed: {e}")),
+            }
+        } else {
+            Ok(())
+        }
+    }
+
+    fn finish(mut self) -> Result<(), String> {
+        if !self.part.is_empty() || self.parts_sent == 0 {
+            self.send_part()?;
+        }
+        while !self.inflight.is_empty() {
+            if let Err(e) = self.wait_oldest() {
+                self.abort();
+                return Err(e);
+            }
+        }
+        let upload = &mut self.upload;
+        self.ds
+            .block_on(upload.complete())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn abort(mut self) {
+        for h in self.inflight.drain(..) {
+            h.abort();
+        }
+        let upload = &mut self.upload;
+        let _ = self.ds.block_on(upload.abort());
+    }
+}
+
+impl ByteSink for UploadSink<'_> {
+    fn write(&mut self, mut bytes: &[u8]) -> Result<(), String> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        self.hasher.update(bytes);
+        while !bytes.is_empty() {
+            let take = (PART_SIZE - self.part.len()).min(bytes.len());
+            self.part.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.part.len() == PART_SIZE {
+                if let Err(e) = self.send_part() {
+                    self.failed = Some(e.clone());
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Load a blob and decode it with `decode`, verifying size and digest.
+pub(crate) fn load_decoded(
+    ds: &Datastore,
+    blob: BlobRef,
+    what: &What,
+    decode: &mut dyn FnMut(&mut FieldReader<'_>) -> Result<(), DecodeError>,
+) -> Result<()> {
+    if blob.size <= SMALL_LIMIT as u64 {
+        let bytes = read_small(ds, blob, what)?;
+        return decode_slice(&bytes, blob, what, decode);
+    }
+    load_streaming(ds, blob, what, decode)
+}
+
+/// Read a small blob whole, verified.
+pub(crate) fn read_small(ds: &Datastore, blob: BlobRef, what: &What) -> Result<Bytes> {
+    if let Some(b) = ds.cache_get(&blob.digest) {
+        return Ok(b);
+    }
+    let rel = Datastore::blob_rel(&blob.digest);
+    let bytes = ds
+        .get_bytes(&rel)
+        .map_err(|e| {
+            what.err(
+                blob.digest,
+                format!("cannot read: {}", crate::error::chain(&e)),
+            )
+        })?
+        .ok_or_else(|| {
+            what.err(
+                blob.digest,
+                format!("blob is missing from the datastore ({rel})"),
+            )
+        })?;
+    verify_bytes(&bytes, blob, what)?;
+    ds.mark_known(blob.digest);
+    ds.cache_put(blob.digest, &bytes);
+    Ok(bytes)
+}
+
+fn verify_bytes(bytes: &[u8], blob: BlobRef, what: &What) -> Result<()> {
+    if bytes.len() as u64 != blob.size {
+        return Err(what.err(
+            blob.digest,
+            format!(
+                "blob is corrupted: {} bytes stored, {} expected (truncated or overwritten)",
+                bytes.len(),
+                blob.size
+            ),
+        ));
+    }
+    let actual = Digest::of(bytes);
+    if actual != blob.digest {
+        return Err(what.err(
+            blob.digest,
+            format!("blob is corrupted: its content hashes to {actual}"),
+        ));
+    }
+    Ok(())
+}
+
+fn decode_slice(
+    bytes: &[u8],
+    blob: BlobRef,
+    what: &What,
+    decode: &mut dyn FnMut(&mut FieldReader<'_>) -> Result<(), DecodeError>,
+) -> Result<()> {
+    codec::check_header(bytes).map_err(|m| what.err(blob.digest, m))?;
+    let mut r = FieldReader::slice(&bytes[codec::HEADER_LEN..]);
+    decode(&mut r).map_err(|e| decode_error(what, blob, e))?;
+    if r.remaining() != 0 {
+        return Err(decode_error(
+            what,
+            blob,
+            DecodeError::TrailingBytes(r.remaining()),
+        ));
+    }
+    Ok(())
+}
+
+fn decode_error(what: &What, blob: BlobRef, e: DecodeError) -> Error {
+    what.err(
+        blob.digest,
+        format!("cannot decode: {e} (was the field's type changed since it was written?)"),
+    )
+}
+
+/// A verified, hashing byte source over a streamed blob.
+struct StreamSource<'a> {
+    ds: &'a Datastore,
+    kind: StreamKind,
+    chunk: Bytes,
+    hasher: Hasher,
+    remaining: u64,
+    io_error: Option<String>,
+}
+
+enum StreamKind {
+    File(std::io::BufReader<std::fs::File>),
+    Remote(futures::stream::BoxStream<'static, object_store::Result<Bytes>>),
+}
+
+impl Source for StreamSource<'_> {
+    fn read_exact(&mut self, mut buf: &mut [u8]) -> Result<(), DecodeError> {
+        if buf.len() as u64 > self.remaining {
+            return Err(DecodeError::UnexpectedEnd);
+        }
+        while !buf.is_empty() {
+            match &mut self.kind {
+                StreamKind::File(f) => {
+                    if let Err(e) = f.read_exact(buf) {
+                        self.io_error = Some(e.to_string());
+                        return Err(DecodeError::UnexpectedEnd);
+                    }
+                    self.hasher.update(buf);
+                    self.remaining -= buf.len() as u64;
+                    return Ok(());
+                }
+                StreamKind::Remote(stream) => {
+                    if self.chunk.is_empty() {
+                        match self.ds.block_on(stream.next()) {
+                            Some(Ok(b)) => self.chunk = b,
+                            Some(Err(e)) => {
+                                self.io_error = Some(e.to_string());
+                                return Err(DecodeError::UnexpectedEnd);
+                            }
+                            None => return Err(DecodeError::UnexpectedEnd),
+                        }
+                        continue;
+                    }
+                    let n = self.chunk.len().min(buf.len());
+                    let (head, tail) = buf.split_at_mut(n);
+                    head.copy_from_slice(&self.chunk[..n]);
+                    self.hasher.update(head);
+                    self.chunk = self.chunk.slice(n..);
+                    self.remaining -= n as u64;
+                    buf = tail;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn remaining(&self) -> u64 {
+        self.remaining
+    }
+}
+
+fn load_streaming(
+    ds: &Datastore,
+    blob: BlobRef,
+    what: &What,
+    decode: &mut dyn FnMut(&mut FieldReader<'_>) -> Result<(), DecodeError>,
+) -> Result<()> {
+    let rel = Datastore::blob_rel(&blob.digest);
+    let path = ds.path(&rel);
+    let got = match ds.block_on(ds.inner.store.get(&path)) {
+        Ok(g) => g,
+        Err(object_store::Error::NotFound { .. }) => {
+            return Err(what.err(
+                blob.digest,
+                format!("blob is missing from the datastore ({rel})"),
+            ))
+        }
+        Err(e) => return Err(what.err(blob.digest, format!("cannot read: {e}"))),
+    };
+    if got.meta.size != blob.size {
+        return Err(what.err(
+            blob.digest,
+            format!(
+                "blob is corrupted: {} bytes stored, {} expected (truncated or overwritten)",
+                got.meta.size, blob.size
+            ),
+        ));
+    }
+    let kind = match got.payload {
+        GetResultPayload::File(file, _) => {
+            StreamKind::File(std::io::BufReader::with_capacity(1 << 20, file))
+        }
+        GetResultPayload::Stream(s) => StreamKind::Remote(s),
+    };
+    let mut src = StreamSource {
+        ds,
+        kind,
+        chunk: Bytes::new(),
+        hasher: Hasher::new(),
+        remaining: blob.size,
+        io_error: None,
+    };
+    let mut header = [0u8; codec::HEADER_LEN];
+    src.read_exact(&mut header)
+        .map_err(|_| what.err(blob.digest, "cannot read the blob header"))?;
+    codec::check_header(&header).map_err(|m| what.err(blob.digest, m))?;
+    let res = {
+        let mut r = FieldReader::stream(&mut src);
+        decode(&mut r)
+    };
+    if let Some(io) = src.io_error.take() {
+        return Err(what.err(blob.digest, format!("cannot read: {io}")));
+    }
+    if let Err(e) = res {
+        // A decode failure may stem from corruption: report that first if the bytes differ.
+        return Err(decode_error(what, blob, e));
+    }
+    if src.remaining != 0 {
+        return Err(decode_error(
+            what,
+            blob,
+            DecodeError::TrailingBytes(src.remaining),
+        ));
+    }
+    let actual = src.hasher.finish();
+    if actual.digest != blob.digest {
+        return Err(what.err(
+            blob.digest,
+            format!("blob is corrupted: its content hashes to {}", actual.digest),
+        ));
+    }
+    ds.mark_known(blob.digest);
+    Ok(())
+}
+
+/// Check that a stored blob exists and hashes to its address, reading it in a stream.
+/// Returns a description of the problem, if any.
+pub(crate) fn verify_blob(ds: &Datastore, blob: BlobRef) -> Result<Option<String>> {
+    let rel = Datastore::blob_rel(&blob.digest);
+    let path = ds.path(&rel);
+    let got = match ds.block_on(ds.inner.store.get(&path)) {
+        Ok(g) => g,
+        Err(object_store::Error::NotFound { .. }) => return Ok(Some("blob is missing".into())),
+        Err(e) => return Err(Error::store("get", &path, ds.url(), e)),
+    };
+    if got.meta.size != blob.size {
+        return Ok(Some(format!(
+            "blob has {} bytes, {} expected",
+            got.meta.size, blob.size
+        )));
+    }
+    let mut hasher = Hasher::new();
+    match got.payload {
+        GetResultPayload::File(mut file, p) => {
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = file
+                    .read(&mut buf)
+                    .map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+        }
+        GetResultPayload::Stream(mut s) => {
+            while let Some(chunk) = ds.block_on(s.next()) {
+                let chunk = chunk.map_err(|e| Error::store("get", &path, ds.url(), e))?;
+                hasher.update(&chunk);
+            }
+        }
+    }
+    let got = hasher.finish();
+    if got.size != blob.size {
+        return Ok(Some(format!(
+            "blob has {} bytes, {} expected",
+            got.size, blob.size
+        )));
+    }
+    if got.digest != blob.digest {
+        return Ok(Some(format!("blob content hashes to {}", got.digest)));
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Tag, ViaSerde};
+    use crate::datastore::OpenMode;
+
+    fn store() -> (tempfile::TempDir, Datastore) {
+        let dir = tempfile::tempdir().unwrap();
+        let ds =
+            Datastore::open(dir.path().join("ds").to_str().unwrap(), OpenMode::Create).unwrap();
+        (dir, ds)
+    }
+
+    fn put<T: serde::Serialize + serde::de::DeserializeOwned>(
+        ds: &Datastore,
+        v: &T,
+        base: Option<BlobRef>,
+    ) -> BlobRef {
+        put_encoded(ds, base, &What::new("x", ""), &mut |w| {
+            (&Tag::<T>::NEW).encode_field(v, w)
+        })
+        .unwrap()
+    }
+
+    fn get<T: serde::Serialize + serde::de::DeserializeOwned + Default>(
+        ds: &Datastore,
+        b: BlobRef,
+    ) -> Result<T> {
+        let mut out = T::default();
+        load_decoded(ds, b, &What::new("x", " of test"), &mut |r| {
+            out = (&Tag::<T>::NEW).decode_field(r)?;
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn blob_files(ds: &Datastore) -> usize {
+        ds.list("blobs/").unwrap().len()
+    }
+
+    #[test]
+    fn same_value_is_stored_once() {
+        let (_d, ds) = store();
+        let a = put(&ds, &vec![1u32, 2, 3], None);
+        let b = put(&ds, &vec![1u32, 2, 3], None);
+        assert_eq!(a, b);
+        assert_eq!(blob_files(&ds), 1);
+        // A second datastore handle (another process) dedups through the store itself.
+        let ds2 = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
+        let c = put(&ds2, &vec![1u32, 2, 3], None);
+        assert_eq!(a, c);
+        assert_eq!(blob_files(&ds2), 1);
+        assert_eq!(get::<Vec<u32>>(&ds2, a).unwrap(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn unchanged_base_writes_nothing() {
+        let (_d, ds) = store();
+        let v = "hello".to_string();
+        let blob = BlobRef {
+            digest: Digest::of(&codec::encode_blob(&v).unwrap()),
+            size: codec::encode_blob(&v).unwrap().len() as u64,
+        };
+        let r = put(&ds, &v, Some(blob));
+        assert_eq!(r, blob);
+        assert_eq!(blob_files(&ds), 0, "unchanged artifact must not be written");
+    }
+
+    #[test]
+    fn corrupted_and_truncated_blobs_are_detected() {
+        let (dir, ds) = store();
+        let b = put(&ds, &"precious".to_string(), None);
+        let file = dir.path().join("ds").join(Datastore::blob_rel(&b.digest));
+        let mut bytes = std::fs::read(&file).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&file, &bytes).unwrap();
+        let fresh = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
+        let err = get::<String>(&fresh, b).unwrap_err().to_string();
+        assert!(err.contains("corrupted"), "{err}");
+        assert!(err.contains(&b.digest.to_string()), "{err}");
+        assert!(err.contains("artifact `x`"), "{err}");
+        std::fs::write(&file, &bytes[..3]).unwrap();
+        let err = get::<String>(&fresh, b).unwrap_err().to_string();
+        assert!(err.contains("3 bytes stored"), "{err}");
+        assert!(verify_blob(&fresh, b).unwrap().is_some());
+        std::fs::remove_file(&file).unwrap();
+        let err = get::<String>(&fresh, b).unwrap_err().to_string();
+        assert!(err.contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn large_values_stream_dedup_and_verify() {
+        let (dir, ds) = store();
+        let big: Vec<u64> = (0..3_000_000u64).collect(); // ~ 12 MB encoded: takes the streaming path
+        let b = put(&ds, &big, None);
+        assert!(b.size > SMALL_LIMIT as u64);
+        assert_eq!(get::<Vec<u64>>(&ds, b).unwrap(), big);
+        let again = put(&ds, &big, None);
+        assert_eq!(again, b);
+        assert_eq!(blob_files(&ds), 1);
+        assert!(verify_blob(&ds, b).unwrap().is_none());
+        // Corrupt one byte in the middle: the streaming read must refuse the value.
+        let file = dir.path().join("ds").join(Datastore::blob_rel(&b.digest));
+        let mut bytes = std::fs::read(&file).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 1;
+        std::fs::write(&file, &bytes).unwrap();
+        let fresh = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
+        let err = get::<Vec<u64>>(&fresh, b).unwrap_err().to_string();
+        assert!(err.contains("corrupted"), "{err}");
+    }
+
+    #[test]
+    fn huge_length_prefix_is_rejected_without_allocating() {
+        let (_d, ds) = store();
+        // A well-formed blob (valid header and digest) whose String claims 2^60 bytes.
+        let mut bytes = codec::header().to_vec();
+        bytes.push(253);
+        bytes.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        bytes.extend_from_slice(b"tiny");
+        let blob = BlobRef {
+            digest: Digest::of(&bytes),
+            size: bytes.len() as u64,
+        };
+        ds.put_bytes(
+            &Datastore::blob_rel(&blob.digest),
+            Bytes::from(bytes),
+            PutMode::Create,
+        )
+        .unwrap();
+        let err = get::<String>(&ds, blob).unwrap_err().to_string();
+        assert!(err.contains("cannot decode"), "{err}");
+    }
+}

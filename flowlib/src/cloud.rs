@@ -1,0 +1,138 @@
+//! Remote backends: S3 (`aws` feature), Google Cloud Storage (`gcp`) and Azure Blob
+//! Storage (`azure`), configured through object_store's standard environment variables.
+//! A URL whose backend is compiled out is a clear error naming the feature.
+
+#![cfg_attr(
+    not(any(feature = "aws", feature = "gcp", feature = "azure")),
+    allow(unused_imports)
+)]
+
+use std::sync::Arc;
+
+use object_store::ObjectStore;
+
+use crate::datastore::Backend;
+use crate::error::{Error, Result};
+
+type Opened = (
+    Backend,
+    Arc<dyn ObjectStore>,
+    String,
+    crate::datastore::Exec,
+    String,
+);
+
+/// Split `scheme://bucket/prefix` into the bucket URL part and the prefix.
+fn split_url(url: &str) -> Result<(String, String)> {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| Error::invalid(format!("invalid datastore URL `{url}`: {e}")))?;
+    let host = parsed.host_str().unwrap_or("");
+    if host.is_empty() {
+        return Err(Error::invalid(format!(
+            "datastore URL `{url}` names no bucket or container: expected {}://<bucket>/<prefix>",
+            parsed.scheme()
+        )));
+    }
+    let prefix = parsed.path().trim_matches('/').to_string();
+    Ok((format!("{}://{}", parsed.scheme(), host), prefix))
+}
+
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+fn retry_config() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig {
+            init_backoff: std::time::Duration::from_millis(50),
+            max_backoff: std::time::Duration::from_secs(5),
+            base: 2.0,
+        },
+        max_retries: 10,
+        retry_timeout: std::time::Duration::from_secs(180),
+    }
+}
+
+#[allow(dead_code)]
+fn build_error(url: &str, e: object_store::Error) -> Error {
+    Error::Datastore {
+        url: url.to_string(),
+        message: format!("cannot configure the store: {e}"),
+    }
+}
+
+#[cfg(feature = "aws")]
+pub(crate) fn open_s3(url: &str) -> Result<Opened> {
+    let (bucket_url, prefix) = split_url(url)?;
+    let store = object_store::aws::AmazonS3Builder::from_env()
+        .with_url(bucket_url)
+        .with_retry(retry_config())
+        .build()
+        .map_err(|e| build_error(url, e))?;
+    let exec = crate::datastore::remote_runtime()?;
+    Ok((
+        Backend::S3,
+        Arc::new(store),
+        prefix,
+        exec,
+        url.trim_end_matches('/').to_string(),
+    ))
+}
+
+#[cfg(not(feature = "aws"))]
+pub(crate) fn open_s3(url: &str) -> Result<Opened> {
+    Err(feature_missing(url, "aws"))
+}
+
+#[cfg(feature = "gcp")]
+pub(crate) fn open_gcs(url: &str) -> Result<Opened> {
+    let (bucket_url, prefix) = split_url(url)?;
+    let store = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+        .with_url(bucket_url)
+        .with_retry(retry_config())
+        .build()
+        .map_err(|e| build_error(url, e))?;
+    let exec = crate::datastore::remote_runtime()?;
+    Ok((
+        Backend::Gcs,
+        Arc::new(store),
+        prefix,
+        exec,
+        url.trim_end_matches('/').to_string(),
+    ))
+}
+
+#[cfg(not(feature = "gcp"))]
+pub(crate) fn open_gcs(url: &str) -> Result<Opened> {
+    Err(feature_missing(url, "gcp"))
+}
+
+#[cfg(feature = "azure")]
+pub(crate) fn open_azure(url: &str) -> Result<Opened> {
+    let (container_url, prefix) = split_url(url)?;
+    let store = object_store::azure::MicrosoftAzureBuilder::from_env()
+        .with_url(container_url)
+        .with_retry(retry_config())
+        .build()
+        .map_err(|e| build_error(url, e))?;
+    let exec = crate::datastore::remote_runtime()?;
+    Ok((
+        Backend::Azure,
+        Arc::new(store),
+        prefix,
+        exec,
+        url.trim_end_matches('/').to_string(),
+    ))
+}
+
+#[cfg(not(feature = "azure"))]
+pub(crate) fn open_azure(url: &str) -> Result<Opened> {
+    Err(feature_missing(url, "azure"))
+}
+
+#[allow(dead_code)]
+fn feature_missing(url: &str, feature: &str) -> Error {
+    Error::Datastore {
+        url: url.to_string(),
+        message: format!(
+            "this binary was built without flowlib's `{feature}` feature; enable it with `flowlib = {{ version = \"...\", features = [\"{feature}\"] }}`"
+        ),
+    }
+}

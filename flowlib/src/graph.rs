@@ -1,0 +1,383 @@
+//! The compiled flow graph: steps, edges, attributes, and a digest that versions them.
+//! Built once per flow from what `#[flow]` generated, and rendered by `show`.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::digest::Digest;
+use crate::flow::FieldInfo;
+
+/// How a join merges its inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JoinKind {
+    /// Closes a `foreach`: one input per item.
+    Foreach,
+    /// Closes a static branch `next = [a, b]`: one input per arm.
+    Branch,
+}
+
+/// What a step does after it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transition {
+    /// One next step.
+    Linear,
+    /// Several next steps, run in parallel (a static branch).
+    Branch,
+    /// The next step runs once per item of a field.
+    Foreach,
+    /// The end of the flow.
+    End,
+}
+
+/// Resources a step asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Resources {
+    /// CPU slots.
+    pub cpu: u32,
+    /// Memory in bytes, if set.
+    pub memory: Option<u64>,
+    /// GPUs.
+    pub gpu: u32,
+}
+
+/// Retry policy of a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub times: u32,
+    /// Delay before the first retry, in ms; doubled after each retry.
+    pub delay_ms: u64,
+}
+
+/// One step of the graph.
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    /// Index in the graph (declaration order).
+    pub index: usize,
+    /// Name (the method name).
+    pub name: &'static str,
+    /// Doc comment.
+    pub doc: &'static str,
+    /// The start step.
+    pub is_start: bool,
+    /// What follows the step.
+    pub transition: Transition,
+    /// Next steps (indices).
+    pub next: Vec<usize>,
+    /// Previous steps (indices).
+    pub preds: Vec<usize>,
+    /// The field iterated by a foreach step.
+    pub foreach: Option<&'static str>,
+    /// For joins: the split step closed and how.
+    pub join: Option<(usize, JoinKind)>,
+    /// For split steps: the join that closes them.
+    pub closed_by: Option<usize>,
+    /// Number of enclosing foreach splits.
+    pub depth: usize,
+    /// Takes the foreach item as a parameter.
+    pub takes_item: bool,
+    /// Resources.
+    pub resources: Resources,
+    /// Retry policy.
+    pub retry: Option<RetryPolicy>,
+    /// Timeout in ms.
+    pub timeout_ms: Option<u64>,
+    /// `#[catch]`: failures are recorded and the flow continues (with the error stored in
+    /// the named field, if any).
+    pub catch: Option<Option<&'static str>>,
+    /// Uses in-step checkpoints.
+    pub checkpoint: bool,
+}
+
+impl Step {
+    /// Whether this step is a join.
+    pub fn is_join(&self) -> bool {
+        self.join.is_some()
+    }
+
+    /// Whether this is the end step.
+    pub fn is_end(&self) -> bool {
+        self.transition == Transition::End
+    }
+}
+
+/// A flow's graph.
+#[derive(Debug)]
+pub struct Graph {
+    flow: &'static str,
+    steps: Vec<Step>,
+    fields: &'static [FieldInfo],
+    digest: Digest,
+    start: usize,
+}
+
+impl Graph {
+    pub(crate) fn new(flow: &'static str, steps: Vec<Step>, fields: &'static [FieldInfo]) -> Graph {
+        let start = steps.iter().position(|s| s.is_start).unwrap_or(0);
+        let canonical = serde_json::to_vec(&serde_json::json!({ "flow": flow, "steps": steps }))
+            .expect("graph serializes");
+        Graph {
+            flow,
+            steps,
+            fields,
+            digest: Digest::of(&canonical),
+            start,
+        }
+    }
+
+    /// The flow name.
+    pub fn flow(&self) -> &'static str {
+        self.flow
+    }
+
+    /// All steps, in declaration order.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// The step named `name`.
+    pub fn step(&self, name: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+
+    /// The start step.
+    pub fn start(&self) -> &Step {
+        &self.steps[self.start]
+    }
+
+    /// The state's fields (the artifacts).
+    pub fn fields(&self) -> &'static [FieldInfo] {
+        self.fields
+    }
+
+    /// SHA-256 over the steps, edges and attributes: changes whenever the graph does.
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    /// Steps reachable from `from` (inclusive).
+    pub fn downstream_of(&self, from: usize) -> Vec<bool> {
+        let mut seen = vec![false; self.steps.len()];
+        let mut stack = vec![from];
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            stack.extend(self.steps[i].next.iter().copied());
+        }
+        seen
+    }
+
+    /// The graph as indented text.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "flow {}  (graph {})", self.flow, self.digest.short());
+        let params: Vec<&FieldInfo> = self.fields.iter().filter(|f| f.param.is_some()).collect();
+        if !params.is_empty() {
+            out.push_str("\nparameters:\n");
+            for f in params {
+                let p = f.param.unwrap();
+                let _ = write!(out, "  --{} <{}>", p.flag, f.ty);
+                if p.required {
+                    out.push_str("  (required)");
+                }
+                if !p.help.is_empty() {
+                    let _ = write!(out, "  {}", p.help);
+                }
+                out.push('\n');
+            }
+        }
+        out.push_str("\nartifacts:\n");
+        for f in self.fields {
+            let _ = writeln!(out, "  {}: {}", f.name, f.ty);
+        }
+        out.push_str("\nsteps:\n");
+        for s in &self.steps {
+            let mut tags = Vec::new();
+            if s.is_start {
+                tags.push("start".to_string());
+            }
+            if let Some((split, kind)) = s.join {
+                let k = match kind {
+                    JoinKind::Foreach => "foreach",
+                    JoinKind::Branch => "branch",
+                };
+                tags.push(format!("join of {k} at {}", self.steps[split].name));
+            }
+            let indent = "  ".repeat(s.depth + 1);
+            let _ = write!(out, "{indent}{}", s.name);
+            if !tags.is_empty() {
+                let _ = write!(out, " [{}]", tags.join(", "));
+            }
+            let next: Vec<&str> = s.next.iter().map(|&n| self.steps[n].name).collect();
+            match s.transition {
+                Transition::End => out.push_str(" (end)"),
+                Transition::Foreach => {
+                    let _ = write!(
+                        out,
+                        " -> {} foreach {}",
+                        next.join(", "),
+                        s.foreach.unwrap_or("?")
+                    );
+                }
+                _ => {
+                    let _ = write!(out, " -> {}", next.join(", "));
+                }
+            }
+            out.push('\n');
+            let attrs = self.attr_summary(s);
+            if !attrs.is_empty() {
+                let _ = writeln!(out, "{indent}    {}", attrs.join("  "));
+            }
+            if !s.doc.is_empty() {
+                let _ = writeln!(out, "{indent}    # {}", s.doc.lines().next().unwrap_or(""));
+            }
+        }
+        out
+    }
+
+    fn attr_summary(&self, s: &Step) -> Vec<String> {
+        let mut a = Vec::new();
+        let r = s.resources;
+        if r.cpu != 1 || r.memory.is_some() || r.gpu != 0 {
+            let mut parts = vec![format!("cpu={}", r.cpu)];
+            if let Some(m) = r.memory {
+                parts.push(format!("memory={}", format_bytes(m)));
+            }
+            if r.gpu > 0 {
+                parts.push(format!("gpu={}", r.gpu));
+            }
+            a.push(format!("resources({})", parts.join(", ")));
+        }
+        if let Some(rp) = s.retry {
+            a.push(format!(
+                "retry(times={}, delay={})",
+                rp.times,
+                format_ms(rp.delay_ms)
+            ));
+        }
+        if let Some(t) = s.timeout_ms {
+            a.push(format!("timeout({})", format_ms(t)));
+        }
+        if let Some(c) = s.catch {
+            match c {
+                Some(f) => a.push(format!("catch(field={f})")),
+                None => a.push("catch".into()),
+            }
+        }
+        if s.checkpoint {
+            a.push("checkpoint".into());
+        }
+        a
+    }
+
+    /// The graph as a Mermaid flowchart.
+    pub fn to_mermaid(&self) -> String {
+        let mut out = String::from("flowchart TD\n");
+        for s in &self.steps {
+            let mut label = s.name.to_string();
+            let attrs = self.attr_summary(s);
+            if !attrs.is_empty() {
+                label.push_str("<br/>");
+                label.push_str(&attrs.join("<br/>"));
+            }
+            let shape = if s.is_start || s.is_end() {
+                format!("([\"{label}\"])")
+            } else if s.is_join() {
+                format!("{{{{\"{label}\"}}}}")
+            } else {
+                format!("[\"{label}\"]")
+            };
+            let _ = writeln!(out, "    {}{}", s.name, shape);
+        }
+        for s in &self.steps {
+            for &n in &s.next {
+                let edge = match (s.transition, s.foreach) {
+                    (Transition::Foreach, Some(f)) => format!("-- \"foreach {f}\" -->"),
+                    _ => "-->".to_string(),
+                };
+                let _ = writeln!(out, "    {} {} {}", s.name, edge, self.steps[n].name);
+            }
+        }
+        out
+    }
+
+    /// The graph in Graphviz DOT.
+    pub fn to_dot(&self) -> String {
+        let mut out = format!(
+            "digraph \"{}\" {{\n    rankdir=TB;\n    node [shape=box, style=rounded];\n",
+            self.flow
+        );
+        for s in &self.steps {
+            let mut label = s.name.to_string();
+            for a in self.attr_summary(s) {
+                label.push_str("\\n");
+                label.push_str(&a.replace('"', "\\\""));
+            }
+            let shape = if s.is_join() {
+                ", shape=hexagon"
+            } else if s.is_start || s.is_end() {
+                ", shape=oval"
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "    \"{}\" [label=\"{}\"{}];", s.name, label, shape);
+        }
+        for s in &self.steps {
+            for &n in &s.next {
+                let label = match (s.transition, s.foreach) {
+                    (Transition::Foreach, Some(f)) => {
+                        format!(" [label=\"foreach {f}\", style=bold]")
+                    }
+                    _ => String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "    \"{}\" -> \"{}\"{};",
+                    s.name, self.steps[n].name, label
+                );
+            }
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+/// `4GiB`, `512MiB`, `100B`.
+pub fn format_bytes(b: u64) -> String {
+    const UNITS: [(&str, u64); 4] = [
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ];
+    for (u, m) in UNITS {
+        if b >= m {
+            let v = b as f64 / m as f64;
+            return if (v - v.round()).abs() < 1e-9 {
+                format!("{}{u}", v.round() as u64)
+            } else {
+                format!("{v:.1}{u}")
+            };
+        }
+    }
+    format!("{b}B")
+}
+
+/// `250ms`, `30s`, `2m`, `1.5h`.
+pub fn format_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms % 3_600_000 == 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    }
+}

@@ -1,0 +1,117 @@
+//! # flowlib
+//!
+//! Versioned, content-addressed, resumable flow graphs for Rust: annotate step methods,
+//! and the compiler checks the graph; `cargo run -- run` executes it, storing every
+//! artifact by its SHA-256 on local disk or in S3, GCS or Azure.
+//!
+//! ```no_run
+//! use flowlib::prelude::*;
+//!
+//! /// Train one model per learning rate, keep the best.
+//! #[derive(FlowState, Default, Serialize, Deserialize)]
+//! struct Train {
+//!     #[param(default = 0.8, help = "fraction of rows used for training")]
+//!     split: f64,
+//!     rates: Vec<f64>,
+//!     score: f64,
+//!     best: Option<f64>,
+//! }
+//!
+//! #[flow]
+//! impl Train {
+//!     #[step(start, next = fit, foreach = rates)]
+//!     fn start(&mut self) -> Result<()> {
+//!         self.rates = vec![0.1, 0.01, 0.001];
+//!         Ok(())
+//!     }
+//!
+//!     #[step(next = pick)]
+//!     #[resources(cpu = 1, memory = "512MiB")]
+//!     fn fit(&mut self, rate: &f64) -> Result<()> {
+//!         self.score = self.split * (1.0 - rate);
+//!         Ok(())
+//!     }
+//!
+//!     #[step(join, next = end)]
+//!     fn pick(&mut self, inputs: Inputs<Self>) -> Result<()> {
+//!         self.best = inputs.iter().map(|i| i.score).reduce(f64::max);
+//!         Ok(())
+//!     }
+//!
+//!     #[step(end)]
+//!     fn end(&mut self) -> Result<()> {
+//!         println!("best score: {:?}", self.best);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     flowlib::main::<Train>()
+//! }
+//! ```
+//!
+//! ## Feature flags
+//!
+//! | feature | enables |
+//! |---|---|
+//! | `aws` | `s3://bucket/prefix` datastores (S3 and compatible servers) |
+//! | `gcp` | `gs://bucket/prefix` datastores (Google Cloud Storage) |
+//! | `azure` | `az://container/prefix` datastores (Azure Blob Storage) |
+//!
+//! The local filesystem (`./.flowlib` by default) and `memory://` need no feature.
+
+#![warn(missing_docs)]
+
+mod cas;
+mod checkpoint;
+mod cli;
+mod client;
+mod cloud;
+mod codec;
+mod datastore;
+mod digest;
+mod error;
+mod executor;
+mod flow;
+mod graph;
+mod identity;
+mod integrity;
+mod metadata;
+mod progress;
+mod runner;
+mod task;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use checkpoint::Checkpoint;
+pub use cli::{command, main, main_with_args};
+pub use client::{Run, RunInfo, StepView, TaskAttempt, TaskView};
+pub use codec::{decode_blob, encode_blob};
+pub use datastore::{
+    is_datastore_dir, Backend, Datastore, OpenMode, DATASTORE_ENV, DEFAULT_DATASTORE,
+};
+pub use digest::{BlobRef, Digest, ParseDigestError};
+pub use error::{Error, Result, RunFailure, StepError};
+pub use executor::{cpu_count, gpu_count, total_memory, Limits, RunSummary};
+pub use flow::{Ctx, FieldInfo, Flow, FlowState, Input, Inputs, ParamInfo};
+pub use graph::{Graph, JoinKind, Resources, RetryPolicy, Step, Transition};
+pub use integrity::{gc, verify, GcReport};
+pub use metadata::{
+    AttemptStatus, CodeIdentity, CommitRecord, IndexPath, ResumeInfo, ReuseRecord, ReusedTask,
+    RunEnd, RunRecord, RunStatus, StepShape, TaskManifest, TaskRef, Timings,
+};
+pub use progress::ProgressMode;
+pub use runner::{resume, run, ResumeOptions, RunOptions};
+
+pub use flowlib_macros::{catch, checkpoint, flow, resources, retry, step, timeout, FlowState};
+
+/// Everything a flow definition needs: `use flowlib::prelude::*;`.
+pub mod prelude {
+    pub use crate::flow::{Ctx, Flow, FlowState, Input, Inputs};
+    pub use flowlib_macros::{catch, checkpoint, flow, resources, retry, step, timeout, FlowState};
+    pub use serde::{Deserialize, Serialize};
+
+    /// The result of a step: `Ok(())`, or any error (`?` converts it).
+    pub type Result<T = (), E = crate::error::StepError> = std::result::Result<T, E>;
+}

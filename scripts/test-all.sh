@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The whole flowlib test suite in one command, against real local protocol servers:
+#   S3 -> moto, Azure -> Azurite, GCS -> our fake of the GCS XML API (tests/support/gcs_xml_fake.py)
+# (see scripts/services.sh). Installs them on first use (~45 s, cached under
+# $FLOWLIB_SERVICES_DIR, default /tmp/flowlib-services), starts them on loopback, builds the
+# test binaries once, runs `cargo test --workspace --all-features` (doctests included) and
+# stops the servers again, whatever happens.
+#
+#   scripts/test-all.sh                 # everything
+#   scripts/test-all.sh cloud           # extra arguments go to `cargo test` (here: a name filter)
+#   scripts/test-all.sh -- --nocapture
+#
+# .ci/run calls this. Needs: cargo, python3 (with venv), node + npm.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=scripts/services.sh
+. "$ROOT/scripts/services.sh"
+
+export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
+
+_T_START=${EPOCHREALTIME/./}
+_T_SUMMARY=()
+_phase_start() {
+  _PHASE=$1
+  _PHASE_T0=${EPOCHREALTIME/./}
+  echo "==> [test-all] $1"
+}
+_phase_end() {
+  local d=$(( ${EPOCHREALTIME/./} - _PHASE_T0 ))
+  local s
+  s=$(printf '%d.%01ds' $((d / 1000000)) $(((d % 1000000) / 100000)))
+  _T_SUMMARY+=("$(printf '%-34s %8s' "$_PHASE" "$s")")
+  echo "==> [test-all] $_PHASE: done in $s"
+  _PHASE=""
+}
+_finish() {
+  local rc=$?
+  set +e
+  if [ -n "${_PHASE:-}" ]; then
+    _T_SUMMARY+=("$(printf '%-34s %8s' "$_PHASE" "FAILED")")
+  fi
+  if [ "${_KEEP_SERVICES:-0}" = 1 ]; then
+    echo "==> [test-all] leaving the services you started running (scripts/services.sh stop)"
+  else
+    services_stop
+  fi
+  local d=$(( ${EPOCHREALTIME/./} - _T_START ))
+  echo "==> [test-all] phase times:"
+  printf '      %s\n' "${_T_SUMMARY[@]}"
+  echo "==> [test-all] total $((d / 1000000))s, exit $rc"
+  exit "$rc"
+}
+trap _finish EXIT
+trap 'exit 130' INT   # make sure the EXIT trap (which stops the servers) runs on signals
+trap 'exit 143' TERM
+
+_phase_start "install services"
+services_install
+_phase_end
+
+_phase_start "start services"
+# services a developer started with `scripts/services.sh start` are reused and left running
+if _svc_running; then _KEEP_SERVICES=1; fi
+services_start
+_phase_end
+
+_phase_start "build tests (cargo test --no-run)"
+cargo test --workspace --all-features --no-run
+_phase_end
+
+_phase_start "run tests (cargo test)"
+cargo test --workspace --all-features "$@"
+_phase_end

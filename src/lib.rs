@@ -1,0 +1,1 @@
+//! Shared support for flowlib's examples, integration tests and benchmarks.
