@@ -291,7 +291,8 @@ impl Graph {
             } else {
                 format!("[\"{label}\"]")
             };
-            let _ = writeln!(out, "    {}{}", s.name, shape);
+            // Node ids are positional: step names like `end` are Mermaid keywords.
+            let _ = writeln!(out, "    s{}{}", s.index, shape);
         }
         for s in &self.steps {
             for &n in &s.next {
@@ -299,7 +300,7 @@ impl Graph {
                     (Transition::Foreach, Some(f)) => format!("-- \"foreach {f}\" -->"),
                     _ => "-->".to_string(),
                 };
-                let _ = writeln!(out, "    {} {} {}", s.name, edge, self.steps[n].name);
+                let _ = writeln!(out, "    s{} {} s{}", s.index, edge, n);
             }
         }
         out
