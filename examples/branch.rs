@@ -47,7 +47,10 @@ impl Branch {
     #[step(join, next = end)]
     fn stats(&mut self, inputs: Inputs<Self>) -> Result<()> {
         let sum = inputs.from_step("sum").ok_or("missing the `sum` arm")?.sum;
-        let squares = inputs.from_step("squares").ok_or("missing the `squares` arm")?.sum_squares;
+        let squares = inputs
+            .from_step("squares")
+            .ok_or("missing the `squares` arm")?
+            .sum_squares;
         let n = self.n as f64;
         self.sum = sum;
         self.sum_squares = squares;

@@ -35,7 +35,10 @@ struct Train {
 }
 
 fn loss(rows: &[(f64, f64)], (a, b): (f64, f64)) -> f64 {
-    rows.iter().map(|(x, y)| (a * x + b - y).powi(2)).sum::<f64>() / rows.len().max(1) as f64
+    rows.iter()
+        .map(|(x, y)| (a * x + b - y).powi(2))
+        .sum::<f64>()
+        / rows.len().max(1) as f64
 }
 
 #[flow]
@@ -78,7 +81,11 @@ impl Train {
         }
         self.model = (a, b);
         self.score = loss(valid, self.model);
-        println!("[{}] rate {rate}: validation loss {:.5}", ctx.task_id(), self.score);
+        println!(
+            "[{}] rate {rate}: validation loss {:.5}",
+            ctx.task_id(),
+            self.score
+        );
         Ok(())
     }
 

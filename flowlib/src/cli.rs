@@ -838,13 +838,13 @@ fn run_one_task<F: Flow>(
                 .map(|b| (f.name.to_string(), *b))
         })
         .collect();
-    let ctx = RunContext {
+    let ctx = Arc::new(RunContext {
         ds: ds.clone(),
         flow: F::NAME,
         run_id: run_id.to_string(),
         params,
         host: crate::metadata::hostname(),
-    };
+    });
     let spec = TaskSpec {
         step: step.index,
         index: index.clone(),

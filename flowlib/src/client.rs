@@ -145,15 +145,10 @@ impl Datastore {
             let Some(rest) = obj.rel.strip_prefix(&prefix) else {
                 continue;
             };
-            let parts: Vec<&str> = rest.split('/').collect();
-            if parts.len() != 4 || parts[3] != "commit.json" {
-                continue;
-            }
-            let (Some(index), Ok(attempt)) = (IndexPath::parse(parts[1]), parts[2].parse::<u32>())
-            else {
+            let Some((step, index, attempt, true)) = paths::parse_task_file(rest) else {
                 continue;
             };
-            commits.push((parts[0].to_string(), index, attempt));
+            commits.push((step, index, attempt));
         }
         commits.sort();
         let mut out = Vec::with_capacity(commits.len());

@@ -7,8 +7,10 @@
 //! blobs/sha256/<2 hex>/<62 hex>                    content-addressed artifact blobs
 //! flows/<Flow>/runs/<run>/run.json                 run record (create-only)
 //! flows/<Flow>/runs/<run>/end.json                 end record (create-only)
-//! flows/<Flow>/runs/<run>/tasks/<step>/<index>/<attempt>/manifest.json
-//! flows/<Flow>/runs/<run>/tasks/<step>/<index>/<attempt>/commit.json   (create-only, written last)
+//! flows/<Flow>/runs/<run>/tasks/<step>/<index>@<attempt>.manifest.json
+//! flows/<Flow>/runs/<run>/tasks/<step>/<index>@<attempt>.commit.json  (create-only, written last)
+//! flows/<Flow>/runs/<run>/reuse.json               tasks a resumed run reuses (create-only)
+//! flows/<Flow>/runs/<run>/checkpoints/<step>/<index>/latest.json
 //! ```
 //!
 //! Storage code is async (object_store); this module exposes a blocking facade. Local and

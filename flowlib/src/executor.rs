@@ -275,6 +275,8 @@ pub(crate) struct Scheduler<F: Flow> {
     limits: Limits,
     pre: Prefilled,
     ready: VecDeque<Ready>,
+    /// Retries waiting for their backoff delay.
+    delayed: Vec<Ready>,
     running: HashMap<TaskKey, Running>,
     committed: HashMap<TaskKey, Arc<Committed>>,
     joins: HashMap<TaskKey, JoinWait>,
@@ -307,6 +309,7 @@ impl<F: Flow> Scheduler<F> {
             limits,
             pre,
             ready: VecDeque::new(),
+            delayed: Vec::new(),
             running: HashMap::new(),
             committed: HashMap::new(),
             joins: HashMap::new(),
@@ -328,8 +331,9 @@ impl<F: Flow> Scheduler<F> {
         self.enqueue((start, IndexPath::root()), initial, Vec::new());
 
         loop {
+            self.promote_delayed();
             self.dispatch(&pool, &tx);
-            if self.running.is_empty() && self.ready.is_empty() {
+            if self.running.is_empty() && self.ready.is_empty() && self.delayed.is_empty() {
                 break;
             }
             let wait = self.next_wakeup();
@@ -394,12 +398,28 @@ impl<F: Flow> Scheduler<F> {
                 wait = wait.min(d.saturating_duration_since(now));
             }
         }
-        for r in &self.ready {
+        for r in &self.delayed {
             if let Some(t) = r.not_before {
                 wait = wait.min(t.saturating_duration_since(now));
             }
         }
         wait.max(Duration::from_millis(1))
+    }
+
+    fn promote_delayed(&mut self) {
+        if self.delayed.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.delayed.len() {
+            if self.delayed[i].not_before.is_none_or(|t| t <= now) {
+                let r = self.delayed.swap_remove(i);
+                self.ready.push_back(r);
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// A task's inputs are committed: run it, or take it from the origin run.
@@ -427,34 +447,24 @@ impl<F: Flow> Scheduler<F> {
     }
 
     fn dispatch(&mut self, pool: &Pool, tx: &mpsc::Sender<Done>) {
-        let now = Instant::now();
+        // First fit within a window, but once the head of the queue has been passed over
+        // many times, stop backfilling so a large task is not starved by small ones.
+        const WINDOW: usize = 64;
         let mut i = 0;
-        // First fit, but once the head of the queue has been passed over many times,
-        // stop backfilling so a large task is not starved by a stream of small ones.
-        let mut head_blocked = false;
-        while i < self.ready.len() {
-            let r = &self.ready[i];
-            if r.not_before.is_some_and(|t| t > now) {
-                i += 1;
-                continue;
-            }
-            let res = self.graph.steps()[r.key.0].resources;
+        let mut scanned = 0;
+        while i < self.ready.len() && self.free_cpu > 0 && scanned < WINDOW {
+            scanned += 1;
+            let res = self.graph.steps()[self.ready[i].key.0].resources;
             let (cpu, mem, gpu) = (res.cpu as usize, res.memory.unwrap_or(0), res.gpu);
             let fits = cpu <= self.free_cpu && mem <= self.free_mem && gpu <= self.free_gpu;
             if !fits {
-                let starved = {
-                    let r = &mut self.ready[i];
-                    r.skipped += 1;
-                    r.skipped > 2 * self.limits.max_workers
-                };
-                if starved {
-                    head_blocked = true;
+                let r = &mut self.ready[i];
+                r.skipped += 1;
+                if r.skipped > 2 * self.limits.max_workers {
+                    break;
                 }
                 i += 1;
                 continue;
-            }
-            if head_blocked {
-                break;
             }
             let r = self.ready.remove(i).expect("index in range");
             self.free_cpu -= cpu;
@@ -584,7 +594,7 @@ impl<F: Flow> Scheduler<F> {
                     policy.times + 1
                 ));
                 self.progress.add_total(key.0, 0);
-                self.ready.push_back(Ready {
+                self.delayed.push(Ready {
                     key,
                     attempt: attempt + 1,
                     base: r.base,

@@ -4,13 +4,14 @@
 use std::fmt;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::checkpoint::Checkpoint;
 use crate::codec::{DecodeError, EncodeError, FieldReader, FieldWriter};
-use crate::error::StepError;
+use crate::error::{Error, Result, StepError};
 use crate::graph::Graph;
 use crate::metadata::IndexPath;
+use crate::task::{Committed, RunContext};
 
 /// Description of one field of a flow's state.
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +62,12 @@ pub trait FlowState: Default + Send + 'static {
     #[doc(hidden)]
     fn __set_param(&mut self, index: usize, value: &str) -> Result<(), String>;
 
+    /// Copy field `index` from `src` if its type is `Clone`; false if it is not.
+    #[doc(hidden)]
+    fn __clone_field_from(&mut self, _src: &Self, _index: usize) -> bool {
+        false
+    }
+
     /// Index of the field named `name`.
     fn field_index(name: &str) -> Option<usize> {
         Self::FIELDS.iter().position(|f| f.name == name)
@@ -83,6 +90,12 @@ pub trait Flow: FlowState {
     fn __run_step(&mut self, step: usize, call: &mut StepCall<'_, Self>) -> Result<(), StepError>;
     #[doc(hidden)]
     fn __foreach_len(&self, step: usize) -> Option<usize>;
+    /// The fields step `step` can observe or change (`None`: all of them). Fields outside
+    /// the set are neither loaded nor stored again: their artifacts pass through unchanged.
+    #[doc(hidden)]
+    fn __step_fields(_step: usize) -> Option<&'static [usize]> {
+        None
+    }
     #[doc(hidden)]
     fn __set_caught(&mut self, step: usize, message: &str);
 }
@@ -209,57 +222,138 @@ impl<S> Deref for Input<S> {
 
 /// The inputs of a join step: one per incoming task, in order (foreach index order for a
 /// foreach join, declaration order of the arms for a branch join).
+///
+/// Inputs are loaded on demand, one at a time, so a join over a foreach of a million items
+/// holds one input state in memory, not a million. Fields an input inherited unchanged
+/// from the split are cloned from one decoded copy instead of decoded again (for `Clone`
+/// types). Iterating with [`iter`](Inputs::iter) panics if an input cannot be read (a
+/// missing or corrupted blob); flowlib turns that into a failure of the join task that
+/// names the artifact. Use [`try_iter`](Inputs::try_iter) to handle such errors yourself.
 pub struct Inputs<S> {
-    pub(crate) items: Vec<Input<S>>,
+    pub(crate) refs: Vec<InputRef>,
+    pub(crate) loader: Option<Arc<InputLoader>>,
+    pub(crate) template: OnceLock<Option<S>>,
 }
 
-impl<S> Inputs<S> {
-    /// Iterate over the inputs.
-    pub fn iter(&self) -> std::slice::Iter<'_, Input<S>> {
-        self.items.iter()
+/// One input, before loading.
+#[derive(Clone)]
+pub(crate) struct InputRef {
+    pub(crate) step: &'static str,
+    pub(crate) index: IndexPath,
+    pub(crate) committed: Arc<Committed>,
+}
+
+/// What loading inputs needs.
+pub(crate) struct InputLoader {
+    pub(crate) run: Arc<RunContext>,
+    /// The split step's output: the join's own starting state.
+    pub(crate) base: Arc<Committed>,
+    pub(crate) join: &'static str,
+}
+
+impl<S: Flow> Inputs<S> {
+    pub(crate) fn new(refs: Vec<InputRef>, loader: Arc<InputLoader>) -> Self {
+        Inputs {
+            refs,
+            loader: Some(loader),
+            template: OnceLock::new(),
+        }
     }
 
     /// Number of inputs.
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.refs.len()
     }
 
     /// True for a foreach over an empty collection.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.refs.is_empty()
     }
 
-    /// The input at position `i`.
-    pub fn get(&self, i: usize) -> Option<&Input<S>> {
-        self.items.get(i)
+    /// The task ids of the inputs, without loading them.
+    pub fn task_ids(&self) -> Vec<String> {
+        self.refs
+            .iter()
+            .map(|r| crate::metadata::task_id(r.step, &r.index))
+            .collect()
+    }
+
+    fn template(&self) -> Option<&S> {
+        let loader = self.loader.as_ref()?;
+        self.template
+            .get_or_init(|| {
+                crate::task::load_state::<S>(
+                    &loader.run,
+                    &loader.base,
+                    " of the split (join template)",
+                )
+                .ok()
+            })
+            .as_ref()
+    }
+
+    /// Load input `i`.
+    pub fn try_get(&self, i: usize) -> Option<Result<Input<S>>> {
+        let r = self.refs.get(i)?;
+        let Some(loader) = &self.loader else {
+            return Some(Err(Error::invalid(
+                "these inputs have no datastore to load from",
+            )));
+        };
+        let context = format!(
+            " of input {} of join {}",
+            crate::metadata::task_id(r.step, &r.index),
+            loader.join
+        );
+        let state = crate::task::load_state_from_template::<S>(
+            &loader.run,
+            &r.committed,
+            self.template().map(|t| (t, &*loader.base)),
+            &context,
+        );
+        Some(state.map(|state| Input {
+            state,
+            step: r.step,
+            index: r.index.clone(),
+        }))
+    }
+
+    /// Load input `i`; panics if it cannot be read (see the type's docs).
+    pub fn get(&self, i: usize) -> Option<Input<S>> {
+        self.try_get(i)
+            .map(|r| r.unwrap_or_else(|e| panic!("{}", crate::error::chain(&e))))
     }
 
     /// The input coming from step `name` (for branch joins).
-    pub fn from_step(&self, name: &str) -> Option<&Input<S>> {
-        self.items.iter().find(|i| i.step == name)
+    pub fn from_step(&self, name: &str) -> Option<Input<S>> {
+        let i = self.refs.iter().position(|r| r.step == name)?;
+        self.get(i)
+    }
+
+    /// Iterate over the inputs, loading each on demand; panics if one cannot be read.
+    pub fn iter(&self) -> impl Iterator<Item = Input<S>> + '_ {
+        (0..self.refs.len()).filter_map(move |i| self.get(i))
+    }
+
+    /// Iterate over the inputs, loading each on demand, with load errors as values.
+    pub fn try_iter(&self) -> impl Iterator<Item = Result<Input<S>>> + '_ {
+        (0..self.refs.len()).filter_map(move |i| self.try_get(i))
+    }
+
+    /// Load every input at once.
+    pub fn load_all(&self) -> Result<Vec<Input<S>>> {
+        self.try_iter().collect()
     }
 }
 
-impl<S> std::ops::Index<usize> for Inputs<S> {
-    type Output = Input<S>;
-    fn index(&self, i: usize) -> &Input<S> {
-        &self.items[i]
-    }
-}
-
-impl<S> IntoIterator for Inputs<S> {
-    type Item = Input<S>;
-    type IntoIter = std::vec::IntoIter<Input<S>>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.items.into_iter()
-    }
-}
-
-impl<'a, S> IntoIterator for &'a Inputs<S> {
-    type Item = &'a Input<S>;
-    type IntoIter = std::slice::Iter<'a, Input<S>>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.items.iter()
+impl<S> fmt::Debug for Inputs<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<String> = self
+            .refs
+            .iter()
+            .map(|r| crate::metadata::task_id(r.step, &r.index))
+            .collect();
+        f.debug_struct("Inputs").field("tasks", &ids).finish()
     }
 }
 
@@ -284,6 +378,10 @@ impl<F> StepCall<'_, F> {
 
     #[doc(hidden)]
     pub fn take_inputs(&mut self) -> Inputs<F> {
-        self.inputs.take().unwrap_or(Inputs { items: Vec::new() })
+        self.inputs.take().unwrap_or(Inputs {
+            refs: Vec::new(),
+            loader: None,
+            template: OnceLock::new(),
+        })
     }
 }

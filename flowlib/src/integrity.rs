@@ -260,9 +260,9 @@ pub fn gc(ds: &Datastore, dry_run: bool, grace: std::time::Duration) -> Result<G
     let mut committed_dirs: HashSet<String> = HashSet::new();
     let mut manifests: BTreeMap<String, &crate::datastore::Listed> = BTreeMap::new();
     for obj in &runs_listing {
-        if let Some(dir) = obj.rel.strip_suffix("/commit.json") {
+        if let Some(dir) = obj.rel.strip_suffix(".commit.json") {
             committed_dirs.insert(dir.to_string());
-        } else if let Some(dir) = obj.rel.strip_suffix("/manifest.json") {
+        } else if let Some(dir) = obj.rel.strip_suffix(".manifest.json") {
             manifests.insert(dir.to_string(), obj);
         }
     }

@@ -406,8 +406,13 @@ pub(crate) mod paths {
         format!("flows/{flow}/runs/{run}/tasks/")
     }
 
-    pub(crate) fn task_dir(flow: &str, run: &str, step: &str, index: &IndexPath) -> String {
-        format!("flows/{flow}/runs/{run}/tasks/{step}/{}", index.dir_name())
+    /// `<step>/<index>@<attempt>`: one flat directory per step keeps task commits cheap
+    /// (no directory to create per task).
+    fn attempt_stem(flow: &str, run: &str, step: &str, index: &IndexPath, attempt: u32) -> String {
+        format!(
+            "flows/{flow}/runs/{run}/tasks/{step}/{}@{attempt}",
+            index.dir_name()
+        )
     }
 
     pub(crate) fn manifest(
@@ -418,8 +423,8 @@ pub(crate) mod paths {
         attempt: u32,
     ) -> String {
         format!(
-            "{}/{attempt}/manifest.json",
-            task_dir(flow, run, step, index)
+            "{}.manifest.json",
+            attempt_stem(flow, run, step, index, attempt)
         )
     }
 
@@ -430,7 +435,26 @@ pub(crate) mod paths {
         index: &IndexPath,
         attempt: u32,
     ) -> String {
-        format!("{}/{attempt}/commit.json", task_dir(flow, run, step, index))
+        format!(
+            "{}.commit.json",
+            attempt_stem(flow, run, step, index, attempt)
+        )
+    }
+
+    /// What a path under `tasks/` names: (step, index, attempt, is_commit).
+    pub(crate) fn parse_task_file(rest: &str) -> Option<(String, IndexPath, u32, bool)> {
+        let (step, file) = rest.split_once('/')?;
+        let (stem, is_commit) = match file.strip_suffix(".commit.json") {
+            Some(s) => (s, true),
+            None => (file.strip_suffix(".manifest.json")?, false),
+        };
+        let (index, attempt) = stem.split_once('@')?;
+        Some((
+            step.to_string(),
+            IndexPath::parse(index)?,
+            attempt.parse().ok()?,
+            is_commit,
+        ))
     }
 
     pub(crate) fn checkpoints(flow: &str, run: &str) -> String {

@@ -17,7 +17,7 @@ use crate::checkpoint::Checkpoint;
 use crate::datastore::Datastore;
 use crate::digest::{BlobRef, Digest};
 use crate::error::{chain, Error, Result};
-use crate::flow::{Ctx, Flow, Input, Inputs, StepCall};
+use crate::flow::{Ctx, Flow, InputLoader, InputRef, Inputs, StepCall};
 use crate::metadata::{
     now_rfc3339, paths, task_id, AttemptStatus, CommitRecord, IndexPath, TaskManifest, TaskRef,
     Timings, METADATA_VERSION,
@@ -110,19 +110,59 @@ fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
+/// The blob a field of a task's input has: the run's parameter value for parameters, else
+/// the committed artifact.
+fn input_blob<'a>(
+    run: &'a RunContext,
+    from: &'a Committed,
+    field: &crate::flow::FieldInfo,
+) -> Option<&'a BlobRef> {
+    if field.param.is_some() {
+        run.params
+            .get(field.name)
+            .or_else(|| from.artifacts.get(field.name))
+    } else {
+        from.artifacts.get(field.name)
+    }
+}
+
 /// Load a state from committed artifacts, applying the run's parameters.
 pub(crate) fn load_state<F: Flow>(run: &RunContext, from: &Committed, context: &str) -> Result<F> {
+    load_fields::<F>(run, from, None, None, context)
+}
+
+/// Load a join input, cloning fields it shares with the split's state from `template`.
+pub(crate) fn load_state_from_template<F: Flow>(
+    run: &RunContext,
+    from: &Committed,
+    template: Option<(&F, &Committed)>,
+    context: &str,
+) -> Result<F> {
+    load_fields::<F>(run, from, None, template, context)
+}
+
+/// Load the fields in `only` (all when `None`); others keep their default.
+pub(crate) fn load_fields<F: Flow>(
+    run: &RunContext,
+    from: &Committed,
+    only: Option<&[usize]>,
+    template: Option<(&F, &Committed)>,
+    context: &str,
+) -> Result<F> {
     let mut state = F::default();
     for (i, field) in F::FIELDS.iter().enumerate() {
-        let blob = if field.param.is_some() {
-            run.params
-                .get(field.name)
-                .or_else(|| from.artifacts.get(field.name))
-        } else {
-            from.artifacts.get(field.name)
-        };
+        if only.is_some_and(|o| !o.contains(&i)) {
+            continue;
+        }
         // A field added to the state after the input was written keeps its default.
-        let Some(blob) = blob else { continue };
+        let Some(blob) = input_blob(run, from, field) else {
+            continue;
+        };
+        if let Some((t, t_from)) = template {
+            if input_blob(run, t_from, field) == Some(blob) && state.__clone_field_from(t, i) {
+                continue;
+            }
+        }
         let what = What::new(field.name, context.to_string());
         cas::load_decoded(&run.ds, *blob, &what, &mut |r| state.__decode_field(i, r))?;
     }
@@ -139,7 +179,7 @@ fn describe(task: &Option<TaskRef>, run: &str) -> String {
 
 /// Execute one attempt of one task and commit its outcome.
 pub(crate) fn execute<F: Flow>(
-    run: &RunContext,
+    run: &Arc<RunContext>,
     spec: &TaskSpec,
     cancel: Arc<AtomicBool>,
 ) -> Result<Outcome> {
@@ -163,27 +203,41 @@ pub(crate) fn execute<F: Flow>(
         }
     }
 
-    // Load inputs.
-    let loaded = (|| -> Result<(F, Vec<Input<F>>)> {
-        let state = load_state::<F>(run, &spec.base, &describe(&spec.base.task, &run.run_id))?;
-        let mut inputs = Vec::with_capacity(spec.inputs.len());
-        for (s, idx, c) in &spec.inputs {
-            let st = load_state::<F>(run, c, &describe(&c.task, &run.run_id))?;
-            inputs.push(Input {
-                state: st,
-                step: graph.steps()[*s].name,
-                index: idx.clone(),
-            });
-        }
-        Ok((state, inputs))
-    })();
+    // Load the fields the step can see; the others pass through by reference.
+    let fields = F::__step_fields(spec.step);
+    let loaded = load_fields::<F>(
+        run,
+        &spec.base,
+        fields,
+        None,
+        &describe(&spec.base.task, &run.run_id),
+    );
     timings.load_ms = ms_since(t0);
-    let (mut state, inputs) = match loaded {
+    let mut state = match loaded {
         Ok(v) => v,
         Err(e) => {
             let msg = format!("cannot load inputs: {}", chain(&e));
             return finish_failed(run, spec, step.name, &task, parents, started, timings, msg);
         }
+    };
+    let inputs = if step.is_join() {
+        let refs = spec
+            .inputs
+            .iter()
+            .map(|(s, idx, c)| InputRef {
+                step: graph.steps()[*s].name,
+                index: idx.clone(),
+                committed: c.clone(),
+            })
+            .collect();
+        let loader = Arc::new(InputLoader {
+            run: run.clone(),
+            base: spec.base.clone(),
+            join: step.name,
+        });
+        Some(Inputs::new(refs, loader))
+    } else {
+        None
     };
 
     // Run the step.
@@ -214,11 +268,7 @@ pub(crate) fn execute<F: Flow>(
         let mut call = StepCall {
             ctx: &mut ctx,
             item_index,
-            inputs: if step.is_join() {
-                Some(Inputs { items: inputs })
-            } else {
-                None
-            },
+            inputs,
         };
         IN_STEP.with(|f| *f.borrow_mut() = true);
         let r = panic::catch_unwind(AssertUnwindSafe(|| state.__run_step(spec.step, &mut call)));
@@ -233,7 +283,7 @@ pub(crate) fn execute<F: Flow>(
 
     let t2 = Instant::now();
     let (artifacts, status, error, foreach_count) = match result {
-        Ok(()) => match store_state(run, &state, &spec.base, &task) {
+        Ok(()) => match store_state(run, &state, &spec.base, fields, &task) {
             Ok(arts) => {
                 // Parameters are read-only: a step that changes one fails.
                 if let Some(name) = F::FIELDS
@@ -338,24 +388,25 @@ pub(crate) fn execute<F: Flow>(
     })
 }
 
-/// Encode and store every field.
+/// Encode and store the fields the step could change; pass the others through.
 fn store_state<F: Flow>(
     run: &RunContext,
     state: &F,
     base: &Committed,
+    only: Option<&[usize]>,
     task: &str,
 ) -> Result<BTreeMap<String, BlobRef>> {
     let mut out = BTreeMap::new();
     for (i, field) in F::FIELDS.iter().enumerate() {
-        let base_blob = if field.param.is_some() {
-            run.params
-                .get(field.name)
-                .or_else(|| base.artifacts.get(field.name))
-        } else {
-            base.artifacts.get(field.name)
-        };
+        let base_blob = input_blob(run, base, field).copied();
+        if only.is_some_and(|o| !o.contains(&i)) {
+            if let Some(b) = base_blob {
+                out.insert(field.name.to_string(), b);
+                continue;
+            }
+        }
         let what = What::new(field.name, format!(" of task {task}"));
-        let blob = cas::put_encoded(&run.ds, base_blob.copied(), &what, &mut |w| {
+        let blob = cas::put_encoded(&run.ds, base_blob, &what, &mut |w| {
             state.__encode_field(i, w)
         })?;
         out.insert(field.name.to_string(), blob);

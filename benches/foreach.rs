@@ -1,0 +1,76 @@
+//! Benchmark: a foreach of N trivial tasks on the thread executor with the local store.
+//!
+//! ```text
+//! cargo bench --bench foreach -- [N]          (default N = 10000)
+//! ```
+//! Prints the wall time of the whole run and the amortized time per task.
+
+use std::time::Instant;
+
+use flowlib::prelude::*;
+
+#[derive(FlowState, Default, Serialize, Deserialize)]
+struct Fanout {
+    #[param(default = 10_000u32, help = "number of foreach tasks")]
+    n: u32,
+    items: Vec<u32>,
+    doubled: u64,
+    total: u64,
+}
+
+#[flow]
+impl Fanout {
+    #[step(start, next = work, foreach = items)]
+    fn start(&mut self) -> Result<()> {
+        self.items = (0..self.n).collect();
+        Ok(())
+    }
+
+    #[step(next = gather)]
+    fn work(&mut self, item: &u32) -> Result<()> {
+        self.doubled = u64::from(*item) * 2;
+        Ok(())
+    }
+
+    #[step(join, next = end)]
+    fn gather(&mut self, inputs: Inputs<Self>) -> Result<()> {
+        self.total = inputs.iter().map(|i| i.doubled).sum();
+        Ok(())
+    }
+
+    #[step(end)]
+    fn end(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn main() {
+    let n: u32 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(10_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ds = flowlib::Datastore::open(
+        dir.path().join("ds").to_str().unwrap(),
+        flowlib::OpenMode::Create,
+    )
+    .unwrap();
+    let opts = flowlib::RunOptions {
+        params: vec![("n".into(), n.to_string())],
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let summary = flowlib::run::<Fanout>(&ds, &opts).expect("run starts");
+    let wall = t0.elapsed();
+    assert_eq!(summary.status, flowlib::RunStatus::Succeeded, "{summary:?}");
+    let run = flowlib::Run::<Fanout>::open(&ds, &summary.run_id).unwrap();
+    let total: u64 = run.task("gather").unwrap().artifact("total").unwrap();
+    assert_eq!(total, (0..u64::from(n)).map(|i| i * 2).sum::<u64>());
+    let tasks = summary.tasks_ok;
+    println!(
+        "foreach n={n}: {tasks} tasks in {:.3} s on {} workers = {:.1} µs per task amortized",
+        wall.as_secs_f64(),
+        flowlib::cpu_count(),
+        wall.as_secs_f64() * 1e6 / tasks as f64
+    );
+}
