@@ -193,6 +193,51 @@ impl Datastore {
         Ok(out)
     }
 
+    /// The successful attempt of task `task` (`step` or `step/2.5`) of a run.
+    pub fn successful_task(&self, flow: &str, run: &str, task: &str) -> Result<TaskAttempt> {
+        let (step, index) = parse_task_id(task)?;
+        successful(self.task_attempts(flow, run)?)
+            .remove(&(step.to_string(), index))
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "run {run} of flow {flow} has no successful task `{task}`"
+                ))
+            })
+    }
+
+    /// Read one artifact of a past run as `T`, without the flow's type (for tools,
+    /// notebooks and tests). Only that artifact's blob is read, and it is verified.
+    ///
+    /// ```no_run
+    /// let ds = flowlib::Datastore::open(".flowlib", flowlib::OpenMode::Existing)?;
+    /// let run = ds.latest_run("Train")?.expect("a run");
+    /// let best: Option<(f64, f64, (f64, f64))> = ds.artifact("Train", &run, "pick", "best")?;
+    /// # Ok::<(), flowlib::Error>(())
+    /// ```
+    pub fn artifact<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        flow: &str,
+        run: &str,
+        task: &str,
+        name: &str,
+    ) -> Result<T> {
+        let a = self.successful_task(flow, run, task)?;
+        let m = a
+            .manifest
+            .as_ref()
+            .expect("successful attempts have manifests");
+        let blob = *m.artifacts.get(name).ok_or_else(|| {
+            Error::not_found(format!("task {task} of run {run} has no artifact `{name}`"))
+        })?;
+        let what = What::new(name, format!(" of run {run} task {task}"));
+        let mut out: Option<T> = None;
+        cas::load_decoded(self, blob, &what, &mut |r| {
+            out = Some((&Tag::<T>::NEW).decode_field(r)?);
+            Ok(())
+        })?;
+        Ok(out.expect("decoded"))
+    }
+
     pub(crate) fn read_manifest_pinned(
         &self,
         flow: &str,
@@ -214,6 +259,18 @@ impl Datastore {
         }
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::metadata(self.path(&rel), format!("invalid JSON: {e}")))
+    }
+}
+
+/// Split `step/2.5` into step and index.
+pub(crate) fn parse_task_id(id: &str) -> Result<(&str, IndexPath)> {
+    match id.split_once('/') {
+        Some((s, i)) => Ok((
+            s,
+            IndexPath::parse(i)
+                .ok_or_else(|| Error::invalid(format!("invalid task index `{i}` in `{id}`")))?,
+        )),
+        None => Ok((id, IndexPath::root())),
     }
 }
 
