@@ -140,6 +140,9 @@ fn put_large(
     what: &What,
     encode: &mut dyn FnMut(&mut FieldWriter<'_>) -> Result<(), EncodeError>,
 ) -> Result<BlobRef> {
+    if ds.is_local() {
+        return put_large_local(ds, base, what, encode);
+    }
     // Pass 1: hash only.
     let mut hs = HashSink(Hasher::new());
     encode_streaming(&mut hs, encode).map_err(|e| what.err("-", format!("cannot encode: {e}")))?;
@@ -155,8 +158,20 @@ fn put_large(
             return Ok(blob);
         }
     }
+    upload_verified(ds, &rel, blob, what, encode)?;
+    ds.mark_known(blob.digest);
+    Ok(blob)
+}
 
-    // Pass 2: upload to the final address while hashing again.
+/// Pass 2 of a remote write: upload to `rel` while hashing again; abort on any mismatch.
+fn upload_verified(
+    ds: &Datastore,
+    rel: &str,
+    blob: BlobRef,
+    what: &What,
+    encode: &mut dyn FnMut(&mut FieldWriter<'_>) -> Result<(), EncodeError>,
+) -> Result<()> {
+    let path = ds.path(rel);
     let upload = ds
         .block_on(ds.inner.store.put_multipart(&path))
         .map_err(|e| what.err(blob.digest, format!("cannot start upload: {e}")))?;
@@ -181,7 +196,63 @@ fn put_large(
         Ok(()) => {}
     }
     sink.finish()
+        .map_err(|e| what.err(blob.digest, format!("cannot store: {e}")))
+}
+
+struct CountSink(u64);
+
+impl ByteSink for CountSink {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.0 += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+/// Local stores write in one hashing pass to a staging object, then rename it to its
+/// address: a rename is free on a filesystem, and writing to the page cache costs less
+/// than a second SHA-256 pass. Only when the value may be unchanged (same size as the
+/// input's blob) is it hashed first, so an unchanged artifact is never rewritten.
+fn put_large_local(
+    ds: &Datastore,
+    base: Option<BlobRef>,
+    what: &What,
+    encode: &mut dyn FnMut(&mut FieldWriter<'_>) -> Result<(), EncodeError>,
+) -> Result<BlobRef> {
+    if let Some(b) = base {
+        let mut count = CountSink(0);
+        encode_streaming(&mut count, encode)
+            .map_err(|e| what.err("-", format!("cannot encode: {e}")))?;
+        if count.0 == b.size {
+            let mut hs = HashSink(Hasher::new());
+            encode_streaming(&mut hs, encode)
+                .map_err(|e| what.err("-", format!("cannot encode: {e}")))?;
+            if hs.0.finish() == b {
+                return Ok(b);
+            }
+        }
+    }
+    let staging = format!("tmp/{}", crate::metadata::new_run_id());
+    let path = ds.path(&staging);
+    let upload = ds
+        .block_on(ds.inner.store.put_multipart(&path))
+        .map_err(|e| what.err("-", format!("cannot start a staged write: {e}")))?;
+    let mut sink = UploadSink::new(ds, upload);
+    if let Err(e) = encode_streaming(&mut sink, encode) {
+        sink.abort();
+        return Err(what.err("-", format!("cannot store: {e}")));
+    }
+    let blob = sink.hasher.clone().finish();
+    sink.finish()
         .map_err(|e| what.err(blob.digest, format!("cannot store: {e}")))?;
+    let rel = Datastore::blob_rel(&blob.digest);
+    // Same content under the same name: replacing an existing copy is harmless and atomic.
+    ds.block_on(ds.inner.store.rename(&path, &ds.path(&rel)))
+        .map_err(|e| {
+            what.err(
+                blob.digest,
+                format!("cannot move the staged blob into place: {e}"),
+            )
+        })?;
     ds.mark_known(blob.digest);
     Ok(blob)
 }

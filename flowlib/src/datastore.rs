@@ -199,6 +199,11 @@ impl Datastore {
         &self.inner.url
     }
 
+    /// Whether the store is a local directory.
+    pub(crate) fn is_local(&self) -> bool {
+        matches!(self.inner.backend, Backend::Local(_))
+    }
+
     /// The backend kind.
     pub fn backend(&self) -> &Backend {
         &self.inner.backend
