@@ -313,12 +313,15 @@ pub fn resume<F: Flow>(
                 _ => {}
             }
         }
-        for o in &origin.record.graph {
-            if !now.iter().any(|s| s.name == o.name) {
-                problems.push(format!(
-                    "step `{}` of run {origin_id} no longer exists",
-                    o.name
-                ));
+        // Removed steps only matter as an explanation of a reused step that changed.
+        if !problems.is_empty() {
+            for o in &origin.record.graph {
+                if !now.iter().any(|s| s.name == o.name) {
+                    problems.push(format!(
+                        "step `{}` of run {origin_id} no longer exists",
+                        o.name
+                    ));
+                }
             }
         }
     }
