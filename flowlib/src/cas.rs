@@ -175,7 +175,7 @@ fn upload_verified(
     let upload = ds
         .block_on(ds.inner.store.put_multipart(&path))
         .map_err(|e| what.err(blob.digest, format!("cannot start upload: {e}")))?;
-    let mut sink = UploadSink::new(ds, upload);
+    let mut sink = UploadSink::new(ds, upload, &what.artifact);
     let res = encode_streaming(&mut sink, encode);
     let again = sink.hasher.clone().finish();
     match res {
@@ -236,7 +236,7 @@ fn put_large_local(
     let upload = ds
         .block_on(ds.inner.store.put_multipart(&path))
         .map_err(|e| what.err("-", format!("cannot start a staged write: {e}")))?;
-    let mut sink = UploadSink::new(ds, upload);
+    let mut sink = UploadSink::new(ds, upload, &what.artifact);
     if let Err(e) = encode_streaming(&mut sink, encode) {
         sink.abort();
         return Err(what.err("-", format!("cannot store: {e}")));
@@ -266,10 +266,12 @@ struct UploadSink<'a> {
     inflight: VecDeque<tokio::task::JoinHandle<object_store::Result<()>>>,
     parts_sent: usize,
     failed: Option<String>,
+    /// The artifact being written (for the crash-test hold point).
+    label: String,
 }
 
 impl<'a> UploadSink<'a> {
-    fn new(ds: &'a Datastore, upload: Box<dyn MultipartUpload>) -> Self {
+    fn new(ds: &'a Datastore, upload: Box<dyn MultipartUpload>, label: &str) -> Self {
         UploadSink {
             ds,
             upload,
@@ -278,6 +280,7 @@ impl<'a> UploadSink<'a> {
             inflight: VecDeque::new(),
             parts_sent: 0,
             failed: None,
+            label: label.to_string(),
         }
     }
 
@@ -349,6 +352,9 @@ impl ByteSink for UploadSink<'_> {
                 if let Err(e) = self.send_part() {
                     self.failed = Some(e.clone());
                     return Err(e);
+                }
+                if self.parts_sent == 2 {
+                    crate::failpoint::hold("mid-blob", &self.label);
                 }
             }
         }

@@ -93,6 +93,7 @@ impl Checkpoint {
             type_name: std::any::type_name::<T>().to_string(),
         };
         let rel = paths::checkpoint_latest(self.flow, &run, self.step, &self.index);
+        crate::failpoint::hold("checkpoint-pointer", &self.task());
         self.ds.put_json(&rel, &ptr, PutMode::Overwrite)?;
         self.last = Some(blob);
         self.saves += 1;

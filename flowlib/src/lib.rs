@@ -72,6 +72,7 @@ mod datastore;
 mod digest;
 mod error;
 mod executor;
+mod failpoint;
 mod flow;
 mod graph;
 mod identity;

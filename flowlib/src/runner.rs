@@ -237,6 +237,7 @@ fn launch<F: Flow>(ds: &Datastore, opts: &RunOptions, l: Launch<F>) -> Result<Ru
         status: AttemptStatus::Ok,
     });
     let summary = Scheduler::<F>::new(run, opts.limits.clone(), l.pre, opts.progress).run(start)?;
+    crate::failpoint::hold("before-run-end", &summary.run_id);
     ds.put_json(
         &paths::run_end(F::NAME, &summary.run_id),
         &end_record(&summary),

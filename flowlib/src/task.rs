@@ -281,6 +281,7 @@ pub(crate) fn execute<F: Flow>(
     };
     timings.step_ms = ms_since(t1);
 
+    crate::failpoint::hold("before-store", &task);
     let t2 = Instant::now();
     let (artifacts, status, error, foreach_count) = match result {
         Ok(()) => match store_state(run, &state, &spec.base, fields, &task) {
@@ -464,7 +465,10 @@ pub(crate) fn commit(run: &RunContext, manifest: &TaskManifest) -> Result<bool> 
         digest: Digest::of(&bytes),
         size: bytes.len() as u64,
     };
+    let task = task_id(&manifest.step, &manifest.index);
+    crate::failpoint::hold("before-manifest", &task);
     run.ds.put_bytes(&m_rel, bytes, PutMode::Overwrite)?;
+    crate::failpoint::hold("before-commit", &task);
     let record = CommitRecord {
         version: METADATA_VERSION,
         attempt: manifest.attempt,
@@ -481,7 +485,10 @@ pub(crate) fn commit(run: &RunContext, manifest: &TaskManifest) -> Result<bool> 
         manifest.attempt,
     );
     match run.ds.put_json(&c_rel, &record, PutMode::Create) {
-        Ok(_) => Ok(true),
+        Ok(_) => {
+            crate::failpoint::hold("after-commit", &task);
+            Ok(true)
+        }
         Err(e) if e.is_already_exists() => Ok(false),
         Err(e) => Err(e),
     }
