@@ -96,11 +96,19 @@ fn put_small(ds: &Datastore, blob: BlobRef, bytes: Bytes, what: &What) -> Result
             // a disk error) silently becoming every future run's artifact.
             let path = ds.path(&rel);
             let meta = ds.block_on(ds.inner.store.head(&path));
-            if !matches!(meta, Ok(ref m) if m.size == blob.size) {
-                ds.put_bytes(&rel, bytes.clone(), PutMode::Overwrite)
+            match meta {
+                Ok(m) if m.size == blob.size => {
+                    if is_old(m.last_modified) {
+                        ds.touch(&rel, &bytes).map_err(|e| {
+                            what.err(blob.digest, format!("cannot refresh stored blob: {e}"))
+                        })?;
+                    }
+                }
+                _ => ds
+                    .put_bytes(&rel, bytes.clone(), PutMode::Overwrite)
                     .map_err(|e| {
                         what.err(blob.digest, format!("cannot repair stored blob: {e}"))
-                    })?;
+                    })?,
             }
         }
         Err(e) => {
@@ -113,6 +121,14 @@ fn put_small(ds: &Datastore, blob: BlobRef, bytes: Bytes, what: &What) -> Result
     ds.mark_known(blob.digest);
     ds.cache_put(blob.digest, &bytes);
     Ok(())
+}
+
+/// Whether a stored object is older than the time a writer may rely on it without
+/// refreshing it (see `integrity` for the `gc` rule this protects).
+fn is_old(t: chrono::DateTime<chrono::Utc>) -> bool {
+    let ttl =
+        chrono::Duration::from_std(crate::datastore::KNOWN_TTL).unwrap_or(chrono::Duration::MAX);
+    t < chrono::Utc::now() - ttl
 }
 
 struct HashSink(Hasher);
@@ -153,7 +169,8 @@ fn put_large(
     let rel = Datastore::blob_rel(&blob.digest);
     let path = ds.path(&rel);
     if let Ok(meta) = ds.block_on(ds.inner.store.head(&path)) {
-        if meta.size == blob.size {
+        // An old copy is uploaded again rather than trusted, to refresh its timestamp.
+        if meta.size == blob.size && !is_old(meta.last_modified) {
             ds.mark_known(blob.digest);
             return Ok(blob);
         }

@@ -54,8 +54,16 @@ impl RunInfo {
         if self.record.host != crate::metadata::hostname() {
             return None;
         }
+        let pid = self.record.pid;
+        // A zombie (killed, not yet reaped) is dead for our purposes.
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            return Some(!matches!(state, Some("Z") | Some("X") | None));
+        }
         // SAFETY: kill with signal 0 only checks that the process exists.
-        let rc = unsafe { libc::kill(self.record.pid as libc::pid_t, 0) };
+        let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
         Some(rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
     }
 }

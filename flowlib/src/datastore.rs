@@ -18,10 +18,11 @@
 //! anyway, so this avoids a thread hop per operation); remote stores run on a small tokio
 //! runtime owned by the datastore.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -41,6 +42,10 @@ pub const DEFAULT_DATASTORE: &str = ".flowlib";
 const MARKER: &str = "datastore.json";
 const FORMAT: &str = "flowlib-datastore";
 const FORMAT_VERSION: u32 = 1;
+
+/// How long a process trusts its memory that a blob exists, and how old a reused blob may
+/// get before its timestamp is refreshed. Must stay well below `gc`'s grace period.
+pub(crate) const KNOWN_TTL: Duration = Duration::from_secs(3600);
 
 /// Blobs up to this size are cached in memory after a read or a write.
 const CACHE_MAX_BLOB: u64 = 1 << 20;
@@ -130,7 +135,7 @@ pub(crate) struct Inner {
     prefix: String,
     pub(crate) exec: Exec,
     cache: Mutex<BlobCache>,
-    known: Mutex<HashSet<Digest>>,
+    known: Mutex<HashMap<Digest, Instant>>,
 }
 
 impl std::fmt::Debug for Datastore {
@@ -175,7 +180,7 @@ impl Datastore {
                 prefix,
                 exec,
                 cache: Mutex::new(BlobCache::default()),
-                known: Mutex::new(HashSet::new()),
+                known: Mutex::new(HashMap::new()),
             }),
         };
         ds.check_marker(mode)?;
@@ -442,13 +447,40 @@ impl Datastore {
         }
     }
 
-    /// Whether this process has already seen the blob stored.
+    /// Whether this process saw the blob stored within the last [`KNOWN_TTL`]. The bound
+    /// keeps `gc` safe next to long-running processes (see `integrity`).
     pub(crate) fn is_known(&self, digest: &Digest) -> bool {
-        self.inner.known.lock().unwrap().contains(digest)
+        self.inner
+            .known
+            .lock()
+            .unwrap()
+            .get(digest)
+            .is_some_and(|t| t.elapsed() < KNOWN_TTL)
     }
 
     pub(crate) fn mark_known(&self, digest: Digest) {
-        self.inner.known.lock().unwrap().insert(digest);
+        self.inner
+            .known
+            .lock()
+            .unwrap()
+            .insert(digest, Instant::now());
+    }
+
+    /// Refresh the modification time of a blob being reused, so `gc`'s grace period
+    /// protects it until the run that reuses it has committed.
+    pub(crate) fn touch(&self, rel: &str, bytes: &Bytes) -> Result<()> {
+        match &self.inner.backend {
+            Backend::Local(root) => {
+                let path = root.join(rel);
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| Error::io(format!("touching {}", path.display()), e))?;
+                f.set_modified(std::time::SystemTime::now())
+                    .map_err(|e| Error::io(format!("touching {}", path.display()), e))
+            }
+            _ => self.put_bytes(rel, bytes.clone(), PutMode::Overwrite),
+        }
     }
 
     /// Forget what this process believes is stored (after `gc` deleted blobs).

@@ -1,0 +1,168 @@
+//! `verify` and `gc` against a real local datastore.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use flowlib::prelude::*;
+use flowlib::{Datastore, Limits, OpenMode, ProgressMode, RunOptions, RunStatus};
+
+#[derive(FlowState, Default, Serialize, Deserialize)]
+struct Keep {
+    #[param(default = "x")]
+    tag: String,
+    values: Vec<u32>,
+    total: u32,
+}
+
+#[flow]
+impl Keep {
+    #[step(start, next = end)]
+    fn start(&mut self) -> Result<()> {
+        self.values = vec![1, 2, 3];
+        Ok(())
+    }
+
+    #[step(end)]
+    fn end(&mut self) -> Result<()> {
+        self.total = self.values.iter().sum();
+        Ok(())
+    }
+}
+
+fn setup() -> (tempfile::TempDir, PathBuf, Datastore, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ds");
+    let ds = Datastore::open(root.to_str().unwrap(), OpenMode::Create).unwrap();
+    let opts = RunOptions {
+        limits: Limits::detect(Some(2), None),
+        progress: ProgressMode::Quiet,
+        params: Vec::new(),
+        argv: Vec::new(),
+    };
+    let s = flowlib::run::<Keep>(&ds, &opts).unwrap();
+    assert_eq!(s.status, RunStatus::Succeeded);
+    (dir, root, ds, s.run_id)
+}
+
+fn age(path: &Path, by: Duration) {
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.set_modified(SystemTime::now() - by).unwrap();
+}
+
+fn blob_path(root: &Path, digest: &flowlib::Digest) -> PathBuf {
+    let hex = digest.hex();
+    root.join("blobs/sha256").join(&hex[..2]).join(&hex[2..])
+}
+
+/// Store a blob nobody references, as a crashed task would leave behind.
+fn orphan(root: &Path, value: &str) -> PathBuf {
+    let bytes = flowlib::encode_blob(&value.to_string()).unwrap();
+    let d = flowlib::Digest::of(&bytes);
+    let p = blob_path(root, &d);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+#[test]
+fn gc_deletes_only_old_unreferenced_objects() {
+    let (_d, root, ds, run) = setup();
+    let referenced = flowlib_suite::count_files(&root.join("blobs"));
+    let old = orphan(&root, "left by a crashed task");
+    age(&old, 2 * DAY);
+    let young = orphan(&root, "written a moment ago");
+    // An attempt manifest that was never committed, and an interrupted staged write.
+    let manifest = root.join(format!("flows/Keep/runs/{run}/tasks/end/_@7.manifest.json"));
+    std::fs::write(&manifest, "{}").unwrap();
+    age(&manifest, 2 * DAY);
+    let staged = root.join("blobs/sha256/00/interrupted#3");
+    std::fs::create_dir_all(staged.parent().unwrap()).unwrap();
+    std::fs::write(&staged, "partial").unwrap();
+    age(&staged, 2 * DAY);
+
+    let dry = flowlib::gc(&ds, true, DAY).unwrap();
+    assert_eq!((dry.blobs, dry.orphans), (1, 2), "{dry:?}");
+    assert!(
+        old.exists() && manifest.exists() && staged.exists(),
+        "a dry run deletes nothing"
+    );
+
+    let r = flowlib::gc(&ds, false, DAY).unwrap();
+    assert_eq!((r.blobs, r.orphans), (1, 2), "{r:?}");
+    assert!(r.kept_young >= 1);
+    assert!(!old.exists() && !manifest.exists() && !staged.exists());
+    assert!(young.exists(), "younger than the grace period: kept");
+    // Everything a committed run references survives and still verifies.
+    assert_eq!(
+        flowlib_suite::count_files(&root.join("blobs")),
+        referenced + 1
+    );
+    assert_eq!(flowlib::verify(&ds, None, None).unwrap(), 0);
+    let total: u32 = ds.artifact("Keep", &run, "end", "total").unwrap();
+    assert_eq!(total, 6);
+
+    // With no grace period the young orphan goes too.
+    let r = flowlib::gc(&ds, false, Duration::ZERO).unwrap();
+    assert_eq!(r.blobs, 1);
+    assert!(!young.exists());
+    assert_eq!(flowlib::verify(&ds, None, None).unwrap(), 0);
+}
+
+#[test]
+fn reusing_an_old_unreferenced_blob_refreshes_it() {
+    let (_d, root, ds, _run) = setup();
+    // The blob of the value "y" exists, unreferenced and old (a crashed run wrote it).
+    let stale = orphan(&root, "y");
+    age(&stale, 3 * DAY);
+    let opts = RunOptions {
+        limits: Limits::detect(Some(2), None),
+        progress: ProgressMode::Quiet,
+        params: vec![("tag".into(), "y".into())],
+        argv: Vec::new(),
+    };
+    // A new run produces the same value: it is deduplicated, and its timestamp refreshed
+    // so that a concurrent gc's grace period covers it until the run commits.
+    let fresh = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
+    let s = flowlib::run::<Keep>(&fresh, &opts).unwrap();
+    assert_eq!(s.status, RunStatus::Succeeded);
+    let modified = std::fs::metadata(&stale).unwrap().modified().unwrap();
+    assert!(
+        modified > SystemTime::now() - Duration::from_secs(600),
+        "timestamp refreshed"
+    );
+    let r = flowlib::gc(&ds, false, DAY).unwrap();
+    assert_eq!(r.blobs, 0);
+    let tag: String = ds.artifact("Keep", &s.run_id, "end", "tag").unwrap();
+    assert_eq!(tag, "y");
+}
+
+#[test]
+fn verify_names_run_task_artifact_and_digest_of_each_problem() {
+    let (_d, root, ds, run) = setup();
+    assert_eq!(flowlib::verify(&ds, Some("Keep"), Some(&run)).unwrap(), 0);
+    let a = ds.successful_task("Keep", &run, "end").unwrap();
+    let total = a.manifest.unwrap().artifacts["total"];
+    std::fs::remove_file(blob_path(&root, &total.digest)).unwrap();
+    // `total` is referenced once (by `end`); verify reports it, and exits non-zero.
+    let problems = flowlib::verify(&ds, None, None).unwrap();
+    assert_eq!(problems, 1);
+    let fresh = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
+    let err = fresh
+        .artifact::<u32>("Keep", &run, "end", "total")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("missing") && err.contains(&total.digest.to_string()),
+        "{err}"
+    );
+    // gc refuses to run on a datastore whose metadata it cannot trust.
+    std::fs::write(
+        root.join(format!("flows/Keep/runs/{run}/tasks/end/_@0.manifest.json")),
+        "{garbage",
+    )
+    .unwrap();
+    let err = flowlib::gc(&ds, false, DAY).unwrap_err().to_string();
+    assert!(err.contains("gc stopped"), "{err}");
+}
