@@ -3,11 +3,8 @@
 //! Every user error is one line on stderr and a non-zero exit: 2 for bad input, 1 for a
 //! run that failed or an operation that could not complete.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
@@ -16,11 +13,11 @@ use crate::datastore::{Datastore, OpenMode, DATASTORE_ENV, DEFAULT_DATASTORE};
 use crate::error::{chain, Error, Result};
 use crate::executor::{Limits, RunSummary};
 use crate::flow::Flow;
-use crate::graph::{format_bytes, JoinKind};
-use crate::metadata::{task_id, IndexPath, RunStatus};
+use crate::graph::format_bytes;
+use crate::metadata::RunStatus;
 use crate::progress::ProgressMode;
 use crate::runner::{self, ResumeOptions, RunOptions};
-use crate::task::{self, Committed, RunContext, TaskSpec};
+use crate::task;
 
 /// Run the command line for flow `F`. Use it as the whole `main`:
 ///
@@ -251,7 +248,14 @@ pub fn command<F: Flow>() -> Command {
                 .hide(true)
                 .arg(Arg::new("name").required(true).value_name("STEP"))
                 .arg(Arg::new("run").long("run").required(true).value_name("RUN"))
-                .arg(Arg::new("index").long("index").default_value("_").value_name("INDEX"))
+                .arg(
+                    Arg::new("task")
+                        .long("task")
+                        .visible_alias("index")
+                        .default_value("_")
+                        .value_name("INDEX")
+                        .help("The task's foreach index (`2.5`), or its id (`fit/2.5`)"),
+                )
                 .arg(
                     Arg::new("attempt")
                         .long("attempt")
@@ -421,9 +425,28 @@ fn dispatch<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<ExitCode> {
             let ds = open(m, OpenMode::Existing)?;
             let step = sub.get_one::<String>("name").expect("required");
             let run = sub.get_one::<String>("run").expect("required");
-            let index = sub.get_one::<String>("index").expect("has default");
+            let index = sub.get_one::<String>("task").expect("has default");
             let attempt = *sub.get_one::<u32>("attempt").expect("has default");
-            run_one_task::<F>(&ds, run, step, index, attempt)
+            let index = index.strip_prefix(&format!("{step}/")).unwrap_or(index);
+            let task = if index == "_" || index.is_empty() {
+                step.clone()
+            } else {
+                format!("{step}/{index}")
+            };
+            match task::run_task::<F>(&ds, run, &task, attempt)? {
+                task::TaskOutcome::Committed => {
+                    eprintln!("flowlib: task {task} of run {run} attempt {attempt} committed");
+                    Ok(ExitCode::SUCCESS)
+                }
+                task::TaskOutcome::Failed(e) => {
+                    eprintln!("flowlib: task {task} of run {run} attempt {attempt} failed: {e}");
+                    Ok(ExitCode::from(1))
+                }
+                task::TaskOutcome::AlreadyCommitted => {
+                    eprintln!("flowlib: task {task} of run {run} attempt {attempt} was already committed (or fenced) by another writer");
+                    Ok(ExitCode::from(1))
+                }
+            }
         }
         _ => unreachable!("clap requires a subcommand"),
     }
@@ -749,125 +772,6 @@ fn dump<F: Flow>(ds: &Datastore, target: &str, artifact: Option<&str>) -> Result
         }
     }
     Ok(())
-}
-
-/// `<exe> step <name> --run <id> --index <i> --attempt <n>`: run one task of a run whose
-/// inputs are committed, through the same entry point the thread executor uses.
-fn run_one_task<F: Flow>(
-    ds: &Datastore,
-    run_id: &str,
-    step_name: &str,
-    index: &str,
-    attempt: u32,
-) -> Result<ExitCode> {
-    crate::metadata::validate_run_id(run_id)?;
-    let graph = F::graph();
-    let step = graph
-        .step(step_name)
-        .ok_or_else(|| Error::invalid(format!("flow {} has no step `{step_name}`", F::NAME)))?;
-    let index = IndexPath::parse(index)
-        .ok_or_else(|| Error::invalid(format!("invalid task index `{index}`")))?;
-    if index.0.len() != step.depth {
-        return Err(Error::invalid(format!(
-            "step `{step_name}` is inside {} foreach split(s): its index has {} part(s)",
-            step.depth, step.depth
-        )));
-    }
-    let info = ds.run_info(F::NAME, run_id)?;
-    let ok = successful(ds.task_attempts(F::NAME, run_id)?);
-    let committed = |s: usize, p: &IndexPath| -> Result<Arc<Committed>> {
-        let name = graph.steps()[s].name;
-        let a = ok.get(&(name.to_string(), p.clone())).ok_or_else(|| {
-            Error::not_found(format!(
-                "input task {} of run {run_id} is not committed",
-                task_id(name, p)
-            ))
-        })?;
-        let m = a
-            .manifest
-            .as_ref()
-            .expect("successful attempts have manifests");
-        Ok(Arc::new(Committed {
-            task: Some(a.source.clone()),
-            artifacts: m.artifacts.clone(),
-            foreach_count: m.foreach_count,
-            status: a.status,
-        }))
-    };
-    let (base, inputs) = if step.is_start {
-        let initial = Arc::new(Committed {
-            task: None,
-            artifacts: info.record.initial.clone(),
-            foreach_count: None,
-            status: crate::metadata::AttemptStatus::Ok,
-        });
-        (initial, Vec::new())
-    } else if let Some((split, kind)) = step.join {
-        let base = committed(split, &index)?;
-        let inputs = match kind {
-            JoinKind::Foreach => {
-                let pred = step.preds[0];
-                let n = base.foreach_count.unwrap_or(0) as u32;
-                (0..n)
-                    .map(|i| committed(pred, &index.child(i)).map(|c| (pred, index.child(i), c)))
-                    .collect::<Result<Vec<_>>>()?
-            }
-            JoinKind::Branch => step
-                .preds
-                .iter()
-                .map(|&p| committed(p, &index).map(|c| (p, index.clone(), c)))
-                .collect::<Result<Vec<_>>>()?,
-        };
-        (base, inputs)
-    } else {
-        let pred = step.preds[0];
-        let pp = if graph.steps()[pred].foreach.is_some() {
-            index.parent()
-        } else {
-            index.clone()
-        };
-        (committed(pred, &pp)?, Vec::new())
-    };
-    let params: BTreeMap<_, _> = F::FIELDS
-        .iter()
-        .filter(|f| f.param.is_some())
-        .filter_map(|f| {
-            info.record
-                .initial
-                .get(f.name)
-                .map(|b| (f.name.to_string(), *b))
-        })
-        .collect();
-    let ctx = Arc::new(RunContext {
-        ds: ds.clone(),
-        flow: F::NAME,
-        run_id: run_id.to_string(),
-        params,
-        host: crate::metadata::hostname(),
-    });
-    let spec = TaskSpec {
-        step: step.index,
-        index: index.clone(),
-        attempt,
-        base,
-        inputs,
-        checkpoint_sources: vec![run_id.to_string()],
-    };
-    let tid = task_id(step.name, &index);
-    match task::execute::<F>(&ctx, &spec, Arc::new(AtomicBool::new(false)))? {
-        task::Outcome::Committed(_) => {
-            eprintln!("flowlib: task {tid} of run {run_id} attempt {attempt} committed");
-            Ok(ExitCode::SUCCESS)
-        }
-        task::Outcome::Failed(e) => {
-            eprintln!("flowlib: task {tid} of run {run_id} attempt {attempt} failed: {e}");
-            Ok(ExitCode::from(1))
-        }
-        task::Outcome::Fenced => {
-            eprintln!("flowlib: task {tid} of run {run_id} attempt {attempt} was already committed or fenced");
-            Ok(ExitCode::from(1))
-        }
-    }
 }
 
 #[cfg(test)]

@@ -267,11 +267,7 @@ impl Datastore {
                             created: crate::metadata::now_rfc3339(),
                         };
                         // Two processes may race to create it: either write is fine.
-                        match self.put_json(MARKER, &marker, PutMode::Create) {
-                            Ok(_) => Ok(()),
-                            Err(e) if e.is_already_exists() => Ok(()),
-                            Err(e) => Err(e),
-                        }
+                        self.create_json(MARKER, &marker).map(|_| ())
                     }
                 }
             }
@@ -391,6 +387,24 @@ impl Datastore {
             Bytes::from(serde_json::to_vec_pretty(value).expect("metadata serializes to JSON"));
         self.put_bytes(rel, bytes.clone(), mode)?;
         Ok(bytes)
+    }
+
+    /// Create-only write that survives lost responses: when a retried request finds the
+    /// object already there with exactly these bytes, this very write had succeeded.
+    /// Returns false when someone else created the object first.
+    pub(crate) fn create(&self, rel: &str, bytes: Bytes) -> Result<bool> {
+        match self.put_bytes(rel, bytes.clone(), PutMode::Create) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_already_exists() => Ok(self.get_bytes(rel)?.is_some_and(|b| b == bytes)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// [`create`](Self::create) of a JSON record.
+    pub(crate) fn create_json<T: Serialize>(&self, rel: &str, value: &T) -> Result<bool> {
+        let bytes =
+            Bytes::from(serde_json::to_vec_pretty(value).expect("metadata serializes to JSON"));
+        self.create(rel, bytes)
     }
 
     /// Every object under `rel_prefix` (recursive).

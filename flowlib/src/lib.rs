@@ -104,6 +104,7 @@ pub use metadata::{
 };
 pub use progress::ProgressMode;
 pub use runner::{resume, run, ResumeOptions, RunOptions};
+pub use task::{run_task, TaskOutcome};
 
 pub use flowlib_macros::{catch, checkpoint, flow, resources, retry, step, timeout, FlowState};
 

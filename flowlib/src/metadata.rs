@@ -350,6 +350,10 @@ pub struct CommitRecord {
     pub error: Option<String>,
     /// When it was committed (RFC 3339).
     pub committed: String,
+    /// Who wrote it (host, pid and a random tag): makes every writer's bytes unique, so a
+    /// writer retrying a lost response recognises its own record.
+    #[serde(default)]
+    pub writer: String,
 }
 
 /// `reuse.json`: the tasks a resumed run took from its origin, by reference.

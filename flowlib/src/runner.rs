@@ -3,8 +3,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use object_store::PutMode;
-
 use crate::cas::{self, What};
 use crate::client::{successful, TaskAttempt};
 use crate::datastore::Datastore;
@@ -196,22 +194,21 @@ fn launch<F: Flow>(ds: &Datastore, opts: &RunOptions, l: Launch<F>) -> Result<Ru
     let mut tries = 0;
     loop {
         record.run_id = new_run_id();
-        match ds.put_json(
-            &paths::run_record(F::NAME, &record.run_id),
-            &record,
-            PutMode::Create,
-        ) {
-            Ok(_) => break,
-            Err(e) if e.is_already_exists() && tries < 5 => tries += 1,
-            Err(e) => return Err(e),
+        if ds.create_json(&paths::run_record(F::NAME, &record.run_id), &record)? {
+            break;
+        }
+        tries += 1;
+        if tries > 5 {
+            return Err(Error::invalid("could not pick an unused run id"));
         }
     }
     if let Some(reuse) = &l.reuse {
-        ds.put_json(
-            &paths::reuse(F::NAME, &record.run_id),
-            reuse,
-            PutMode::Create,
-        )?;
+        if !ds.create_json(&paths::reuse(F::NAME, &record.run_id), reuse)? {
+            return Err(Error::metadata(
+                paths::reuse(F::NAME, &record.run_id),
+                "another writer created this run's reuse record",
+            ));
+        }
     }
     let run = Arc::new(RunContext {
         ds: ds.clone(),
@@ -238,10 +235,9 @@ fn launch<F: Flow>(ds: &Datastore, opts: &RunOptions, l: Launch<F>) -> Result<Ru
     });
     let summary = Scheduler::<F>::new(run, opts.limits.clone(), l.pre, opts.progress).run(start)?;
     crate::failpoint::hold("before-run-end", &summary.run_id);
-    ds.put_json(
+    ds.create_json(
         &paths::run_end(F::NAME, &summary.run_id),
         &end_record(&summary),
-        PutMode::Create,
     )?;
     Ok(summary)
 }

@@ -14,10 +14,12 @@ use object_store::PutMode;
 
 use crate::cas::{self, What};
 use crate::checkpoint::Checkpoint;
+use crate::client::successful;
 use crate::datastore::Datastore;
 use crate::digest::{BlobRef, Digest};
 use crate::error::{chain, Error, Result};
 use crate::flow::{Ctx, Flow, InputLoader, InputRef, Inputs, StepCall};
+use crate::graph::JoinKind;
 use crate::metadata::{
     now_rfc3339, paths, task_id, AttemptStatus, CommitRecord, IndexPath, TaskManifest, TaskRef,
     Timings, METADATA_VERSION,
@@ -476,6 +478,7 @@ pub(crate) fn commit(run: &RunContext, manifest: &TaskManifest) -> Result<bool> 
         manifest: Some(m_ref),
         error: manifest.error.clone(),
         committed: now_rfc3339(),
+        writer: writer_id(),
     };
     let c_rel = paths::commit(
         run.flow,
@@ -484,14 +487,29 @@ pub(crate) fn commit(run: &RunContext, manifest: &TaskManifest) -> Result<bool> 
         &manifest.index,
         manifest.attempt,
     );
-    match run.ds.put_json(&c_rel, &record, PutMode::Create) {
-        Ok(_) => {
-            crate::failpoint::hold("after-commit", &task);
-            Ok(true)
-        }
-        Err(e) if e.is_already_exists() => Ok(false),
-        Err(e) => Err(e),
+    let won = run.ds.create_json(&c_rel, &record)?;
+    if won {
+        crate::failpoint::hold("after-commit", &task);
     }
+    Ok(won)
+}
+
+/// Identifies this writer in commit records, so two writers never produce identical bytes.
+fn writer_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    format!(
+        "{}:{}:{:08x}",
+        crate::metadata::hostname(),
+        std::process::id(),
+        h.finish() as u32
+    )
 }
 
 /// Fence an attempt: commit it as timed out, create-only. Returns false if the attempt
@@ -510,13 +528,10 @@ pub(crate) fn fence(
         manifest: None,
         error: Some(error.to_string()),
         committed: now_rfc3339(),
+        writer: writer_id(),
     };
     let c_rel = paths::commit(run.flow, &run.run_id, step, index, attempt);
-    match run.ds.put_json(&c_rel, &record, PutMode::Create) {
-        Ok(_) => Ok(true),
-        Err(e) if e.is_already_exists() => Ok(false),
-        Err(e) => Err(e),
-    }
+    run.ds.create_json(&c_rel, &record)
 }
 
 /// Read a committed attempt's manifest, verifying it against its commit record.
@@ -551,4 +566,130 @@ pub(crate) fn read_commit(
     let manifest: TaskManifest = serde_json::from_slice(&bytes)
         .map_err(|e| Error::metadata(ds.path(&m_rel), format!("invalid JSON: {e}")))?;
     Ok(Some((record, Some(manifest))))
+}
+
+/// How [`run_task`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TaskOutcome {
+    /// The step succeeded (or its failure was caught) and the attempt is committed.
+    Committed,
+    /// The step failed; the failure is committed with its error.
+    Failed(String),
+    /// Another writer had already committed (or fenced) this attempt: nothing was changed.
+    AlreadyCommitted,
+}
+
+/// Run one task of an existing run: read its committed inputs from the store, run the step,
+/// store its artifacts, write its manifest and commit create-only. This is the entry point
+/// the thread executor uses in-process and that execution backends reach through
+/// `<exe> step <name> --run <id> --task <index> --attempt <n>`.
+///
+/// `task` is `step` or `step/2.5`. Concurrent calls for the same attempt are safe: exactly
+/// one commits, the others get [`TaskOutcome::AlreadyCommitted`].
+pub fn run_task<F: Flow>(
+    ds: &Datastore,
+    run_id: &str,
+    task: &str,
+    attempt: u32,
+) -> Result<TaskOutcome> {
+    crate::metadata::validate_run_id(run_id)?;
+    let (step_name, index) = crate::client::parse_task_id(task)?;
+    let graph = F::graph();
+    let step = graph
+        .step(step_name)
+        .ok_or_else(|| Error::invalid(format!("flow {} has no step `{step_name}`", F::NAME)))?;
+    if index.0.len() != step.depth {
+        return Err(Error::invalid(format!(
+            "step `{step_name}` is inside {} foreach split(s): its index has {} part(s)",
+            step.depth, step.depth
+        )));
+    }
+    let info = ds.run_info(F::NAME, run_id)?;
+    let ok = successful(ds.task_attempts(F::NAME, run_id)?);
+    let committed = |s: usize, p: &IndexPath| -> Result<Arc<Committed>> {
+        let name = graph.steps()[s].name;
+        let a = ok.get(&(name.to_string(), p.clone())).ok_or_else(|| {
+            Error::not_found(format!(
+                "input task {} of run {run_id} is not committed",
+                task_id(name, p)
+            ))
+        })?;
+        let m = a
+            .manifest
+            .as_ref()
+            .expect("successful attempts have manifests");
+        Ok(Arc::new(Committed {
+            task: Some(a.source.clone()),
+            artifacts: m.artifacts.clone(),
+            foreach_count: m.foreach_count,
+            status: a.status,
+        }))
+    };
+    let (base, inputs) = if step.is_start {
+        let initial = Arc::new(Committed {
+            task: None,
+            artifacts: info.record.initial.clone(),
+            foreach_count: None,
+            status: AttemptStatus::Ok,
+        });
+        (initial, Vec::new())
+    } else if let Some((split, kind)) = step.join {
+        let base = committed(split, &index)?;
+        let inputs = match kind {
+            JoinKind::Foreach => {
+                let pred = step.preds[0];
+                let n = base.foreach_count.unwrap_or(0) as u32;
+                (0..n)
+                    .map(|i| committed(pred, &index.child(i)).map(|c| (pred, index.child(i), c)))
+                    .collect::<Result<Vec<_>>>()?
+            }
+            JoinKind::Branch => step
+                .preds
+                .iter()
+                .map(|&p| committed(p, &index).map(|c| (p, index.clone(), c)))
+                .collect::<Result<Vec<_>>>()?,
+        };
+        (base, inputs)
+    } else {
+        let pred = step.preds[0];
+        let pp = if graph.steps()[pred].foreach.is_some() {
+            index.parent()
+        } else {
+            index.clone()
+        };
+        (committed(pred, &pp)?, Vec::new())
+    };
+    let params: BTreeMap<_, _> = F::FIELDS
+        .iter()
+        .filter(|f| f.param.is_some())
+        .filter_map(|f| {
+            info.record
+                .initial
+                .get(f.name)
+                .map(|b| (f.name.to_string(), *b))
+        })
+        .collect();
+    let ctx = Arc::new(RunContext {
+        ds: ds.clone(),
+        flow: F::NAME,
+        run_id: run_id.to_string(),
+        params,
+        host: crate::metadata::hostname(),
+    });
+    let spec = TaskSpec {
+        step: step.index,
+        index: index.clone(),
+        attempt,
+        base,
+        inputs,
+        checkpoint_sources: vec![run_id.to_string()],
+    };
+    Ok(
+        match execute::<F>(&ctx, &spec, Arc::new(AtomicBool::new(false)))? {
+            Outcome::Committed(_) => TaskOutcome::Committed,
+            Outcome::Failed(e) => TaskOutcome::Failed(e),
+            Outcome::Fenced => TaskOutcome::AlreadyCommitted,
+        },
+    )
 }
