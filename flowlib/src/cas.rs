@@ -398,6 +398,19 @@ pub(crate) fn read_small(ds: &Datastore, blob: BlobRef, what: &What) -> Result<B
     if let Some(b) = ds.cache_get(&blob.digest) {
         return Ok(b);
     }
+    if let Some(disk) = &ds.inner.disk {
+        if let Some(p) = disk.lookup(&blob.digest) {
+            if let Ok(bytes) = std::fs::read(&p) {
+                let bytes = Bytes::from(bytes);
+                if verify_bytes(&bytes, blob, what).is_ok() {
+                    ds.cache_put(blob.digest, &bytes);
+                    return Ok(bytes);
+                }
+            }
+            // A damaged cache entry: drop it and read the store.
+            disk.remove(&blob.digest);
+        }
+    }
     let rel = Datastore::blob_rel(&blob.digest);
     let bytes = ds
         .get_bytes(&rel)
@@ -416,6 +429,9 @@ pub(crate) fn read_small(ds: &Datastore, blob: BlobRef, what: &What) -> Result<B
     verify_bytes(&bytes, blob, what)?;
     ds.mark_known(blob.digest);
     ds.cache_put(blob.digest, &bytes);
+    if let Some(disk) = &ds.inner.disk {
+        disk.put_bytes(&blob.digest, &bytes);
+    }
     Ok(bytes)
 }
 
@@ -474,6 +490,8 @@ struct StreamSource<'a> {
     hasher: Hasher,
     remaining: u64,
     io_error: Option<String>,
+    /// Copy of the bytes read, for the local read cache (dropped on any write error).
+    tee: Option<(std::path::PathBuf, std::fs::File)>,
 }
 
 enum StreamKind {
@@ -513,6 +531,13 @@ impl Source for StreamSource<'_> {
                     let (head, tail) = buf.split_at_mut(n);
                     head.copy_from_slice(&self.chunk[..n]);
                     self.hasher.update(head);
+                    if let Some((p, f)) = &mut self.tee {
+                        use std::io::Write;
+                        if f.write_all(head).is_err() {
+                            let _ = std::fs::remove_file(p);
+                            self.tee = None;
+                        }
+                    }
                     self.chunk = self.chunk.slice(n..);
                     self.remaining -= n as u64;
                     buf = tail;
@@ -533,6 +558,25 @@ fn load_streaming(
     what: &What,
     decode: &mut dyn FnMut(&mut FieldReader<'_>) -> Result<(), DecodeError>,
 ) -> Result<()> {
+    // A local copy of a remote blob first.
+    if let Some(disk) = &ds.inner.disk {
+        if let Some(p) = disk.lookup(&blob.digest) {
+            if let Ok(f) = std::fs::File::open(&p) {
+                let kind = StreamKind::File(std::io::BufReader::with_capacity(1 << 20, f));
+                match decode_stream(ds, blob, what, kind, None, decode) {
+                    Ok(_) => return Ok(()),
+                    Err(e) => {
+                        // A genuine decode error stands; a damaged entry is dropped and
+                        // the blob fetched again.
+                        if file_blob_ref(&p) == Some(blob) {
+                            return Err(e);
+                        }
+                        disk.remove(&blob.digest);
+                    }
+                }
+            }
+        }
+    }
     let rel = Datastore::blob_rel(&blob.digest);
     let path = ds.path(&rel);
     let got = match ds.block_on(ds.inner.store.get(&path)) {
@@ -554,12 +598,54 @@ fn load_streaming(
             ),
         ));
     }
-    let kind = match got.payload {
-        GetResultPayload::File(file, _) => {
-            StreamKind::File(std::io::BufReader::with_capacity(1 << 20, file))
+    let (kind, tee) = match got.payload {
+        GetResultPayload::File(file, _) => (
+            StreamKind::File(std::io::BufReader::with_capacity(1 << 20, file)),
+            None,
+        ),
+        GetResultPayload::Stream(s) => {
+            let tee = ds
+                .inner
+                .disk
+                .as_ref()
+                .filter(|d| d.accepts(blob.size))
+                .and_then(|d| d.staging(&blob.digest));
+            (StreamKind::Remote(s), tee)
         }
-        GetResultPayload::Stream(s) => StreamKind::Remote(s),
     };
+    let tee = decode_stream(ds, blob, what, kind, tee, decode)?;
+    if let (Some((p, f)), Some(disk)) = (tee, &ds.inner.disk) {
+        drop(f);
+        disk.commit(&p, &blob.digest, blob.size);
+    }
+    ds.mark_known(blob.digest);
+    Ok(())
+}
+
+/// The digest and size of a local file.
+fn file_blob_ref(p: &std::path::Path) -> Option<BlobRef> {
+    let mut f = std::fs::File::open(p).ok()?;
+    let mut h = Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).ok()?;
+        if n == 0 {
+            return Some(h.finish());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// Decode a streamed blob, verifying it; copies the bytes into `tee` (a cache staging file)
+/// and returns it when everything verified.
+fn decode_stream<'a>(
+    ds: &'a Datastore,
+    blob: BlobRef,
+    what: &What,
+    kind: StreamKind,
+    tee: Option<(std::path::PathBuf, std::fs::File)>,
+    decode: &mut dyn FnMut(&mut FieldReader<'_>) -> Result<(), DecodeError>,
+) -> Result<Option<(std::path::PathBuf, std::fs::File)>> {
     let mut src = StreamSource {
         ds,
         kind,
@@ -567,38 +653,50 @@ fn load_streaming(
         hasher: Hasher::new(),
         remaining: blob.size,
         io_error: None,
+        tee,
     };
-    let mut header = [0u8; codec::HEADER_LEN];
-    src.read_exact(&mut header)
-        .map_err(|_| what.err(blob.digest, "cannot read the blob header"))?;
-    codec::check_header(&header).map_err(|m| what.err(blob.digest, m))?;
-    let res = {
-        let mut r = FieldReader::stream(&mut src);
-        decode(&mut r)
-    };
-    if let Some(io) = src.io_error.take() {
-        return Err(what.err(blob.digest, format!("cannot read: {io}")));
+    let res = (|| {
+        let mut header = [0u8; codec::HEADER_LEN];
+        src.read_exact(&mut header)
+            .map_err(|_| what.err(blob.digest, "cannot read the blob header"))?;
+        codec::check_header(&header).map_err(|m| what.err(blob.digest, m))?;
+        let res = {
+            let mut r = FieldReader::stream(&mut src);
+            decode(&mut r)
+        };
+        if let Some(io) = src.io_error.take() {
+            return Err(what.err(blob.digest, format!("cannot read: {io}")));
+        }
+        if let Err(e) = res {
+            return Err(decode_error(what, blob, e));
+        }
+        if src.remaining != 0 {
+            return Err(decode_error(
+                what,
+                blob,
+                DecodeError::TrailingBytes(src.remaining),
+            ));
+        }
+        let actual = src.hasher.clone().finish();
+        if actual.digest != blob.digest {
+            return Err(what.err(
+                blob.digest,
+                format!("blob is corrupted: its content hashes to {}", actual.digest),
+            ));
+        }
+        Ok(())
+    })();
+    let tee = src.tee.take();
+    match res {
+        Ok(()) => Ok(tee),
+        Err(e) => {
+            if let Some((p, f)) = tee {
+                drop(f);
+                let _ = std::fs::remove_file(p);
+            }
+            Err(e)
+        }
     }
-    if let Err(e) = res {
-        // A decode failure may stem from corruption: report that first if the bytes differ.
-        return Err(decode_error(what, blob, e));
-    }
-    if src.remaining != 0 {
-        return Err(decode_error(
-            what,
-            blob,
-            DecodeError::TrailingBytes(src.remaining),
-        ));
-    }
-    let actual = src.hasher.finish();
-    if actual.digest != blob.digest {
-        return Err(what.err(
-            blob.digest,
-            format!("blob is corrupted: its content hashes to {}", actual.digest),
-        ));
-    }
-    ds.mark_known(blob.digest);
-    Ok(())
 }
 
 /// Check that a stored blob exists and hashes to its address, reading it in a stream.

@@ -22,6 +22,7 @@ type Opened = (
     String,
 );
 
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
 /// Split `scheme://bucket/prefix` into the bucket URL part and the prefix.
 fn split_url(url: &str) -> Result<(String, String)> {
     let parsed = url::Url::parse(url)

@@ -86,6 +86,10 @@ pub enum OpenMode {
 
 pub(crate) enum Exec {
     Inline,
+    #[cfg_attr(
+        not(any(feature = "aws", feature = "gcp", feature = "azure")),
+        allow(dead_code)
+    )]
     Tokio(tokio::runtime::Runtime),
 }
 
@@ -113,13 +117,6 @@ impl Exec {
             }
         }
     }
-
-    pub(crate) fn handle(&self) -> Option<&tokio::runtime::Handle> {
-        match self {
-            Exec::Inline => None,
-            Exec::Tokio(rt) => Some(rt.handle()),
-        }
-    }
 }
 
 /// A content-addressed datastore. Cheap to clone (shared inside).
@@ -135,6 +132,8 @@ pub(crate) struct Inner {
     prefix: String,
     pub(crate) exec: Exec,
     cache: Mutex<BlobCache>,
+    /// Local read cache of a remote store.
+    pub(crate) disk: Option<crate::cache::DiskCache>,
     known: Mutex<HashMap<Digest, Instant>>,
 }
 
@@ -167,11 +166,22 @@ impl Datastore {
     /// # Ok::<(), flowlib::Error>(())
     /// ```
     pub fn open(url: &str, mode: OpenMode) -> Result<Datastore> {
+        Datastore::open_with(url, mode, crate::cache::CacheConfig::from_env())
+    }
+
+    /// [`open`](Self::open) with an explicit local read cache for remote stores (local
+    /// and in-memory stores are never cached).
+    pub fn open_with(
+        url: &str,
+        mode: OpenMode,
+        cache: crate::cache::CacheConfig,
+    ) -> Result<Datastore> {
         let url = url.trim();
         if url.is_empty() {
             return Err(Error::invalid("the datastore location is empty"));
         }
         let (backend, store, prefix, exec, display) = open_backend(url, mode)?;
+        let backend_is_remote = !matches!(backend, Backend::Local(_) | Backend::Memory);
         let ds = Datastore {
             inner: Arc::new(Inner {
                 url: display,
@@ -180,6 +190,10 @@ impl Datastore {
                 prefix,
                 exec,
                 cache: Mutex::new(BlobCache::default()),
+                disk: match backend_is_remote {
+                    true => crate::cache::DiskCache::new(&cache),
+                    false => None,
+                },
                 known: Mutex::new(HashMap::new()),
             }),
         };
@@ -655,6 +669,7 @@ fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
 }
 
 /// A tokio runtime for remote stores.
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
 pub(crate) fn remote_runtime() -> Result<Exec> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

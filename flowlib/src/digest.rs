@@ -133,10 +133,6 @@ impl Hasher {
         self.len += bytes.len() as u64;
     }
 
-    pub(crate) fn len(&self) -> u64 {
-        self.len
-    }
-
     pub(crate) fn finish(self) -> BlobRef {
         BlobRef {
             digest: Digest(self.inner.finalize().into()),

@@ -149,17 +149,6 @@ impl Error {
         }
     }
 
-    /// Whether this is an object-not-found from the store.
-    pub(crate) fn is_store_not_found(&self) -> bool {
-        matches!(
-            self,
-            Error::Store {
-                source: object_store::Error::NotFound { .. },
-                ..
-            }
-        )
-    }
-
     /// Whether this is a lost create-only race (the object already exists).
     pub(crate) fn is_already_exists(&self) -> bool {
         matches!(

@@ -22,7 +22,7 @@ pub(crate) fn current() -> CodeIdentity {
     }
 }
 
-fn cache_dir() -> Option<PathBuf> {
+pub(crate) fn cache_dir() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("FLOWLIB_CACHE_DIR") {
         return Some(PathBuf::from(d));
     }

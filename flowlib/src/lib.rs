@@ -62,6 +62,7 @@
 
 #![warn(missing_docs)]
 
+mod cache;
 mod cas;
 mod checkpoint;
 mod cli;
@@ -85,6 +86,7 @@ mod task;
 #[doc(hidden)]
 pub mod __private;
 
+pub use cache::{CacheConfig, DEFAULT_CACHE_MAX};
 pub use checkpoint::Checkpoint;
 pub use cli::{command, main, main_with_args};
 pub use client::{Run, RunInfo, StepView, TaskAttempt, TaskView};

@@ -390,10 +390,6 @@ pub(crate) mod paths {
         format!("flows/{flow}/runs/")
     }
 
-    pub(crate) fn run_dir(flow: &str, run: &str) -> String {
-        format!("flows/{flow}/runs/{run}")
-    }
-
     pub(crate) fn run_record(flow: &str, run: &str) -> String {
         format!("flows/{flow}/runs/{run}/run.json")
     }

@@ -258,6 +258,7 @@ impl<S: Source> Deserializer<S> {
     }
 
     /// Returns the source, positioned after the values decoded so far.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn into_source(self) -> S {
         self.src
     }
@@ -312,6 +313,7 @@ impl<S: Source> Deserializer<S> {
 }
 
 /// Decodes one value and requires the source to be fully consumed afterwards.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn decode_all<T: DeserializeOwned, S: Source>(src: S) -> Result<T, DecodeError> {
     let mut de = Deserializer::new(src);
     let value = T::deserialize(&mut de)?;
