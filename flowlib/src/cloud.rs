@@ -60,9 +60,15 @@ fn build_error(url: &str, e: object_store::Error) -> Error {
 }
 
 #[cfg(feature = "aws")]
-pub(crate) fn open_s3(url: &str) -> Result<Opened> {
+pub(crate) fn open_s3(url: &str, options: &[(String, String)]) -> Result<Opened> {
     let (bucket_url, prefix) = split_url(url)?;
-    let store = object_store::aws::AmazonS3Builder::from_env()
+    let mut builder = object_store::aws::AmazonS3Builder::from_env();
+    for (k, v) in options {
+        let key: object_store::aws::AmazonS3ConfigKey =
+            k.parse().map_err(|_| unknown_option(url, k))?;
+        builder = builder.with_config(key, v);
+    }
+    let store = builder
         .with_url(bucket_url)
         .with_retry(retry_config())
         .build()
@@ -78,14 +84,20 @@ pub(crate) fn open_s3(url: &str) -> Result<Opened> {
 }
 
 #[cfg(not(feature = "aws"))]
-pub(crate) fn open_s3(url: &str) -> Result<Opened> {
+pub(crate) fn open_s3(url: &str, _options: &[(String, String)]) -> Result<Opened> {
     Err(feature_missing(url, "aws"))
 }
 
 #[cfg(feature = "gcp")]
-pub(crate) fn open_gcs(url: &str) -> Result<Opened> {
+pub(crate) fn open_gcs(url: &str, options: &[(String, String)]) -> Result<Opened> {
     let (bucket_url, prefix) = split_url(url)?;
-    let store = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+    let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env();
+    for (k, v) in options {
+        let key: object_store::gcp::GoogleConfigKey =
+            k.parse().map_err(|_| unknown_option(url, k))?;
+        builder = builder.with_config(key, v);
+    }
+    let store = builder
         .with_url(bucket_url)
         .with_retry(retry_config())
         .build()
@@ -101,14 +113,20 @@ pub(crate) fn open_gcs(url: &str) -> Result<Opened> {
 }
 
 #[cfg(not(feature = "gcp"))]
-pub(crate) fn open_gcs(url: &str) -> Result<Opened> {
+pub(crate) fn open_gcs(url: &str, _options: &[(String, String)]) -> Result<Opened> {
     Err(feature_missing(url, "gcp"))
 }
 
 #[cfg(feature = "azure")]
-pub(crate) fn open_azure(url: &str) -> Result<Opened> {
+pub(crate) fn open_azure(url: &str, options: &[(String, String)]) -> Result<Opened> {
     let (container_url, prefix) = split_url(url)?;
-    let store = object_store::azure::MicrosoftAzureBuilder::from_env()
+    let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env();
+    for (k, v) in options {
+        let key: object_store::azure::AzureConfigKey =
+            k.parse().map_err(|_| unknown_option(url, k))?;
+        builder = builder.with_config(key, v);
+    }
+    let store = builder
         .with_url(container_url)
         .with_retry(retry_config())
         .build()
@@ -124,8 +142,16 @@ pub(crate) fn open_azure(url: &str) -> Result<Opened> {
 }
 
 #[cfg(not(feature = "azure"))]
-pub(crate) fn open_azure(url: &str) -> Result<Opened> {
+pub(crate) fn open_azure(url: &str, _options: &[(String, String)]) -> Result<Opened> {
     Err(feature_missing(url, "azure"))
+}
+
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+fn unknown_option(url: &str, key: &str) -> Error {
+    Error::Datastore {
+        url: url.to_string(),
+        message: format!("unknown store option `{key}` (use object_store's configuration keys, like `aws_endpoint`)"),
+    }
 }
 
 #[allow(dead_code)]

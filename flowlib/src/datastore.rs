@@ -145,6 +145,45 @@ impl std::fmt::Debug for Datastore {
     }
 }
 
+/// Builder returned by [`Datastore::builder`].
+#[derive(Clone, Debug)]
+pub struct DatastoreBuilder {
+    url: String,
+    mode: OpenMode,
+    cache: Option<crate::cache::CacheConfig>,
+    options: Vec<(String, String)>,
+}
+
+impl DatastoreBuilder {
+    /// Require an existing datastore, or create one (the default).
+    pub fn mode(mut self, mode: OpenMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The local read cache for remote stores (default: [`CacheConfig::from_env`](crate::CacheConfig::from_env)).
+    pub fn cache(mut self, cache: crate::cache::CacheConfig) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// An object_store configuration key for the remote backend, like `aws_endpoint`,
+    /// `aws_region`, `google_service_account` or `azure_storage_account_name`; it overrides
+    /// the same setting from the environment.
+    pub fn option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.options.push((key.into(), value.into()));
+        self
+    }
+
+    /// Open the datastore.
+    pub fn open(self) -> Result<Datastore> {
+        let cache = self
+            .cache
+            .unwrap_or_else(crate::cache::CacheConfig::from_env);
+        Datastore::open_configured(&self.url, self.mode, cache, &self.options)
+    }
+}
+
 /// One listed object.
 #[derive(Debug, Clone)]
 pub(crate) struct Listed {
@@ -166,7 +205,27 @@ impl Datastore {
     /// # Ok::<(), flowlib::Error>(())
     /// ```
     pub fn open(url: &str, mode: OpenMode) -> Result<Datastore> {
-        Datastore::open_with(url, mode, crate::cache::CacheConfig::from_env())
+        Datastore::builder(url).mode(mode).open()
+    }
+
+    /// Configure a datastore: open mode, local read cache, and object_store options.
+    ///
+    /// ```no_run
+    /// use flowlib::{CacheConfig, Datastore, OpenMode};
+    /// let ds = Datastore::builder("s3://my-bucket/flows")
+    ///     .mode(OpenMode::Existing)
+    ///     .option("aws_endpoint", "http://127.0.0.1:9000")
+    ///     .cache(CacheConfig::disabled())
+    ///     .open()?;
+    /// # Ok::<(), flowlib::Error>(())
+    /// ```
+    pub fn builder(url: impl Into<String>) -> DatastoreBuilder {
+        DatastoreBuilder {
+            url: url.into(),
+            mode: OpenMode::Create,
+            cache: None,
+            options: Vec::new(),
+        }
     }
 
     /// [`open`](Self::open) with an explicit local read cache for remote stores (local
@@ -176,11 +235,20 @@ impl Datastore {
         mode: OpenMode,
         cache: crate::cache::CacheConfig,
     ) -> Result<Datastore> {
+        Datastore::builder(url).mode(mode).cache(cache).open()
+    }
+
+    fn open_configured(
+        url: &str,
+        mode: OpenMode,
+        cache: crate::cache::CacheConfig,
+        options: &[(String, String)],
+    ) -> Result<Datastore> {
         let url = url.trim();
         if url.is_empty() {
             return Err(Error::invalid("the datastore location is empty"));
         }
-        let (backend, store, prefix, exec, display) = open_backend(url, mode)?;
+        let (backend, store, prefix, exec, display) = open_backend(url, mode, options)?;
         let backend_is_remote = !matches!(backend, Backend::Local(_) | Backend::Memory);
         let ds = Datastore {
             inner: Arc::new(Inner {
@@ -551,7 +619,7 @@ impl BlobCache {
 
 type Opened = (Backend, Arc<dyn ObjectStore>, String, Exec, String);
 
-fn open_backend(url: &str, mode: OpenMode) -> Result<Opened> {
+fn open_backend(url: &str, mode: OpenMode, options: &[(String, String)]) -> Result<Opened> {
     let lower = url.to_ascii_lowercase();
     if let Some(rest) = lower
         .strip_prefix("memory://")
@@ -568,14 +636,24 @@ fn open_backend(url: &str, mode: OpenMode) -> Result<Opened> {
         ));
     }
     let scheme = lower.split_once("://").map(|(s, _)| s.to_string());
+    if !options.is_empty() && matches!(scheme.as_deref(), None | Some("file")) {
+        return Err(Error::invalid(format!(
+            "store options ({}) only apply to s3://, gs:// and az:// datastores",
+            options
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     match scheme.as_deref() {
         None | Some("file") => {
             let raw = if scheme.is_some() { &url["file://".len()..] } else { url };
             open_local(raw, mode)
         }
-        Some("s3") | Some("s3a") => crate::cloud::open_s3(url),
-        Some("gs") => crate::cloud::open_gcs(url),
-        Some("az") | Some("azure") | Some("abfs") | Some("abfss") => crate::cloud::open_azure(url),
+        Some("s3") | Some("s3a") => crate::cloud::open_s3(url, options),
+        Some("gs") => crate::cloud::open_gcs(url, options),
+        Some("az") | Some("azure") | Some("abfs") | Some("abfss") => crate::cloud::open_azure(url, options),
         Some(other) => Err(Error::invalid(format!(
             "unsupported datastore URL scheme `{other}://` in `{url}`; use a path, file://, s3://, gs://, az:// or memory://"
         ))),

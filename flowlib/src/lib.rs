@@ -92,7 +92,8 @@ pub use cli::{command, main, main_with_args};
 pub use client::{Run, RunInfo, StepView, TaskAttempt, TaskView};
 pub use codec::{decode_blob, encode_blob};
 pub use datastore::{
-    is_datastore_dir, Backend, Datastore, OpenMode, DATASTORE_ENV, DEFAULT_DATASTORE,
+    is_datastore_dir, Backend, Datastore, DatastoreBuilder, OpenMode, DATASTORE_ENV,
+    DEFAULT_DATASTORE,
 };
 pub use digest::{BlobRef, Digest, ParseDigestError};
 pub use error::{Error, Result, RunFailure, StepError};
