@@ -73,8 +73,11 @@ fn gc_deletes_only_old_unreferenced_objects() {
     let old = orphan(&root, "left by a crashed task");
     age(&old, 2 * DAY);
     let young = orphan(&root, "written a moment ago");
-    // An attempt manifest that was never committed, and an interrupted staged write.
-    let manifest = root.join(format!("flows/Keep/runs/{run}/tasks/end/_@7.manifest.json"));
+    // A manifest no commit names (a lost commit race), and an interrupted staged write.
+    let manifest = root
+        .join("manifests/sha256/ab")
+        .join(format!("{}.json", "c".repeat(62)));
+    std::fs::create_dir_all(manifest.parent().unwrap()).unwrap();
     std::fs::write(&manifest, "{}").unwrap();
     age(&manifest, 2 * DAY);
     let staged = root.join("blobs/sha256/00/interrupted#3");
@@ -158,11 +161,17 @@ fn verify_names_run_task_artifact_and_digest_of_each_problem() {
         "{err}"
     );
     // gc refuses to run on a datastore whose metadata it cannot trust.
-    std::fs::write(
-        root.join(format!("flows/Keep/runs/{run}/tasks/end/_@0.manifest.json")),
-        "{garbage",
-    )
-    .unwrap();
+    let m = ds
+        .successful_task("Keep", &run, "start")
+        .unwrap()
+        .manifest_ref
+        .unwrap();
+    let hex = m.digest.hex();
+    let m_path = root
+        .join("manifests/sha256")
+        .join(&hex[..2])
+        .join(format!("{}.json", &hex[2..]));
+    std::fs::write(m_path, "{garbage").unwrap();
     let err = flowlib::gc(&ds, false, DAY).unwrap_err().to_string();
     assert!(err.contains("gc stopped"), "{err}");
 }

@@ -335,6 +335,8 @@ fn dispatch<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<ExitCode> {
         Some(("run", sub)) => {
             let opts = run_options::<F>(sub, argv)?;
             opts.limits.check(F::graph())?;
+            // Bad parameters are refused before anything is written.
+            runner::initial_state::<F>(&opts.params)?;
             let ds = open(m, OpenMode::Create)?;
             let summary = runner::run::<F>(&ds, &opts)?;
             Ok(report(&summary))
@@ -509,7 +511,9 @@ fn list_runs<F: Flow>(ds: &Datastore, limit: Option<usize>) -> Result<()> {
     }
     let mut out = std::io::stdout().lock();
     if runs.is_empty() {
-        let _ = writeln!(out, "no runs of {} in {}", F::NAME, ds.url());
+        if limit != Some(0) {
+            let _ = writeln!(out, "no runs of {} in {}", F::NAME, ds.url());
+        }
         return Ok(());
     }
     let _ = writeln!(
@@ -573,6 +577,12 @@ fn preview(v: &serde_json::Value) -> String {
 }
 
 fn dump<F: Flow>(ds: &Datastore, target: &str, artifact: Option<&str>) -> Result<()> {
+    if target.split('/').any(|p| p == ".." || p == ".") {
+        return Err(Error::invalid(format!(
+            "invalid run id in `{}`: use <run>[/<step>[/<index>]], without `.` or `..` parts",
+            target.escape_default()
+        )));
+    }
     let mut parts = target.splitn(2, '/');
     let run_id = parts.next().unwrap_or("");
     let rest = parts.next();
@@ -677,32 +687,30 @@ fn dump<F: Flow>(ds: &Datastore, target: &str, artifact: Option<&str>) -> Result
             }
         })?,
         None => {
-            if view.len() != 1 || artifact.is_none() {
-                if view.len() != 1 {
+            if view.len() != 1 {
+                if artifact.is_some() {
+                    return Err(Error::invalid(format!(
+                        "step `{step}` has {} tasks: name one, like {run_id}/{step}/0",
+                        view.len()
+                    )));
+                }
+                let _ = writeln!(
+                    out,
+                    "step {step} of run {run_id}: {} successful tasks",
+                    view.len()
+                );
+                for t in view.tasks() {
+                    let m = t.manifest();
                     let _ = writeln!(
                         out,
-                        "step {step} of run {run_id}: {} successful tasks",
-                        view.len()
+                        "  {:<24} attempt {} {} ({:.1} ms)",
+                        t.id(),
+                        m.attempt,
+                        m.status,
+                        m.timings.load_ms + m.timings.step_ms + m.timings.store_ms
                     );
-                    for t in view.tasks() {
-                        let m = t.manifest();
-                        let _ = writeln!(
-                            out,
-                            "  {:<24} attempt {} {} ({:.1} ms)",
-                            t.id(),
-                            m.attempt,
-                            m.status,
-                            m.timings.load_ms + m.timings.step_ms + m.timings.store_ms
-                        );
-                    }
-                    if artifact.is_some() {
-                        return Err(Error::invalid(format!(
-                            "step `{step}` has {} tasks: name one, like {run_id}/{step}/0",
-                            view.len()
-                        )));
-                    }
-                    return Ok(());
                 }
+                return Ok(());
             }
             view.only_task()?
         }

@@ -185,7 +185,7 @@ impl Datastore {
         if let Some(reuse) = self.get_json::<ReuseRecord>(&paths::reuse(flow, run))? {
             for t in reuse.tasks {
                 let src = &t.source;
-                let manifest = self.read_manifest_pinned(flow, src, t.manifest)?;
+                let manifest = task::read_manifest(self, t.manifest, &src.task_id())?;
                 out.push(TaskAttempt {
                     step: src.step.clone(),
                     index: src.index.clone(),
@@ -244,29 +244,6 @@ impl Datastore {
             Ok(())
         })?;
         Ok(out.expect("decoded"))
-    }
-
-    pub(crate) fn read_manifest_pinned(
-        &self,
-        flow: &str,
-        src: &TaskRef,
-        pin: BlobRef,
-    ) -> Result<TaskManifest> {
-        let rel = paths::manifest(flow, &src.run, &src.step, &src.index, src.attempt);
-        let bytes = self.get_bytes(&rel)?.ok_or_else(|| {
-            Error::metadata(
-                self.path(&rel),
-                format!("manifest of reused task {} is missing", src.task_id()),
-            )
-        })?;
-        if crate::digest::Digest::of(&bytes) != pin.digest {
-            return Err(Error::metadata(
-                self.path(&rel),
-                "manifest does not match the digest recorded for it",
-            ));
-        }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::metadata(self.path(&rel), format!("invalid JSON: {e}")))
     }
 }
 

@@ -7,8 +7,9 @@
 //! blobs/sha256/<2 hex>/<62 hex>                    content-addressed artifact blobs
 //! flows/<Flow>/runs/<run>/run.json                 run record (create-only)
 //! flows/<Flow>/runs/<run>/end.json                 end record (create-only)
-//! flows/<Flow>/runs/<run>/tasks/<step>/<index>@<attempt>.manifest.json
-//! flows/<Flow>/runs/<run>/tasks/<step>/<index>@<attempt>.commit.json  (create-only, written last)
+//! manifests/sha256/<2 hex>/<62 hex>.json          content-addressed task manifests
+//! flows/<Flow>/runs/<run>/tasks/<step>/<index>@<attempt>.commit.json  (create-only, written
+//!                                                  last; names the attempt's manifest)
 //! flows/<Flow>/runs/<run>/reuse.json               tasks a resumed run reuses (create-only)
 //! flows/<Flow>/runs/<run>/checkpoints/<step>/<index>/latest.json
 //! ```

@@ -11,7 +11,7 @@
 //! that a blob exists for at most an hour), so a blob a run is about to reference is always
 //! younger than the grace period.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use crate::cas::verify_blob;
@@ -71,6 +71,7 @@ fn references(
     flow_filter: Option<&str>,
     run_filter: Option<&str>,
     problems: &mut Vec<String>,
+    mut manifests: Option<&mut HashSet<Digest>>,
 ) -> Result<HashMap<Digest, (BlobRef, Vec<Place>)>> {
     let mut refs: HashMap<Digest, (BlobRef, Vec<Place>)> = HashMap::new();
     let mut add = |blob: BlobRef, place: Place| {
@@ -115,6 +116,9 @@ fn references(
             match ds.task_attempts(&flow, &run) {
                 Ok(attempts) => {
                     for a in attempts {
+                        if let (Some(set), Some(r)) = (manifests.as_deref_mut(), a.manifest_ref) {
+                            set.insert(r.digest);
+                        }
                         let Some(m) = &a.manifest else { continue };
                         for (name, blob) in &m.artifacts {
                             add(
@@ -169,7 +173,7 @@ fn references(
 /// Check every referenced blob; prints each problem and a summary. Returns the number of problems.
 pub fn verify(ds: &Datastore, flow: Option<&str>, run: Option<&str>) -> Result<usize> {
     let mut problems = Vec::new();
-    let refs = references(ds, flow, run, &mut problems)?;
+    let refs = references(ds, flow, run, &mut problems, None)?;
     let mut out = std::io::stdout().lock();
     for p in &problems {
         let _ = writeln!(out, "problem: {p}");
@@ -222,8 +226,10 @@ pub fn gc(ds: &Datastore, dry_run: bool, grace: std::time::Duration) -> Result<G
     // List first, then read references: anything committed after the listing references
     // objects that are either listed (and then young) or not listed at all.
     let blobs = ds.list("blobs/")?;
-    let runs_listing = ds.list(&paths::flows())?;
-    let refs = references(ds, None, None, &mut problems)?;
+    let manifests_listing = ds.list("manifests/")?;
+    let mut manifest_refs = HashSet::new();
+    let refs = references(ds, None, None, &mut problems, Some(&mut manifest_refs))?;
+    let referenced_manifests: HashSet<String> = manifest_refs.iter().map(paths::manifest).collect();
     if !problems.is_empty() {
         return Err(Error::invalid(format!(
             "gc stopped: the datastore has unreadable metadata, so references cannot be trusted: {}; run `verify`",
@@ -256,18 +262,10 @@ pub fn gc(ds: &Datastore, dry_run: bool, grace: std::time::Duration) -> Result<G
             ds.delete(&obj.rel)?;
         }
     }
-    // Orphans: attempt manifests that were never committed.
-    let mut committed_dirs: HashSet<String> = HashSet::new();
-    let mut manifests: BTreeMap<String, &crate::datastore::Listed> = BTreeMap::new();
-    for obj in &runs_listing {
-        if let Some(dir) = obj.rel.strip_suffix(".commit.json") {
-            committed_dirs.insert(dir.to_string());
-        } else if let Some(dir) = obj.rel.strip_suffix(".manifest.json") {
-            manifests.insert(dir.to_string(), obj);
-        }
-    }
-    for (dir, obj) in manifests {
-        if committed_dirs.contains(&dir) {
+    // Orphans: manifests no commit record names (attempts that never committed, or
+    // lost a commit race).
+    for obj in &manifests_listing {
+        if referenced_manifests.contains(&obj.rel) {
             continue;
         }
         if obj.last_modified > cutoff {
@@ -276,7 +274,7 @@ pub fn gc(ds: &Datastore, dry_run: bool, grace: std::time::Duration) -> Result<G
         }
         report.orphans += 1;
         if dry_run {
-            let _ = writeln!(out, "would delete {} (never committed)", obj.rel);
+            let _ = writeln!(out, "would delete {} (manifest never committed)", obj.rel);
         } else {
             ds.delete(&obj.rel)?;
         }

@@ -106,7 +106,7 @@ pub use metadata::{
     RunEnd, RunRecord, RunStatus, StepShape, TaskManifest, TaskRef, Timings,
 };
 pub use progress::ProgressMode;
-pub use runner::{resume, run, ResumeOptions, RunOptions};
+pub use runner::{initial_state, resume, run, ResumeOptions, RunOptions};
 pub use task::{run_task, TaskOutcome};
 
 pub use flowlib_macros::{catch, checkpoint, flow, resources, retry, step, timeout, FlowState};

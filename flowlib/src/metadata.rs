@@ -415,17 +415,11 @@ pub(crate) mod paths {
         )
     }
 
-    pub(crate) fn manifest(
-        flow: &str,
-        run: &str,
-        step: &str,
-        index: &IndexPath,
-        attempt: u32,
-    ) -> String {
-        format!(
-            "{}.manifest.json",
-            attempt_stem(flow, run, step, index, attempt)
-        )
+    /// Manifests are content-addressed JSON: concurrent writers of one attempt each store
+    /// their own, and the commit record that wins names the one that counts.
+    pub(crate) fn manifest(digest: &crate::digest::Digest) -> String {
+        let hex = digest.hex();
+        format!("manifests/sha256/{}/{}.json", &hex[..2], &hex[2..])
     }
 
     pub(crate) fn commit(
@@ -444,10 +438,7 @@ pub(crate) mod paths {
     /// What a path under `tasks/` names: (step, index, attempt, is_commit).
     pub(crate) fn parse_task_file(rest: &str) -> Option<(String, IndexPath, u32, bool)> {
         let (step, file) = rest.split_once('/')?;
-        let (stem, is_commit) = match file.strip_suffix(".commit.json") {
-            Some(s) => (s, true),
-            None => (file.strip_suffix(".manifest.json")?, false),
-        };
+        let (stem, is_commit) = (file.strip_suffix(".commit.json")?, true);
         let (index, attempt) = stem.split_once('@')?;
         Some((
             step.to_string(),

@@ -125,15 +125,13 @@ struct Launch<F> {
     pre: Prefilled,
 }
 
-/// Start a new run of `F` and wait for it to finish.
-///
-/// Returns the summary whether the run succeeded or failed; errors are for runs that could
-/// not start (bad parameters, resources, datastore).
-pub fn run<F: Flow>(ds: &Datastore, opts: &RunOptions) -> Result<RunSummary> {
+/// The start step's input for a new run: defaults, then `params`; checks that every
+/// required parameter is given. Nothing is written.
+pub fn initial_state<F: Flow>(params: &[(String, String)]) -> Result<F> {
     let mut state = F::default();
     state.__apply_param_defaults();
     let mut given = HashSet::new();
-    apply_params(&mut state, &opts.params, &mut given)?;
+    apply_params(&mut state, params, &mut given)?;
     let missing: Vec<String> = F::FIELDS
         .iter()
         .filter_map(|f| {
@@ -148,6 +146,15 @@ pub fn run<F: Flow>(ds: &Datastore, opts: &RunOptions) -> Result<RunSummary> {
             missing.join(", ")
         )));
     }
+    Ok(state)
+}
+
+/// Start a new run of `F` and wait for it to finish.
+///
+/// Returns the summary whether the run succeeded or failed; errors are for runs that could
+/// not start (bad parameters, resources, datastore).
+pub fn run<F: Flow>(ds: &Datastore, opts: &RunOptions) -> Result<RunSummary> {
+    let state = initial_state::<F>(&opts.params)?;
     launch::<F>(
         ds,
         opts,

@@ -455,21 +455,18 @@ fn finish_failed(
 /// Write the manifest, then the commit record create-only. Returns false when the attempt
 /// was already fenced (someone else committed this attempt number first).
 pub(crate) fn commit(run: &RunContext, manifest: &TaskManifest) -> Result<bool> {
-    let m_rel = paths::manifest(
-        run.flow,
-        &run.run_id,
-        &manifest.step,
-        &manifest.index,
-        manifest.attempt,
-    );
     let bytes = Bytes::from(serde_json::to_vec_pretty(manifest).expect("manifest serializes"));
     let m_ref = BlobRef {
         digest: Digest::of(&bytes),
         size: bytes.len() as u64,
     };
+    let m_rel = paths::manifest(&m_ref.digest);
     let task = task_id(&manifest.step, &manifest.index);
     crate::failpoint::hold("before-manifest", &task);
-    run.ds.put_bytes(&m_rel, bytes, PutMode::Overwrite)?;
+    if !run.ds.create(&m_rel, bytes.clone())? {
+        // Same address, different bytes: a damaged copy. Replace it.
+        run.ds.put_bytes(&m_rel, bytes, PutMode::Overwrite)?;
+    }
     crate::failpoint::hold("before-commit", &task);
     let record = CommitRecord {
         version: METADATA_VERSION,
@@ -550,22 +547,30 @@ pub(crate) fn read_commit(
     let Some(m_ref) = record.manifest else {
         return Ok(Some((record, None)));
     };
-    let m_rel = paths::manifest(flow, run, step, index, attempt);
-    let bytes = ds
-        .get_bytes(&m_rel)?
-        .ok_or_else(|| Error::metadata(ds.path(&m_rel), "committed manifest is missing"))?;
+    let manifest = read_manifest(ds, m_ref, &task_id(step, index))?;
+    Ok(Some((record, Some(manifest))))
+}
+
+/// Read a manifest by its digest, verifying it.
+pub(crate) fn read_manifest(ds: &Datastore, m_ref: BlobRef, task: &str) -> Result<TaskManifest> {
+    let m_rel = paths::manifest(&m_ref.digest);
+    let bytes = ds.get_bytes(&m_rel)?.ok_or_else(|| {
+        Error::metadata(
+            ds.path(&m_rel),
+            format!("the manifest of task {task} is missing"),
+        )
+    })?;
     if Digest::of(&bytes) != m_ref.digest || bytes.len() as u64 != m_ref.size {
         return Err(Error::metadata(
             ds.path(&m_rel),
             format!(
-                "manifest does not match its commit record (expected {})",
+                "the manifest of task {task} is corrupted (it does not hash to {})",
                 m_ref.digest
             ),
         ));
     }
-    let manifest: TaskManifest = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::metadata(ds.path(&m_rel), format!("invalid JSON: {e}")))?;
-    Ok(Some((record, Some(manifest))))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::metadata(ds.path(&m_rel), format!("invalid JSON: {e}")))
 }
 
 /// How [`run_task`] ended.
