@@ -130,3 +130,4 @@ pub fn peak_rss_bytes() -> u64 {
         u.ru_maxrss as u64 * 1024
     }
 }
+pub mod fault_proxy;

@@ -16,6 +16,7 @@ use flowlib::{
     AttemptStatus, CacheConfig, Datastore, Limits, OpenMode, ProgressMode, ResumeOptions,
     RunOptions, RunStatus, TaskOutcome,
 };
+use flowlib_suite::fault_proxy::{FaultProxy, Faults};
 use flowlib_suite::{text, Sandbox};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
@@ -95,9 +96,6 @@ impl Race {
 
     #[step(join, next = big)]
     fn gather(&mut self, inputs: Inputs<Self>) -> Result<()> {
-        if JOIN_BROKEN.load(Ordering::SeqCst) {
-            return Err("the join is broken".into());
-        }
         self.total = inputs.iter().map(|i| i.value).sum();
         Ok(())
     }
@@ -105,7 +103,7 @@ impl Race {
     #[step(next = end)]
     fn big(&mut self) -> Result<()> {
         // Large enough for a multipart upload in several parts.
-        self.payload = (0..40u32 << 20).map(|i| (i ^ (i >> 9)) as u8).collect();
+        self.payload = (0..20u32 << 20).map(|i| (i ^ (i >> 9)) as u8).collect();
         Ok(())
     }
 
@@ -116,10 +114,47 @@ impl Race {
 }
 
 static JOIN_BROKEN: AtomicBool = AtomicBool::new(false);
+
+/// Fails its join while `JOIN_BROKEN` is set.
+#[derive(FlowState, Default, Serialize, Deserialize)]
+struct Fragile {
+    items: Vec<u32>,
+    value: u64,
+    total: u64,
+}
+
+#[flow]
+impl Fragile {
+    #[step(start, next = work, foreach = items)]
+    fn start(&mut self) -> Result<()> {
+        self.items = (0..6).collect();
+        Ok(())
+    }
+
+    #[step(next = gather)]
+    fn work(&mut self, item: &u32) -> Result<()> {
+        self.value = u64::from(*item) * 10;
+        Ok(())
+    }
+
+    #[step(join, next = end)]
+    fn gather(&mut self, inputs: Inputs<Self>) -> Result<()> {
+        if JOIN_BROKEN.load(Ordering::SeqCst) {
+            return Err("the join is broken".into());
+        }
+        self.total = inputs.iter().map(|i| i.value).sum();
+        Ok(())
+    }
+
+    #[step(end)]
+    fn end(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn expected_payload() -> Vec<u8> {
-    (0..40u32 << 20).map(|i| (i ^ (i >> 9)) as u8).collect()
+    (0..20u32 << 20).map(|i| (i ^ (i >> 9)) as u8).collect()
 }
 
 fn examples_run_and_read_back(env: &str) {
@@ -162,7 +197,6 @@ fn examples_run_and_read_back(env: &str) {
 }
 
 fn commit_race_has_exactly_one_winner(env: &str) {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let url = location(env, "race");
     let ds = open(&url);
     let s = flowlib::run::<Race>(&ds, &opts(2)).unwrap();
@@ -202,7 +236,6 @@ fn commit_race_has_exactly_one_winner(env: &str) {
 }
 
 fn large_artifacts_stream_and_corruption_is_detected(env: &str) {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let url = location(env, "large");
     let ds = open(&url);
     let s = flowlib::run::<Race>(&ds, &opts(2)).unwrap();
@@ -241,7 +274,6 @@ fn large_artifacts_stream_and_corruption_is_detected(env: &str) {
 }
 
 fn read_cache_serves_second_read_and_heals(env: &str) {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let url = location(env, "cache");
     let ds = open(&url);
     let s = flowlib::run::<Race>(&ds, &opts(2)).unwrap();
@@ -321,13 +353,16 @@ fn resume_reuses_committed_tasks(env: &str) {
     let url = location(env, "resume");
     let ds = open(&url);
     JOIN_BROKEN.store(true, Ordering::SeqCst);
-    let first = flowlib::run::<Race>(&ds, &opts(2)).unwrap();
+    let first = flowlib::run::<Fragile>(&ds, &opts(2)).unwrap();
     JOIN_BROKEN.store(false, Ordering::SeqCst);
     assert_eq!(first.status, RunStatus::Failed);
-    let second = flowlib::resume::<Race>(&ds, &opts(2), &ResumeOptions::default()).unwrap();
+    let second = flowlib::resume::<Fragile>(&ds, &opts(2), &ResumeOptions::default()).unwrap();
     assert_eq!(second.status, RunStatus::Succeeded, "{second:?}");
     assert_eq!(second.tasks_reused, 7);
-    let total: u64 = ds.artifact("Race", &second.run_id, "end", "total").unwrap();
+    assert_eq!(second.tasks_ok, 2);
+    let total: u64 = ds
+        .artifact("Fragile", &second.run_id, "end", "total")
+        .unwrap();
     assert_eq!(total, 150);
 }
 
@@ -376,4 +411,83 @@ fn a_url_without_bucket_is_a_clear_error() {
         assert!(err.contains("names no bucket"), "{url}: {err}");
     }
     let _ = Duration::ZERO;
+}
+
+// ---------------------------------------------------------------------------------------
+// Transient faults between the client and S3: a proxy on loopback resets connections,
+// answers 503 and cuts responses short at random.
+
+fn s3_upstream() -> std::net::SocketAddr {
+    let endpoint = std::env::var("AWS_ENDPOINT").expect("AWS_ENDPOINT (scripts/services.sh env)");
+    let hostport = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    std::net::ToSocketAddrs::to_socket_addrs(hostport)
+        .unwrap()
+        .next()
+        .unwrap()
+}
+
+fn through(proxy: &FaultProxy, url: &str) -> Datastore {
+    Datastore::builder(url)
+        .option("aws_endpoint", proxy.url())
+        .cache(CacheConfig::disabled())
+        .open()
+        .unwrap()
+}
+
+#[test]
+fn s3_flow_completes_through_resets_503s_and_cut_responses() {
+    let proxy = FaultProxy::start(
+        s3_upstream(),
+        Faults {
+            reset: 0.08,
+            status_503: 0.08,
+            truncate_response: 0.05,
+            seed: 20261128,
+        },
+    )
+    .unwrap();
+    let url = location("FLOWLIB_TEST_S3", "faults");
+    let ds = through(&proxy, &url);
+    let s = flowlib::run::<Race>(&ds, &opts(2)).unwrap();
+    assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
+    let stats = proxy.stats();
+    let faults = stats.resets + stats.injected_503 + stats.truncated;
+    assert!(faults >= 10, "faults were injected: {stats:?}");
+    // Correct results, read back without faults, and no half-written task believed.
+    proxy.set_faults(Faults::none());
+    let clean = through(&proxy, &url);
+    let total: u64 = clean.artifact("Race", &s.run_id, "end", "total").unwrap();
+    assert_eq!(total, 150);
+    let payload: Vec<u8> = clean.artifact("Race", &s.run_id, "end", "payload").unwrap();
+    assert!(payload == expected_payload());
+    let attempts = clean.task_attempts("Race", &s.run_id).unwrap();
+    assert!(
+        attempts.iter().all(|a| a.status == AttemptStatus::Ok),
+        "{attempts:?}"
+    );
+    assert_eq!(attempts.len(), 10, "one committed attempt per task");
+    assert_eq!(flowlib::verify(&clean, None, None).unwrap(), 0);
+    eprintln!(
+        "faults injected: {} resets, {} 503s, {} cut responses over {} requests",
+        stats.resets, stats.injected_503, stats.truncated, stats.requests
+    );
+}
+
+#[test]
+fn reading_one_artifact_does_not_download_its_siblings() {
+    let proxy = FaultProxy::start(s3_upstream(), Faults::none()).unwrap();
+    let url = location("FLOWLIB_TEST_S3", "siblings");
+    let s = flowlib::run::<Race>(&through(&proxy, &url), &opts(2)).unwrap();
+    assert_eq!(s.status, RunStatus::Succeeded);
+    proxy.clear_log();
+    let ds = through(&proxy, &url);
+    let total: u64 = ds.artifact("Race", &s.run_id, "end", "total").unwrap();
+    assert_eq!(total, 150);
+    let blob_gets = proxy.stats().count("GET", "/blobs/");
+    assert_eq!(
+        blob_gets,
+        1,
+        "only the `total` blob is read, not the 20 MiB payload: {:?}",
+        proxy.requests()
+    );
 }

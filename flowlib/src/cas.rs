@@ -95,7 +95,7 @@ fn put_small(ds: &Datastore, blob: BlobRef, bytes: Bytes, what: &What) -> Result
             // Same digest already stored. Guard against a damaged copy (e.g. truncated by
             // a disk error) silently becoming every future run's artifact.
             let path = ds.path(&rel);
-            let meta = ds.block_on(ds.inner.store.head(&path));
+            let meta = ds.retry(|| ds.inner.store.head(&path));
             match meta {
                 Ok(m) if m.size == blob.size => {
                     if is_old(m.last_modified) {
@@ -168,7 +168,7 @@ fn put_large(
     }
     let rel = Datastore::blob_rel(&blob.digest);
     let path = ds.path(&rel);
-    if let Ok(meta) = ds.block_on(ds.inner.store.head(&path)) {
+    if let Ok(meta) = ds.retry(|| ds.inner.store.head(&path)) {
         // An old copy is uploaded again rather than trusted, to refresh its timestamp.
         if meta.size == blob.size && !is_old(meta.last_modified) {
             ds.mark_known(blob.digest);
@@ -190,7 +190,7 @@ fn upload_verified(
 ) -> Result<()> {
     let path = ds.path(rel);
     let upload = ds
-        .block_on(ds.inner.store.put_multipart(&path))
+        .retry(|| ds.inner.store.put_multipart(&path))
         .map_err(|e| what.err(blob.digest, format!("cannot start upload: {e}")))?;
     let mut sink = UploadSink::new(ds, upload, &what.artifact);
     let res = encode_streaming(&mut sink, encode);
@@ -212,8 +212,17 @@ fn upload_verified(
         }
         Ok(()) => {}
     }
-    sink.finish()
-        .map_err(|e| what.err(blob.digest, format!("cannot store: {e}")))
+    match sink.finish() {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            // Completing a multipart upload is atomic: if the object is there at full
+            // size, the completion went through and only its response was lost.
+            match ds.retry(|| ds.inner.store.head(&path)) {
+                Ok(m) if m.size == blob.size => Ok(()),
+                _ => Err(what.err(blob.digest, format!("cannot store: {e}"))),
+            }
+        }
+    }
 }
 
 struct CountSink(u64);
@@ -579,7 +588,7 @@ fn load_streaming(
     }
     let rel = Datastore::blob_rel(&blob.digest);
     let path = ds.path(&rel);
-    let got = match ds.block_on(ds.inner.store.get(&path)) {
+    let got = match ds.retry(|| ds.inner.store.get(&path)) {
         Ok(g) => g,
         Err(object_store::Error::NotFound { .. }) => {
             return Err(what.err(
@@ -704,7 +713,7 @@ fn decode_stream<'a>(
 pub(crate) fn verify_blob(ds: &Datastore, blob: BlobRef) -> Result<Option<String>> {
     let rel = Datastore::blob_rel(&blob.digest);
     let path = ds.path(&rel);
-    let got = match ds.block_on(ds.inner.store.get(&path)) {
+    let got = match ds.retry(|| ds.inner.store.get(&path)) {
         Ok(g) => g,
         Err(object_store::Error::NotFound { .. }) => return Ok(Some("blob is missing".into())),
         Err(e) => return Err(Error::store("get", &path, ds.url(), e)),

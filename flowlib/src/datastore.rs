@@ -413,11 +413,37 @@ impl Datastore {
         }
     }
 
+    /// Run a storage operation, retrying transient failures of remote stores that
+    /// object_store's own retries leave to the caller: a connection reset on a
+    /// create-only put (not idempotent for it), a response cut in the middle of its body
+    /// (lists, multipart completion). Callers only pass operations that are safe to repeat;
+    /// a create-only put is, because [`create`](Self::create) recognises its own object.
+    pub(crate) fn retry<T, Op, Fut>(&self, mut op: Op) -> object_store::Result<T>
+    where
+        Op: FnMut() -> Fut,
+        Fut: Future<Output = object_store::Result<T>> + Send,
+        T: Send,
+    {
+        let remote = matches!(self.inner.exec, Exec::Tokio(_));
+        let mut delay = Duration::from_millis(50);
+        let mut attempt = 0;
+        loop {
+            match self.block_on(op()) {
+                Err(e) if remote && attempt < 6 && is_transient(&e) => {
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Read an object; `None` if it does not exist.
     pub(crate) fn get_bytes(&self, rel: &str) -> Result<Option<Bytes>> {
         let path = self.path(rel);
         let store = &self.inner.store;
-        let res = self.block_on(async {
+        let res = self.retry(|| async {
             match store.get(&path).await {
                 Ok(r) => r.bytes().await.map(Some),
                 Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -436,14 +462,14 @@ impl Datastore {
             mode,
             ..Default::default()
         };
-        self.block_on(store.put_opts(&path, PutPayload::from(bytes), opts))
+        self.retry(|| store.put_opts(&path, PutPayload::from(bytes.clone()), opts.clone()))
             .map(|_| ())
             .map_err(|e| Error::store("put", &path, self.url(), e))
     }
 
     pub(crate) fn delete(&self, rel: &str) -> Result<()> {
         let path = self.path(rel);
-        match self.block_on(self.inner.store.delete(&path)) {
+        match self.retry(|| self.inner.store.delete(&path)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(Error::store("delete", &path, self.url(), e)),
         }
@@ -494,13 +520,16 @@ impl Datastore {
     pub(crate) fn list(&self, rel_prefix: &str) -> Result<Vec<Listed>> {
         let prefix = self.path(rel_prefix);
         let store = self.inner.store.clone();
-        let metas = self.block_on(async move {
-            let mut out = Vec::new();
-            let mut stream = store.list(Some(&prefix));
-            while let Some(item) = stream.next().await {
-                out.push(item?);
+        let metas = self.retry(|| {
+            let (store, prefix) = (store.clone(), prefix.clone());
+            async move {
+                let mut out = Vec::new();
+                let mut stream = store.list(Some(&prefix));
+                while let Some(item) = stream.next().await {
+                    out.push(item?);
+                }
+                Ok::<_, object_store::Error>(out)
             }
-            Ok::<_, object_store::Error>(out)
         });
         let metas = metas.map_err(|e| Error::store("list", rel_prefix, self.url(), e))?;
         Ok(metas
@@ -517,7 +546,7 @@ impl Datastore {
     pub(crate) fn list_dirs(&self, rel_prefix: &str) -> Result<Vec<String>> {
         let prefix = self.path(rel_prefix);
         let res = self
-            .block_on(self.inner.store.list_with_delimiter(Some(&prefix)))
+            .retry(|| self.inner.store.list_with_delimiter(Some(&prefix)))
             .map_err(|e| Error::store("list", rel_prefix, self.url(), e))?;
         let mut dirs: Vec<String> = res
             .common_prefixes
@@ -585,6 +614,14 @@ impl Datastore {
         self.inner.known.lock().unwrap().clear();
         *self.inner.cache.lock().unwrap() = BlobCache::default();
     }
+}
+
+/// Failures worth another try: transport errors and unparsable (cut) responses.
+fn is_transient(e: &object_store::Error) -> bool {
+    matches!(
+        e,
+        object_store::Error::Generic { .. } | object_store::Error::JoinError { .. }
+    )
 }
 
 /// Bounded FIFO cache of small blobs, keyed by digest (content-addressed entries never go stale).
