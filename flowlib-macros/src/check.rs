@@ -7,7 +7,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::ast::{FlowIr, Step};
-use crate::ctxt::{did_you_mean, Ctxt};
+use crate::ctxt::{did_you_mean, Ctxt, Loc};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum FrameKind {
@@ -32,8 +32,6 @@ pub(crate) struct Analysis {
     pub closed_by: Vec<Option<usize>>,
     /// Number of enclosing foreach splits (the length of the task's index path).
     pub depth: Vec<usize>,
-    /// For the step right after a `foreach`: that foreach step.
-    pub consumer_of: Vec<Option<usize>>,
 }
 
 /// Check the flow; returns the analysis when the graph is well formed.
@@ -86,6 +84,12 @@ pub(crate) fn check(cx: &Ctxt, ir: &FlowIr) -> Option<Analysis> {
         }
     }
 
+    // A `#[step(...)]` with a mistake of its own may have lost its `next`: graph rules would
+    // only report consequences of that mistake.
+    if steps.iter().any(|s| s.attrs.step_errors) {
+        structural_ok = false;
+    }
+
     // Start and end steps.
     let starts: Vec<usize> = (0..steps.len())
         .filter(|&i| steps[i].attrs.start.is_some())
@@ -107,15 +111,36 @@ pub(crate) fn check(cx: &Ctxt, ir: &FlowIr) -> Option<Analysis> {
                 cx.error(
                     steps[i].attrs.start.unwrap(),
                     format!(
-                        "a flow has exactly one start step, but `{}` and `{}` are both marked `start`",
-                        steps[starts[0]].name, steps[i].name
+                        "a flow has exactly one start step, but `{}` and `{}` are both marked `start`: remove `start` from `{}`",
+                        steps[starts[0]].name, steps[i].name, steps[i].name
                     ),
                 );
             }
             structural_ok = false;
         }
     }
+    // Steps with neither `next` nor `end` (and no mistake in their `#[step]` already
+    // reported): the step after them is missing.
+    let dangling: Vec<usize> = (0..steps.len())
+        .filter(|&i| {
+            let a = &steps[i].attrs;
+            a.end.is_none() && a.next.is_empty() && a.next_span.is_none() && !a.step_errors
+        })
+        .collect();
     match ends.len() {
+        0 if !dangling.is_empty() => {
+            // The usual cause: the last step was not marked `end`. One error per such step.
+            for &i in &dangling {
+                cx.error(
+                    steps[i].loc(),
+                    format!(
+                        "step `{}` has no `next` and the flow has no end step: mark it `#[step(end)]` if it is the last step, or add `next = <step>`",
+                        steps[i].name
+                    ),
+                );
+            }
+            structural_ok = false;
+        }
         0 => {
             cx.error_spanned(
                 &ir.self_ty,
@@ -129,8 +154,8 @@ pub(crate) fn check(cx: &Ctxt, ir: &FlowIr) -> Option<Analysis> {
                 cx.error(
                     steps[i].attrs.end.unwrap(),
                     format!(
-                        "a flow has exactly one end step, but `{}` and `{}` are both marked `end`",
-                        steps[ends[0]].name, steps[i].name
+                        "a flow has exactly one end step, but `{}` and `{}` are both marked `end`: give `{}` a `next` instead",
+                        steps[ends[0]].name, steps[i].name, steps[i].name
                     ),
                 );
             }
@@ -145,7 +170,10 @@ pub(crate) fn check(cx: &Ctxt, ir: &FlowIr) -> Option<Analysis> {
             if let Some(span) = a.next_span {
                 cx.error(
                     span,
-                    format!("the end step `{}` cannot have `next`", s.name),
+                    format!(
+                        "the end step `{}` cannot have `next`: nothing runs after the end, remove `next = ...` (or `end` if a step should follow)",
+                        s.name
+                    ),
                 );
                 structural_ok = false;
             }
@@ -157,11 +185,11 @@ pub(crate) fn check(cx: &Ctxt, ir: &FlowIr) -> Option<Analysis> {
                 let _ = end;
                 structural_ok = false;
             }
-        } else if a.next.is_empty() && a.next_span.is_none() {
+        } else if dangling.contains(&i) && !ends.is_empty() {
             cx.error(
-                s.span(),
+                s.loc(),
                 format!(
-                    "step `{}` has no `next`: add `next = <step>` or mark it `end`",
+                    "step `{}` has no `next`: add `next = <step>` to its `#[step(...)]`",
                     s.name
                 ),
             );
@@ -172,7 +200,7 @@ pub(crate) fn check(cx: &Ctxt, ir: &FlowIr) -> Option<Analysis> {
                 cx.error(
                     field.span(),
                     format!(
-                        "a `foreach` step has exactly one `next` (the step run for each item), but `{}` has {}",
+                        "a `foreach` step has exactly one `next` (the step run for each item), but `{}` has {}: keep one and branch in that step if needed",
                         s.name,
                         a.next.len()
                     ),
@@ -203,7 +231,7 @@ pub(crate) fn check(cx: &Ctxt, ir: &FlowIr) -> Option<Analysis> {
                 );
                 structural_ok = false;
             }
-            if s.inputs_span().is_none() {
+            if s.inputs_loc().is_none() {
                 cx.error(
                     join,
                     format!(
@@ -212,9 +240,9 @@ pub(crate) fn check(cx: &Ctxt, ir: &FlowIr) -> Option<Analysis> {
                     ),
                 );
             }
-        } else if let Some(span) = s.inputs_span() {
+        } else if let Some(loc) = s.inputs_loc() {
             cx.error(
-                span,
+                loc,
                 format!(
                     "step `{}` takes `Inputs` but is not a join; mark it `#[step(join, ...)]` or remove the parameter",
                     s.name
@@ -237,11 +265,11 @@ pub(crate) fn check(cx: &Ctxt, ir: &FlowIr) -> Option<Analysis> {
     }
 
     // Edges into start.
-    for &p in &preds[start] {
+    if let Some(&p) = preds[start].first() {
         cx.error(
             next_span_to(&steps[p], &steps[start].name),
             format!(
-                "`next = {}` points back at the start step",
+                "`next = {}` points back at the start step, which runs only once, first: point `next` at another step",
                 steps[start].name
             ),
         );
@@ -263,7 +291,7 @@ pub(crate) fn check(cx: &Ctxt, ir: &FlowIr) -> Option<Analysis> {
             cx.error(
                 s.ident.span(),
                 format!(
-                    "step `{}` is unreachable from the start step `{}`: no `next` leads to it",
+                    "step `{}` is unreachable from the start step `{}`: name it in some step's `next`, or remove it",
                     s.name, steps[start].name
                 ),
             );
@@ -297,22 +325,34 @@ pub(crate) fn check(cx: &Ctxt, ir: &FlowIr) -> Option<Analysis> {
     let mut closed_by: Vec<Option<usize>> = vec![None; steps.len()];
     let mut consumer_of: Vec<Option<usize>> = vec![None; steps.len()];
     let mut ok = true;
+    // Splits some error already mentions: later rules stay quiet about them, so one
+    // mistake gives one message.
+    let mut reported: BTreeSet<usize> = BTreeSet::new();
+    let mentions_reported = |f: &[Frame], reported: &BTreeSet<usize>| {
+        f.iter().any(|fr| reported.contains(&fr.split))
+    };
 
     for &i in &order {
         let s = &steps[i];
         let is_join = s.attrs.join.is_some();
-        if i != start {
-            // Frames arriving from each predecessor.
-            let incoming: Vec<(usize, Vec<Frame>)> = preds[i]
+        if i == start {
+            continue;
+        }
+        // Frames arriving from each predecessor.
+        let incoming: Vec<(usize, Vec<Frame>)> = preds[i]
+            .iter()
+            .map(|&p| {
+                (
+                    p,
+                    successor_frames(&steps[p], p, frames[p].as_ref().unwrap()),
+                )
+            })
+            .collect();
+        if !is_join && incoming.len() > 1 {
+            if !incoming
                 .iter()
-                .map(|&p| {
-                    (
-                        p,
-                        successor_frames(&steps[p], p, frames[p].as_ref().unwrap()),
-                    )
-                })
-                .collect();
-            if !is_join && incoming.len() > 1 {
+                .any(|(_, f)| mentions_reported(f, &reported))
+            {
                 let names: Vec<String> = incoming
                     .iter()
                     .map(|(p, _)| format!("`{}`", steps[*p].name))
@@ -320,108 +360,152 @@ pub(crate) fn check(cx: &Ctxt, ir: &FlowIr) -> Option<Analysis> {
                 cx.error(
                     s.ident.span(),
                     format!(
-                        "step `{}` has several incoming steps ({}) but is not a join; mark it `#[step(join, ...)]` and take `inputs: Inputs<Self>`",
+                        "step `{}` has several incoming steps ({}) but is not a join: mark it `#[step(join, ...)]` and take `inputs: Inputs<Self>`",
                         s.name,
                         names.join(", ")
                     ),
                 );
-                ok = false;
-                frames[i] = Some(incoming[0].1.clone());
-                continue;
             }
-            if is_join {
-                let first = &incoming[0].1;
-                if let Some((p, _)) = incoming.iter().find(|(_, f)| f != first) {
-                    cx.error(
-                        s.attrs.join.unwrap(),
-                        format!(
-                            "join `{}` merges steps from different splits (`{}` and `{}`): a join closes exactly one split",
-                            s.name, steps[incoming[0].0].name, steps[*p].name
-                        ),
-                    );
-                    ok = false;
-                    frames[i] = Some(first.clone());
-                    continue;
-                }
-                let Some(top) = first.last().copied() else {
-                    cx.error(
-                        s.attrs.join.unwrap(),
-                        format!(
-                            "join `{}` has no split to close: no `foreach` or `next = [a, b]` comes before it",
-                            s.name
-                        ),
-                    );
-                    ok = false;
-                    frames[i] = Some(Vec::new());
-                    continue;
-                };
-                let split = &steps[top.split];
-                if let Some(other) = closed_by[top.split] {
-                    cx.error(
-                        s.attrs.join.unwrap(),
-                        format!(
-                            "the split at `{}` is already closed by `{}`; every arm of a split must reach the same join",
-                            split.name, steps[other].name
-                        ),
-                    );
-                    ok = false;
-                } else {
-                    closed_by[top.split] = Some(i);
-                }
-                match top.kind {
-                    FrameKind::Foreach if preds[i].len() != 1 => {
-                        cx.error(
-                            s.attrs.join.unwrap(),
-                            format!(
-                                "join `{}` closes the foreach at `{}` and must have exactly one incoming step, found {}",
-                                s.name,
-                                split.name,
-                                preds[i].len()
-                            ),
-                        );
-                        ok = false;
-                    }
-                    FrameKind::Branch if preds[i].len() != next[top.split].len() => {
-                        cx.error(
-                            s.attrs.join.unwrap(),
-                            format!(
-                                "join `{}` closes the branch at `{}` ({} arms) but {} of them reach it; every arm must end in this join",
-                                s.name,
-                                split.name,
-                                next[top.split].len(),
-                                preds[i].len()
-                            ),
-                        );
-                        ok = false;
-                    }
-                    _ => {}
-                }
-                closes[i] = Some(top);
-                let mut f = first.clone();
-                f.pop();
-                frames[i] = Some(f);
-            } else {
-                frames[i] = Some(incoming[0].1.clone());
-                let p = incoming[0].0;
-                if steps[p].attrs.foreach.is_some() {
-                    consumer_of[i] = Some(p);
-                }
-            }
+            ok = false;
+            frames[i] = Some(incoming[0].1.clone());
+            continue;
         }
+        if !is_join {
+            frames[i] = Some(incoming[0].1.clone());
+            let p = incoming[0].0;
+            if steps[p].attrs.foreach.is_some() {
+                consumer_of[i] = Some(p);
+            }
+            continue;
+        }
+        let join = s.attrs.join.unwrap();
+        let first = &incoming[0].1;
+        if let Some((p, other)) = incoming.iter().find(|(_, f)| f != first) {
+            if !mentions_reported(first, &reported) && !mentions_reported(other, &reported) {
+                cx.error(
+                    join,
+                    format!(
+                        "join `{}` merges steps from different splits (`{}` and `{}`): a join closes exactly one split, so join each split separately",
+                        s.name, steps[incoming[0].0].name, steps[*p].name
+                    ),
+                );
+            }
+            reported.extend(first.iter().chain(other).map(|f| f.split));
+            ok = false;
+            frames[i] = Some(first.clone());
+            continue;
+        }
+        let Some(top) = first.last().copied() else {
+            cx.error(
+                join,
+                format!(
+                    "join `{}` has no split to close (no `foreach` or `next = [a, b]` comes before it): remove `join` and the `inputs` parameter",
+                    s.name
+                ),
+            );
+            ok = false;
+            frames[i] = Some(Vec::new());
+            continue;
+        };
+        let split = &steps[top.split];
+        if let Some(other) = closed_by[top.split] {
+            if !reported.contains(&top.split) {
+                cx.error(
+                    join,
+                    format!(
+                        "the split at `{}` is already closed by `{}`: every arm of a split must reach the same join",
+                        split.name, steps[other].name
+                    ),
+                );
+            }
+            reported.insert(top.split);
+            ok = false;
+        } else {
+            closed_by[top.split] = Some(i);
+        }
+        match top.kind {
+            FrameKind::Foreach if preds[i].len() != 1 => {
+                cx.error(
+                    join,
+                    format!(
+                        "join `{}` closes the foreach at `{}` and must have exactly one incoming step, found {}",
+                        s.name,
+                        split.name,
+                        preds[i].len()
+                    ),
+                );
+                reported.insert(top.split);
+                ok = false;
+            }
+            FrameKind::Branch if preds[i].len() != next[top.split].len() => {
+                // Name the arms that never get here.
+                let missing: Vec<String> = next[top.split]
+                    .iter()
+                    .filter(|&&arm| !reaches(&next, arm, i))
+                    .map(|&arm| format!("`{}`", steps[arm].name))
+                    .collect();
+                let what = if missing.is_empty() {
+                    format!(
+                        "{} of its {} arms reach it",
+                        preds[i].len(),
+                        next[top.split].len()
+                    )
+                } else if missing.len() == 1 {
+                    format!("its arm {} never reaches it", missing[0])
+                } else {
+                    format!("its arms {} never reach it", missing.join(", "))
+                };
+                cx.error(
+                    join,
+                    format!(
+                        "join `{}` closes the branch at `{}`, but {what}: every arm of a branch must end in its join",
+                        s.name, split.name
+                    ),
+                );
+                reported.insert(top.split);
+                ok = false;
+            }
+            _ => {}
+        }
+        closes[i] = Some(top);
+        let mut f = first.clone();
+        f.pop();
+        frames[i] = Some(f);
     }
 
-    // Splits that are never joined, and the end step inside a split.
+    // The end step reached inside a split: point at the edge that enters it.
+    let frames_ok = ok;
+    if let Some(top) = frames[end].as_ref().and_then(|f| f.last()).copied() {
+        if frames_ok && !reported.contains(&top.split) {
+            let what = match top.kind {
+                FrameKind::Foreach => "foreach",
+                FrameKind::Branch => "branch",
+            };
+            let into_end = preds[end].first().copied().unwrap_or(top.split);
+            cx.error(
+                next_span_to(&steps[into_end], &steps[end].name),
+                format!(
+                    "`next = {}` reaches the end step inside the {what} opened at `{}`: close the split first with a `#[step(join, next = {})]` step taking `inputs: Inputs<Self>`",
+                    steps[end].name, steps[top.split].name, steps[end].name
+                ),
+            );
+            reported.insert(top.split);
+        }
+        ok = false;
+    }
+    // Splits never joined (when the end step is not inside them, something else is
+    // already wrong; this is the fallback message).
     for &i in &order {
         let s = &steps[i];
         let splits = s.attrs.foreach.is_some() || next[i].len() > 1;
-        if splits && closed_by[i].is_none() && ok {
+        if splits && closed_by[i].is_none() && !reported.contains(&i) && ok {
             let what = if s.attrs.foreach.is_some() {
                 "foreach"
             } else {
                 "branch"
             };
             cx.error(
-                s.span(),
+                s.loc(),
                 format!(
                     "the {what} opened at `{}` is never joined: add a `#[step(join, ...)]` step taking `inputs: Inputs<Self>` that every arm reaches",
                     s.name
@@ -430,30 +514,19 @@ pub(crate) fn check(cx: &Ctxt, ir: &FlowIr) -> Option<Analysis> {
             ok = false;
         }
     }
-    if ok {
-        if let Some(f) = frames[end].as_ref().and_then(|f| f.last()) {
-            cx.error(
-                steps[end].span(),
-                format!(
-                    "the end step `{}` is inside the split opened at `{}`; join it before the end",
-                    steps[end].name, steps[f.split].name
-                ),
-            );
-            ok = false;
-        }
-    }
 
     // Item parameters belong to the step right after a foreach.
     for (i, s) in steps.iter().enumerate() {
-        if let Some((_, _, span)) = s.item() {
-            if consumer_of[i].is_none() && ok {
+        if let Some((_, _, loc)) = s.item() {
+            if consumer_of[i].is_none() && frames_ok {
                 cx.error(
-                    span,
+                    loc,
                     format!(
-                        "step `{}` takes an item parameter but does not follow a `foreach`; only the step named by a foreach's `next` receives an item",
+                        "step `{}` takes a foreach item parameter but does not follow a `foreach`: only the step named by a foreach's `next` receives an item, so remove this parameter",
                         s.name
                     ),
                 );
+                ok = false;
             }
         }
     }
@@ -475,7 +548,6 @@ pub(crate) fn check(cx: &Ctxt, ir: &FlowIr) -> Option<Analysis> {
         closes,
         closed_by,
         depth,
-        consumer_of,
     })
 }
 
@@ -496,14 +568,29 @@ fn successor_frames(step: &Step, p: usize, f: &[Frame]) -> Vec<Frame> {
     out
 }
 
-/// Span of the `next` target named `target` in `step`, or of its `#[step]` attribute.
-fn next_span_to(step: &Step, target: &str) -> proc_macro2::Span {
+/// The `next` target named `target` in `step`, or its `#[step]` attribute.
+fn next_span_to(step: &Step, target: &str) -> Loc {
     step.attrs
         .next
         .iter()
         .find(|i| *i == target)
-        .map(|i| i.span())
-        .unwrap_or_else(|| step.span())
+        .map(|i| i.span().into())
+        .unwrap_or_else(|| step.loc())
+}
+
+/// Whether `to` can be reached from `from` (the graph is acyclic here).
+fn reaches(next: &[Vec<usize>], from: usize, to: usize) -> bool {
+    let mut seen = vec![false; next.len()];
+    let mut stack = vec![from];
+    while let Some(i) = stack.pop() {
+        if i == to {
+            return true;
+        }
+        if !std::mem::replace(&mut seen[i], true) {
+            stack.extend(next[i].iter().copied());
+        }
+    }
+    false
 }
 
 /// Find a cycle reachable from `start`; returns the closing edge and the path around it.

@@ -246,6 +246,8 @@ mod tests {
         assert_eq!(foreach_len(&arr), 3);
     }
 
+    // Borrowing the tag mirrors the generated code's autoref dispatch.
+    #[allow(clippy::needless_borrow)]
     #[test]
     fn params_parse_with_fromstr_then_json() {
         assert_eq!((&Tag::<f64>::NEW).parse_param("0.5").unwrap(), 0.5);

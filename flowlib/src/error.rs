@@ -33,7 +33,7 @@ pub enum Error {
         url: String,
         /// The object store error.
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
 
     /// An artifact blob is missing, corrupted or cannot be decoded.
@@ -123,7 +123,7 @@ impl Error {
             op,
             path: path.to_string(),
             url: url.to_string(),
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -151,14 +151,14 @@ impl Error {
 
     /// Whether this is a lost create-only race (the object already exists).
     pub(crate) fn is_already_exists(&self) -> bool {
-        matches!(
-            self,
-            Error::Store {
-                source: object_store::Error::AlreadyExists { .. }
-                    | object_store::Error::Precondition { .. },
-                ..
-            }
-        )
+        match self {
+            Error::Store { source, .. } => matches!(
+                **source,
+                object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. }
+            ),
+            _ => false,
+        }
     }
 }
 

@@ -1,0 +1,36 @@
+use flowlib::prelude::*;
+
+#[derive(FlowState, Default, Serialize, Deserialize)]
+struct Train {
+    rates: Vec<f64>,
+    score: f64,
+}
+
+#[flow]
+impl Train {
+    #[step(start, next = fit, foreach = rates)]
+    fn start(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    #[step(next = pick)]
+    fn fit(&mut self, rate: &f32) -> Result<()> {
+        self.score = f64::from(*rate);
+        Ok(())
+    }
+
+    #[step(join, next = end)]
+    fn pick(&mut self, inputs: Inputs<Self>) -> Result<()> {
+        let _ = inputs;
+        Ok(())
+    }
+
+    #[step(end)]
+    fn end(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn main() {
+    let _ = flowlib::main::<Train>;
+}

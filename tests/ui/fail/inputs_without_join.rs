@@ -1,0 +1,29 @@
+use flowlib::prelude::*;
+
+#[derive(FlowState, Default, Serialize, Deserialize)]
+struct Train {
+    score: f64,
+}
+
+#[flow]
+impl Train {
+    #[step(start, next = middle)]
+    fn start(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    #[step(next = end)]
+    fn middle(&mut self, inputs: Inputs<Self>) -> Result<()> {
+        let _ = inputs;
+        Ok(())
+    }
+
+    #[step(end)]
+    fn end(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn main() {
+    let _ = flowlib::main::<Train>;
+}

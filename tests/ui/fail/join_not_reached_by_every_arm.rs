@@ -1,0 +1,39 @@
+use flowlib::prelude::*;
+
+#[derive(FlowState, Default, Serialize, Deserialize)]
+struct Train {
+    score: f64,
+}
+
+#[flow]
+impl Train {
+    #[step(start, next = [left, right])]
+    fn start(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    #[step(next = merge)]
+    fn left(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    #[step(next = end)]
+    fn right(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    #[step(join, next = end)]
+    fn merge(&mut self, inputs: Inputs<Self>) -> Result<()> {
+        let _ = inputs;
+        Ok(())
+    }
+
+    #[step(end)]
+    fn end(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn main() {
+    let _ = flowlib::main::<Train>;
+}

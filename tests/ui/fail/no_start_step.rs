@@ -1,0 +1,23 @@
+use flowlib::prelude::*;
+
+#[derive(FlowState, Default, Serialize, Deserialize)]
+struct Train {
+    score: f64,
+}
+
+#[flow]
+impl Train {
+    #[step(next = end)]
+    fn begin(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    #[step(end)]
+    fn end(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn main() {
+    let _ = flowlib::main::<Train>;
+}
