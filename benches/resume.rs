@@ -54,7 +54,10 @@ impl Wide {
 }
 
 fn main() {
-    let n: u32 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1000);
+    let n: u32 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1000);
     let dir = tempfile::tempdir().unwrap();
     let url = dir.path().join("ds");
     let ds = flowlib::Datastore::open(url.to_str().unwrap(), flowlib::OpenMode::Create).unwrap();
@@ -69,7 +72,8 @@ fn main() {
     assert_eq!(first.tasks_ok as u32, n + 1);
 
     // A fresh handle, as a new process would have: no in-memory knowledge of the origin.
-    let fresh = flowlib::Datastore::open(url.to_str().unwrap(), flowlib::OpenMode::Existing).unwrap();
+    let fresh =
+        flowlib::Datastore::open(url.to_str().unwrap(), flowlib::OpenMode::Existing).unwrap();
     let t1 = Instant::now();
     let again = flowlib::resume::<Wide>(&fresh, &opts, &flowlib::ResumeOptions::default()).unwrap();
     let reuse = t1.elapsed();
@@ -77,14 +81,20 @@ fn main() {
     assert_eq!(again.status, flowlib::RunStatus::Failed);
 
     JOIN_FAILS.store(false, Ordering::SeqCst);
-    let fresh = flowlib::Datastore::open(url.to_str().unwrap(), flowlib::OpenMode::Existing).unwrap();
+    let fresh =
+        flowlib::Datastore::open(url.to_str().unwrap(), flowlib::OpenMode::Existing).unwrap();
     let t2 = Instant::now();
     let fixed = flowlib::resume::<Wide>(&fresh, &opts, &flowlib::ResumeOptions::default()).unwrap();
     let fixed_wall = t2.elapsed();
     assert_eq!(fixed.status, flowlib::RunStatus::Succeeded);
-    let total: u64 = fresh.artifact("Wide", &fixed.run_id, "end", "total").unwrap();
+    let total: u64 = fresh
+        .artifact("Wide", &fixed.run_id, "end", "total")
+        .unwrap();
     assert_eq!(total, (0..u64::from(n)).map(|i| i * 3).sum::<u64>());
-    println!("foreach of {n}: first run (join fails) {:.3} s", first_wall.as_secs_f64());
+    println!(
+        "foreach of {n}: first run (join fails) {:.3} s",
+        first_wall.as_secs_f64()
+    );
     println!(
         "resume, reuse part ({} tasks reused, join fails again at once): {:.1} ms",
         again.tasks_reused,
