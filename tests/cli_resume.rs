@@ -1,0 +1,121 @@
+//! `resume` from the command line: bad requests are one-line errors with a non-zero exit
+//! that write nothing; a good one continues a failed run.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_crashflow");
+
+fn cmd(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .current_dir(dir)
+        .env_remove("FLOWLIB_DATASTORE")
+        .env_remove("FLOWLIB_TEST_HOLD")
+        .env("FLOWLIB_CACHE_DIR", dir.join(".cache"))
+        .env("RUST_BACKTRACE", "1")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Every file under `dir` with its contents, to prove nothing was written.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.display().to_string(),
+                    std::fs::read(&p).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn expect_refused(dir: &Path, args: &[&str], needle: &str) {
+    let before = snapshot(dir);
+    let out = cmd(dir, args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{args:?}: one line expected: {stderr}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "{args:?}: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    assert_eq!(snapshot(dir), before, "{args:?} wrote something");
+}
+
+#[test]
+fn resume_refuses_bad_requests_with_one_line_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // No datastore at all, then an empty one: no earlier run.
+    expect_refused(d, &["resume"], "no such directory");
+    std::fs::create_dir(d.join("foreign")).unwrap();
+    std::fs::write(d.join("foreign/notes.txt"), "mine").unwrap();
+    expect_refused(
+        d,
+        &["resume", "--datastore", "foreign"],
+        "not a flowlib datastore",
+    );
+    let out = cmd(d, &["run", "-q", "--n", "3", "--big-mib", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (args, needle) in [
+        (
+            vec!["resume", "--origin", "20200101T000000000Z-000000000000"],
+            "no run `20200101T000000000Z-000000000000`",
+        ),
+        (vec!["resume", "--origin", "../x"], "invalid run id"),
+        (vec!["resume", "--origin", "a/b"], "invalid run id"),
+        (vec!["resume", "--origin", ".."], "invalid run id"),
+        (vec!["resume", "nosuch"], "has no step `nosuch`"),
+        (vec!["resume", "--n", "abc"], "--n"),
+        (vec!["resume", "--max-workers", "0"], "--max-workers"),
+    ] {
+        expect_refused(d, &args, needle);
+    }
+}
+
+#[test]
+fn resume_from_the_command_line_reuses_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = cmd(d, &["run", "-q", "--n", "3", "--big-mib", "1"]);
+    assert!(out.status.success());
+    let out = cmd(d, &["resume", "big", "--big-mib", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("resuming") && stderr.contains("tasks reused"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("big=2097152"));
+    let out = cmd(d, &["runs"]);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(listing.contains("resumed"), "{listing}");
+    let out = cmd(d, &["dump", "latest"]);
+    let dump = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dump.contains("from step big") && dump.contains("changed   big_mib: 1 -> 2"),
+        "{dump}"
+    );
+}
