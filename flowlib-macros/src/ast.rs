@@ -1,25 +1,25 @@
 //! The intermediate representation of a `#[flow]` impl block: its steps, their
 //! attributes and their signatures, keeping the original syntax nodes for spans.
 
-use proc_macro2::Span;
 use syn::spanned::Spanned;
-use syn::{FnArg, Ident, ImplItem, ItemImpl, Pat, Type};
+use syn::{FnArg, Ident, ImplItem, ItemImpl, ReturnType, Type};
 
 use crate::attr::{parse_step_attrs, StepAttrs};
-use crate::ctxt::Ctxt;
+use crate::ctxt::{Ctxt, Loc};
 
 /// One parameter of a step method (besides `&mut self`), in declaration order.
 pub(crate) enum StepArg {
     /// `ctx: &mut Ctx` (or `&Ctx`).
-    Ctx,
+    Ctx { loc: Loc },
     /// `inputs: Inputs<Self>`: the step is a join.
-    Inputs { span: Span },
+    Inputs { loc: Loc },
     /// The foreach item: `item: &T` (by reference) or `item: T` (cloned).
     Item {
         /// `T`, without the reference.
-        elem: Type,
+        elem: Box<Type>,
         by_ref: bool,
-        span: Span,
+        /// The parameter's whole type.
+        loc: Loc,
     },
 }
 
@@ -29,27 +29,33 @@ pub(crate) struct Step {
     pub name: String,
     pub attrs: StepAttrs,
     pub args: Vec<StepArg>,
+    /// The declared return type (`None` for `()`).
+    pub output: Option<Type>,
+    /// The signature is one generated code can call (its own errors are reported).
+    pub callable: bool,
     pub doc: String,
 }
 
 impl Step {
-    pub(crate) fn inputs_span(&self) -> Option<Span> {
+    pub(crate) fn inputs_loc(&self) -> Option<Loc> {
         self.args.iter().find_map(|a| match a {
-            StepArg::Inputs { span } => Some(*span),
+            StepArg::Inputs { loc } => Some(*loc),
             _ => None,
         })
     }
 
-    pub(crate) fn item(&self) -> Option<(&Type, bool, Span)> {
+    /// The foreach item parameter: its element type, whether it is taken by reference, and
+    /// where its type is.
+    pub(crate) fn item(&self) -> Option<(&Type, bool, Loc)> {
         self.args.iter().find_map(|a| match a {
-            StepArg::Item { elem, by_ref, span } => Some((elem, *by_ref, *span)),
+            StepArg::Item { elem, by_ref, loc } => Some((&**elem, *by_ref, *loc)),
             _ => None,
         })
     }
 
-    /// Span used to point at the step as a whole: its `#[step]` attribute, or its name.
-    pub(crate) fn span(&self) -> Span {
-        self.attrs.step.unwrap_or_else(|| self.ident.span())
+    /// Where to point at the step as a whole: its `#[step]` attribute, or its name.
+    pub(crate) fn loc(&self) -> Loc {
+        self.attrs.step.unwrap_or_else(|| self.ident.span().into())
     }
 }
 
@@ -58,6 +64,12 @@ pub(crate) struct FlowIr {
     pub self_ty: Type,
     pub flow_name: String,
     pub steps: Vec<Step>,
+    /// Methods of the impl block that are not steps, and whether they carry a step
+    /// attribute other than `#[step]` (that mistake is already reported).
+    pub other_methods: Vec<(String, bool)>,
+    /// The impl block is one a `Flow` impl can be generated for (an inherent, non-generic
+    /// impl of a named type); when false, that problem is the error to report.
+    pub implementable: bool,
 }
 
 /// Names a step may not take: they would shadow the items `#[flow]` and
@@ -105,73 +117,95 @@ pub(crate) fn doc_of_attrs(attrs: &[syn::Attribute]) -> String {
 
 /// Build the IR from the impl block. Problems are recorded in `cx`.
 pub(crate) fn parse_flow(cx: &Ctxt, item: &ItemImpl) -> FlowIr {
+    let mut implementable = true;
     if let Some((_, path, _)) = &item.trait_ {
         cx.error_spanned(
             path,
             "`#[flow]` goes on an inherent impl block (`impl MyFlow { ... }`), not a trait impl",
         );
+        implementable = false;
     }
     if !item.generics.params.is_empty() {
-        cx.error_spanned(&item.generics, "a flow cannot be generic");
+        cx.error_spanned(
+            &item.generics,
+            "a flow cannot be generic: remove the type parameters",
+        );
+        implementable = false;
     }
-    let flow_name = last_segment(&item.self_ty)
-        .map(|s| s.ident.to_string())
-        .unwrap_or_else(|| {
-            cx.error_spanned(&item.self_ty, "`#[flow]` needs a named struct type");
+    let flow_name = match last_segment(&item.self_ty) {
+        Some(s) => s.ident.to_string(),
+        None => {
+            cx.error_spanned(
+                &item.self_ty,
+                "`#[flow]` needs a named struct type: `impl MyFlow { ... }`",
+            );
+            implementable = false;
             String::from("Flow")
-        });
+        }
+    };
 
     let mut steps: Vec<Step> = Vec::new();
+    let mut other_methods = Vec::new();
     for impl_item in &item.items {
         let ImplItem::Fn(method) = impl_item else {
             continue;
         };
         let attrs = parse_step_attrs(cx, &method.attrs);
         if attrs.step.is_none() {
-            for (name, span) in &attrs.other_attrs {
+            for (name, loc) in &attrs.other_attrs {
                 cx.error(
-                    *span,
+                    *loc,
                     format!(
                         "`#[{name}]` only applies to steps: add `#[step(...)]` to `{}`",
                         method.sig.ident
                     ),
                 );
             }
+            let name = method.sig.ident.to_string();
+            let name = name.strip_prefix("r#").unwrap_or(&name).to_string();
+            other_methods.push((name, !attrs.other_attrs.is_empty()));
             continue;
         }
         let sig = &method.sig;
         let name = sig.ident.to_string();
         let raw_name = name.strip_prefix("r#").unwrap_or(&name).to_string();
 
+        if steps.iter().any(|s| s.name == raw_name) {
+            // rustc reports the duplicate method itself (E0592), pointing at both.
+            cx.defer_to_rustc();
+            continue;
+        }
         if RESERVED_STEP_NAMES.contains(&raw_name.as_str()) || raw_name.starts_with("__") {
             cx.error(
                 sig.ident.span(),
                 format!(
-                    "`{raw_name}` is a reserved name and cannot be a step; reserved: {}, and names starting with `__`",
+                    "`{raw_name}` is a reserved name and cannot be a step: rename the method (reserved: {}, and names starting with `__`)",
                     RESERVED_STEP_NAMES.join(", ")
                 ),
             );
         }
-        if let Some(prev) = steps.iter().find(|s| s.name == raw_name) {
-            let mut e = syn::Error::new(
-                sig.ident.span(),
-                format!("duplicate step name `{raw_name}`"),
-            );
-            e.combine(syn::Error::new(prev.ident.span(), "first defined here"));
-            cx.syn_error(e);
-            continue;
-        }
+        let mut callable = true;
         if let Some(a) = &sig.asyncness {
             cx.error(
                 a.span(),
-                "steps cannot be `async`; use a runtime inside the step if you need async I/O",
+                "steps cannot be `async`: remove `async` and use a runtime inside the step if you need async I/O",
             );
+            callable = false;
         }
         if !sig.generics.params.is_empty() {
-            cx.error_spanned(&sig.generics, "steps cannot be generic");
+            cx.error_spanned(
+                &sig.generics,
+                "steps cannot be generic: remove the type parameters",
+            );
+            callable = false;
         }
         if let Some(u) = &sig.unsafety {
-            cx.error(u.span(), "steps cannot be `unsafe fn`");
+            cx.error(u.span(), "steps cannot be `unsafe fn`: remove `unsafe`");
+            callable = false;
+        }
+        if let Some(v) = &sig.variadic {
+            cx.error_spanned(v, "steps cannot be variadic");
+            callable = false;
         }
 
         let mut args = Vec::new();
@@ -180,74 +214,97 @@ pub(crate) fn parse_flow(cx: &Ctxt, item: &ItemImpl) -> FlowIr {
             match input {
                 FnArg::Receiver(r) => {
                     has_self = true;
-                    if r.reference.is_none() || r.mutability.is_none() {
-                        cx.error_spanned(r, "a step takes `&mut self`: the step reads and writes the flow's artifacts through it");
+                    // `ty` is always filled in: `&mut Self` for both `&mut self` and
+                    // `self: &mut Self`.
+                    let mut_ref = matches!(&*r.ty, Type::Reference(t) if t.mutability.is_some() && is_named(&t.elem, "Self"));
+                    if !mut_ref {
+                        cx.error_spanned(
+                            r,
+                            "a step takes `&mut self`: the step reads and writes the flow's artifacts through it",
+                        );
+                        callable = false;
                     }
                 }
                 FnArg::Typed(pt) => {
-                    if let Pat::Ident(pi) = &*pt.pat {
-                        let _ = &pi.ident;
-                    }
                     let ty = &*pt.ty;
+                    let loc = Loc::of(ty);
                     match ty {
-                        Type::Reference(r) if is_named(&r.elem, "Ctx") => args.push(StepArg::Ctx),
-                        _ if is_named(ty, "Inputs") => {
-                            args.push(StepArg::Inputs { span: pt.span() })
+                        Type::ImplTrait(_) => {
+                            cx.error(loc, "steps cannot be generic: name a concrete type instead of `impl Trait`");
+                            callable = false;
                         }
+                        Type::Reference(r) if is_named(&r.elem, "Ctx") => {
+                            args.push(StepArg::Ctx { loc })
+                        }
+                        _ if is_named(ty, "Inputs") => args.push(StepArg::Inputs { loc }),
                         _ if is_named(ty, "Ctx") => {
-                            cx.error_spanned(ty, "take the context by reference: `ctx: &mut Ctx`");
+                            cx.error(loc, "take the context by reference: `ctx: &mut Ctx`");
+                            callable = false;
                         }
                         Type::Reference(r) => {
                             if r.mutability.is_some() {
-                                cx.error_spanned(
-                                    ty,
+                                cx.error(
+                                    loc,
                                     "the foreach item is read-only: take it as `&T` or `T`",
                                 );
+                                callable = false;
                             }
                             args.push(StepArg::Item {
-                                elem: (*r.elem).clone(),
+                                elem: r.elem.clone(),
                                 by_ref: true,
-                                span: ty.span(),
+                                loc,
                             });
                         }
                         _ => args.push(StepArg::Item {
-                            elem: ty.clone(),
+                            elem: Box::new(ty.clone()),
                             by_ref: false,
-                            span: ty.span(),
+                            loc,
                         }),
                     }
                 }
             }
         }
         if !has_self {
-            cx.error(sig.ident.span(), "a step takes `&mut self`");
-        }
-        let counts = |f: fn(&StepArg) -> bool| args.iter().filter(|a| f(a)).count();
-        if counts(|a| matches!(a, StepArg::Ctx)) > 1 {
-            cx.error(sig.ident.span(), "a step takes at most one `&mut Ctx`");
-        }
-        if counts(|a| matches!(a, StepArg::Inputs { .. })) > 1 {
-            cx.error(sig.ident.span(), "a step takes at most one `Inputs<Self>`");
-        }
-        let items: Vec<Span> = args
-            .iter()
-            .filter_map(|a| match a {
-                StepArg::Item { span, .. } => Some(*span),
-                _ => None,
-            })
-            .collect();
-        if items.len() > 1 {
             cx.error(
-                items[1],
-                "a step takes at most one foreach item parameter (besides `ctx: &mut Ctx` or `inputs: Inputs<Self>`)",
+                sig.ident.span(),
+                format!("a step takes `&mut self`: write `fn {raw_name}(&mut self, ...)`"),
             );
+            callable = false;
         }
+        let extra = |f: fn(&StepArg) -> bool| args.iter().filter(|a| f(a)).nth(1).map(arg_loc);
+        if let Some(loc) = extra(|a| matches!(a, StepArg::Ctx { .. })) {
+            cx.error(
+                loc,
+                "a step takes at most one `&mut Ctx`: remove this parameter",
+            );
+            callable = false;
+        }
+        if let Some(loc) = extra(|a| matches!(a, StepArg::Inputs { .. })) {
+            cx.error(
+                loc,
+                "a step takes at most one `Inputs<Self>`: remove this parameter",
+            );
+            callable = false;
+        }
+        if let Some(loc) = extra(|a| matches!(a, StepArg::Item { .. })) {
+            cx.error(
+                loc,
+                "a step takes at most one foreach item parameter (besides `ctx: &mut Ctx` or `inputs: Inputs<Self>`): remove this parameter",
+            );
+            callable = false;
+        }
+        let output = match &sig.output {
+            ReturnType::Default => None,
+            ReturnType::Type(_, ty) => Some((**ty).clone()),
+        };
 
         steps.push(Step {
             ident: sig.ident.clone(),
             name: raw_name,
             attrs,
             args,
+            output,
+            callable,
             doc: doc_of(&method.attrs),
         });
     }
@@ -263,5 +320,13 @@ pub(crate) fn parse_flow(cx: &Ctxt, item: &ItemImpl) -> FlowIr {
         self_ty: (*item.self_ty).clone(),
         flow_name,
         steps,
+        other_methods,
+        implementable,
+    }
+}
+
+fn arg_loc(arg: &StepArg) -> Loc {
+    match arg {
+        StepArg::Ctx { loc } | StepArg::Inputs { loc } | StepArg::Item { loc, .. } => *loc,
     }
 }

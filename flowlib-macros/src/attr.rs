@@ -7,7 +7,7 @@ use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
 use syn::{Attribute, Ident, LitInt, LitStr, Token};
 
-use crate::ctxt::{did_you_mean, Ctxt};
+use crate::ctxt::{did_you_mean, Ctxt, Loc};
 
 /// The attribute names `#[flow]` consumes on methods.
 pub(crate) const STEP_ATTRS: &[&str] = &[
@@ -28,8 +28,11 @@ const CATCH_KEYS: &[&str] = &["field"];
 /// Everything the attributes of one method say.
 #[derive(Default)]
 pub(crate) struct StepAttrs {
-    /// Span of the `#[step]` attribute, if present.
-    pub step: Option<Span>,
+    /// The `#[step]` attribute, if present.
+    pub step: Option<Loc>,
+    /// `#[step(...)]` had a mistake of its own (already reported): rules about what it
+    /// lacks would only repeat it.
+    pub step_errors: bool,
     pub start: Option<Span>,
     pub end: Option<Span>,
     pub join: Option<Span>,
@@ -37,6 +40,8 @@ pub(crate) struct StepAttrs {
     /// Span of the `next = ...` item.
     pub next_span: Option<Span>,
     pub foreach: Option<Ident>,
+    /// The `foreach` key itself.
+    pub foreach_key: Option<Span>,
     pub cpu: Option<u32>,
     pub memory: Option<u64>,
     pub gpu: Option<u32>,
@@ -44,8 +49,8 @@ pub(crate) struct StepAttrs {
     pub timeout_ms: Option<u64>,
     pub catch: Option<Catch>,
     pub checkpoint: bool,
-    /// Spans of the non-`step` attributes, to complain when `#[step]` is missing.
-    pub other_attrs: Vec<(String, Span)>,
+    /// The non-`step` attributes, to complain when `#[step]` is missing.
+    pub other_attrs: Vec<(String, Loc)>,
 }
 
 pub(crate) struct Retry {
@@ -67,25 +72,29 @@ pub(crate) fn is_step_attr(attr: &Attribute) -> bool {
 /// Parse all of our attributes on one method.
 pub(crate) fn parse_step_attrs(cx: &Ctxt, attrs: &[Attribute]) -> StepAttrs {
     let mut out = StepAttrs::default();
-    let mut seen: Vec<(String, Span)> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
     for attr in attrs.iter().filter(|a| is_step_attr(a)) {
         let name = attr
             .path()
             .get_ident()
             .map(|i| i.to_string())
             .unwrap_or_default();
-        if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name) {
-            let mut e = syn::Error::new(attr.span(), format!("duplicate `#[{name}]` attribute"));
-            e.combine(syn::Error::new(
-                *first,
-                format!("first `#[{name}]` is here"),
-            ));
-            cx.syn_error(e);
+        if seen.contains(&name) {
+            cx.error(
+                Loc::of(attr),
+                format!(
+                    "duplicate `#[{name}]` attribute: a step takes it once, remove one of them"
+                ),
+            );
             continue;
         }
-        seen.push((name.clone(), attr.span()));
+        seen.push(name.clone());
         match name.as_str() {
-            "step" => parse_step(cx, attr, &mut out),
+            "step" => {
+                let before = cx.error_count();
+                parse_step(cx, attr, &mut out);
+                out.step_errors = cx.error_count() > before;
+            }
             "resources" => parse_resources(cx, attr, &mut out),
             "retry" => parse_retry(cx, attr, &mut out),
             "timeout" => parse_timeout(cx, attr, &mut out),
@@ -94,7 +103,7 @@ pub(crate) fn parse_step_attrs(cx: &Ctxt, attrs: &[Attribute]) -> StepAttrs {
             _ => unreachable!("filtered by is_step_attr"),
         }
         if name != "step" {
-            out.other_attrs.push((name, attr.span()));
+            out.other_attrs.push((name, Loc::of(attr)));
         }
     }
     out
@@ -115,6 +124,7 @@ fn unknown_key(cx: &Ctxt, meta: &ParseNestedMeta, attr: &str, valid: &[&str]) ->
                 .join("::")
         });
     let hint = did_you_mean(&key, valid.iter().copied())
+        .or_else(|| alias(attr, &key))
         .map(|s| format!(" (did you mean `{s}`?)"))
         .unwrap_or_default();
     cx.error(
@@ -127,6 +137,26 @@ fn unknown_key(cx: &Ctxt, meta: &ParseNestedMeta, attr: &str, valid: &[&str]) ->
     skip_value(meta)
 }
 
+/// Keys other tools use for what a flowlib key does.
+fn alias(attr: &str, key: &str) -> Option<&'static str> {
+    Some(match (attr, key) {
+        ("step", "after" | "then" | "to" | "goto" | "successor" | "successors") => "next",
+        ("step", "first" | "begin") => "start",
+        ("step", "last" | "finish") => "end",
+        ("step", "for_each" | "each" | "map" | "over") => "foreach",
+        ("resources", "cores" | "cpus" | "threads") => "cpu",
+        ("resources", "mem" | "ram") => "memory",
+        ("resources", "gpus") => "gpu",
+        ("retry", "attempts" | "retries" | "max_retries" | "tries" | "count") => "times",
+        ("retry", "backoff" | "wait" | "interval" | "sleep") => "delay",
+        ("timeout", "secs" | "sec" | "s") => "seconds",
+        ("timeout", "mins" | "min" | "m") => "minutes",
+        ("timeout", "hrs" | "hr" | "h") => "hours",
+        ("catch", "var" | "to" | "into" | "store" | "error" | "message") => "field",
+        _ => return None,
+    })
+}
+
 fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
     if meta.input.peek(Token![=]) {
         let _: syn::Expr = meta.value()?.parse()?;
@@ -137,22 +167,26 @@ fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
 }
 
 /// Record a duplicate key inside one attribute; returns true when `slot` was already set.
-fn dup_key<T>(cx: &Ctxt, meta: &ParseNestedMeta, slot: &Option<T>) -> bool {
+fn dup_key<T>(cx: &Ctxt, meta: &ParseNestedMeta, attr: &str, slot: &Option<T>) -> bool {
     if slot.is_some() {
         let key = meta
             .path
             .get_ident()
             .map(|i| i.to_string())
             .unwrap_or_default();
-        cx.error(meta.path.span(), format!("duplicate key `{key}`"));
+        cx.error(meta.path.span(), dup_key_message(attr, &key));
         true
     } else {
         false
     }
 }
 
+fn dup_key_message(attr: &str, key: &str) -> String {
+    format!("duplicate key `{key}` in `#[{attr}]`: give each key once")
+}
+
 fn flag(cx: &Ctxt, meta: &ParseNestedMeta, slot: &mut Option<Span>) -> syn::Result<()> {
-    if dup_key(cx, meta, slot) {
+    if dup_key(cx, meta, "step", slot) {
         return skip_value(meta);
     }
     if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
@@ -172,7 +206,7 @@ fn flag(cx: &Ctxt, meta: &ParseNestedMeta, slot: &mut Option<Span>) -> syn::Resu
 }
 
 fn parse_step(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
-    out.step = Some(attr.span());
+    out.step = Some(Loc::of(attr));
     if matches!(attr.meta, syn::Meta::Path(_)) {
         // `#[step]` alone: a plain step without `next`; the checker reports what is missing.
         return;
@@ -191,7 +225,7 @@ fn parse_step(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
             "join" => flag(cx, &meta, &mut out.join),
             "next" => {
                 if next_seen {
-                    cx.error(meta.path.span(), "duplicate key `next`");
+                    cx.error(meta.path.span(), dup_key_message("step", "next"));
                     return skip_value(&meta);
                 }
                 next_seen = true;
@@ -211,7 +245,7 @@ fn parse_step(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
                 Ok(())
             }
             "foreach" => {
-                if dup_key(cx, &meta, &foreach) {
+                if dup_key(cx, &meta, "step", &foreach) {
                     return skip_value(&meta);
                 }
                 let value = meta.value()?;
@@ -227,6 +261,7 @@ fn parse_step(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
                     return Ok(());
                 }
                 foreach = Some(value.call(Ident::parse_any_ident)?);
+                out.foreach_key = Some(meta.path.span());
                 Ok(())
             }
             _ => unknown_key(cx, &meta, "step", STEP_KEYS),
@@ -288,7 +323,7 @@ fn parse_u32(cx: &Ctxt, meta: &ParseNestedMeta, what: &str, min: u32) -> syn::Re
 fn parse_resources(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
     if matches!(attr.meta, syn::Meta::Path(_)) {
         cx.error(
-            attr.span(),
+            Loc::of(attr),
             "`#[resources]` needs at least one of: cpu, memory, gpu (e.g. `#[resources(cpu = 2, memory = \"4GiB\")]`)",
         );
         return;
@@ -297,21 +332,21 @@ fn parse_resources(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
         let key = meta.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
         match key.as_str() {
             "cpu" => {
-                if dup_key(cx, &meta, &out.cpu) {
+                if dup_key(cx, &meta, "resources", &out.cpu) {
                     return skip_value(&meta);
                 }
                 out.cpu = parse_u32(cx, &meta, "cpu", 1)?;
                 Ok(())
             }
             "gpu" => {
-                if dup_key(cx, &meta, &out.gpu) {
+                if dup_key(cx, &meta, "resources", &out.gpu) {
                     return skip_value(&meta);
                 }
                 out.gpu = parse_u32(cx, &meta, "gpu", 0)?;
                 Ok(())
             }
             "memory" => {
-                if dup_key(cx, &meta, &out.memory) {
+                if dup_key(cx, &meta, "resources", &out.memory) {
                     return skip_value(&meta);
                 }
                 let expr: syn::Expr = meta.value()?.parse()?;
@@ -412,9 +447,20 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
             ))
         }
         other => {
+            let hint = match other.to_ascii_lowercase().as_str() {
+                "msec" | "msecs" | "millis" | "millisecond" | "milliseconds" => Some("ms"),
+                "secs" | "second" | "seconds" => Some("s"),
+                "mins" | "minute" | "minutes" => Some("m"),
+                "hr" | "hrs" | "hour" | "hours" => Some("h"),
+                "day" | "days" => Some("d"),
+                _ => None,
+            };
+            let hint = hint
+                .map(|u| format!(" (did you mean \"{num}{u}\"?)"))
+                .unwrap_or_default();
             return Err(format!(
-                "invalid duration unit `{other}` in `{text}`: use ms, s, m, h or d"
-            ))
+                "invalid duration unit `{other}` in `{text}`: use ms, s, m, h or d{hint}"
+            ));
         }
     };
     let ms = number * mult;
@@ -472,14 +518,14 @@ fn parse_retry(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
                 .unwrap_or_default();
             match key.as_str() {
                 "times" => {
-                    if dup_key(cx, &meta, &times) {
+                    if dup_key(cx, &meta, "retry", &times) {
                         return skip_value(&meta);
                     }
                     times = parse_u32(cx, &meta, "times", 0)?;
                     Ok(())
                 }
                 "delay" => {
-                    if dup_key(cx, &meta, &delay) {
+                    if dup_key(cx, &meta, "retry", &delay) {
                         return skip_value(&meta);
                     }
                     delay = parse_duration_value(cx, &meta, "delay")?;
@@ -501,7 +547,7 @@ fn parse_retry(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
 fn parse_timeout(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
     if matches!(attr.meta, syn::Meta::Path(_)) {
         cx.error(
-            attr.span(),
+            Loc::of(attr),
             "`#[timeout]` needs a duration: `#[timeout(\"30m\")]` or `#[timeout(minutes = 30)]`",
         );
         return;
@@ -530,7 +576,7 @@ fn parse_timeout(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
             _ => return unknown_key(cx, &meta, "timeout", TIMEOUT_KEYS),
         };
         if seen.contains(&key) {
-            cx.error(meta.path.span(), format!("duplicate key `{key}`"));
+            cx.error(meta.path.span(), dup_key_message("timeout", &key));
             return skip_value(&meta);
         }
         seen.push(key);
@@ -549,7 +595,7 @@ fn parse_timeout(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
         return;
     }
     if total == 0 {
-        cx.error(attr.span(), "a timeout must be longer than zero");
+        cx.error(Loc::of(attr), "a timeout must be longer than zero");
         return;
     }
     out.timeout_ms = Some(total);
@@ -566,7 +612,7 @@ fn parse_catch(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
                 .unwrap_or_default();
             match key.as_str() {
                 "field" => {
-                    if dup_key(cx, &meta, &field) {
+                    if dup_key(cx, &meta, "catch", &field) {
                         return skip_value(&meta);
                     }
                     field = Some(meta.value()?.call(Ident::parse_any_ident)?);
@@ -584,7 +630,7 @@ fn parse_catch(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
 
 fn parse_checkpoint(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
     if !matches!(attr.meta, syn::Meta::Path(_)) {
-        cx.error(attr.span(), "`#[checkpoint]` takes no arguments");
+        cx.error(Loc::of(attr), "`#[checkpoint]` takes no arguments");
     }
     out.checkpoint = true;
 }
@@ -615,5 +661,86 @@ mod tests {
         assert_eq!(parse_duration("1.5h"), Ok(5_400_000));
         assert!(parse_duration("30").is_err());
         assert!(parse_duration("30 parsecs").is_err());
+        assert!(parse_duration("5 secs")
+            .unwrap_err()
+            .contains("did you mean \"5s\""));
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    fn messages(attr: Attribute) -> Vec<String> {
+        let cx = Ctxt::new();
+        let _ = parse_step_attrs(&cx, &[attr]);
+        cx.messages()
+    }
+
+    #[test]
+    fn unknown_keys_list_the_valid_ones_and_suggest() {
+        let cases: Vec<(Attribute, &str)> = vec![
+            (
+                syn::parse_quote!(#[step(nxt = a)]),
+                "(did you mean `next`?); valid keys are: start, end, join, next, foreach",
+            ),
+            (
+                syn::parse_quote!(#[resources(cpus = 2)]),
+                "(did you mean `cpu`?); valid keys are: cpu, memory, gpu",
+            ),
+            (
+                syn::parse_quote!(#[resources(ram = "1GiB")]),
+                "(did you mean `memory`?)",
+            ),
+            (
+                syn::parse_quote!(#[retry(attempts = 3)]),
+                "(did you mean `times`?); valid keys are: times, delay",
+            ),
+            (
+                syn::parse_quote!(#[timeout(mins = 3)]),
+                "(did you mean `minutes`?); valid keys are: seconds, minutes, hours",
+            ),
+            (
+                syn::parse_quote!(#[catch(var = e)]),
+                "(did you mean `field`?); valid keys are: field",
+            ),
+        ];
+        for (attr, expected) in cases {
+            let msgs = messages(attr);
+            assert_eq!(msgs.len(), 1, "{msgs:?}");
+            assert!(msgs[0].contains(expected), "{} lacks {expected}", msgs[0]);
+        }
+    }
+
+    #[test]
+    fn duplicates() {
+        let cx = Ctxt::new();
+        let attrs: Vec<Attribute> = vec![
+            syn::parse_quote!(#[retry(times = 2)]),
+            syn::parse_quote!(#[retry(times = 3)]),
+        ];
+        let _ = parse_step_attrs(&cx, &attrs);
+        assert_eq!(
+            cx.messages(),
+            ["duplicate `#[retry]` attribute: a step takes it once, remove one of them"]
+        );
+        assert_eq!(
+            messages(syn::parse_quote!(#[resources(cpu = 2, cpu = 4)])),
+            ["duplicate key `cpu` in `#[resources]`: give each key once"]
+        );
+    }
+
+    #[test]
+    fn values() {
+        assert!(messages(syn::parse_quote!(#[resources(memory = 4096)]))[0]
+            .contains("`memory` needs a unit: write `memory = \"4096MiB\"`"));
+        assert!(messages(syn::parse_quote!(#[resources(memory = "4GB")]))[0]
+            .contains("did you mean \"4GiB\"?"));
+        assert!(messages(syn::parse_quote!(#[timeout("2 weeks")]))[0]
+            .contains("invalid duration unit `weeks`"));
+        assert!(messages(syn::parse_quote!(#[step(foreach = "xs")]))[0]
+            .contains("write `foreach = xs`"));
+        assert!(messages(syn::parse_quote!(#[step(start, next = a)])).is_empty());
+        assert!(messages(syn::parse_quote!(#[timeout(hours = 1, minutes = 30)])).is_empty());
     }
 }

@@ -1,15 +1,65 @@
 //! Error collection: every diagnostic is gathered so users see all of them at once.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt::Display;
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Punct, Spacing, Span, TokenStream, TokenTree};
 use quote::ToTokens;
+
+/// Where an error points: one token, or a range of tokens (a whole attribute or type).
+///
+/// Stable proc macros cannot join spans; an error built from a first and a last token
+/// (as `syn::Error::new_spanned` does) still underlines everything between them.
+#[derive(Clone, Copy)]
+pub(crate) struct Loc {
+    pub start: Span,
+    pub end: Span,
+}
+
+impl Loc {
+    /// The range covered by `tokens` (the call site if there are none).
+    pub(crate) fn of(tokens: impl ToTokens) -> Self {
+        let mut iter = tokens.into_token_stream().into_iter();
+        let Some(first) = iter.next() else {
+            return Span::call_site().into();
+        };
+        let start = match &first {
+            TokenTree::Group(g) => g.span_open(),
+            t => t.span(),
+        };
+        let last = iter.last().unwrap_or(first);
+        let end = match &last {
+            TokenTree::Group(g) => g.span_close(),
+            t => t.span(),
+        };
+        Loc { start, end }
+    }
+}
+
+impl From<Span> for Loc {
+    fn from(span: Span) -> Self {
+        Loc {
+            start: span,
+            end: span,
+        }
+    }
+}
+
+impl ToTokens for Loc {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        for span in [self.start, self.end] {
+            let mut p = Punct::new('#', Spacing::Alone);
+            p.set_span(span);
+            tokens.extend([TokenTree::Punct(p)]);
+        }
+    }
+}
 
 /// Collects spanned errors during parsing and checking (the serde_derive pattern).
 #[derive(Default)]
 pub(crate) struct Ctxt {
     errors: RefCell<Vec<syn::Error>>,
+    deferred: Cell<bool>,
 }
 
 impl Ctxt {
@@ -17,9 +67,11 @@ impl Ctxt {
         Self::default()
     }
 
-    /// Record an error at `span`.
-    pub(crate) fn error(&self, span: Span, msg: impl Display) {
-        self.errors.borrow_mut().push(syn::Error::new(span, msg));
+    /// Record an error at `loc` (a span, or a range from [`Loc::of`]).
+    pub(crate) fn error(&self, loc: impl Into<Loc>, msg: impl Display) {
+        self.errors
+            .borrow_mut()
+            .push(syn::Error::new_spanned(loc.into(), msg));
     }
 
     /// Record an error spanning the given tokens.
@@ -34,8 +86,24 @@ impl Ctxt {
         self.errors.borrow_mut().push(err);
     }
 
+    pub(crate) fn error_count(&self) -> usize {
+        self.errors.borrow().len()
+    }
+
     pub(crate) fn has_errors(&self) -> bool {
-        !self.errors.borrow().is_empty()
+        !self.errors.borrow().is_empty() || self.deferred.get()
+    }
+
+    /// The code is wrong in a way rustc itself reports well (a duplicate method name):
+    /// generate no `Flow` impl, but add no message of our own.
+    pub(crate) fn defer_to_rustc(&self) {
+        self.deferred.set(true);
+    }
+
+    /// The messages collected so far (for unit tests).
+    #[cfg(test)]
+    pub(crate) fn messages(&self) -> Vec<String> {
+        self.errors.borrow().iter().map(|e| e.to_string()).collect()
     }
 
     /// All collected errors as `compile_error!` invocations (empty if none).
@@ -64,15 +132,27 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// The closest candidate within a small edit distance, if any.
+/// The closest candidate within a small edit distance, or the only one `name` abbreviates
+/// (`mins` for `minutes`), if any.
 pub(crate) fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| (edit_distance(name, c), c))
+    let candidates: Vec<&str> = candidates.into_iter().collect();
+    let close = candidates
+        .iter()
+        .map(|c| (edit_distance(name, c), *c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 3) && *d > 0)
         .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+        .map(|(_, c)| c);
+    close.or_else(|| {
+        let prefix: String = name.chars().take(3).collect();
+        let mut abbreviated = candidates
+            .iter()
+            .filter(|c| prefix.chars().count() == 3 && c.starts_with(&prefix) && **c != name);
+        match (abbreviated.next(), abbreviated.next()) {
+            (Some(c), None) => Some(*c),
+            _ => None,
+        }
+    })
 }

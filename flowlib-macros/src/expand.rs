@@ -1,12 +1,26 @@
-//! Code generation for `#[flow]`: the `Flow` impl (graph spec and step dispatch) and the
-//! hidden type-check items that make rustc point at the user's code.
+//! Code generation for `#[flow]`: the `Flow` impl (graph spec and step dispatch), and the
+//! glue functions that make rustc report field and type mistakes at the user's code.
+//!
+//! Everything is generated inside one `const _: () = { ... };` block:
+//!
+//! - one accessor per `foreach` step (`__flowlib_foreach_N`), the only code that touches
+//!   the foreach field: a missing field, a field that is not iterable or an item type that
+//!   differs from the element type is reported once, on the user's tokens;
+//! - one setter per `#[catch(field = ...)]` (`__flowlib_catch_N`), likewise;
+//! - one dispatch function per step (`__flowlib_step_N`), which checks the return type;
+//! - the `Flow` impl, calling only those functions. When the flow has errors it is a
+//!   stub, so code using the flow (`flowlib::main::<MyFlow>`) reports nothing more.
+//!
+//! The functions are generated even when the graph is invalid, so type mistakes are
+//! reported together with graph mistakes.
 
-use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
-use syn::ItemImpl;
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::{ItemImpl, Type};
 
-use crate::ast::{FlowIr, StepArg};
+use crate::ast::{FlowIr, Step, StepArg};
 use crate::check::{Analysis, FrameKind};
+use crate::ctxt::Loc;
 
 /// The user's impl block with our method attributes removed.
 pub(crate) fn strip_step_attrs(mut item: ItemImpl) -> ItemImpl {
@@ -18,59 +32,353 @@ pub(crate) fn strip_step_attrs(mut item: ItemImpl) -> ItemImpl {
     item
 }
 
-/// Type-check items that only need the IR (emitted even when the graph has errors, so
-/// field and type mistakes are reported together with graph mistakes).
-pub(crate) fn checks(ir: &FlowIr) -> TokenStream {
-    let self_ty = &ir.self_ty;
-    let mut body = TokenStream::new();
-    for (i, step) in ir.steps.iter().enumerate() {
-        if let Some(field) = &step.attrs.foreach {
-            body.extend(quote_spanned! {field.span()=>
-                ::flowlib::__private::assert_foreach_field(&__state.#field);
-            });
-            // The consumer's item type must be the field's element type.
-            for consumer in &ir.steps {
-                let Some((elem, _, _)) = consumer.item() else {
-                    continue;
-                };
-                let targets_consumer = step.attrs.next.iter().any(|n| *n == consumer.name.as_str());
-                if !targets_consumer {
-                    continue;
+/// The user's type tokens with `Self` replaced by the flow type, so they can be used
+/// outside the impl block. The replacement keeps the span of `Self`.
+fn without_self(ty: &Type, self_ty: &Type) -> TokenStream {
+    fn walk(ts: TokenStream, self_ty: &Type) -> TokenStream {
+        ts.into_iter()
+            .flat_map(|tt| -> Vec<TokenTree> {
+                match tt {
+                    TokenTree::Ident(i) if i == "Self" => {
+                        let span = i.span();
+                        respan(self_ty.to_token_stream(), span)
+                            .into_iter()
+                            .collect()
+                    }
+                    TokenTree::Group(g) => {
+                        let mut ng = Group::new(g.delimiter(), walk(g.stream(), self_ty));
+                        ng.set_span(g.span());
+                        vec![TokenTree::Group(ng)]
+                    }
+                    other => vec![other],
                 }
-                let elem_span = syn::spanned::Spanned::span(elem);
-                let item_expr = quote_spanned! {elem_span=>
-                    ::flowlib::__private::foreach_item_type(&__state.#field)
-                };
-                body.extend(quote_spanned! {elem_span=>
-                    let _: #elem = #item_expr;
-                });
+            })
+            .collect()
+    }
+    walk(ty.to_token_stream(), self_ty)
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tt| match tt {
+            TokenTree::Group(g) => {
+                let mut ng = Group::new(g.delimiter(), respan(g.stream(), span));
+                ng.set_span(span);
+                TokenTree::Group(ng)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
+}
+
+/// The foreach step whose `next` is `consumer` (from the IR, so also for invalid graphs).
+fn foreach_source(ir: &FlowIr, consumer: &Step) -> Option<usize> {
+    ir.steps.iter().position(|s| {
+        s.attrs.foreach.is_some() && s.attrs.next.iter().any(|n| *n == consumer.name.as_str())
+    })
+}
+
+/// The step run for each item of foreach step `i` that takes the item as a parameter.
+fn item_consumer(ir: &FlowIr, i: usize) -> Option<&Step> {
+    ir.steps[i]
+        .attrs
+        .next
+        .iter()
+        .filter_map(|n| ir.steps.iter().find(|s| *n == s.name.as_str()))
+        .find(|s| s.item().is_some() && foreach_source(ir, s) == Some(i))
+}
+
+/// Everything `#[flow]` generates besides the user's impl block. `an` is the analysis of a
+/// valid flow; without it the `Flow` impl is a stub that never runs.
+pub(crate) fn expand(ir: &FlowIr, an: Option<&Analysis>) -> TokenStream {
+    let self_ty = &ir.self_ty;
+    let mut helpers = TokenStream::new();
+    let mut fns = TokenStream::new();
+
+    let has_foreach = ir.steps.iter().any(|s| s.attrs.foreach.is_some());
+    if has_foreach {
+        // Local traits over `ForeachField`: with `do_not_recommend`, a field that is not
+        // iterable is reported as one error on the field with this message, instead of the
+        // nested `IntoIterator` bound of `ForeachField`'s blanket impl. The item type is a
+        // trait parameter, not an associated type, so that no projection of a non-iterable
+        // type is left to fail a second time.
+        let on_unimplemented = quote! {
+            #[diagnostic::on_unimplemented(
+                message = "`foreach` cannot iterate over a field of type `{Self}`",
+                label = "not iterable by reference",
+                note = "a foreach field must yield `&T` items when iterated by reference: Vec<T>, [T; N], VecDeque<T>, BTreeSet<T>, ..."
+            )]
+        };
+        // In a module, so that these names cannot capture the user's types in the tokens
+        // interpolated into this block.
+        helpers.extend(quote! {
+            mod __flowlib {
+                #on_unimplemented
+                pub trait ForeachField<T> {
+                    fn __flowlib_len(&self) -> usize;
+                    fn __flowlib_item(&self, index: usize, name: &'static str) -> ::core::result::Result<T, ::flowlib::StepError>;
+                }
+                #[diagnostic::do_not_recommend]
+                impl<F: ::flowlib::__private::ForeachField + ?::core::marker::Sized> ForeachField<<F as ::flowlib::__private::ForeachField>::Item> for F {
+                    fn __flowlib_len(&self) -> usize {
+                        ::flowlib::__private::foreach_len(self)
+                    }
+                    fn __flowlib_item(&self, index: usize, name: &'static str) -> ::core::result::Result<<F as ::flowlib::__private::ForeachField>::Item, ::flowlib::StepError> {
+                        ::flowlib::__private::foreach_item(self, index, name)
+                    }
+                }
+                #on_unimplemented
+                pub trait ForeachLen {
+                    fn __flowlib_len(&self) -> usize;
+                }
+                #[diagnostic::do_not_recommend]
+                impl<F: ::flowlib::__private::ForeachField + ?::core::marker::Sized> ForeachLen for F {
+                    fn __flowlib_len(&self) -> usize {
+                        ::flowlib::__private::foreach_len(self)
+                    }
+                }
+            }
+        });
+    }
+    let has_catch_field = ir
+        .steps
+        .iter()
+        .any(|s| s.attrs.catch.as_ref().is_some_and(|c| c.field.is_some()));
+    if has_catch_field {
+        helpers.extend(quote! {
+            fn __flowlib_set_caught<F: 'static>(field: &mut F, message: &str) {
+                if let ::core::option::Option::Some(f) = (field as &mut dyn ::core::any::Any)
+                    .downcast_mut::<::core::option::Option<::std::string::String>>()
+                {
+                    *f = ::core::option::Option::Some(::std::string::String::from(message));
+                }
+            }
+        });
+    }
+
+    for (i, step) in ir.steps.iter().enumerate() {
+        // The foreach accessor: with no index, the field's length; with one, the item at that
+        // index as the consumer's type.
+        // Its local `fn foreach` carries its bound on the user's `foreach` key, so that
+        // rustc's "required by a bound in `foreach`" note points there.
+        if let Some(field) = &step.attrs.foreach {
+            let name = format_ident!("__flowlib_foreach_{}", i);
+            let field_name = field.to_string();
+            let field_name = field_name.strip_prefix("r#").unwrap_or(&field_name);
+            let key = step.attrs.foreach_key.unwrap_or_else(|| field.span());
+            let call = quote_spanned! {field.span()=>
+                foreach(&__state.#field, __index, #field_name)
+            };
+            match item_consumer(ir, i).and_then(|c| c.item()) {
+                Some((elem, _, _)) => {
+                    let bound = quote_spanned!(key=> __flowlib::ForeachField<T>);
+                    let foreach = quote_spanned!(key=> foreach);
+                    let elem_span = Loc::of(elem).start;
+                    let elem = without_self(elem, self_ty);
+                    // `let x: T = x` on the user's item type: an element type that differs is
+                    // reported there as "expected `T`, found `U`".
+                    let check = quote_spanned! {elem_span=>
+                        let __x: #elem = __x;
+                    };
+                    fns.extend(quote! {
+                        fn #name(
+                            __state: &#self_ty,
+                            __index: ::core::option::Option<usize>,
+                        ) -> (usize, ::core::option::Option<::core::result::Result<#elem, ::flowlib::StepError>>) {
+                            fn #foreach<F: #bound + ?::core::marker::Sized, T>(
+                                field: &F,
+                                index: ::core::option::Option<usize>,
+                                name: &'static str,
+                            ) -> (usize, ::core::option::Option<::core::result::Result<T, ::flowlib::StepError>>) {
+                                // The length only when asked for: counting may walk the collection.
+                                match index {
+                                    ::core::option::Option::None => (field.__flowlib_len(), ::core::option::Option::None),
+                                    ::core::option::Option::Some(i) => (0, ::core::option::Option::Some(field.__flowlib_item(i, name))),
+                                }
+                            }
+                            let (__len, __item) = #call;
+                            (__len, __item.map(|__r| __r.map(|__x| { #check __x })))
+                        }
+                    });
+                }
+                None => {
+                    let bound = quote_spanned!(key=> __flowlib::ForeachLen);
+                    let foreach = quote_spanned!(key=> foreach);
+                    fns.extend(quote! {
+                        fn #name(
+                            __state: &#self_ty,
+                            __index: ::core::option::Option<usize>,
+                        ) -> (usize, ::core::option::Option<::core::result::Result<(), ::flowlib::StepError>>) {
+                            fn #foreach<F: #bound + ?::core::marker::Sized>(
+                                field: &F,
+                                index: ::core::option::Option<usize>,
+                                _: &'static str,
+                            ) -> (usize, ::core::option::Option<::core::result::Result<(), ::flowlib::StepError>>) {
+                                match index {
+                                    ::core::option::Option::None => (field.__flowlib_len(), ::core::option::Option::None),
+                                    ::core::option::Option::Some(_) => (0, ::core::option::Option::Some(::core::result::Result::Ok(()))),
+                                }
+                            }
+                            #call
+                        }
+                    });
+                }
             }
         }
-        if let Some(catch) = &step.attrs.catch {
-            if let Some(field) = &catch.field {
-                body.extend(quote_spanned! {field.span()=>
-                    ::flowlib::__private::assert_catch_field(&__state.#field);
-                });
-            }
+
+        // The catch setter.
+        if let Some(field) = step.attrs.catch.as_ref().and_then(|c| c.field.as_ref()) {
+            let name = format_ident!("__flowlib_catch_{}", i);
+            let body = quote_spanned! {field.span()=>
+                let __field = &mut __state.#field;
+                ::flowlib::__private::assert_catch_field(&*__field);
+                __flowlib_set_caught(__field, __message);
+            };
+            fns.extend(quote! {
+                fn #name(__state: &mut #self_ty, __message: &str) {
+                    #body
+                }
+            });
         }
-        let _ = i;
+
+        // The dispatch function.
+        if let Some(f) = dispatch_fn(ir, i, step) {
+            fns.extend(f);
+        }
     }
-    if body.is_empty() {
-        return TokenStream::new();
-    }
+
+    let flow_impl = match an {
+        Some(an) => flow_impl(ir, an),
+        None => stub_flow_impl(ir),
+    };
+
     quote! {
         #[doc(hidden)]
-        #[allow(unused_variables, unreachable_code, clippy::all, non_snake_case)]
+        #[allow(
+            dead_code,
+            unused_variables,
+            unused_mut,
+            unreachable_code,
+            non_snake_case,
+            non_camel_case_types,
+            clippy::all
+        )]
         const _: () = {
-            fn __flowlib_type_checks(__state: &#self_ty) {
-                #body
-            }
+            #helpers
+            #fns
+            #flow_impl
         };
     }
 }
 
+/// `fn __flowlib_step_N(__this, __call)`: fetch the arguments, call the step, convert its
+/// result. `None` for a step generated code cannot call (its error is reported elsewhere).
+fn dispatch_fn(ir: &FlowIr, i: usize, step: &Step) -> Option<TokenStream> {
+    if !step.callable {
+        return None;
+    }
+    let self_ty = &ir.self_ty;
+    let ident = &step.ident;
+    let name = format_ident!("__flowlib_step_{}", i);
+    let mut lets = TokenStream::new();
+    let mut ctx_let = TokenStream::new();
+    let mut args = Vec::new();
+    for arg in &step.args {
+        match arg {
+            StepArg::Ctx { loc } => {
+                // Borrowed last: it holds `__call` until the step returns.
+                ctx_let = quote!(let __ctx = __call.ctx(););
+                args.push(quote_spanned!(loc.start=> __ctx));
+            }
+            StepArg::Inputs { loc } => {
+                lets.extend(quote!(let __inputs = __call.take_inputs();));
+                args.push(quote_spanned!(loc.start=> __inputs));
+            }
+            StepArg::Item { by_ref, loc, .. } => {
+                let split = foreach_source(ir, step)?;
+                let accessor = format_ident!("__flowlib_foreach_{}", split);
+                lets.extend(quote! {
+                    let __item = match #accessor(__this, ::core::option::Option::Some(__call.item_index())).1 {
+                        ::core::option::Option::Some(__r) => __r?,
+                        ::core::option::Option::None => ::core::unreachable!(),
+                    };
+                });
+                args.push(if *by_ref {
+                    quote_spanned!(loc.start=> &__item)
+                } else {
+                    quote_spanned!(loc.start=> __item)
+                });
+            }
+        }
+    }
+    // `<R as IntoStepResult>` on the user's return type: a wrong type is reported there.
+    let convert = match &step.output {
+        Some(ty @ (Type::Path(_) | Type::Tuple(_) | Type::Paren(_) | Type::Group(_))) => {
+            let ty = without_self(ty, self_ty);
+            quote!(<#ty as ::flowlib::__private::IntoStepResult>::into_step_result(__result))
+        }
+        Some(ty) => {
+            let span = Loc::of(ty).start;
+            quote_spanned!(span=> ::flowlib::__private::IntoStepResult::into_step_result(__result))
+        }
+        None => quote!(::flowlib::__private::IntoStepResult::into_step_result(
+            __result
+        )),
+    };
+    // Spanned on the step's name: a mistake in an argument is reported on the user's method.
+    let call = quote_spanned!(ident.span()=> <#self_ty>::#ident(__this, #(#args),*));
+    Some(quote! {
+        fn #name(
+            __this: &mut #self_ty,
+            __call: &mut ::flowlib::__private::StepCall<'_, #self_ty>,
+        ) -> ::core::result::Result<(), ::flowlib::StepError> {
+            #lets
+            #ctx_let
+            let __result = #call;
+            #convert
+        }
+    })
+}
+
+/// The `Flow` impl of a flow with errors: it satisfies `F: Flow` bounds in the user's code
+/// so that only the real mistakes are reported. It never runs: the crate does not compile.
+fn stub_flow_impl(ir: &FlowIr) -> TokenStream {
+    let self_ty = &ir.self_ty;
+    let flow_name = &ir.flow_name;
+    quote! {
+        impl ::flowlib::Flow for #self_ty {
+            const NAME: &'static str = #flow_name;
+
+            fn graph() -> &'static ::flowlib::Graph {
+                ::core::unreachable!("the flow has compile errors")
+            }
+
+            fn __run_step(
+                &mut self,
+                _: usize,
+                _: &mut ::flowlib::__private::StepCall<'_, Self>,
+            ) -> ::core::result::Result<(), ::flowlib::StepError> {
+                ::core::unreachable!("the flow has compile errors")
+            }
+
+            fn __foreach_len(&self, _: usize) -> ::core::option::Option<usize> {
+                ::core::unreachable!("the flow has compile errors")
+            }
+
+            fn __set_caught(&mut self, _: usize, _: &str) {
+                ::core::unreachable!("the flow has compile errors")
+            }
+        }
+    }
+}
+
 /// The `Flow` impl for a validated graph.
-pub(crate) fn flow_impl(ir: &FlowIr, an: &Analysis) -> TokenStream {
+fn flow_impl(ir: &FlowIr, an: &Analysis) -> TokenStream {
     let self_ty = &ir.self_ty;
     let flow_name = &ir.flow_name;
 
@@ -90,6 +398,7 @@ pub(crate) fn flow_impl(ir: &FlowIr, an: &Analysis) -> TokenStream {
         let foreach = match &a.foreach {
             Some(f) => {
                 let f = f.to_string();
+                let f = f.strip_prefix("r#").unwrap_or(&f);
                 quote!(::core::option::Option::Some(#f))
             }
             None => quote!(::core::option::Option::None),
@@ -133,6 +442,7 @@ pub(crate) fn flow_impl(ir: &FlowIr, an: &Analysis) -> TokenStream {
                 let field = match &c.field {
                     Some(f) => {
                         let f = f.to_string();
+                        let f = f.strip_prefix("r#").unwrap_or(&f);
                         quote!(::core::option::Option::Some(#f))
                     }
                     None => quote!(::core::option::Option::None),
@@ -163,67 +473,36 @@ pub(crate) fn flow_impl(ir: &FlowIr, an: &Analysis) -> TokenStream {
             }
         });
 
-        // Dispatch arm.
-        let ident = &step.ident;
-        let mut prelude = TokenStream::new();
-        let mut args = Vec::new();
-        for arg in &step.args {
-            match arg {
-                StepArg::Ctx => args.push(quote!(__call.ctx())),
-                StepArg::Inputs { .. } => args.push(quote!(__call.take_inputs())),
-                StepArg::Item { by_ref, .. } => {
-                    let Some(split) = an.consumer_of[i] else {
-                        continue;
-                    };
-                    let field = ir.steps[split]
-                        .attrs
-                        .foreach
-                        .as_ref()
-                        .expect("foreach step");
-                    let field_name = field.to_string();
-                    let item = format_ident!("__item");
-                    prelude.extend(quote! {
-                        let #item = ::flowlib::__private::foreach_item(&self.#field, __call.item_index(), #field_name)?;
-                    });
-                    if *by_ref {
-                        args.push(quote!(&#item));
-                    } else {
-                        args.push(quote!(#item));
-                    }
-                }
-            }
-        }
-        arms.push(quote! {
-            #i => {
-                #prelude
-                ::flowlib::__private::IntoStepResult::into_step_result(Self::#ident(self, #(#args),*))
-            }
-        });
-        if let Some(field) = &a.foreach {
+        let step_fn = format_ident!("__flowlib_step_{}", i);
+        arms.push(quote!(#i => #step_fn(self, __call),));
+        if a.foreach.is_some() {
+            let accessor = format_ident!("__flowlib_foreach_{}", i);
             foreach_arms.push(quote! {
-                #i => ::core::option::Option::Some(::flowlib::__private::foreach_len(&self.#field)),
+                #i => ::core::option::Option::Some(#accessor(self, ::core::option::Option::None).0),
             });
         }
-        if let Some(c) = &a.catch {
-            if let Some(field) = &c.field {
-                catch_arms.push(quote! {
-                    #i => { self.#field = ::core::option::Option::Some(::std::string::String::from(__message)); }
-                });
-            }
+        if a.catch.as_ref().is_some_and(|c| c.field.is_some()) {
+            let setter = format_ident!("__flowlib_catch_{}", i);
+            catch_arms.push(quote!(#i => #setter(self, __message),));
         }
     }
 
     quote! {
+        /// The fields through the `Flow` bound: without `#[derive(FlowState)]`, only the
+        /// impl itself reports the missing supertrait.
+        fn __flowlib_fields<F: ::flowlib::Flow>() -> &'static [::flowlib::FieldInfo] {
+            F::FIELDS
+        }
+
         impl ::flowlib::Flow for #self_ty {
             const NAME: &'static str = #flow_name;
 
             fn graph() -> &'static ::flowlib::Graph {
                 static GRAPH: ::std::sync::OnceLock<::flowlib::Graph> = ::std::sync::OnceLock::new();
                 static STEPS: &[::flowlib::__private::StepDef] = &[#(#step_defs),*];
-                GRAPH.get_or_init(|| ::flowlib::__private::build_graph(#flow_name, STEPS, <Self as ::flowlib::FlowState>::FIELDS))
+                GRAPH.get_or_init(|| ::flowlib::__private::build_graph(#flow_name, STEPS, __flowlib_fields::<Self>()))
             }
 
-            #[allow(unreachable_code, clippy::needless_borrow, clippy::unit_arg)]
             fn __run_step(
                 &mut self,
                 __step: usize,
@@ -242,7 +521,6 @@ pub(crate) fn flow_impl(ir: &FlowIr, an: &Analysis) -> TokenStream {
                 }
             }
 
-            #[allow(unused_variables)]
             fn __set_caught(&mut self, __step: usize, __message: &str) {
                 match __step {
                     #(#catch_arms)*

@@ -33,22 +33,27 @@ pub fn flow(args: TokenStream, input: TokenStream) -> TokenStream {
     let item = syn::parse_macro_input!(input as syn::ItemImpl);
     let cx = ctxt::Ctxt::new();
     if !args.is_empty() {
-        cx.error_spanned(&args, "`#[flow]` takes no arguments");
+        cx.error_spanned(
+            &args,
+            "`#[flow]` takes no arguments: remove them and write `#[flow]`",
+        );
     }
     let ir = ast::parse_flow(&cx, &item);
     let analysis = check::check(&cx, &ir);
-    let checks = expand::checks(&ir);
-    let flow_impl = match (&analysis, cx.has_errors()) {
-        (Some(an), false) => expand::flow_impl(&ir, an),
-        _ => proc_macro2::TokenStream::new(),
+    // Without errors, the real `Flow` impl; with errors, a stub so that code using the flow
+    // adds no "not a flow" error of its own. Nothing when the impl block itself is unfit.
+    let generated = if ir.implementable {
+        let analysis = analysis.as_ref().filter(|_| !cx.has_errors());
+        expand::expand(&ir, analysis)
+    } else {
+        proc_macro2::TokenStream::new()
     };
     let errors = cx.into_compile_errors();
     // The user's items are always emitted, so one mistake does not cascade.
     let item = expand::strip_step_attrs(item);
     quote! {
         #item
-        #flow_impl
-        #checks
+        #generated
         #errors
     }
     .into()

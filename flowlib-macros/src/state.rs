@@ -7,7 +7,7 @@ use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, LitStr};
 
 use crate::ast::doc_of_attrs;
-use crate::ctxt::Ctxt;
+use crate::ctxt::{did_you_mean, Ctxt, Loc};
 
 const PARAM_KEYS: &[&str] = &["default", "help", "required", "name"];
 
@@ -75,9 +75,14 @@ pub(crate) fn derive(input: DeriveInput) -> TokenStream {
         let doc = doc_of_attrs(&field.attrs);
         let param = parse_param(&cx, field, &name, &doc);
 
-        let ty_span = ty.span();
-        asserts.push(quote_spanned! {ty_span=>
-            ::flowlib::__private::assert_artifact::<#ty>();
+        // `&__state.field` as `&dyn Artifact`, its first token on the start of the field's
+        // type and its last on the end: rustc underlines the whole type.
+        let loc = Loc::of(ty);
+        let amp = quote_spanned!(loc.start=> & __state .);
+        let mut field_end = fident.clone();
+        field_end.set_span(loc.end);
+        asserts.push(quote! {
+            let _: &dyn __flowlib::Artifact = #amp #field_end;
         });
         encode_arms.push(quote! {
             #i => (&::flowlib::__private::Tag::<#ty>::NEW).encode_field(&self.#fident, __w),
@@ -86,7 +91,7 @@ pub(crate) fn derive(input: DeriveInput) -> TokenStream {
             #i => { self.#fident = (&::flowlib::__private::Tag::<#ty>::NEW).decode_field(__r)?; ::core::result::Result::Ok(()) }
         });
         json_arms.push(quote! {
-            #i => ::flowlib::__private::to_json(&self.#fident),
+            #i => (&::flowlib::__private::Tag::<#ty>::NEW).field_json(&self.#fident),
         });
 
         let param_info = match &param {
@@ -94,7 +99,7 @@ pub(crate) fn derive(input: DeriveInput) -> TokenStream {
                 if let Some(prev) = flags.iter().find(|f| **f == p.flag) {
                     cx.error(
                         fident.span(),
-                        format!("two parameters use the flag `--{prev}`"),
+                        format!("two parameters use the flag `--{prev}`: rename one with `#[param(name = \"...\")]`"),
                     );
                 }
                 flags.push(p.flag.clone());
@@ -128,69 +133,148 @@ pub(crate) fn derive(input: DeriveInput) -> TokenStream {
         });
     }
 
+    let has_errors = cx.has_errors();
     let errors = cx.into_compile_errors();
-    if !errors.is_empty() {
-        return errors;
+    if has_errors {
+        // A stub, so that `#[flow]` and the user's code add no "not a flow state" error.
+        return if input.generics.params.is_empty() {
+            quote! {
+                #errors
+                #[doc(hidden)]
+                const _: () = {
+                    impl ::flowlib::FlowState for #ident {
+                        const FIELDS: &'static [::flowlib::FieldInfo] = &[];
+                        fn __encode_field(&self, _: usize, _: &mut ::flowlib::__private::FieldWriter<'_>) -> ::core::result::Result<(), ::flowlib::__private::EncodeError> {
+                            ::core::unreachable!("the flow state has compile errors")
+                        }
+                        fn __decode_field(&mut self, _: usize, _: &mut ::flowlib::__private::FieldReader<'_>) -> ::core::result::Result<(), ::flowlib::__private::DecodeError> {
+                            ::core::unreachable!("the flow state has compile errors")
+                        }
+                        fn __field_json(&self, _: usize) -> ::core::result::Result<::flowlib::__private::JsonValue, ::std::string::String> {
+                            ::core::unreachable!("the flow state has compile errors")
+                        }
+                        fn __apply_param_defaults(&mut self) {
+                            ::core::unreachable!("the flow state has compile errors")
+                        }
+                        fn __set_param(&mut self, _: usize, _: &str) -> ::core::result::Result<(), ::std::string::String> {
+                            ::core::unreachable!("the flow state has compile errors")
+                        }
+                    }
+                };
+            }
+        } else {
+            errors
+        };
     }
 
     quote! {
-        impl ::flowlib::FlowState for #ident {
-            const FIELDS: &'static [::flowlib::FieldInfo] = &[#(#infos),*];
-
-            #[allow(unreachable_code)]
-            fn __encode_field(
-                &self,
-                __i: usize,
-                __w: &mut ::flowlib::__private::FieldWriter<'_>,
-            ) -> ::core::result::Result<(), ::flowlib::__private::EncodeError> {
-                #[allow(unused_imports)]
-                use ::flowlib::__private::{ViaBulk as _, ViaSerde as _};
-                match __i {
-                    #(#encode_arms)*
-                    _ => ::core::result::Result::Err(::flowlib::__private::EncodeError::no_field(__i)),
-                }
-            }
-
-            #[allow(unreachable_code)]
-            fn __decode_field(
-                &mut self,
-                __i: usize,
-                __r: &mut ::flowlib::__private::FieldReader<'_>,
-            ) -> ::core::result::Result<(), ::flowlib::__private::DecodeError> {
-                #[allow(unused_imports)]
-                use ::flowlib::__private::{ViaBulk as _, ViaSerde as _};
-                match __i {
-                    #(#decode_arms)*
-                    _ => ::core::result::Result::Err(::flowlib::__private::DecodeError::no_field(__i)),
-                }
-            }
-
-            fn __field_json(&self, __i: usize) -> ::core::result::Result<::flowlib::__private::JsonValue, ::std::string::String> {
-                match __i {
-                    #(#json_arms)*
-                    _ => ::core::result::Result::Err(::std::format!("no field #{}", __i)),
-                }
-            }
-
-            fn __apply_param_defaults(&mut self) {
-                #(#default_stmts)*
-            }
-
-            #[allow(unused_variables)]
-            fn __set_param(&mut self, __i: usize, __value: &str) -> ::core::result::Result<(), ::std::string::String> {
-                #[allow(unused_imports)]
-                use ::flowlib::__private::{ParseViaFromStr as _, ParseViaJson as _};
-                match __i {
-                    #(#set_arms)*
-                    _ => ::core::result::Result::Err(::std::format!("field #{} is not a parameter", __i)),
-                }
-            }
-        }
-
         #[doc(hidden)]
-        #[allow(clippy::all)]
+        #[allow(dead_code, unused_variables, non_camel_case_types, clippy::all)]
         const _: () = {
-            fn __flowlib_artifact_checks() {
+            // In a module, so that these names cannot capture the user's types and default
+            // expressions interpolated into this block.
+            mod __flowlib {
+                /// Reports a field that cannot be stored as one error on its type, instead of
+                /// one per missing trait (Serialize, Deserialize, Send).
+                #[diagnostic::on_unimplemented(
+                    message = "`{Self}` cannot be stored as an artifact",
+                    label = "this field's type must implement Serialize, Deserialize and Send",
+                    note = "add `#[derive(Serialize, Deserialize)]` (re-exported by `flowlib::prelude`) to the type"
+                )]
+                pub trait Artifact {}
+                #[diagnostic::do_not_recommend]
+                impl<T: ::flowlib::__private::Artifact> Artifact for T {}
+
+                /// A field as JSON (`Tag<T>` by value: found first).
+                pub trait Json<T> {
+                    fn field_json(&self, value: &T) -> ::core::result::Result<::flowlib::__private::JsonValue, ::std::string::String>;
+                }
+                impl<T: ::flowlib::prelude::Serialize> Json<T> for ::flowlib::__private::Tag<T> {
+                    fn field_json(&self, value: &T) -> ::core::result::Result<::flowlib::__private::JsonValue, ::std::string::String> {
+                        ::flowlib::__private::to_json(value)
+                    }
+                }
+
+                /// Found by autoref only after every real codec (by value, then `&`), that is
+                /// only for a field type that is not an artifact: the `&dyn Artifact` check
+                /// reports that on the field, and these keep the methods free of follow-up
+                /// errors. Never called: the crate does not compile.
+                pub trait NotAnArtifact<T> {
+                    fn encode_field(&mut self, _: &T, _: &mut ::flowlib::__private::FieldWriter<'_>) -> ::core::result::Result<(), ::flowlib::__private::EncodeError> {
+                        ::core::unreachable!()
+                    }
+                    fn decode_field(&mut self, _: &mut ::flowlib::__private::FieldReader<'_>) -> ::core::result::Result<T, ::flowlib::__private::DecodeError> {
+                        ::core::unreachable!()
+                    }
+                    fn field_json(&mut self, _: &T) -> ::core::result::Result<::flowlib::__private::JsonValue, ::std::string::String> {
+                        ::core::unreachable!()
+                    }
+                    fn parse_param(&mut self, _: &str) -> ::core::result::Result<T, ::std::string::String> {
+                        ::core::unreachable!()
+                    }
+                }
+                impl<T> NotAnArtifact<T> for &::flowlib::__private::Tag<T> {}
+            }
+
+            impl ::flowlib::FlowState for #ident {
+                const FIELDS: &'static [::flowlib::FieldInfo] = &[#(#infos),*];
+
+                #[allow(unreachable_code)]
+                fn __encode_field(
+                    &self,
+                    __i: usize,
+                    __w: &mut ::flowlib::__private::FieldWriter<'_>,
+                ) -> ::core::result::Result<(), ::flowlib::__private::EncodeError> {
+                    #[allow(unused_imports)]
+                    use ::flowlib::__private::{ViaBulk as _, ViaSerde as _};
+                    use __flowlib::NotAnArtifact as _;
+                    match __i {
+                        #(#encode_arms)*
+                        _ => ::core::result::Result::Err(::flowlib::__private::EncodeError::no_field(__i)),
+                    }
+                }
+
+                #[allow(unreachable_code)]
+                fn __decode_field(
+                    &mut self,
+                    __i: usize,
+                    __r: &mut ::flowlib::__private::FieldReader<'_>,
+                ) -> ::core::result::Result<(), ::flowlib::__private::DecodeError> {
+                    #[allow(unused_imports)]
+                    use ::flowlib::__private::{ViaBulk as _, ViaSerde as _};
+                    use __flowlib::NotAnArtifact as _;
+                    match __i {
+                        #(#decode_arms)*
+                        _ => ::core::result::Result::Err(::flowlib::__private::DecodeError::no_field(__i)),
+                    }
+                }
+
+                fn __field_json(&self, __i: usize) -> ::core::result::Result<::flowlib::__private::JsonValue, ::std::string::String> {
+                    #[allow(unused_imports)]
+                    use __flowlib::{Json as _, NotAnArtifact as _};
+                    match __i {
+                        #(#json_arms)*
+                        _ => ::core::result::Result::Err(::std::format!("no field #{}", __i)),
+                    }
+                }
+
+                fn __apply_param_defaults(&mut self) {
+                    #(#default_stmts)*
+                }
+
+                fn __set_param(&mut self, __i: usize, __value: &str) -> ::core::result::Result<(), ::std::string::String> {
+                    #[allow(unused_imports)]
+                    use ::flowlib::__private::{ParseViaFromStr as _, ParseViaJson as _};
+                    #[allow(unused_imports)]
+                    use __flowlib::NotAnArtifact as _;
+                    match __i {
+                        #(#set_arms)*
+                        _ => ::core::result::Result::Err(::std::format!("field #{} is not a parameter", __i)),
+                    }
+                }
+            }
+
+            fn __flowlib_artifact_checks(__state: &#ident) {
                 #(#asserts)*
             }
         };
@@ -245,9 +329,15 @@ fn parse_param(cx: &Ctxt, field: &syn::Field, name: &str, doc: &str) -> Option<P
                         Ok(())
                     }
                     _ => {
+                        let hint = did_you_mean(&key, PARAM_KEYS.iter().copied())
+                            .map(|s| format!(" (did you mean `{s}`?)"))
+                            .unwrap_or_default();
                         cx.error(
                             meta.path.span(),
-                            format!("unknown `#[param]` key `{key}`; valid keys are: {}", PARAM_KEYS.join(", ")),
+                            format!(
+                                "unknown `#[param]` key `{key}`{hint}; valid keys are: {}",
+                                PARAM_KEYS.join(", ")
+                            ),
                         );
                         if meta.input.peek(syn::Token![=]) {
                             let _: syn::Expr = meta.value()?.parse()?;
@@ -270,7 +360,7 @@ fn parse_param(cx: &Ctxt, field: &syn::Field, name: &str, doc: &str) -> Option<P
             cx.error(
                 field.ident.as_ref().map(|i| i.span()).unwrap_or_else(|| attr.span()),
                 format!(
-                    "parameter `--{}` clashes with a built-in flag; rename the field or use `#[param(name = \"...\")]` (built-in: {})",
+                    "parameter `--{}` clashes with a built-in flag of `run`: rename the field or give the flag another name with `#[param(name = \"...\")]` (built-in: {})",
                     p.flag,
                     RESERVED_FLAGS.join(", ")
                 ),
@@ -279,4 +369,53 @@ fn parse_param(cx: &Ctxt, field: &syn::Field, name: &str, doc: &str) -> Option<P
         param = Some(p);
     }
     param
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors_of(input: DeriveInput) -> String {
+        derive(input).to_string()
+    }
+
+    #[test]
+    fn param_mistakes_are_reported_with_a_stub_impl() {
+        let out = errors_of(syn::parse_quote! {
+            struct S {
+                #[param(defualt = 1)]
+                a: u32,
+                #[param(default = "x")]
+                datastore: String,
+            }
+        });
+        assert!(
+            out.contains("unknown `#[param]` key `defualt` (did you mean `default`?)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("parameter `--datastore` clashes with a built-in flag"),
+            "{out}"
+        );
+        // The stub keeps `#[flow]` and user code free of "not a flow state" errors.
+        assert!(out.contains("impl :: flowlib :: FlowState for S"), "{out}");
+        assert!(
+            out.contains("const FIELDS : & 'static [:: flowlib :: FieldInfo] = & [] ;"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn valid_state_has_no_errors() {
+        let out = errors_of(syn::parse_quote! {
+            struct S {
+                #[param(default = 0.5, help = "h")]
+                a: f64,
+                #[param(required, name = "in")]
+                input: String,
+                b: Vec<u8>,
+            }
+        });
+        assert!(!out.contains("compile_error"), "{out}");
+    }
 }

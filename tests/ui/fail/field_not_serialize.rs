@@ -9,14 +9,16 @@ struct Model {
 struct Train {
     score: f64,
     #[serde(skip)]
-    model: Model,
+    models: Vec<Model>,
 }
 
 #[flow]
 impl Train {
     #[step(start, next = end)]
     fn start(&mut self) -> Result<()> {
-        self.model.weights.push(self.score);
+        self.models.push(Model {
+            weights: vec![self.score],
+        });
         Ok(())
     }
 

@@ -40,7 +40,10 @@ impl Grid {
 
     #[step(join, next = end)]
     fn join_rates(&mut self, inputs: Inputs<Self>) -> Result<()> {
-        self.best = inputs.iter().map(|i| i.best_per_rate).fold(f64::MIN, f64::max);
+        self.best = inputs
+            .iter()
+            .map(|i| i.best_per_rate)
+            .fold(f64::MIN, f64::max);
         Ok(())
     }
 
