@@ -1,6 +1,7 @@
 //! The intermediate representation of a `#[flow]` impl block: its steps, their
 //! attributes and their signatures, keeping the original syntax nodes for spans.
 
+use quote::ToTokens;
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ImplItem, ItemImpl, ReturnType, Type};
 
@@ -34,6 +35,10 @@ pub(crate) struct Step {
     /// The signature is one generated code can call (its own errors are reported).
     pub callable: bool,
     pub doc: String,
+    /// The fields the body can observe or change through `self.field`; `None` when `self`
+    /// is used any other way (passed along, a method call, `{self:?}`...), i.e. possibly
+    /// every field. Fields outside the set are neither loaded nor stored by the task.
+    pub uses: Option<Vec<String>>,
 }
 
 impl Step {
@@ -306,6 +311,7 @@ pub(crate) fn parse_flow(cx: &Ctxt, item: &ItemImpl) -> FlowIr {
             output,
             callable,
             doc: doc_of(&method.attrs),
+            uses: self_field_uses(method.block.to_token_stream()),
         });
     }
 
@@ -328,5 +334,112 @@ pub(crate) fn parse_flow(cx: &Ctxt, item: &ItemImpl) -> FlowIr {
 fn arg_loc(arg: &StepArg) -> Loc {
     match arg {
         StepArg::Ctx { loc } | StepArg::Inputs { loc } | StepArg::Item { loc, .. } => *loc,
+    }
+}
+
+/// The field names a method body reaches through `self.<field>`; `None` if `self` is used
+/// in any other way. Token-level and conservative: anything that is not plainly a field
+/// access (a method call on `self`, `self` passed or matched as a whole, `self` captured by
+/// a format string) means "every field".
+pub(crate) fn self_field_uses(body: proc_macro2::TokenStream) -> Option<Vec<String>> {
+    use proc_macro2::{Delimiter, TokenTree};
+    fn scan(
+        ts: proc_macro2::TokenStream,
+        out: &mut std::collections::BTreeSet<String>,
+    ) -> Option<()> {
+        let tokens: Vec<TokenTree> = ts.into_iter().collect();
+        for (i, tt) in tokens.iter().enumerate() {
+            match tt {
+                TokenTree::Ident(id) if id == "self" => {
+                    let dot = matches!(tokens.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == '.');
+                    let field = match tokens.get(i + 2) {
+                        Some(TokenTree::Ident(f)) if dot => f.to_string(),
+                        _ => return None,
+                    };
+                    // `self.f(...)` or `self.f::<T>(...)` is a method call: it may touch anything.
+                    match tokens.get(i + 3) {
+                        Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Parenthesis => {
+                            return None
+                        }
+                        Some(TokenTree::Punct(p)) if p.as_char() == ':' => return None,
+                        _ => {}
+                    }
+                    out.insert(field.strip_prefix("r#").unwrap_or(&field).to_string());
+                }
+                TokenTree::Group(g) => scan(g.stream(), out)?,
+                // `format!("{self:?}")` captures `self` from inside a string.
+                TokenTree::Literal(l) => {
+                    let text = l.to_string();
+                    if text.contains("{self") {
+                        return None;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Some(())
+    }
+    let mut out = std::collections::BTreeSet::new();
+    scan(body, &mut out)?;
+    Some(out.into_iter().collect())
+}
+
+#[cfg(test)]
+mod uses_tests {
+    use super::self_field_uses;
+    use quote::quote;
+
+    fn uses(ts: proc_macro2::TokenStream) -> Option<Vec<String>> {
+        self_field_uses(ts)
+    }
+
+    #[test]
+    fn field_accesses_are_collected() {
+        assert_eq!(
+            uses(quote!({
+                self.a = self.b.len() + self.c.iter().count();
+                let x = |v| self.r#d + v;
+                println!("{}", self.e);
+            })),
+            Some(vec![
+                "a".into(),
+                "b".into(),
+                "c".into(),
+                "d".into(),
+                "e".into()
+            ])
+        );
+        assert_eq!(uses(quote!({ Ok(()) })), Some(vec![]));
+    }
+
+    #[test]
+    fn anything_else_means_every_field() {
+        assert_eq!(uses(quote!({ self.helper() })), None);
+        assert_eq!(uses(quote!({ self.helper::<u8>() })), None);
+        assert_eq!(uses(quote!({ Self::helper(self) })), None);
+        assert_eq!(
+            uses(quote!({
+                let s = &mut *self;
+            })),
+            None
+        );
+        assert_eq!(
+            uses(quote!({
+                let Self { a, .. } = self;
+            })),
+            None
+        );
+        assert_eq!(
+            uses(quote!({
+                println!("{self:?}");
+            })),
+            None
+        );
+        assert_eq!(
+            uses(quote!({
+                std::mem::take(self);
+            })),
+            None
+        );
     }
 }

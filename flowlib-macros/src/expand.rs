@@ -303,9 +303,14 @@ fn dispatch_fn(ir: &FlowIr, i: usize, step: &Step) -> Option<TokenStream> {
                 let split = foreach_source(ir, step)?;
                 let accessor = format_ident!("__flowlib_foreach_{}", split);
                 lets.extend(quote! {
-                    let __item = match #accessor(__this, ::core::option::Option::Some(__call.item_index())).1 {
-                        ::core::option::Option::Some(__r) => __r?,
-                        ::core::option::Option::None => ::core::unreachable!(),
+                    let __item = {
+                        // The split's state decoded once per process when the executor has
+                        // it, else this task's own copy of the field.
+                        let __source = __call.item_source(&*__this);
+                        match #accessor(&*__source, ::core::option::Option::Some(__call.item_index())).1 {
+                            ::core::option::Option::Some(__r) => __r?,
+                            ::core::option::Option::None => ::core::unreachable!(),
+                        }
                     };
                 });
                 args.push(if *by_ref {
@@ -452,6 +457,31 @@ fn flow_impl(ir: &FlowIr, an: &Analysis) -> TokenStream {
             None => quote!(::core::option::Option::None),
         };
         let checkpoint = a.checkpoint;
+        // The fields the task must load and store: what the body touches through
+        // `self.field`, plus what generated code reads (the foreach field of a split, the
+        // source field of a foreach item).
+        let uses = match &step.uses {
+            Some(u) => quote!(::core::option::Option::Some(&[#(#u),*])),
+            None => quote!(::core::option::Option::None),
+        };
+        // Read-only by generated code: the foreach field of a split (its length is taken
+        // after the step), the source field of a foreach item.
+        let own_foreach = a
+            .foreach
+            .as_ref()
+            .map(|f| f.to_string().trim_start_matches("r#").to_string());
+        let item_source = if step.item().is_some() {
+            foreach_source(ir, step)
+                .and_then(|src| ir.steps[src].attrs.foreach.as_ref())
+                .map(|f| f.to_string().trim_start_matches("r#").to_string())
+        } else {
+            None
+        };
+        let opt = |v: Option<String>| match v {
+            Some(f) => quote!(::core::option::Option::Some(#f)),
+            None => quote!(::core::option::Option::None),
+        };
+        let (own_foreach, item_source) = (opt(own_foreach), opt(item_source));
         step_defs.push(quote! {
             ::flowlib::__private::StepDef {
                 name: #name,
@@ -470,6 +500,9 @@ fn flow_impl(ir: &FlowIr, an: &Analysis) -> TokenStream {
                 timeout_ms: #timeout,
                 catch: #catch,
                 checkpoint: #checkpoint,
+                uses: #uses,
+                foreach_read: #own_foreach,
+                item_source: #item_source,
             }
         });
 

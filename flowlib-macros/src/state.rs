@@ -61,6 +61,7 @@ pub(crate) fn derive(input: DeriveInput) -> TokenStream {
     let mut encode_arms = Vec::new();
     let mut decode_arms = Vec::new();
     let mut json_arms = Vec::new();
+    let mut clone_arms = Vec::new();
     let mut default_stmts = Vec::new();
     let mut set_arms = Vec::new();
     let mut asserts = Vec::new();
@@ -92,6 +93,9 @@ pub(crate) fn derive(input: DeriveInput) -> TokenStream {
         });
         json_arms.push(quote! {
             #i => (&::flowlib::__private::Tag::<#ty>::NEW).field_json(&self.#fident),
+        });
+        clone_arms.push(quote! {
+            #i => (&::flowlib::__private::Tag::<#ty>::NEW).clone_field_from(&mut self.#fident, &__src.#fident),
         });
 
         let param_info = match &param {
@@ -260,6 +264,15 @@ pub(crate) fn derive(input: DeriveInput) -> TokenStream {
 
                 fn __apply_param_defaults(&mut self) {
                     #(#default_stmts)*
+                }
+
+                fn __clone_field_from(&mut self, __src: &Self, __i: usize) -> bool {
+                    #[allow(unused_imports)]
+                    use ::flowlib::__private::{CloneNotClone as _, CloneViaClone as _};
+                    match __i {
+                        #(#clone_arms)*
+                        _ => false,
+                    }
                 }
 
                 fn __set_param(&mut self, __i: usize, __value: &str) -> ::core::result::Result<(), ::std::string::String> {

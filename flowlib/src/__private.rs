@@ -35,6 +35,9 @@ pub struct StepDef {
     pub timeout_ms: Option<u64>,
     pub catch: Option<CatchDef>,
     pub checkpoint: bool,
+    pub uses: Option<&'static [&'static str]>,
+    pub foreach_read: Option<&'static str>,
+    pub item_source: Option<&'static str>,
 }
 
 pub struct JoinDef {
@@ -99,6 +102,18 @@ pub fn build_graph(
             timeout_ms: d.timeout_ms,
             catch: d.catch.as_ref().map(|c| c.field),
             checkpoint: d.checkpoint,
+            uses: d.uses.map(|u| u.to_vec()),
+            field_set: d.uses.map(|u| {
+                (0..fields.len())
+                    .filter(|&i| u.contains(&fields[i].name))
+                    .collect()
+            }),
+            foreach_read: d
+                .foreach_read
+                .and_then(|f| fields.iter().position(|x| x.name == f)),
+            item_source: d
+                .item_source
+                .and_then(|f| fields.iter().position(|x| x.name == f)),
         })
         .collect();
     Graph::new(flow, steps, fields)
@@ -203,6 +218,30 @@ pub fn unknown_step(i: usize) -> StepError {
 
 pub fn to_json<T: Serialize>(v: &T) -> Result<serde_json::Value, String> {
     serde_json::to_value(v).map_err(|e| e.to_string())
+}
+
+/// Join inputs share fields with the split's state: `Clone` types are copied from one
+/// decoded value instead of being decoded again...
+pub trait CloneViaClone<T> {
+    fn clone_field_from(&self, dst: &mut T, src: &T) -> bool;
+}
+
+impl<T: Clone> CloneViaClone<T> for Tag<T> {
+    fn clone_field_from(&self, dst: &mut T, src: &T) -> bool {
+        dst.clone_from(src);
+        true
+    }
+}
+
+/// ...other types are decoded.
+pub trait CloneNotClone<T> {
+    fn clone_field_from(&self, dst: &mut T, src: &T) -> bool;
+}
+
+impl<T> CloneNotClone<T> for &Tag<T> {
+    fn clone_field_from(&self, _dst: &mut T, _src: &T) -> bool {
+        false
+    }
 }
 
 /// Parameters parse with `FromStr` when the type has it...

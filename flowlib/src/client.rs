@@ -385,6 +385,7 @@ impl<F: Flow> Run<F> {
             run_id: self.id().to_string(),
             params: BTreeMap::new(),
             host: String::new(),
+            splits: Default::default(),
         }
     }
 }

@@ -90,12 +90,6 @@ pub trait Flow: FlowState {
     fn __run_step(&mut self, step: usize, call: &mut StepCall<'_, Self>) -> Result<(), StepError>;
     #[doc(hidden)]
     fn __foreach_len(&self, step: usize) -> Option<usize>;
-    /// The fields step `step` can observe or change (`None`: all of them). Fields outside
-    /// the set are neither loaded nor stored again: their artifacts pass through unchanged.
-    #[doc(hidden)]
-    fn __step_fields(_step: usize) -> Option<&'static [usize]> {
-        None
-    }
     #[doc(hidden)]
     fn __set_caught(&mut self, step: usize, message: &str);
 }
@@ -363,6 +357,25 @@ pub struct StepCall<'a, F> {
     pub(crate) ctx: &'a mut Ctx,
     pub(crate) item_index: Option<usize>,
     pub(crate) inputs: Option<Inputs<F>>,
+    /// The split's state, decoded once and shared by its foreach tasks.
+    pub(crate) item_source: Option<Arc<std::sync::Mutex<F>>>,
+}
+
+/// Where generated code reads a foreach item from.
+#[doc(hidden)]
+pub enum ItemSource<'a, F> {
+    Own(&'a F),
+    Shared(std::sync::MutexGuard<'a, F>),
+}
+
+impl<F> Deref for ItemSource<'_, F> {
+    type Target = F;
+    fn deref(&self) -> &F {
+        match self {
+            ItemSource::Own(f) => f,
+            ItemSource::Shared(g) => g,
+        }
+    }
 }
 
 impl<F> StepCall<'_, F> {
@@ -374,6 +387,14 @@ impl<F> StepCall<'_, F> {
     #[doc(hidden)]
     pub fn item_index(&self) -> usize {
         self.item_index.unwrap_or(0)
+    }
+
+    #[doc(hidden)]
+    pub fn item_source<'b>(&'b self, own: &'b F) -> ItemSource<'b, F> {
+        match &self.item_source {
+            Some(shared) => ItemSource::Shared(shared.lock().unwrap_or_else(|e| e.into_inner())),
+            None => ItemSource::Own(own),
+        }
     }
 
     #[doc(hidden)]

@@ -90,6 +90,19 @@ pub struct Step {
     pub catch: Option<Option<&'static str>>,
     /// Uses in-step checkpoints.
     pub checkpoint: bool,
+    /// The fields the step's body reaches through `self.field` (`None`: possibly all).
+    /// Only these are loaded for the task and stored again; the others pass through.
+    /// Not part of the graph digest: it follows the step's code, not the graph.
+    #[serde(skip)]
+    pub uses: Option<Vec<&'static str>>,
+    #[serde(skip)]
+    pub(crate) field_set: Option<Vec<usize>>,
+    /// The split's foreach field, read after the step to count the items.
+    #[serde(skip)]
+    pub(crate) foreach_read: Option<usize>,
+    /// The field a foreach item comes from (of the split's state).
+    #[serde(skip)]
+    pub(crate) item_source: Option<usize>,
 }
 
 impl Step {

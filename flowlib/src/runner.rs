@@ -223,6 +223,7 @@ fn launch<F: Flow>(ds: &Datastore, opts: &RunOptions, l: Launch<F>) -> Result<Ru
         run_id: record.run_id.clone(),
         params,
         host: record.host.clone(),
+        splits: Default::default(),
     });
     if opts.progress != ProgressMode::Quiet {
         let mut line = format!("flowlib: run {} of {} started", record.run_id, F::NAME);
@@ -348,6 +349,7 @@ pub fn resume<F: Flow>(
         run_id: origin_id.clone(),
         params: BTreeMap::new(),
         host: String::new(),
+        splits: Default::default(),
     };
     let origin_initial = Committed {
         task: None,

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -43,6 +43,48 @@ pub(crate) struct RunContext {
     /// Blobs of the parameters: they override inherited values in every task.
     pub(crate) params: BTreeMap<String, BlobRef>,
     pub(crate) host: String,
+    /// Split states decoded once per process and shared by their foreach tasks, keyed by
+    /// the digest of the foreach field's blob.
+    pub(crate) splits: Mutex<SplitCache>,
+}
+
+/// A few recently used split states (each holds one foreach field, decoded).
+#[derive(Default)]
+pub(crate) struct SplitCache {
+    entries: Vec<(Digest, Arc<dyn std::any::Any + Send + Sync>)>,
+}
+
+impl SplitCache {
+    const CAPACITY: usize = 16;
+}
+
+/// The split state holding field `field` (only) as stored in `blob`, decoded once.
+fn shared_split<F: Flow>(
+    run: &RunContext,
+    field: usize,
+    blob: BlobRef,
+    context: &str,
+) -> Result<Arc<Mutex<F>>> {
+    {
+        let cache = run.splits.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, v)) = cache.entries.iter().find(|(d, _)| *d == blob.digest) {
+            if let Ok(state) = v.clone().downcast::<Mutex<F>>() {
+                return Ok(state);
+            }
+        }
+    }
+    let mut state = F::default();
+    let what = What::new(F::FIELDS[field].name, context.to_string());
+    cas::load_decoded(&run.ds, blob, &what, &mut |r| {
+        state.__decode_field(field, r)
+    })?;
+    let state = Arc::new(Mutex::new(state));
+    let mut cache = run.splits.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.entries.len() >= SplitCache::CAPACITY {
+        cache.entries.remove(0);
+    }
+    cache.entries.push((blob.digest, state.clone()));
+    Ok(state)
 }
 
 /// One task attempt to execute.
@@ -205,15 +247,23 @@ pub(crate) fn execute<F: Flow>(
         }
     }
 
-    // Load the fields the step can see; the others pass through by reference.
-    let fields = F::__step_fields(spec.step);
-    let loaded = load_fields::<F>(
-        run,
-        &spec.base,
-        fields,
-        None,
-        &describe(&spec.base.task, &run.run_id),
-    );
+    // Load the fields the step can see; the others pass through by reference. A foreach
+    // item comes from the split's state, decoded once per process for all its items.
+    let context = describe(&spec.base.task, &run.run_id);
+    let item_source: Option<Arc<Mutex<F>>> = step.item_source.and_then(|fi| {
+        let blob = *input_blob(run, &spec.base, &F::FIELDS[fi])?;
+        shared_split::<F>(run, fi, blob, &context).ok()
+    });
+    let fields = step.field_set.as_deref();
+    let load: Option<Vec<usize>> = fields.map(|set| {
+        let mut v = set.to_vec();
+        v.extend(step.foreach_read);
+        if item_source.is_none() {
+            v.extend(step.item_source);
+        }
+        v
+    });
+    let loaded = load_fields::<F>(run, &spec.base, load.as_deref(), None, &context);
     timings.load_ms = ms_since(t0);
     let mut state = match loaded {
         Ok(v) => v,
@@ -271,6 +321,7 @@ pub(crate) fn execute<F: Flow>(
             ctx: &mut ctx,
             item_index,
             inputs,
+            item_source,
         };
         IN_STEP.with(|f| *f.borrow_mut() = true);
         let r = panic::catch_unwind(AssertUnwindSafe(|| state.__run_step(spec.step, &mut call)));
@@ -681,6 +732,7 @@ pub fn run_task<F: Flow>(
         run_id: run_id.to_string(),
         params,
         host: crate::metadata::hostname(),
+        splits: Default::default(),
     });
     let spec = TaskSpec {
         step: step.index,

@@ -163,6 +163,7 @@ impl<'a> FieldWriter<'a> {
     }
 
     /// Append bytes.
+    #[inline]
     fn put(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
         match &mut self.mode {
             WriterMode::Memory { limit } => {
