@@ -59,7 +59,12 @@ struct Phase {
 fn child(args: &[&str], env: &[(&str, &str)]) -> Phase {
     let exe = std::env::current_exe().unwrap();
     let t = Instant::now();
-    let out = Command::new(exe).arg("flow").args(args).envs(env.iter().copied()).output().unwrap();
+    let out = Command::new(exe)
+        .arg("flow")
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
     let wall = t.elapsed().as_secs_f64();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -76,14 +81,27 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("flow") {
         let code = flowlib::main_with_args::<Cloudy, _>(args[1..].iter().cloned());
         eprintln!("PEAK_RSS {}", flowlib_suite::peak_rss_bytes());
-        std::process::exit(if code == std::process::ExitCode::SUCCESS { 0 } else { 1 });
+        std::process::exit(if code == std::process::ExitCode::SUCCESS {
+            0
+        } else {
+            1
+        });
     }
-    let mib: u64 = args.iter().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1024);
+    let mib: u64 = args
+        .iter()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1024);
     let size = (mib << 20) as f64;
-    let base = std::env::var("FLOWLIB_TEST_S3").expect("FLOWLIB_TEST_S3: start scripts/services.sh and eval its env");
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let base = std::env::var("FLOWLIB_TEST_S3")
+        .expect("FLOWLIB_TEST_S3: start scripts/services.sh and eval its env");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let s3 = format!("{base}/bench-{nanos}");
-    let local_dir = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| ".".into())).unwrap();
+    let local_dir =
+        tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| ".".into())).unwrap();
     let local = local_dir.path().join("ds").to_str().unwrap().to_string();
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = cache_dir.path().to_str().unwrap().to_string();
@@ -95,9 +113,17 @@ fn main() {
     for (name, url) in [("local", local.as_str()), ("S3", s3.as_str())] {
         let off = [("FLOWLIB_CACHE", "off")];
         let w = child(&["--datastore", url, "run", "-q", "--mib", &mib_s], &off);
-        let ds = flowlib::Datastore::builder(url).cache(flowlib::CacheConfig::disabled()).open().unwrap();
+        let ds = flowlib::Datastore::builder(url)
+            .cache(flowlib::CacheConfig::disabled())
+            .open()
+            .unwrap();
         let run = ds.latest_run("Cloudy").unwrap().unwrap();
-        let t = ds.successful_task("Cloudy", &run, "start").unwrap().manifest.unwrap().timings;
+        let t = ds
+            .successful_task("Cloudy", &run, "start")
+            .unwrap()
+            .manifest
+            .unwrap()
+            .timings;
         println!(
             "| {name} | write (start task's store phase) | {:.2} s | {:.2} GB/s | {:.2}x (whole run: write + read + end) |",
             t.store_ms / 1000.0,
@@ -108,7 +134,19 @@ fn main() {
         let mut read = |label: &str, env: &[(&str, &str)]| {
             let a = attempt.to_string();
             attempt += 1;
-            let p = child(&["--datastore", url, "step", "consume", "--run", &run, "--attempt", &a], env);
+            let p = child(
+                &[
+                    "--datastore",
+                    url,
+                    "step",
+                    "consume",
+                    "--run",
+                    &run,
+                    "--attempt",
+                    &a,
+                ],
+                env,
+            );
             let load = ds
                 .task_attempts("Cloudy", &run)
                 .unwrap()
@@ -128,7 +166,10 @@ fn main() {
         };
         read("read, cache off", &off);
         if name == "S3" {
-            let env = [("FLOWLIB_CACHE_DIR", cache.as_str()), ("FLOWLIB_CACHE_MAX", "100GiB")];
+            let env = [
+                ("FLOWLIB_CACHE_DIR", cache.as_str()),
+                ("FLOWLIB_CACHE_MAX", "100GiB"),
+            ];
             read("read, filling the local cache", &env);
             read("read, served by the local cache", &env);
         }
