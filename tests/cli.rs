@@ -1289,3 +1289,20 @@ fn two_flows_in_one_datastore_are_listed_separately() {
     assert_eq!(stdout(&o).trim(), "2.5");
     expect_bad_input(&sb, "hello", &["dump", &branch], &[&branch]);
 }
+
+#[test]
+fn fsync_mode_commits_the_same_results() {
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd(&example("hello"))
+        .args(["run", "-q", "--name", "Durable"])
+        .env("FLOWLIB_FSYNC", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let ds = sb.open();
+    let run = ds.latest_run("Hello").unwrap().unwrap();
+    let shout: String = ds.artifact("Hello", &run, "end", "shout").unwrap();
+    assert_eq!(shout, "HELLO, DURABLE!");
+    assert_eq!(flowlib::verify(&ds, None, None).unwrap(), 0);
+}

@@ -738,12 +738,14 @@ fn open_local(raw: &str, mode: OpenMode) -> Result<Opened> {
     }
     let abs = std::fs::canonicalize(&abs)
         .map_err(|e| Error::io(format!("resolving {}", abs.display()), e))?;
-    let store = object_store::local::LocalFileSystem::new_with_prefix(&abs).map_err(|e| {
-        Error::Datastore {
+    let store = object_store::local::LocalFileSystem::new_with_prefix(&abs)
+        .map_err(|e| Error::Datastore {
             url: format!("file://{}", abs.display()),
             message: e.to_string(),
-        }
-    })?;
+        })?
+        // Commits survive a process crash either way (writes are atomic renames and links);
+        // FLOWLIB_FSYNC=1 also makes them survive a power loss, at the cost of an fsync per file.
+        .with_fsync(fsync_requested());
     let display = format!("file://{}", abs.display());
     Ok((
         Backend::Local(abs),
@@ -773,6 +775,18 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `FLOWLIB_FSYNC` asks for durable local writes.
+fn fsync_requested() -> bool {
+    std::env::var("FLOWLIB_FSYNC")
+        .map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
+        .unwrap_or(false)
 }
 
 /// Named in-memory stores shared within the process, so `memory://x` opened twice is one store.
