@@ -59,92 +59,62 @@ fn build_error(url: &str, e: object_store::Error) -> Error {
     }
 }
 
-#[cfg(feature = "aws")]
-pub(crate) fn open_s3(url: &str, options: &[(String, String)]) -> Result<Opened> {
-    let (bucket_url, prefix) = split_url(url)?;
-    let mut builder = object_store::aws::AmazonS3Builder::from_env();
-    for (k, v) in options {
-        let key: object_store::aws::AmazonS3ConfigKey =
-            k.parse().map_err(|_| unknown_option(url, k))?;
-        builder = builder.with_config(key, v);
-    }
-    let store = builder
-        .with_url(bucket_url)
-        .with_retry(retry_config())
-        .build()
-        .map_err(|e| build_error(url, e))?;
-    let exec = crate::datastore::remote_runtime()?;
-    Ok((
-        Backend::S3,
-        Arc::new(store),
-        prefix,
-        exec,
-        url.trim_end_matches('/').to_string(),
-    ))
+/// `open_<backend>(url, options)`: the builder from object_store's environment variables,
+/// the caller's options on top, our retry policy, and a runtime for its I/O; or, with the
+/// feature compiled out, an error naming the feature.
+macro_rules! remote_backend {
+    ($fn:ident, $feature:literal, $builder:ty, $key:ty, $backend:expr) => {
+        #[cfg(feature = $feature)]
+        pub(crate) fn $fn(url: &str, options: &[(String, String)]) -> Result<Opened> {
+            let (bucket_url, prefix) = split_url(url)?;
+            let mut builder = <$builder>::from_env();
+            for (k, v) in options {
+                let key: $key = k.parse().map_err(|_| unknown_option(url, k))?;
+                builder = builder.with_config(key, v);
+            }
+            let store = builder
+                .with_url(bucket_url)
+                .with_retry(retry_config())
+                .build()
+                .map_err(|e| build_error(url, e))?;
+            let exec = crate::datastore::remote_runtime()?;
+            Ok((
+                $backend,
+                Arc::new(store),
+                prefix,
+                exec,
+                url.trim_end_matches('/').to_string(),
+            ))
+        }
+
+        #[cfg(not(feature = $feature))]
+        pub(crate) fn $fn(url: &str, _options: &[(String, String)]) -> Result<Opened> {
+            Err(feature_missing(url, $feature))
+        }
+    };
 }
 
-#[cfg(not(feature = "aws"))]
-pub(crate) fn open_s3(url: &str, _options: &[(String, String)]) -> Result<Opened> {
-    Err(feature_missing(url, "aws"))
-}
-
-#[cfg(feature = "gcp")]
-pub(crate) fn open_gcs(url: &str, options: &[(String, String)]) -> Result<Opened> {
-    let (bucket_url, prefix) = split_url(url)?;
-    let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env();
-    for (k, v) in options {
-        let key: object_store::gcp::GoogleConfigKey =
-            k.parse().map_err(|_| unknown_option(url, k))?;
-        builder = builder.with_config(key, v);
-    }
-    let store = builder
-        .with_url(bucket_url)
-        .with_retry(retry_config())
-        .build()
-        .map_err(|e| build_error(url, e))?;
-    let exec = crate::datastore::remote_runtime()?;
-    Ok((
-        Backend::Gcs,
-        Arc::new(store),
-        prefix,
-        exec,
-        url.trim_end_matches('/').to_string(),
-    ))
-}
-
-#[cfg(not(feature = "gcp"))]
-pub(crate) fn open_gcs(url: &str, _options: &[(String, String)]) -> Result<Opened> {
-    Err(feature_missing(url, "gcp"))
-}
-
-#[cfg(feature = "azure")]
-pub(crate) fn open_azure(url: &str, options: &[(String, String)]) -> Result<Opened> {
-    let (container_url, prefix) = split_url(url)?;
-    let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env();
-    for (k, v) in options {
-        let key: object_store::azure::AzureConfigKey =
-            k.parse().map_err(|_| unknown_option(url, k))?;
-        builder = builder.with_config(key, v);
-    }
-    let store = builder
-        .with_url(container_url)
-        .with_retry(retry_config())
-        .build()
-        .map_err(|e| build_error(url, e))?;
-    let exec = crate::datastore::remote_runtime()?;
-    Ok((
-        Backend::Azure,
-        Arc::new(store),
-        prefix,
-        exec,
-        url.trim_end_matches('/').to_string(),
-    ))
-}
-
-#[cfg(not(feature = "azure"))]
-pub(crate) fn open_azure(url: &str, _options: &[(String, String)]) -> Result<Opened> {
-    Err(feature_missing(url, "azure"))
-}
+remote_backend!(
+    open_s3,
+    "aws",
+    object_store::aws::AmazonS3Builder,
+    object_store::aws::AmazonS3ConfigKey,
+    Backend::S3
+);
+remote_backend!(
+    open_gcs,
+    "gcp",
+    object_store::gcp::GoogleCloudStorageBuilder,
+    object_store::gcp::GoogleConfigKey,
+    Backend::Gcs
+);
+remote_backend!(
+    open_azure,
+    "azure",
+    object_store::azure::MicrosoftAzureBuilder,
+    object_store::azure::AzureConfigKey,
+    Backend::Azure
+);
 
 #[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
 fn unknown_option(url: &str, key: &str) -> Error {
