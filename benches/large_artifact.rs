@@ -26,16 +26,8 @@ struct Blob {
 impl Blob {
     #[step(start, next = consume)]
     fn start(&mut self) -> Result<()> {
-        let n = (self.mib << 20) as usize;
-        let mut data = Vec::with_capacity(n);
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        for _ in 0..n / 8 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            data.extend_from_slice(&x.to_le_bytes());
-        }
-        self.data = data;
+        self.data =
+            flowlib_suite::pseudo_random_bytes((self.mib << 20) as usize, 0x9E37_79B9_7F4A_7C15);
         Ok(())
     }
 

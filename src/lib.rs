@@ -121,6 +121,20 @@ pub fn text(o: &Output) -> String {
     )
 }
 
+/// `n` incompressible bytes from an xorshift generator (fast, deterministic per seed).
+pub fn pseudo_random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut data = Vec::with_capacity(n + 8);
+    let mut x = seed | 1;
+    while data.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    data.truncate(n);
+    data
+}
+
 /// Peak resident set size of this process, in bytes (Linux `ru_maxrss`).
 pub fn peak_rss_bytes() -> u64 {
     // SAFETY: getrusage only writes into the struct we pass.

@@ -9,7 +9,7 @@
 #![cfg(feature = "cloud")]
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use flowlib::prelude::*;
 use flowlib::{
@@ -337,15 +337,37 @@ fn read_cache_serves_second_read_and_heals(env: &str) {
         blob.digest,
         "the cache entry was repaired"
     );
-    // Turned off, nothing is cached.
-    let off_dir = tempfile::tempdir().unwrap();
-    let off = Datastore::builder(&url)
-        .mode(OpenMode::Existing)
-        .cache(CacheConfig::disabled())
-        .open()
+    // The switch users have: FLOWLIB_CACHE=off keeps the cache directory empty; without
+    // it, the same command fills it.
+    let sb = Sandbox::new();
+    let train = flowlib_suite::example("train");
+    let out = sb
+        .cmd(&train)
+        .args(["run", "-q", "--datastore", &url])
+        .env("FLOWLIB_CACHE", "off")
+        .output()
         .unwrap();
-    let _: u64 = off.artifact("Race", &s.run_id, "end", "total").unwrap();
-    assert_eq!(flowlib_suite::count_files(off_dir.path()), 0);
+    assert!(out.status.success(), "{}", text(&out));
+    let blobs = sb.path().join(".cache").join("blobs");
+    let dump = ["dump", "latest/pick", "best", "--datastore", &url];
+    let out = sb
+        .cmd(&train)
+        .args(dump)
+        .env("FLOWLIB_CACHE", "off")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        flowlib_suite::count_files(&blobs),
+        0,
+        "FLOWLIB_CACHE=off caches nothing"
+    );
+    let out = sb.cmd(&train).args(dump).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        flowlib_suite::count_files(&blobs) > 0,
+        "by default, reads are cached"
+    );
 }
 
 fn resume_reuses_committed_tasks(env: &str) {
@@ -410,7 +432,6 @@ fn a_url_without_bucket_is_a_clear_error() {
             .to_string();
         assert!(err.contains("names no bucket"), "{url}: {err}");
     }
-    let _ = Duration::ZERO;
 }
 
 // ---------------------------------------------------------------------------------------

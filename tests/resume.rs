@@ -476,6 +476,22 @@ fn a_timed_out_attempt_is_fenced_and_can_never_become_the_result() {
 static ITERATIONS: AtomicU32 = AtomicU32::new(0);
 static CRASH_AT: AtomicU32 = AtomicU32::new(u32::MAX);
 
+/// Ten checkpointed epochs that fail once after `CRASH_AT`; returns (first epoch, last).
+fn train_ten_epochs(ctx: &mut Ctx) -> Result<(u32, u32)> {
+    let from: u32 = ctx.checkpoint().load()?.unwrap_or(0);
+    let mut epoch = from;
+    while epoch < 10 {
+        ITERATIONS.fetch_add(1, Ordering::SeqCst);
+        epoch += 1;
+        ctx.checkpoint().save(&epoch)?;
+        if epoch == CRASH_AT.load(Ordering::SeqCst) {
+            CRASH_AT.store(u32::MAX, Ordering::SeqCst);
+            return Err(format!("crashed after epoch {epoch}").into());
+        }
+    }
+    Ok((from, epoch))
+}
+
 #[derive(FlowState, Default, Serialize, Deserialize)]
 struct Epochs {
     epochs: u32,
@@ -488,18 +504,9 @@ impl Epochs {
     #[checkpoint]
     #[retry(times = 1, delay = "1ms")]
     fn start(&mut self, ctx: &mut Ctx) -> Result<()> {
-        let mut epoch: u32 = ctx.checkpoint().load()?.unwrap_or(0);
-        self.resumed_from = Some(epoch);
-        while epoch < 10 {
-            ITERATIONS.fetch_add(1, Ordering::SeqCst);
-            epoch += 1;
-            ctx.checkpoint().save(&epoch)?;
-            if epoch == CRASH_AT.load(Ordering::SeqCst) {
-                CRASH_AT.store(u32::MAX, Ordering::SeqCst);
-                return Err(format!("crashed after epoch {epoch}").into());
-            }
-        }
-        self.epochs = epoch;
+        let (from, epochs) = train_ten_epochs(ctx)?;
+        self.resumed_from = Some(from);
+        self.epochs = epochs;
         Ok(())
     }
 
@@ -539,18 +546,9 @@ impl EpochsNoRetry {
     #[step(start, next = end)]
     #[checkpoint]
     fn start(&mut self, ctx: &mut Ctx) -> Result<()> {
-        let mut epoch: u32 = ctx.checkpoint().load()?.unwrap_or(0);
-        self.resumed_from = Some(epoch);
-        while epoch < 10 {
-            ITERATIONS.fetch_add(1, Ordering::SeqCst);
-            epoch += 1;
-            ctx.checkpoint().save(&epoch)?;
-            if epoch == CRASH_AT.load(Ordering::SeqCst) {
-                CRASH_AT.store(u32::MAX, Ordering::SeqCst);
-                return Err(format!("crashed after epoch {epoch}").into());
-            }
-        }
-        self.epochs = epoch;
+        let (from, epochs) = train_ten_epochs(ctx)?;
+        self.resumed_from = Some(from);
+        self.epochs = epochs;
         Ok(())
     }
 

@@ -153,7 +153,7 @@ impl Datastore {
             let Some(rest) = obj.rel.strip_prefix(&prefix) else {
                 continue;
             };
-            let Some((step, index, attempt, true)) = paths::parse_task_file(rest) else {
+            let Some((step, index, attempt)) = paths::parse_commit_file(rest) else {
                 continue;
             };
             commits.push((step, index, attempt));

@@ -435,16 +435,15 @@ pub(crate) mod paths {
         )
     }
 
-    /// What a path under `tasks/` names: (step, index, attempt, is_commit).
-    pub(crate) fn parse_task_file(rest: &str) -> Option<(String, IndexPath, u32, bool)> {
+    /// The commit record a path under `tasks/` names: (step, index, attempt).
+    pub(crate) fn parse_commit_file(rest: &str) -> Option<(String, IndexPath, u32)> {
         let (step, file) = rest.split_once('/')?;
-        let (stem, is_commit) = (file.strip_suffix(".commit.json")?, true);
+        let stem = file.strip_suffix(".commit.json")?;
         let (index, attempt) = stem.split_once('@')?;
         Some((
             step.to_string(),
             IndexPath::parse(index)?,
             attempt.parse().ok()?,
-            is_commit,
         ))
     }
 
