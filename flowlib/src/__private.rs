@@ -6,16 +6,16 @@ use std::str::FromStr;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use crate::codec::{
+pub use crate::flow::graph::JoinKind;
+pub use crate::flow::StepCall;
+pub use crate::store::codec::{
     DecodeError, EncodeError, FieldReader, FieldWriter, Tag, ViaBulk, ViaSerde,
 };
-pub use crate::flow::StepCall;
-pub use crate::graph::JoinKind;
 pub use serde_json::Value as JsonValue;
 
 use crate::error::StepError;
+use crate::flow::graph::{Graph, Resources, RetryPolicy, Step, Transition};
 use crate::flow::FieldInfo;
-use crate::graph::{Graph, Resources, RetryPolicy, Step, Transition};
 
 /// Raw step description emitted by `#[flow]`.
 pub struct StepDef {

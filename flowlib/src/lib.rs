@@ -62,52 +62,47 @@
 
 #![warn(missing_docs)]
 
-mod cache;
-mod cas;
-mod checkpoint;
+// Lets the crate's own unit tests define flows with the macros, which name `::flowlib`.
+#[cfg(test)]
+extern crate self as flowlib;
+
+// Layers, lowest first; each uses only the ones above it in this list.
 mod cli;
 mod client;
-mod cloud;
-mod codec;
-mod datastore;
-mod digest;
 mod error;
-mod executor;
+mod exec;
 mod failpoint;
 mod flow;
-mod graph;
-mod identity;
-mod integrity;
-mod metadata;
-mod progress;
-mod runner;
+mod maintenance;
+mod meta;
+mod run;
+mod store;
 mod task;
 
 #[doc(hidden)]
 pub mod __private;
 
-pub use cache::{CacheConfig, DEFAULT_CACHE_MAX};
-pub use checkpoint::Checkpoint;
 pub use cli::{command, main, main_with_args};
-pub use client::{Run, RunInfo, StepView, TaskAttempt, TaskView};
-pub use codec::{decode_blob, encode_blob};
-pub use datastore::{
-    is_datastore_dir, Backend, Datastore, DatastoreBuilder, OpenMode, DATASTORE_ENV,
-    DEFAULT_DATASTORE,
-};
-pub use digest::{BlobRef, Digest, ParseDigestError};
+pub use client::{Run, StepView, TaskView};
 pub use error::{Error, Result, RunFailure, StepError};
-pub use executor::{cpu_count, gpu_count, total_memory, Limits, RunSummary};
-pub use flow::{Ctx, FieldInfo, Flow, FlowState, Input, Inputs, ParamInfo};
-pub use graph::{Graph, JoinKind, Resources, RetryPolicy, Step, Transition};
-pub use integrity::{gc, verify, GcReport};
-pub use metadata::{
-    AttemptStatus, CodeIdentity, CommitRecord, IndexPath, ResumeInfo, ReuseRecord, ReusedTask,
-    RunEnd, RunRecord, RunStatus, StepShape, TaskManifest, TaskRef, Timings,
+pub use exec::{cpu_count, gpu_count, total_memory, Limits};
+pub use flow::{
+    Checkpoint, Ctx, FieldInfo, Flow, FlowState, Graph, Input, Inputs, JoinKind, ParamInfo,
+    Resources, RetryPolicy, Step, Transition,
 };
-pub use progress::ProgressMode;
-pub use runner::{initial_state, resume, run, ResumeOptions, RunOptions};
-pub use task::{run_task, TaskOutcome};
+pub use maintenance::{gc, verify, GcReport};
+pub use meta::{
+    AttemptStatus, CodeIdentity, CommitRecord, IndexPath, ResumeInfo, ReuseRecord, ReusedTask,
+    RunEnd, RunInfo, RunRecord, RunStatus, StepShape, TaskAttempt, TaskManifest, TaskRef, Timings,
+};
+pub use run::progress::ProgressMode;
+pub use run::{initial_state, resume, run, ResumeOptions, RunOptions, RunSummary};
+pub use store::codec::{decode_blob, encode_blob};
+pub use store::{
+    is_datastore_dir, Backend, BlobRef, CacheConfig, Datastore, DatastoreBuilder, Digest, OpenMode,
+    ParseDigestError, DATASTORE_ENV, DEFAULT_CACHE_MAX, DEFAULT_DATASTORE,
+};
+pub use task::{run_spec, run_task, Pin, TaskOutcome, TaskSpec};
 
 pub use flowlib_macros::{catch, checkpoint, flow, resources, retry, step, timeout, FlowState};
 

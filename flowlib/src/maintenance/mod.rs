@@ -14,11 +14,11 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
-use crate::cas::verify_blob;
-use crate::datastore::Datastore;
-use crate::digest::{BlobRef, Digest};
 use crate::error::{chain, Error, Result};
-use crate::metadata::paths;
+use crate::store::cas::verify_blob;
+use crate::store::layout;
+use crate::store::Datastore;
+use crate::store::{BlobRef, Digest};
 
 /// Where a blob is referenced.
 #[derive(Clone, Debug)]
@@ -87,7 +87,7 @@ fn references(
     for flow in flows {
         let runs = match run_filter {
             Some(r) => {
-                crate::metadata::validate_run_id(r)?;
+                crate::meta::validate_run_id(r)?;
                 ds.run_info(&flow, r)?;
                 vec![r.to_string()]
             }
@@ -136,7 +136,7 @@ fn references(
                 Err(e) => problems.push(format!("flow {flow} run {run}: {}", chain(&e))),
             }
             // Checkpoints are referenced by their latest pointers.
-            let cp_prefix = paths::checkpoints(&flow, &run);
+            let cp_prefix = layout::checkpoints(&flow, &run);
             for obj in ds.list(&cp_prefix)? {
                 if !obj.rel.ends_with("latest.json") {
                     continue;
@@ -196,7 +196,7 @@ pub fn verify(ds: &Datastore, flow: Option<&str>, run: Option<&str>) -> Result<u
         out,
         "verified {} blobs ({}) referenced by {} places: {}",
         refs.len(),
-        crate::graph::format_bytes(bytes),
+        crate::flow::graph::format_bytes(bytes),
         refs.values().map(|(_, p)| p.len()).sum::<usize>(),
         if total == 0 {
             "no problems".to_string()
@@ -225,11 +225,16 @@ pub fn gc(ds: &Datastore, dry_run: bool, grace: std::time::Duration) -> Result<G
     let mut problems = Vec::new();
     // List first, then read references: anything committed after the listing references
     // objects that are either listed (and then young) or not listed at all.
-    let blobs = ds.list("blobs/")?;
-    let manifests_listing = ds.list("manifests/")?;
+    let blobs = ds.list(layout::BLOBS)?;
+    let manifests_listing = ds.list(layout::MANIFESTS)?;
+    // Staging objects of killed large writes and task specs are never referenced once
+    // their writer is gone: they only wait out the grace period.
+    let mut transient = ds.list(layout::TMP)?;
+    transient.extend(ds.list(layout::SPECS)?);
     let mut manifest_refs = HashSet::new();
     let refs = references(ds, None, None, &mut problems, Some(&mut manifest_refs))?;
-    let referenced_manifests: HashSet<String> = manifest_refs.iter().map(paths::manifest).collect();
+    let referenced_manifests: HashSet<String> =
+        manifest_refs.iter().map(layout::manifest).collect();
     if !problems.is_empty() {
         return Err(Error::invalid(format!(
             "gc stopped: the datastore has unreadable metadata, so references cannot be trusted: {}; run `verify`",
@@ -240,7 +245,7 @@ pub fn gc(ds: &Datastore, dry_run: bool, grace: std::time::Duration) -> Result<G
         chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
     let mut report = GcReport::default();
     let mut out = std::io::stdout().lock();
-    let referenced: HashSet<String> = refs.keys().map(Datastore::blob_rel).collect();
+    let referenced: HashSet<String> = refs.keys().map(layout::blob).collect();
     for obj in &blobs {
         if referenced.contains(&obj.rel) {
             continue;
@@ -256,7 +261,7 @@ pub fn gc(ds: &Datastore, dry_run: bool, grace: std::time::Duration) -> Result<G
                 out,
                 "would delete {} ({})",
                 obj.rel,
-                crate::graph::format_bytes(obj.size)
+                crate::flow::graph::format_bytes(obj.size)
             );
         } else {
             ds.delete(&obj.rel)?;
@@ -279,8 +284,24 @@ pub fn gc(ds: &Datastore, dry_run: bool, grace: std::time::Duration) -> Result<G
             ds.delete(&obj.rel)?;
         }
     }
+    for obj in &transient {
+        if obj.last_modified > cutoff {
+            report.kept_young += 1;
+            continue;
+        }
+        report.orphans += 1;
+        if dry_run {
+            let _ = writeln!(
+                out,
+                "would delete {} (staging object or task spec)",
+                obj.rel
+            );
+        } else {
+            ds.delete(&obj.rel)?;
+        }
+    }
     // Staging files of interrupted local writes (`name#N`), invisible to listings.
-    if let crate::datastore::Backend::Local(root) = ds.backend() {
+    if let crate::store::Backend::Local(root) = ds.backend() {
         let cutoff_sys = std::time::SystemTime::now() - grace;
         let mut stack = vec![root.clone()];
         while let Some(dir) = stack.pop() {
@@ -323,7 +344,7 @@ pub fn gc(ds: &Datastore, dry_run: bool, grace: std::time::Duration) -> Result<G
         if dry_run { "would delete" } else { "deleted" },
         report.blobs,
         if report.blobs == 1 { "" } else { "s" },
-        crate::graph::format_bytes(report.bytes),
+        crate::flow::graph::format_bytes(report.bytes),
         report.orphans,
         if report.orphans == 1 { "" } else { "s" },
         report.kept_young,

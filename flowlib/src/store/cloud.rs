@@ -11,14 +11,14 @@ use std::sync::Arc;
 
 use object_store::ObjectStore;
 
-use crate::datastore::Backend;
 use crate::error::{Error, Result};
+use crate::store::Backend;
 
 type Opened = (
     Backend,
     Arc<dyn ObjectStore>,
     String,
-    crate::datastore::Exec,
+    crate::store::Exec,
     String,
 );
 
@@ -77,7 +77,7 @@ macro_rules! remote_backend {
                 .with_retry(retry_config())
                 .build()
                 .map_err(|e| build_error(url, e))?;
-            let exec = crate::datastore::remote_runtime()?;
+            let exec = crate::store::datastore::remote_runtime()?;
             Ok((
                 $backend,
                 Arc::new(store),

@@ -5,8 +5,45 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::digest::Digest;
-use crate::flow::FieldInfo;
+use crate::meta::IndexPath;
+use crate::store::Digest;
+
+/// Description of one field of a flow's state.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldInfo {
+    /// Field name (the artifact name).
+    pub name: &'static str,
+    /// Field type as written in the source.
+    pub ty: &'static str,
+    /// Doc comment.
+    pub doc: &'static str,
+    /// Set when the field is a command-line parameter.
+    pub param: Option<ParamInfo>,
+}
+
+/// A field that is also a command-line parameter of `run` and `resume`.
+#[derive(Debug, Clone, Copy)]
+pub struct ParamInfo {
+    /// The flag name, without dashes (`--learning-rate` is `learning-rate`).
+    pub flag: &'static str,
+    /// Help text.
+    pub help: &'static str,
+    /// Must be given on the command line.
+    pub required: bool,
+    /// A `bool` parameter: `--flag` alone means `true`.
+    pub is_bool: bool,
+}
+
+/// A task of a run: step index and foreach index path.
+pub(crate) type TaskKey = (usize, IndexPath);
+
+/// What a task reads: the task whose state it starts from (none for the start step, which
+/// starts from the run's initial state) and, for a join, the tasks it joins, in order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct TaskInputs {
+    pub(crate) base: Option<TaskKey>,
+    pub(crate) joined: Vec<TaskKey>,
+}
 
 /// How a join merges its inputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -33,7 +70,7 @@ pub enum Transition {
 }
 
 /// Resources a step asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Resources {
     /// CPU slots.
     pub cpu: u32,
@@ -182,6 +219,51 @@ impl Graph {
             stack.extend(self.steps[i].next.iter().copied());
         }
         seen
+    }
+
+    /// The tasks task (`step`, `index`) starts from and joins: the one rule the scheduler,
+    /// resume planning and the task entry point share. `foreach_count` answers how many
+    /// items a committed split task produced; `None` when a foreach join's split count is
+    /// not known yet (its split has not committed).
+    pub(crate) fn inputs_of(
+        &self,
+        step: usize,
+        index: &IndexPath,
+        foreach_count: impl FnOnce(&TaskKey) -> Option<u64>,
+    ) -> Option<TaskInputs> {
+        let s = &self.steps[step];
+        if s.is_start {
+            return Some(TaskInputs::default());
+        }
+        let inputs = match s.join {
+            Some((split, JoinKind::Foreach)) => {
+                let base = (split, index.clone());
+                let n = foreach_count(&base)? as u32;
+                let pred = s.preds[0];
+                let joined = (0..n).map(|i| (pred, index.child(i))).collect();
+                TaskInputs {
+                    base: Some(base),
+                    joined,
+                }
+            }
+            Some((split, JoinKind::Branch)) => TaskInputs {
+                base: Some((split, index.clone())),
+                joined: s.preds.iter().map(|&p| (p, index.clone())).collect(),
+            },
+            None => {
+                let pred = s.preds[0];
+                let parent = if self.steps[pred].foreach.is_some() {
+                    index.parent()
+                } else {
+                    index.clone()
+                };
+                TaskInputs {
+                    base: Some((pred, parent)),
+                    joined: Vec::new(),
+                }
+            }
+        };
+        Some(inputs)
     }
 
     /// The graph as indented text.

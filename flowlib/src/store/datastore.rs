@@ -1,18 +1,6 @@
 //! The datastore: where blobs and metadata live, behind any `object_store` backend.
 //!
-//! Layout under the datastore root:
-//!
-//! ```text
-//! datastore.json                                   marks the root as a flowlib datastore
-//! blobs/sha256/<2 hex>/<62 hex>                    content-addressed artifact blobs
-//! flows/<Flow>/runs/<run>/run.json                 run record (create-only)
-//! flows/<Flow>/runs/<run>/end.json                 end record (create-only)
-//! manifests/sha256/<2 hex>/<62 hex>.json          content-addressed task manifests
-//! flows/<Flow>/runs/<run>/tasks/<step>/<index>@<attempt>.commit.json  (create-only, written
-//!                                                  last; names the attempt's manifest)
-//! flows/<Flow>/runs/<run>/reuse.json               tasks a resumed run reuses (create-only)
-//! flows/<Flow>/runs/<run>/checkpoints/<step>/<index>/latest.json
-//! ```
+//! The store layout (every key prefix) is in [`layout`](crate::store::layout).
 //!
 //! Storage code is async (object_store); this module exposes a blocking facade. Local and
 //! in-memory stores run their futures inline on the calling thread (their I/O is blocking
@@ -32,15 +20,15 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::store::layout::MARKER;
+use crate::store::Digest;
 
 /// Environment variable naming the default datastore.
 pub const DATASTORE_ENV: &str = "FLOWLIB_DATASTORE";
 /// The default datastore location, relative to the working directory.
 pub const DEFAULT_DATASTORE: &str = ".flowlib";
 
-const MARKER: &str = "datastore.json";
 const FORMAT: &str = "flowlib-datastore";
 const FORMAT_VERSION: u32 = 1;
 
@@ -134,7 +122,7 @@ pub(crate) struct Inner {
     pub(crate) exec: Exec,
     cache: Mutex<BlobCache>,
     /// Local read cache of a remote store.
-    pub(crate) disk: Option<crate::cache::DiskCache>,
+    pub(crate) disk: Option<crate::store::cache::DiskCache>,
     known: Mutex<HashMap<Digest, Instant>>,
 }
 
@@ -151,7 +139,7 @@ impl std::fmt::Debug for Datastore {
 pub struct DatastoreBuilder {
     url: String,
     mode: OpenMode,
-    cache: Option<crate::cache::CacheConfig>,
+    cache: Option<crate::store::cache::CacheConfig>,
     options: Vec<(String, String)>,
 }
 
@@ -163,7 +151,7 @@ impl DatastoreBuilder {
     }
 
     /// The local read cache for remote stores (default: [`CacheConfig::from_env`](crate::CacheConfig::from_env)).
-    pub fn cache(mut self, cache: crate::cache::CacheConfig) -> Self {
+    pub fn cache(mut self, cache: crate::store::cache::CacheConfig) -> Self {
         self.cache = Some(cache);
         self
     }
@@ -180,7 +168,7 @@ impl DatastoreBuilder {
     pub fn open(self) -> Result<Datastore> {
         let cache = self
             .cache
-            .unwrap_or_else(crate::cache::CacheConfig::from_env);
+            .unwrap_or_else(crate::store::cache::CacheConfig::from_env);
         Datastore::open_configured(&self.url, self.mode, cache, &self.options)
     }
 }
@@ -234,7 +222,7 @@ impl Datastore {
     pub fn open_with(
         url: &str,
         mode: OpenMode,
-        cache: crate::cache::CacheConfig,
+        cache: crate::store::cache::CacheConfig,
     ) -> Result<Datastore> {
         Datastore::builder(url).mode(mode).cache(cache).open()
     }
@@ -242,7 +230,7 @@ impl Datastore {
     fn open_configured(
         url: &str,
         mode: OpenMode,
-        cache: crate::cache::CacheConfig,
+        cache: crate::store::cache::CacheConfig,
         options: &[(String, String)],
     ) -> Result<Datastore> {
         let url = url.trim();
@@ -260,7 +248,7 @@ impl Datastore {
                 exec,
                 cache: Mutex::new(BlobCache::default()),
                 disk: match backend_is_remote {
-                    true => crate::cache::DiskCache::new(&cache),
+                    true => crate::store::cache::DiskCache::new(&cache),
                     false => None,
                 },
                 known: Mutex::new(HashMap::new()),
@@ -347,7 +335,7 @@ impl Datastore {
                         let marker = Marker {
                             format: FORMAT.into(),
                             version: FORMAT_VERSION,
-                            created: crate::metadata::now_rfc3339(),
+                            created: crate::meta::now_rfc3339(),
                         };
                         // Two processes may race to create it: either write is fine.
                         self.create_json(MARKER, &marker).map(|_| ())
@@ -557,12 +545,6 @@ impl Datastore {
         Ok(dirs)
     }
 
-    /// The object path of a blob, relative to the root.
-    pub(crate) fn blob_rel(digest: &Digest) -> String {
-        let hex = digest.hex();
-        format!("blobs/sha256/{}/{}", &hex[..2], &hex[2..])
-    }
-
     pub(crate) fn cache_get(&self, digest: &Digest) -> Option<Bytes> {
         self.inner.cache.lock().unwrap().get(digest)
     }
@@ -689,9 +671,9 @@ fn open_backend(url: &str, mode: OpenMode, options: &[(String, String)]) -> Resu
             let raw = if scheme.is_some() { &url["file://".len()..] } else { url };
             open_local(raw, mode)
         }
-        Some("s3") | Some("s3a") => crate::cloud::open_s3(url, options),
-        Some("gs") => crate::cloud::open_gcs(url, options),
-        Some("az") | Some("azure") | Some("abfs") | Some("abfss") => crate::cloud::open_azure(url, options),
+        Some("s3") | Some("s3a") => crate::store::cloud::open_s3(url, options),
+        Some("gs") => crate::store::cloud::open_gcs(url, options),
+        Some("az") | Some("azure") | Some("abfs") | Some("abfss") => crate::store::cloud::open_azure(url, options),
         Some(other) => Err(Error::invalid(format!(
             "unsupported datastore URL scheme `{other}://` in `{url}`; use a path, file://, s3://, gs://, az:// or memory://"
         ))),

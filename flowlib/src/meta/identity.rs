@@ -5,8 +5,8 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::digest::{Digest, Hasher};
-use crate::metadata::CodeIdentity;
+use crate::meta::CodeIdentity;
+use crate::store::{Digest, Hasher};
 
 /// The identity of the code now running.
 pub(crate) fn current() -> CodeIdentity {
@@ -22,16 +22,6 @@ pub(crate) fn current() -> CodeIdentity {
     }
 }
 
-pub(crate) fn cache_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("FLOWLIB_CACHE_DIR") {
-        return Some(PathBuf::from(d));
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return Some(PathBuf::from(d).join("flowlib"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("flowlib"))
-}
-
 /// SHA-256 of the executable, cached by (device, inode, size, mtime).
 pub(crate) fn exe_digest(path: &Path) -> Option<Digest> {
     let meta = std::fs::metadata(path).ok()?;
@@ -43,7 +33,7 @@ pub(crate) fn exe_digest(path: &Path) -> Option<Digest> {
         meta.mtime(),
         meta.mtime_nsec()
     );
-    let cache = cache_dir().map(|d| d.join("exe-digests").join(key));
+    let cache = crate::store::cache_dir().map(|d| d.join("exe-digests").join(key));
     if let Some(c) = &cache {
         if let Ok(s) = std::fs::read_to_string(c) {
             if let Ok(d) = s.trim().parse() {

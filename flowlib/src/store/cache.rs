@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use crate::digest::Digest;
+use crate::store::Digest;
 
 /// Settings of the local read cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,7 +62,7 @@ impl CacheConfig {
             .ok()
             .and_then(|v| crate::cli::parse_size(&v).ok())
             .unwrap_or(DEFAULT_CACHE_MAX);
-        match crate::identity::cache_dir() {
+        match cache_dir() {
             Some(d) => CacheConfig::at(d.join("blobs"), max_bytes),
             None => CacheConfig::disabled(),
         }
@@ -119,7 +119,7 @@ impl DiskCache {
     pub(crate) fn staging(&self, d: &Digest) -> Option<(PathBuf, std::fs::File)> {
         let dir = self.dir.join("tmp");
         std::fs::create_dir_all(&dir).ok()?;
-        let p = dir.join(format!("{}-{}", d.short(), crate::metadata::new_run_id()));
+        let p = dir.join(format!("{}-{}", d.short(), crate::store::unique_name()));
         let f = std::fs::File::create(&p).ok()?;
         Some((p, f))
     }
@@ -213,6 +213,18 @@ fn scan(dir: &Path) -> Vec<(PathBuf, u64, SystemTime)> {
         }
     }
     out
+}
+
+/// flowlib's per-user cache directory: `FLOWLIB_CACHE_DIR`, else `$XDG_CACHE_HOME/flowlib`,
+/// else `~/.cache/flowlib`.
+pub(crate) fn cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("FLOWLIB_CACHE_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(d).join("flowlib"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("flowlib"))
 }
 
 #[cfg(test)]

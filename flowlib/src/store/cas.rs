@@ -20,10 +20,13 @@ use bytes::Bytes;
 use futures::StreamExt;
 use object_store::{GetResultPayload, MultipartUpload, ObjectStoreExt, PutMode, PutPayload};
 
-use crate::codec::{self, ByteSink, DecodeError, EncodeError, FieldReader, FieldWriter, Source};
-use crate::datastore::{Datastore, Exec};
-use crate::digest::{BlobRef, Digest, Hasher};
 use crate::error::{Error, Result};
+use crate::store::codec::{
+    self, ByteSink, DecodeError, EncodeError, FieldReader, FieldWriter, Source,
+};
+use crate::store::layout;
+use crate::store::{BlobRef, Digest, Hasher};
+use crate::store::{Datastore, Exec};
 
 /// Values whose encoding fits in this many bytes are handled in memory.
 pub(crate) const SMALL_LIMIT: usize = 8 << 20;
@@ -88,7 +91,7 @@ fn put_small(ds: &Datastore, blob: BlobRef, bytes: Bytes, what: &What) -> Result
     if ds.is_known(&blob.digest) {
         return Ok(());
     }
-    let rel = Datastore::blob_rel(&blob.digest);
+    let rel = layout::blob(&blob.digest);
     match ds.put_bytes(&rel, bytes.clone(), PutMode::Create) {
         Ok(()) => {}
         Err(e) if e.is_already_exists() => {
@@ -126,8 +129,7 @@ fn put_small(ds: &Datastore, blob: BlobRef, bytes: Bytes, what: &What) -> Result
 /// Whether a stored object is older than the time a writer may rely on it without
 /// refreshing it (see `integrity` for the `gc` rule this protects).
 fn is_old(t: chrono::DateTime<chrono::Utc>) -> bool {
-    let ttl =
-        chrono::Duration::from_std(crate::datastore::KNOWN_TTL).unwrap_or(chrono::Duration::MAX);
+    let ttl = chrono::Duration::from_std(crate::store::KNOWN_TTL).unwrap_or(chrono::Duration::MAX);
     t < chrono::Utc::now() - ttl
 }
 
@@ -166,7 +168,7 @@ fn put_large(
     if Some(blob) == base || ds.is_known(&blob.digest) {
         return Ok(blob);
     }
-    let rel = Datastore::blob_rel(&blob.digest);
+    let rel = layout::blob(&blob.digest);
     let path = ds.path(&rel);
     if let Ok(meta) = ds.retry(|| ds.inner.store.head(&path)) {
         // An old copy is uploaded again rather than trusted, to refresh its timestamp.
@@ -257,7 +259,7 @@ fn put_large_local(
             }
         }
     }
-    let staging = format!("tmp/{}", crate::metadata::new_run_id());
+    let staging = layout::staging(&crate::store::unique_name());
     let path = ds.path(&staging);
     let upload = ds
         .block_on(ds.inner.store.put_multipart(&path))
@@ -270,7 +272,7 @@ fn put_large_local(
     let blob = sink.hasher.clone().finish();
     sink.finish()
         .map_err(|e| what.err(blob.digest, format!("cannot store: {e}")))?;
-    let rel = Datastore::blob_rel(&blob.digest);
+    let rel = layout::blob(&blob.digest);
     // Same content under the same name: replacing an existing copy is harmless and atomic.
     ds.block_on(ds.inner.store.rename(&path, &ds.path(&rel)))
         .map_err(|e| {
@@ -420,7 +422,7 @@ pub(crate) fn read_small(ds: &Datastore, blob: BlobRef, what: &What) -> Result<B
             disk.remove(&blob.digest);
         }
     }
-    let rel = Datastore::blob_rel(&blob.digest);
+    let rel = layout::blob(&blob.digest);
     let bytes = ds
         .get_bytes(&rel)
         .map_err(|e| {
@@ -586,7 +588,7 @@ fn load_streaming(
             }
         }
     }
-    let rel = Datastore::blob_rel(&blob.digest);
+    let rel = layout::blob(&blob.digest);
     let path = ds.path(&rel);
     let got = match ds.retry(|| ds.inner.store.get(&path)) {
         Ok(g) => g,
@@ -711,7 +713,7 @@ fn decode_stream<'a>(
 /// Check that a stored blob exists and hashes to its address, reading it in a stream.
 /// Returns a description of the problem, if any.
 pub(crate) fn verify_blob(ds: &Datastore, blob: BlobRef) -> Result<Option<String>> {
-    let rel = Datastore::blob_rel(&blob.digest);
+    let rel = layout::blob(&blob.digest);
     let path = ds.path(&rel);
     let got = match ds.retry(|| ds.inner.store.get(&path)) {
         Ok(g) => g,
@@ -761,8 +763,8 @@ pub(crate) fn verify_blob(ds: &Datastore, blob: BlobRef) -> Result<Option<String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{Tag, ViaSerde};
-    use crate::datastore::OpenMode;
+    use crate::store::codec::{Tag, ViaSerde};
+    use crate::store::OpenMode;
 
     fn store() -> (tempfile::TempDir, Datastore) {
         let dir = tempfile::tempdir().unwrap();
@@ -830,7 +832,7 @@ mod tests {
     fn corrupted_and_truncated_blobs_are_detected() {
         let (dir, ds) = store();
         let b = put(&ds, &"precious".to_string(), None);
-        let file = dir.path().join("ds").join(Datastore::blob_rel(&b.digest));
+        let file = dir.path().join("ds").join(layout::blob(&b.digest));
         let mut bytes = std::fs::read(&file).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
@@ -861,7 +863,7 @@ mod tests {
         assert_eq!(blob_files(&ds), 1);
         assert!(verify_blob(&ds, b).unwrap().is_none());
         // Corrupt one byte in the middle: the streaming read must refuse the value.
-        let file = dir.path().join("ds").join(Datastore::blob_rel(&b.digest));
+        let file = dir.path().join("ds").join(layout::blob(&b.digest));
         let mut bytes = std::fs::read(&file).unwrap();
         let mid = bytes.len() / 2;
         bytes[mid] ^= 1;
@@ -884,7 +886,7 @@ mod tests {
             size: bytes.len() as u64,
         };
         ds.put_bytes(
-            &Datastore::blob_rel(&blob.digest),
+            &layout::blob(&blob.digest),
             Bytes::from(bytes),
             PutMode::Create,
         )

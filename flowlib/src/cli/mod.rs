@@ -8,15 +8,16 @@ use std::process::ExitCode;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
-use crate::client::{successful, Run, RunInfo};
-use crate::datastore::{Datastore, OpenMode, DATASTORE_ENV, DEFAULT_DATASTORE};
+use crate::client::Run;
 use crate::error::{chain, Error, Result};
-use crate::executor::{Limits, RunSummary};
+use crate::exec::Limits;
+use crate::flow::graph::format_bytes;
 use crate::flow::Flow;
-use crate::graph::format_bytes;
-use crate::metadata::RunStatus;
-use crate::progress::ProgressMode;
-use crate::runner::{self, ResumeOptions, RunOptions};
+use crate::meta::query::successful;
+use crate::meta::{RunInfo, RunStatus};
+use crate::run::progress::ProgressMode;
+use crate::run::{self, ResumeOptions, RunOptions, RunSummary};
+use crate::store::{Datastore, Digest, OpenMode, DATASTORE_ENV, DEFAULT_DATASTORE};
 use crate::task;
 
 /// Run the command line for flow `F`. Use it as the whole `main`:
@@ -246,8 +247,20 @@ pub fn command<F: Flow>() -> Command {
             Command::new("step")
                 .about("Run one task of an existing run (used by execution backends)")
                 .hide(true)
-                .arg(Arg::new("name").required(true).value_name("STEP"))
-                .arg(Arg::new("run").long("run").required(true).value_name("RUN"))
+                .arg(
+                    Arg::new("spec")
+                        .long("spec")
+                        .value_name("DIGEST")
+                        .conflicts_with_all(["name", "run", "task", "attempt"])
+                        .help("Run the task spec stored under this digest (what executors run)"),
+                )
+                .arg(Arg::new("name").required_unless_present("spec").value_name("STEP"))
+                .arg(
+                    Arg::new("run")
+                        .long("run")
+                        .required_unless_present("spec")
+                        .value_name("RUN"),
+                )
                 .arg(
                     Arg::new("task")
                         .long("task")
@@ -334,22 +347,22 @@ fn dispatch<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<ExitCode> {
     match m.subcommand() {
         Some(("run", sub)) => {
             let opts = run_options::<F>(sub, argv)?;
-            opts.limits.check(F::graph())?;
-            // Bad parameters are refused before anything is written.
-            runner::initial_state::<F>(&opts.params)?;
+            // Bad requests (resources, parameters) are refused before anything is written.
+            let executor = run::prepare::<F>(&opts)?;
+            let state = run::initial_state::<F>(&opts.params)?;
             let ds = open(m, OpenMode::Create)?;
-            let summary = runner::run::<F>(&ds, &opts)?;
+            let summary = run::run_prepared::<F>(&ds, &opts, executor, state)?;
             Ok(report(&summary))
         }
         Some(("resume", sub)) => {
             let opts = run_options::<F>(sub, argv)?;
-            opts.limits.check(F::graph())?;
+            let executor = run::prepare::<F>(&opts)?;
             let ds = open(m, OpenMode::Existing)?;
             let ropts = ResumeOptions {
                 origin: sub.get_one::<String>("origin").cloned(),
                 step: sub.get_one::<String>("step").cloned(),
             };
-            let summary = runner::resume::<F>(&ds, &opts, &ropts)?;
+            let summary = run::resume_prepared::<F>(&ds, &opts, &ropts, executor)?;
             Ok(report(&summary))
         }
         Some(("show", sub)) => {
@@ -375,13 +388,17 @@ fn dispatch<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<ExitCode> {
         Some(("check", _)) => {
             let g = F::graph();
             let limits = Limits::detect(None, None);
-            limits.check(g)?;
+            let executor = run::prepare::<F>(&RunOptions {
+                limits: limits.clone(),
+                ..RunOptions::default()
+            })?;
             println!(
-                "flow {}: {} steps, {} artifacts, graph {}: ok (this machine: {} CPUs, {}, {} GPUs)",
+                "flow {}: {} steps, {} artifacts, graph {}: ok (executor {}; this machine: {} CPUs, {}, {} GPUs)",
                 F::NAME,
                 g.steps().len(),
                 F::FIELDS.len(),
                 g.digest(),
+                executor.name(),
                 limits.max_workers,
                 format_bytes(limits.max_memory),
                 limits.gpus
@@ -405,7 +422,7 @@ fn dispatch<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<ExitCode> {
         }
         Some(("verify", sub)) => {
             let ds = open(m, OpenMode::Existing)?;
-            let problems = crate::integrity::verify(
+            let problems = crate::maintenance::verify(
                 &ds,
                 Some(F::NAME),
                 sub.get_one::<String>("run").map(String::as_str),
@@ -419,13 +436,24 @@ fn dispatch<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<ExitCode> {
         Some(("gc", sub)) => {
             let ds = open(m, OpenMode::Existing)?;
             let grace_text = sub.get_one::<String>("grace").expect("has default");
-            let grace = crate::integrity::parse_duration(grace_text)?;
-            crate::integrity::gc(&ds, sub.get_flag("dry-run"), grace)?;
+            let grace = crate::maintenance::parse_duration(grace_text)?;
+            crate::maintenance::gc(&ds, sub.get_flag("dry-run"), grace)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Some(("step", sub)) if sub.contains_id("spec") => {
+            let ds = open(m, OpenMode::Existing)?;
+            let text = sub.get_one::<String>("spec").expect("present");
+            let digest: Digest = text
+                .parse()
+                .map_err(|e| Error::invalid(format!("invalid --spec {text:?}: {e}")))?;
+            let outcome = task::run_spec::<F>(&ds, &digest)?;
+            Ok(step_outcome(&format!("spec {digest}"), outcome))
         }
         Some(("step", sub)) => {
             let ds = open(m, OpenMode::Existing)?;
-            let step = sub.get_one::<String>("name").expect("required");
+            let step = sub
+                .get_one::<String>("name")
+                .ok_or_else(|| Error::invalid("`step` needs a step name (or --spec <digest>)"))?;
             let run = sub.get_one::<String>("run").expect("required");
             let index = sub.get_one::<String>("task").expect("has default");
             let attempt = *sub.get_one::<u32>("attempt").expect("has default");
@@ -435,22 +463,31 @@ fn dispatch<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<ExitCode> {
             } else {
                 format!("{step}/{index}")
             };
-            match task::run_task::<F>(&ds, run, &task, attempt)? {
-                task::TaskOutcome::Committed => {
-                    eprintln!("flowlib: task {task} of run {run} attempt {attempt} committed");
-                    Ok(ExitCode::SUCCESS)
-                }
-                task::TaskOutcome::Failed(e) => {
-                    eprintln!("flowlib: task {task} of run {run} attempt {attempt} failed: {e}");
-                    Ok(ExitCode::from(1))
-                }
-                task::TaskOutcome::AlreadyCommitted => {
-                    eprintln!("flowlib: task {task} of run {run} attempt {attempt} was already committed (or fenced) by another writer");
-                    Ok(ExitCode::from(1))
-                }
-            }
+            let outcome = task::run_task::<F>(&ds, run, &task, attempt)?;
+            Ok(step_outcome(
+                &format!("task {task} of run {run} attempt {attempt}"),
+                outcome,
+            ))
         }
         _ => unreachable!("clap requires a subcommand"),
+    }
+}
+
+/// Say how a `step` invocation ended; exit 0 only when it committed.
+fn step_outcome(what: &str, outcome: task::TaskOutcome) -> ExitCode {
+    match outcome {
+        task::TaskOutcome::Committed => {
+            eprintln!("flowlib: {what} committed");
+            ExitCode::SUCCESS
+        }
+        task::TaskOutcome::Failed(e) => {
+            eprintln!("flowlib: {what} failed: {e}");
+            ExitCode::from(1)
+        }
+        task::TaskOutcome::AlreadyCommitted => {
+            eprintln!("flowlib: {what} was already committed (or fenced) by another writer");
+            ExitCode::from(1)
+        }
     }
 }
 
@@ -591,7 +628,7 @@ fn dump<F: Flow>(ds: &Datastore, target: &str, artifact: Option<&str>) -> Result
             Error::not_found(format!("no runs of flow {} in {}", F::NAME, ds.url()))
         })?
     } else {
-        crate::metadata::validate_run_id(run_id)?;
+        crate::meta::validate_run_id(run_id)?;
         run_id.to_string()
     };
     let run = Run::<F>::open(ds, &run_id)?;

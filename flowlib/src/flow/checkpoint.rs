@@ -14,12 +14,11 @@ use object_store::PutMode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::cas::{self, What};
-use crate::codec::{Tag, ViaSerde};
-use crate::datastore::Datastore;
-use crate::digest::BlobRef;
 use crate::error::{Error, Result};
-use crate::metadata::{now_rfc3339, paths, task_id, IndexPath};
+use crate::meta::{now_rfc3339, task_id, IndexPath};
+use crate::store::cas::{self, What};
+use crate::store::codec::{Tag, ViaSerde};
+use crate::store::{layout, BlobRef, Datastore};
 
 #[derive(Serialize, Deserialize)]
 struct Pointer {
@@ -92,7 +91,7 @@ impl Checkpoint {
             saved: now_rfc3339(),
             type_name: std::any::type_name::<T>().to_string(),
         };
-        let rel = paths::checkpoint_latest(self.flow, &run, self.step, &self.index);
+        let rel = layout::checkpoint_latest(self.flow, &run, self.step, &self.index.dir_name());
         crate::failpoint::hold("checkpoint-pointer", &self.task());
         self.ds.put_json(&rel, &ptr, PutMode::Overwrite)?;
         self.last = Some(blob);
@@ -105,7 +104,7 @@ impl Checkpoint {
     pub fn load<T: Serialize + DeserializeOwned>(&mut self) -> Result<Option<T>> {
         self.check_declared()?;
         for run in &self.sources {
-            let rel = paths::checkpoint_latest(self.flow, run, self.step, &self.index);
+            let rel = layout::checkpoint_latest(self.flow, run, self.step, &self.index.dir_name());
             let Some(ptr) = self.ds.get_json::<Pointer>(&rel)? else {
                 continue;
             };

@@ -3,6 +3,9 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use crate::meta::AttemptStatus;
+use crate::run::events::{fmt_duration, EventSink, RunEvent};
+
 /// How a run reports progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ProgressMode {
@@ -50,17 +53,17 @@ impl Progress {
         }
     }
 
-    pub(crate) fn add_total(&mut self, step: usize, n: usize) {
+    fn add_total(&mut self, step: usize, n: usize) {
         self.counts[step].total += n;
         self.redraw(false);
     }
 
-    pub(crate) fn started(&mut self, step: usize) {
+    fn started(&mut self, step: usize) {
         self.counts[step].running += 1;
         self.redraw(false);
     }
 
-    pub(crate) fn finished(&mut self, step: usize, task: &str, ok: bool, what: &str) {
+    fn finished(&mut self, step: usize, task: &str, ok: bool, what: &str) {
         let c = &mut self.counts[step];
         c.running = c.running.saturating_sub(1);
         if ok {
@@ -76,23 +79,19 @@ impl Progress {
         self.redraw(false);
     }
 
-    pub(crate) fn reused(&mut self, step: usize, n: usize) {
+    fn reused(&mut self, step: usize, n: usize) {
         self.counts[step].done += n;
         self.redraw(false);
     }
 
     /// Print a message line (failures, retries) without garbling the live line.
-    pub(crate) fn line(&mut self, msg: &str) {
+    fn line(&mut self, msg: &str) {
         if self.live && self.drawn {
             eprint!("\r\x1b[2K");
             self.drawn = false;
         }
         eprintln!("{msg}");
         self.redraw(true);
-    }
-
-    pub(crate) fn tick(&mut self) {
-        self.redraw(false);
     }
 
     fn redraw(&mut self, force: bool) {
@@ -119,8 +118,59 @@ impl Progress {
         let _ = err.flush();
         self.drawn = true;
     }
+}
 
-    pub(crate) fn finish(&mut self) {
+impl EventSink for Progress {
+    fn event(&mut self, e: &RunEvent) {
+        match e {
+            RunEvent::Queued { step, tasks } => self.add_total(*step, *tasks),
+            RunEvent::Reused { step, .. } => self.reused(*step, 1),
+            RunEvent::Started { step, .. } => self.started(*step),
+            RunEvent::Committed {
+                step,
+                task,
+                status,
+                elapsed,
+                ..
+            } => {
+                let what = match status {
+                    AttemptStatus::Caught => "caught an error and continued".to_string(),
+                    _ => format!("ok ({})", fmt_duration(*elapsed)),
+                };
+                self.finished(*step, task, true, &what);
+            }
+            RunEvent::Retrying {
+                step,
+                task,
+                attempt,
+                error,
+                delay,
+                of,
+            } => {
+                self.finished(
+                    *step,
+                    task,
+                    false,
+                    &format!("attempt {attempt} failed: {error}"),
+                );
+                self.line(&format!(
+                    "  {task} retrying in {} (attempt {} of {of})",
+                    fmt_duration(*delay),
+                    attempt + 2,
+                ));
+            }
+            RunEvent::Failed {
+                step, task, error, ..
+            } => self.finished(*step, task, false, &format!("failed: {error}")),
+            RunEvent::Note { message } => self.line(&format!("  {message}")),
+        }
+    }
+
+    fn tick(&mut self) {
+        self.redraw(false);
+    }
+
+    fn finish(&mut self) {
         if self.live && self.drawn {
             self.redraw(true);
             eprintln!();

@@ -1,0 +1,149 @@
+//! What a running step can ask about itself: [`Ctx`], and the call frame generated dispatch
+//! code receives.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crate::flow::checkpoint::Checkpoint;
+use crate::flow::Inputs;
+use crate::meta::IndexPath;
+
+/// Per-task context handed to a step that asks for it with `ctx: &mut Ctx`.
+pub struct Ctx {
+    pub(crate) flow: &'static str,
+    pub(crate) run_id: String,
+    pub(crate) step: &'static str,
+    pub(crate) index: IndexPath,
+    pub(crate) attempt: u32,
+    pub(crate) cancel: Arc<AtomicBool>,
+    pub(crate) checkpoint: Option<Checkpoint>,
+}
+
+impl Ctx {
+    /// The flow's name.
+    pub fn flow(&self) -> &str {
+        self.flow
+    }
+
+    /// The id of the run this task belongs to.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The step's name.
+    pub fn step(&self) -> &str {
+        self.step
+    }
+
+    /// The task id: `step` or `step/i.j` inside foreach splits.
+    pub fn task_id(&self) -> String {
+        crate::meta::task_id(self.step, &self.index)
+    }
+
+    /// Index of this task in the innermost foreach, if any.
+    pub fn index(&self) -> Option<usize> {
+        self.index.0.last().map(|&i| i as usize)
+    }
+
+    /// Indices of this task in every enclosing foreach, outermost first.
+    pub fn index_path(&self) -> &[u32] {
+        &self.index.0
+    }
+
+    /// The attempt number, counting from 0 (retries increase it).
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// True once this attempt has been abandoned (it timed out): its results will be
+    /// discarded, so long loops may stop early.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// In-step checkpoints of this task: `save` progress, `load` it back after a retry or a resume.
+    ///
+    /// ```no_run
+    /// # fn demo(ctx: &mut flowlib::Ctx) -> flowlib::Result<()> {
+    /// let mut epoch: u32 = ctx.checkpoint().load()?.unwrap_or(0);
+    /// while epoch < 100 {
+    ///     epoch += 1;
+    ///     ctx.checkpoint().save(&epoch)?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn checkpoint(&mut self) -> &mut Checkpoint {
+        self.checkpoint
+            .as_mut()
+            .expect("checkpoints are available in every task run by flowlib")
+    }
+}
+
+impl fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx")
+            .field("flow", &self.flow)
+            .field("run_id", &self.run_id)
+            .field("task", &self.task_id())
+            .field("attempt", &self.attempt)
+            .finish()
+    }
+}
+
+/// What generated dispatch code needs to call one step.
+#[doc(hidden)]
+pub struct StepCall<'a, F> {
+    pub(crate) ctx: &'a mut Ctx,
+    pub(crate) item_index: Option<usize>,
+    pub(crate) inputs: Option<Inputs<F>>,
+    /// The split's state, decoded once and shared by its foreach tasks.
+    pub(crate) item_source: Option<Arc<std::sync::Mutex<F>>>,
+}
+
+/// Where generated code reads a foreach item from.
+#[doc(hidden)]
+pub enum ItemSource<'a, F> {
+    Own(&'a F),
+    Shared(std::sync::MutexGuard<'a, F>),
+}
+
+impl<F> Deref for ItemSource<'_, F> {
+    type Target = F;
+    fn deref(&self) -> &F {
+        match self {
+            ItemSource::Own(f) => f,
+            ItemSource::Shared(g) => g,
+        }
+    }
+}
+
+impl<F> StepCall<'_, F> {
+    #[doc(hidden)]
+    pub fn ctx(&mut self) -> &mut Ctx {
+        self.ctx
+    }
+
+    #[doc(hidden)]
+    pub fn item_index(&self) -> usize {
+        self.item_index.unwrap_or(0)
+    }
+
+    #[doc(hidden)]
+    pub fn item_source<'b>(&'b self, own: &'b F) -> ItemSource<'b, F> {
+        match &self.item_source {
+            Some(shared) => ItemSource::Shared(shared.lock().unwrap_or_else(|e| e.into_inner())),
+            None => ItemSource::Own(own),
+        }
+    }
+
+    #[doc(hidden)]
+    pub fn take_inputs(&mut self) -> Inputs<F> {
+        self.inputs.take().unwrap_or(Inputs {
+            refs: Vec::new(),
+            loader: None,
+            template: OnceLock::new(),
+        })
+    }
+}

@@ -1,0 +1,164 @@
+//! The inputs of a join step, loaded on demand.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
+
+use crate::error::{Error, Result};
+use crate::meta::{Committed, IndexPath};
+
+/// One input of a join: the state of one incoming task.
+///
+/// Derefs to the state, so `input.score` reads the `score` artifact of that task.
+pub struct Input<S> {
+    pub(crate) state: S,
+    pub(crate) step: &'static str,
+    pub(crate) index: IndexPath,
+}
+
+impl<S> Input<S> {
+    /// The step that produced this input.
+    pub fn step(&self) -> &str {
+        self.step
+    }
+
+    /// The task id that produced this input.
+    pub fn task_id(&self) -> String {
+        crate::meta::task_id(self.step, &self.index)
+    }
+
+    /// The foreach index of the producing task (for foreach joins).
+    pub fn index(&self) -> Option<usize> {
+        self.index.0.last().map(|&i| i as usize)
+    }
+
+    /// Take the state out.
+    pub fn into_inner(self) -> S {
+        self.state
+    }
+}
+
+impl<S> Deref for Input<S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        &self.state
+    }
+}
+
+/// The inputs of a join step: one per incoming task, in order (foreach index order for a
+/// foreach join, declaration order of the arms for a branch join).
+///
+/// Inputs are loaded on demand, one at a time, so a join over a foreach of a million items
+/// holds one input state in memory, not a million. Fields an input inherited unchanged
+/// from the split are cloned from one decoded copy instead of decoded again (for `Clone`
+/// types). Iterating with [`iter`](Inputs::iter) panics if an input cannot be read (a
+/// missing or corrupted blob); flowlib turns that into a failure of the join task that
+/// names the artifact. Use [`try_iter`](Inputs::try_iter) to handle such errors yourself.
+pub struct Inputs<S> {
+    pub(crate) refs: Vec<InputRef>,
+    pub(crate) loader: Option<Arc<dyn LoadInput<S>>>,
+    pub(crate) template: OnceLock<Option<S>>,
+}
+
+/// One input, before loading.
+#[derive(Clone)]
+pub(crate) struct InputRef {
+    pub(crate) step: &'static str,
+    pub(crate) index: IndexPath,
+    pub(crate) committed: Arc<Committed>,
+}
+
+/// Loads join inputs from the store; implemented by the task layer, which knows the run.
+pub(crate) trait LoadInput<S>: Send + Sync {
+    /// The split's state, from which inputs clone the fields they share with it.
+    fn template(&self) -> Option<S>;
+    /// Load one input, cloning shared fields from `template`.
+    fn load(&self, input: &InputRef, template: Option<&S>) -> Result<S>;
+}
+
+impl<S> Inputs<S> {
+    pub(crate) fn new(refs: Vec<InputRef>, loader: Arc<dyn LoadInput<S>>) -> Self {
+        Inputs {
+            refs,
+            loader: Some(loader),
+            template: OnceLock::new(),
+        }
+    }
+
+    /// Number of inputs.
+    pub fn len(&self) -> usize {
+        self.refs.len()
+    }
+
+    /// True for a foreach over an empty collection.
+    pub fn is_empty(&self) -> bool {
+        self.refs.is_empty()
+    }
+
+    /// The task ids of the inputs, without loading them.
+    pub fn task_ids(&self) -> Vec<String> {
+        self.refs
+            .iter()
+            .map(|r| crate::meta::task_id(r.step, &r.index))
+            .collect()
+    }
+
+    fn template(&self) -> Option<&S> {
+        let loader = self.loader.as_ref()?;
+        self.template.get_or_init(|| loader.template()).as_ref()
+    }
+
+    /// Load input `i`.
+    pub fn try_get(&self, i: usize) -> Option<Result<Input<S>>> {
+        let r = self.refs.get(i)?;
+        let Some(loader) = &self.loader else {
+            return Some(Err(Error::invalid(
+                "these inputs have no datastore to load from",
+            )));
+        };
+        let state = loader.load(r, self.template());
+        Some(state.map(|state| Input {
+            state,
+            step: r.step,
+            index: r.index.clone(),
+        }))
+    }
+
+    /// Load input `i`; panics if it cannot be read (see the type's docs).
+    pub fn get(&self, i: usize) -> Option<Input<S>> {
+        self.try_get(i)
+            .map(|r| r.unwrap_or_else(|e| panic!("{}", crate::error::chain(&e))))
+    }
+
+    /// The input coming from step `name` (for branch joins).
+    pub fn from_step(&self, name: &str) -> Option<Input<S>> {
+        let i = self.refs.iter().position(|r| r.step == name)?;
+        self.get(i)
+    }
+
+    /// Iterate over the inputs, loading each on demand; panics if one cannot be read.
+    pub fn iter(&self) -> impl Iterator<Item = Input<S>> + '_ {
+        (0..self.refs.len()).filter_map(move |i| self.get(i))
+    }
+
+    /// Iterate over the inputs, loading each on demand, with load errors as values.
+    pub fn try_iter(&self) -> impl Iterator<Item = Result<Input<S>>> + '_ {
+        (0..self.refs.len()).filter_map(move |i| self.try_get(i))
+    }
+
+    /// Load every input at once.
+    pub fn load_all(&self) -> Result<Vec<Input<S>>> {
+        self.try_iter().collect()
+    }
+}
+
+impl<S> fmt::Debug for Inputs<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<String> = self
+            .refs
+            .iter()
+            .map(|r| crate::meta::task_id(r.step, &r.index))
+            .collect();
+        f.debug_struct("Inputs").field("tasks", &ids).finish()
+    }
+}

@@ -1,0 +1,45 @@
+//! The one view of a committed task that the scheduler, resume, the task entry point and
+//! the client share.
+
+use std::collections::BTreeMap;
+
+use crate::meta::{AttemptStatus, TaskAttempt, TaskRef};
+use crate::store::BlobRef;
+
+/// A committed task's artifacts, as the scheduler and readers know them.
+#[derive(Debug, Clone)]
+pub(crate) struct Committed {
+    /// The attempt that produced them (`None` for a run's initial state).
+    pub(crate) task: Option<TaskRef>,
+    /// The manifest the attempt's commit record pins (`None` for a run's initial state).
+    pub(crate) manifest: Option<BlobRef>,
+    pub(crate) artifacts: BTreeMap<String, BlobRef>,
+    pub(crate) foreach_count: Option<u64>,
+    pub(crate) status: AttemptStatus,
+}
+
+impl Committed {
+    /// A run's initial state: defaults and parameters, the start step's input.
+    pub(crate) fn initial(artifacts: BTreeMap<String, BlobRef>) -> Committed {
+        Committed {
+            task: None,
+            manifest: None,
+            artifacts,
+            foreach_count: None,
+            status: AttemptStatus::Ok,
+        }
+    }
+
+    /// The view of a successful attempt read from the store; `None` for an attempt that
+    /// has no manifest (fenced) or did not succeed.
+    pub(crate) fn from_attempt(a: &TaskAttempt) -> Option<Committed> {
+        let m = a.manifest.as_ref()?;
+        a.status.is_success().then(|| Committed {
+            task: Some(a.source.clone()),
+            manifest: a.manifest_ref,
+            artifacts: m.artifacts.clone(),
+            foreach_count: m.foreach_count,
+            status: a.status,
+        })
+    }
+}

@@ -1,0 +1,18 @@
+//! The metadata layer: record schemas, identities, the commit protocol and the queries
+//! that both the runtime and the client ask of a datastore.
+
+pub(crate) mod commit;
+mod committed;
+pub(crate) mod identity;
+mod ids;
+pub(crate) mod query;
+mod records;
+
+pub(crate) use committed::Committed;
+pub(crate) use ids::{hostname, new_run_id, now_rfc3339, parse_task_id, username};
+pub use ids::{task_id, validate_run_id, IndexPath};
+pub use query::{RunInfo, TaskAttempt};
+pub use records::{
+    AttemptStatus, CodeIdentity, CommitRecord, ResumeInfo, ReuseRecord, ReusedTask, RunEnd,
+    RunRecord, RunStatus, StepShape, TaskManifest, TaskRef, Timings, METADATA_VERSION,
+};

@@ -1,0 +1,300 @@
+//! The queries both the runtime (resume, the task entry point) and the client ask of a
+//! datastore: flows, runs, a run's committed attempts, one artifact.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::meta::commit::{read_commit, read_manifest};
+use crate::meta::{
+    parse_task_id, task_id, validate_run_id, AttemptStatus, IndexPath, ReuseRecord, RunEnd,
+    RunRecord, RunStatus, TaskManifest, TaskRef,
+};
+use crate::store::cas::{self, What};
+use crate::store::codec::{Tag, ViaSerde};
+use crate::store::{layout, BlobRef, Datastore};
+
+/// A run as listed by `runs`.
+#[derive(Clone, Debug)]
+pub struct RunInfo {
+    /// The run record.
+    pub record: RunRecord,
+    /// The end record, once the run finished.
+    pub end: Option<RunEnd>,
+}
+
+impl RunInfo {
+    /// Succeeded, failed, or running (or killed before it could say).
+    pub fn status(&self) -> RunStatus {
+        self.end
+            .as_ref()
+            .map(|e| e.status)
+            .unwrap_or(RunStatus::Running)
+    }
+
+    /// Whether a run without an end record is still alive, when that can be told (same host).
+    pub fn is_alive(&self) -> Option<bool> {
+        if self.end.is_some() {
+            return Some(false);
+        }
+        if self.record.host != crate::meta::hostname() {
+            return None;
+        }
+        let pid = self.record.pid;
+        // A zombie (killed, not yet reaped) is dead for our purposes.
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            return Some(!matches!(state, Some("Z") | Some("X") | None));
+        }
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+        Some(rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+    }
+}
+
+/// One committed task attempt of a run (executed in it, or reused from an origin).
+#[derive(Clone, Debug)]
+pub struct TaskAttempt {
+    /// Step name.
+    pub step: String,
+    /// Foreach index path.
+    pub index: IndexPath,
+    /// Where the attempt was executed (another run when reused).
+    pub source: TaskRef,
+    /// Outcome.
+    pub status: AttemptStatus,
+    /// The error of a failed or caught attempt.
+    pub error: Option<String>,
+    /// The manifest (absent for fenced attempts).
+    pub manifest: Option<TaskManifest>,
+    /// Digest and size of the manifest bytes, as pinned by the commit record.
+    pub manifest_ref: Option<BlobRef>,
+    /// Reused from an origin run.
+    pub reused: bool,
+}
+
+impl TaskAttempt {
+    /// `step` or `step/2.5`.
+    pub fn task_id(&self) -> String {
+        task_id(&self.step, &self.index)
+    }
+}
+
+impl Datastore {
+    /// Flows that have runs in this datastore.
+    pub fn flows(&self) -> Result<Vec<String>> {
+        self.list_dirs(&layout::flows())
+    }
+
+    /// Run ids of `flow`, oldest first.
+    pub fn run_ids(&self, flow: &str) -> Result<Vec<String>> {
+        self.list_dirs(&layout::runs(flow))
+    }
+
+    /// The most recent run of `flow`.
+    pub fn latest_run(&self, flow: &str) -> Result<Option<String>> {
+        // Only runs whose record exists count (a run id dir may hold just a late blob write).
+        let ids = self.run_ids(flow)?;
+        for id in ids.into_iter().rev() {
+            if self.get_bytes(&layout::run_record(flow, &id))?.is_some() {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Run record and end record of one run.
+    pub fn run_info(&self, flow: &str, run: &str) -> Result<RunInfo> {
+        validate_run_id(run)?;
+        let record: RunRecord =
+            self.get_json(&layout::run_record(flow, run))?
+                .ok_or_else(|| {
+                    Error::not_found(format!("no run `{run}` of flow {flow} in {}", self.url()))
+                })?;
+        let end = self.get_json(&layout::run_end(flow, run))?;
+        Ok(RunInfo { record, end })
+    }
+
+    /// Every run of `flow`, oldest first.
+    pub fn runs(&self, flow: &str) -> Result<Vec<RunInfo>> {
+        let mut out = Vec::new();
+        for id in self.run_ids(flow)? {
+            match self.run_info(flow, &id) {
+                Ok(i) => out.push(i),
+                Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every committed attempt of a run, including tasks reused from its origin.
+    pub fn task_attempts(&self, flow: &str, run: &str) -> Result<Vec<TaskAttempt>> {
+        validate_run_id(run)?;
+        let prefix = layout::tasks(flow, run);
+        let mut commits: Vec<(String, IndexPath, u32)> = Vec::new();
+        for obj in self.list(&prefix)? {
+            let Some(rest) = obj.rel.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some((step, index, attempt)) = layout::parse_commit_file(rest) else {
+                continue;
+            };
+            let Some(index) = IndexPath::parse(index) else {
+                continue;
+            };
+            commits.push((step.to_string(), index, attempt));
+        }
+        commits.sort();
+        let mut out = Vec::with_capacity(commits.len());
+        for (step, index, attempt) in commits {
+            let Some((record, manifest)) = read_commit(self, flow, run, &step, &index, attempt)?
+            else {
+                continue;
+            };
+            out.push(TaskAttempt {
+                source: TaskRef {
+                    run: run.to_string(),
+                    step: step.clone(),
+                    index: index.clone(),
+                    attempt,
+                },
+                step,
+                index,
+                status: record.status,
+                error: record.error,
+                manifest,
+                manifest_ref: record.manifest,
+                reused: false,
+            });
+        }
+        if let Some(reuse) = self.get_json::<ReuseRecord>(&layout::reuse(flow, run))? {
+            for t in reuse.tasks {
+                let src = &t.source;
+                let manifest = read_manifest(self, t.manifest, &src.task_id())?;
+                out.push(TaskAttempt {
+                    step: src.step.clone(),
+                    index: src.index.clone(),
+                    source: src.clone(),
+                    status: t.status,
+                    error: manifest.error.clone(),
+                    manifest: Some(manifest),
+                    manifest_ref: Some(t.manifest),
+                    reused: true,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The successful attempt of task `task` (`step` or `step/2.5`) of a run.
+    pub fn successful_task(&self, flow: &str, run: &str, task: &str) -> Result<TaskAttempt> {
+        let (step, index) = parse_task_id(task)?;
+        successful(self.task_attempts(flow, run)?)
+            .remove(&(step.to_string(), index))
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "run {run} of flow {flow} has no successful task `{task}`"
+                ))
+            })
+    }
+
+    /// Read one artifact of a past run as `T`, without the flow's type (for tools,
+    /// notebooks and tests). Only that artifact's blob is read, and it is verified.
+    ///
+    /// ```no_run
+    /// let ds = flowlib::Datastore::open(".flowlib", flowlib::OpenMode::Existing)?;
+    /// let run = ds.latest_run("Train")?.expect("a run");
+    /// let best: Option<(f64, f64, (f64, f64))> = ds.artifact("Train", &run, "pick", "best")?;
+    /// # Ok::<(), flowlib::Error>(())
+    /// ```
+    pub fn artifact<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        flow: &str,
+        run: &str,
+        task: &str,
+        name: &str,
+    ) -> Result<T> {
+        let a = self.successful_task(flow, run, task)?;
+        let m = a
+            .manifest
+            .as_ref()
+            .expect("successful attempts have manifests");
+        let blob = *m.artifacts.get(name).ok_or_else(|| {
+            Error::not_found(format!("task {task} of run {run} has no artifact `{name}`"))
+        })?;
+        let what = What::new(name, format!(" of run {run} task {task}"));
+        let mut out: Option<T> = None;
+        cas::load_decoded(self, blob, &what, &mut |r| {
+            out = Some((&Tag::<T>::NEW).decode_field(r)?);
+            Ok(())
+        })?;
+        Ok(out.expect("decoded"))
+    }
+}
+
+/// The successful attempt of each task (the one downstream steps used).
+pub(crate) fn successful(attempts: Vec<TaskAttempt>) -> BTreeMap<(String, IndexPath), TaskAttempt> {
+    let mut out: BTreeMap<(String, IndexPath), TaskAttempt> = BTreeMap::new();
+    for a in attempts {
+        if a.status.is_success() && a.manifest.is_some() {
+            out.insert((a.step.clone(), a.index.clone()), a);
+        }
+    }
+    out
+}
+
+/// More attempts than any retry policy makes.
+const MAX_PROBED_ATTEMPTS: u32 = 1 << 16;
+
+/// The successful attempt of one task of a run, read by probing its commit records
+/// (attempts are numbered from 0 without gaps, so this is one read per attempt) and the
+/// run's reuse record when given; never a listing of the run.
+pub(crate) fn successful_attempt(
+    ds: &Datastore,
+    flow: &str,
+    run: &str,
+    step: &str,
+    index: &IndexPath,
+    reuse: Option<&ReuseRecord>,
+) -> Result<Option<crate::meta::Committed>> {
+    let mut found = None;
+    for attempt in 0..MAX_PROBED_ATTEMPTS {
+        let Some((record, manifest)) = read_commit(ds, flow, run, step, index, attempt)? else {
+            break;
+        };
+        if let (true, Some(manifest)) = (record.status.is_success(), manifest) {
+            found = Some(crate::meta::Committed {
+                task: Some(TaskRef {
+                    run: run.to_string(),
+                    step: step.to_string(),
+                    index: index.clone(),
+                    attempt,
+                }),
+                manifest: record.manifest,
+                artifacts: manifest.artifacts,
+                foreach_count: manifest.foreach_count,
+                status: record.status,
+            });
+        }
+    }
+    if found.is_some() {
+        return Ok(found);
+    }
+    let reused = reuse
+        .into_iter()
+        .flat_map(|r| r.tasks.iter())
+        .find(|t| t.source.step == step && t.source.index == *index);
+    if let Some(t) = reused {
+        let manifest = read_manifest(ds, t.manifest, &t.source.task_id())?;
+        return Ok(Some(crate::meta::Committed {
+            task: Some(t.source.clone()),
+            manifest: Some(t.manifest),
+            artifacts: manifest.artifacts,
+            foreach_count: manifest.foreach_count,
+            status: t.status,
+        }));
+    }
+    Ok(None)
+}

@@ -1,0 +1,268 @@
+//! The run layer: start a run or resume one, plan what a resume reuses, drive the
+//! scheduler (a pure state machine) against an executor, and report run events.
+
+mod drive;
+pub(crate) mod events;
+mod policy;
+pub(crate) mod progress;
+mod resume;
+pub(crate) mod scheduler;
+mod start;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result, RunFailure};
+use crate::exec::{Executor, Limits};
+use crate::flow::Flow;
+use crate::meta::{
+    hostname, new_run_id, now_rfc3339, username, Committed, ResumeInfo, ReuseRecord, RunEnd,
+    RunRecord, RunStatus, METADATA_VERSION,
+};
+use crate::run::progress::{Progress, ProgressMode};
+use crate::run::scheduler::{Prefilled, Scheduler};
+use crate::store::{layout, BlobRef, Datastore};
+use crate::task::RunContext;
+
+pub use resume::resume;
+pub(crate) use resume::resume_prepared;
+pub use start::initial_state;
+pub(crate) use start::shape;
+
+/// Options of a run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Capacity.
+    pub limits: Limits,
+    /// Progress display.
+    pub progress: ProgressMode,
+    /// Parameter values from the command line: (field name, raw text).
+    pub params: Vec<(String, String)>,
+    /// The command line, recorded in the run record.
+    pub argv: Vec<String>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            limits: Limits::detect(None, None),
+            progress: ProgressMode::Quiet,
+            params: Vec::new(),
+            argv: std::env::args().collect(),
+        }
+    }
+}
+
+/// What to resume.
+#[derive(Clone, Debug, Default)]
+pub struct ResumeOptions {
+    /// The run to resume (default: the latest run of the flow).
+    pub origin: Option<String>,
+    /// Re-run this step and everything downstream of it (default: only failed or missing tasks).
+    pub step: Option<String>,
+}
+
+/// What happened in a run.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RunSummary {
+    /// Run id.
+    pub run_id: String,
+    /// Final status.
+    pub status: RunStatus,
+    /// Tasks that committed successfully in this run (reused ones are counted apart).
+    pub tasks_ok: usize,
+    /// Tasks reused from the origin run.
+    pub tasks_reused: usize,
+    /// Failed tasks and their errors.
+    pub failures: Vec<(String, String)>,
+    /// Steps that never ran because of upstream failures.
+    pub not_run: Vec<String>,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+impl RunSummary {
+    /// `Ok(())` if the run succeeded, else an error naming the failed tasks.
+    pub fn into_result(self) -> Result<RunSummary> {
+        if self.status == RunStatus::Succeeded {
+            Ok(self)
+        } else {
+            Err(Error::RunFailed(RunFailure {
+                run_id: self.run_id.clone(),
+                failed: self.failures.clone(),
+                not_run: self.not_run.len(),
+            }))
+        }
+    }
+
+    /// The end record of this run.
+    fn end_record(&self) -> RunEnd {
+        RunEnd {
+            status: self.status,
+            finished: now_rfc3339(),
+            duration_ms: self.duration.as_millis() as u64,
+            tasks_ok: self.tasks_ok + self.tasks_reused,
+            tasks_reused: self.tasks_reused,
+            failures: self.failures.clone(),
+            not_run: self.not_run.len(),
+        }
+    }
+}
+
+/// What a run starts with: its state, and for a resume what it takes from the origin.
+struct Launch<F> {
+    state: F,
+    /// The initial blobs, when already stored (a resume without parameter changes).
+    initial: Option<BTreeMap<String, BlobRef>>,
+    resume: Option<ResumeInfo>,
+    reuse: Option<ReuseRecord>,
+    pre: Prefilled,
+}
+
+/// The executor every run uses until `--with` chooses another.
+const DEFAULT_EXECUTOR: &str = "threads";
+
+/// The executor for a run with `opts`, checked against the graph: a run it could never
+/// complete (a step asking for more CPUs, memory or GPUs than it has) is refused here,
+/// before anything is written.
+pub(crate) fn prepare<F: Flow>(opts: &RunOptions) -> Result<Box<dyn Executor>> {
+    let executor = crate::exec::create::<F>(DEFAULT_EXECUTOR, &opts.limits)?;
+    executor.check(F::graph())?;
+    Ok(executor)
+}
+
+/// Start a new run of `F` and wait for it to finish.
+///
+/// Returns the summary whether the run succeeded or failed; errors are for runs that could
+/// not start (bad parameters, resources, datastore).
+pub fn run<F: Flow>(ds: &Datastore, opts: &RunOptions) -> Result<RunSummary> {
+    let executor = prepare::<F>(opts)?;
+    let state = initial_state::<F>(&opts.params)?;
+    run_prepared::<F>(ds, opts, executor, state)
+}
+
+/// [`run`] with an executor from [`prepare`] and the state from [`initial_state`].
+pub(crate) fn run_prepared<F: Flow>(
+    ds: &Datastore,
+    opts: &RunOptions,
+    executor: Box<dyn Executor>,
+    state: F,
+) -> Result<RunSummary> {
+    launch::<F>(
+        ds,
+        opts,
+        executor,
+        Launch {
+            state,
+            initial: None,
+            resume: None,
+            reuse: None,
+            pre: Prefilled::default(),
+        },
+    )
+}
+
+fn launch<F: Flow>(
+    ds: &Datastore,
+    opts: &RunOptions,
+    mut executor: Box<dyn Executor>,
+    l: Launch<F>,
+) -> Result<RunSummary> {
+    let graph = F::graph();
+    let initial = match l.initial {
+        Some(i) => i,
+        None => start::store_initial(ds, &l.state)?,
+    };
+    let params: BTreeMap<String, BlobRef> = F::FIELDS
+        .iter()
+        .filter(|f| f.param.is_some())
+        .filter_map(|f| initial.get(f.name).map(|b| (f.name.to_string(), *b)))
+        .collect();
+    let record = RunRecord {
+        version: METADATA_VERSION,
+        flow: F::NAME.to_string(),
+        run_id: String::new(),
+        started: now_rfc3339(),
+        params: start::params_json(&l.state),
+        initial: initial.clone(),
+        graph_digest: graph.digest().to_string(),
+        graph: shape(graph),
+        code: crate::meta::identity::current(),
+        host: hostname(),
+        user: username(),
+        pid: std::process::id(),
+        argv: opts.argv.clone(),
+        resume: l.resume,
+    };
+    let record = create_run_record(ds, record)?;
+    if let Some(reuse) = &l.reuse {
+        let rel = layout::reuse(F::NAME, &record.run_id);
+        if !ds.create_json(&rel, reuse)? {
+            return Err(Error::metadata(
+                ds.path(&rel),
+                "another writer created this run's reuse record",
+            ));
+        }
+    }
+    if opts.progress != ProgressMode::Quiet {
+        let mut line = format!("flowlib: run {} of {} started", record.run_id, F::NAME);
+        if let Some(r) = &record.resume {
+            line.push_str(&format!(
+                " (resuming {}, {} tasks reused)",
+                r.origin, r.reused_tasks
+            ));
+        }
+        eprintln!("{line}");
+    }
+    let t0 = Instant::now();
+    let run = Arc::new(RunContext::new(
+        ds.clone(),
+        F::NAME,
+        record.run_id.clone(),
+        params,
+    ));
+    let mut scheduler = Scheduler::new(graph, run, l.pre);
+    scheduler.start(Arc::new(Committed::initial(initial)));
+    let names = graph.steps().iter().map(|s| s.name).collect();
+    let mut progress = Progress::new(opts.progress, names);
+    let fence = drive::StoreFence {
+        ds,
+        flow: F::NAME,
+        run: &record.run_id,
+    };
+    let tally = drive::drive(scheduler, executor.as_mut(), &mut progress, &fence);
+    let summary = RunSummary {
+        run_id: record.run_id.clone(),
+        status: tally.status,
+        tasks_ok: tally.tasks_ok,
+        tasks_reused: tally.tasks_reused,
+        failures: tally.failures,
+        not_run: tally.not_run,
+        duration: t0.elapsed(),
+    };
+    crate::failpoint::hold("before-run-end", &summary.run_id);
+    ds.create_json(
+        &layout::run_end(F::NAME, &summary.run_id),
+        &summary.end_record(),
+    )?;
+    Ok(summary)
+}
+
+/// Write `run.json` create-only under a fresh run id (ids are unique by construction;
+/// create-only makes sure).
+fn create_run_record(ds: &Datastore, mut record: RunRecord) -> Result<RunRecord> {
+    for _ in 0..6 {
+        record.run_id = new_run_id();
+        if ds.create_json(&layout::run_record(&record.flow, &record.run_id), &record)? {
+            return Ok(record);
+        }
+    }
+    Err(Error::metadata(
+        ds.path(&layout::runs(&record.flow)),
+        "could not pick an unused run id",
+    ))
+}

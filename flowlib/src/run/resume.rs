@@ -1,0 +1,302 @@
+//! Resume: a new run that reuses every committed task of an origin run that is not at or
+//! downstream of the resume point (by reference: no blob is copied), and runs the rest
+//! with the current code. Planning what to reuse is its own unit, [`plan_reuse`].
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::exec::Executor;
+use crate::flow::{Flow, Graph, Step};
+use crate::meta::query::successful;
+use crate::meta::{
+    validate_run_id, Committed, ResumeInfo, ReuseRecord, ReusedTask, RunInfo, StepShape,
+    TaskAttempt, METADATA_VERSION,
+};
+use crate::run::scheduler::Prefilled;
+use crate::run::start::{apply_params, params_json};
+use crate::run::{launch, prepare, shape, Launch, ResumeOptions, RunOptions, RunSummary};
+use crate::store::Datastore;
+use crate::task::{load_state, RunContext};
+
+/// Resume a run of `F`: a new run that reuses every committed task of the origin that is not
+/// at or downstream of the resume point, and runs the rest with the current code.
+pub fn resume<F: Flow>(
+    ds: &Datastore,
+    opts: &RunOptions,
+    ropts: &ResumeOptions,
+) -> Result<RunSummary> {
+    let executor = prepare::<F>(opts)?;
+    resume_prepared::<F>(ds, opts, ropts, executor)
+}
+
+/// [`resume`] with an executor from [`prepare`].
+pub(crate) fn resume_prepared<F: Flow>(
+    ds: &Datastore,
+    opts: &RunOptions,
+    ropts: &ResumeOptions,
+    executor: Box<dyn Executor>,
+) -> Result<RunSummary> {
+    let graph = F::graph();
+    let origin_id = origin_of::<F>(ds, ropts)?;
+    let origin = ds.run_info(F::NAME, &origin_id)?;
+    let step = resume_step::<F>(graph, ropts)?;
+    let rerun: Vec<bool> = match step {
+        Some(s) => graph.downstream_of(s.index),
+        None => vec![false; graph.steps().len()],
+    };
+    check_shape(graph, &origin, step, &rerun)?;
+
+    // Initial state: the origin's, with parameter overrides on top.
+    let run_ctx = RunContext::new(ds.clone(), F::NAME, origin_id.clone(), BTreeMap::new());
+    let origin_initial = Committed::initial(origin.record.initial.clone());
+    let context = format!(" of run {origin_id} initial state");
+    let mut state: F = load_state::<F>(&run_ctx, &origin_initial, &context)?;
+    let mut given = HashSet::new();
+    apply_params(&mut state, &opts.params, &mut given)?;
+    let changed_params = changed_params(&origin, params_json(&state));
+
+    let (mut pre, reused) = plan_reuse(graph, ds.task_attempts(F::NAME, &origin_id)?, &rerun);
+    pre.checkpoint_origins = lineage(ds, F::NAME, &origin);
+
+    let info = ResumeInfo {
+        origin: origin_id.clone(),
+        step: ropts.step.clone(),
+        changed_params,
+        reused_tasks: reused.len(),
+    };
+    let reuse = ReuseRecord {
+        version: METADATA_VERSION,
+        origin: origin_id,
+        tasks: reused,
+    };
+    let initial = given.is_empty().then(|| origin.record.initial.clone());
+    launch::<F>(
+        ds,
+        opts,
+        executor,
+        Launch {
+            state,
+            initial,
+            resume: Some(info),
+            reuse: Some(reuse),
+            pre,
+        },
+    )
+}
+
+/// The run to resume: the one asked for, or the latest run of the flow.
+fn origin_of<F: Flow>(ds: &Datastore, ropts: &ResumeOptions) -> Result<String> {
+    match &ropts.origin {
+        Some(id) => {
+            validate_run_id(id)?;
+            Ok(id.clone())
+        }
+        None => ds.latest_run(F::NAME)?.ok_or_else(|| {
+            Error::not_found(format!(
+                "no earlier run of flow {} in {} to resume",
+                F::NAME,
+                ds.url()
+            ))
+        }),
+    }
+}
+
+/// The step to resume from, if one was asked for.
+fn resume_step<F: Flow>(
+    graph: &'static Graph,
+    ropts: &ResumeOptions,
+) -> Result<Option<&'static Step>> {
+    let Some(name) = &ropts.step else {
+        return Ok(None);
+    };
+    graph.step(name).map(Some).ok_or_else(|| {
+        let names: Vec<&str> = graph.steps().iter().map(|s| s.name).collect();
+        Error::invalid(format!(
+            "flow {} has no step `{name}`; steps: {}",
+            F::NAME,
+            names.join(", ")
+        ))
+    })
+}
+
+/// The graph must map onto the origin's for every step whose tasks are reused.
+fn check_shape(graph: &Graph, origin: &RunInfo, step: Option<&Step>, rerun: &[bool]) -> Result<()> {
+    let origin_id = &origin.record.run_id;
+    let recorded = &origin.record.graph;
+    if recorded.is_empty() {
+        return Ok(());
+    }
+    let now = shape(graph);
+    let old: HashMap<&str, &StepShape> = recorded.iter().map(|s| (s.name.as_str(), s)).collect();
+    let mut problems = Vec::new();
+    if let Some(s) = step {
+        if !old.contains_key(s.name) {
+            problems.push(format!(
+                "step `{}` does not exist in run {origin_id}",
+                s.name
+            ));
+        }
+    }
+    for (i, s) in now.iter().enumerate() {
+        if rerun[i] {
+            continue;
+        }
+        match old.get(s.name.as_str()) {
+            None => problems.push(format!("step `{}` is new (not in run {origin_id})", s.name)),
+            Some(o) if *o != s => problems.push(describe_change(o, s)),
+            _ => {}
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    // Removed steps only matter as an explanation of a reused step that changed.
+    for o in recorded {
+        if !now.iter().any(|s| s.name == o.name) {
+            problems.push(format!(
+                "step `{}` of run {origin_id} no longer exists",
+                o.name
+            ));
+        }
+    }
+    Err(Error::invalid(format!(
+        "cannot resume run {origin_id}: the flow's graph changed: {}{}",
+        problems.join("; "),
+        if step.is_none() {
+            "; resume from a step upstream of the changes (`resume <step>`) or start a new run"
+        } else {
+            "; resume from an earlier step or start a new run"
+        }
+    )))
+}
+
+/// Parameters whose value differs from the origin's: name, (origin value, new value).
+fn changed_params(
+    origin: &RunInfo,
+    now: BTreeMap<String, serde_json::Value>,
+) -> BTreeMap<String, (serde_json::Value, serde_json::Value)> {
+    now.into_iter()
+        .filter_map(|(k, v)| {
+            let old = origin
+                .record
+                .params
+                .get(&k)
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
+            (old != v).then_some((k, (old, v)))
+        })
+        .collect()
+}
+
+/// Which committed tasks of the origin a resume reuses: every successful one outside the
+/// re-run steps whose whole upstream is reused too.
+pub(crate) fn plan_reuse(
+    graph: &Graph,
+    attempts: Vec<TaskAttempt>,
+    rerun: &[bool],
+) -> (Prefilled, Vec<ReusedTask>) {
+    let index_of: HashMap<&str, usize> = graph.steps().iter().map(|s| (s.name, s.index)).collect();
+    let mut pre = Prefilled::default();
+    let mut reused = Vec::new();
+    for ((step_name, index), a) in successful(attempts) {
+        let Some(&si) = index_of.get(step_name.as_str()) else {
+            continue;
+        };
+        pre.origin_succeeded.insert((si, index.clone()));
+        if rerun[si] {
+            continue;
+        }
+        let (Some(c), Some(pin)) = (Committed::from_attempt(&a), a.manifest_ref) else {
+            continue;
+        };
+        pre.reuse.insert((si, index), Arc::new(c));
+        reused.push(ReusedTask {
+            source: a.source,
+            status: a.status,
+            manifest: pin,
+        });
+    }
+    prune_reuse(graph, &mut pre.reuse);
+    reused.retain(|t| {
+        index_of
+            .get(t.source.step.as_str())
+            .is_some_and(|&si| pre.reuse.contains_key(&(si, t.source.index.clone())))
+    });
+    (pre, reused)
+}
+
+/// Reuse is only sound where the whole upstream is reused too: drop reused tasks whose
+/// inputs (by the graph's inputs rule) are not all reused, until none changes. This also
+/// covers a split whose join is re-run partially.
+fn prune_reuse(
+    graph: &Graph,
+    reuse: &mut HashMap<(usize, crate::meta::IndexPath), Arc<Committed>>,
+) {
+    loop {
+        let drop_keys: Vec<_> = reuse
+            .keys()
+            .filter(|(s, p)| {
+                let inputs = graph.inputs_of(*s, p, |k| {
+                    reuse.get(k).map(|c| c.foreach_count.unwrap_or(0))
+                });
+                !inputs.is_some_and(|i| {
+                    i.base
+                        .iter()
+                        .chain(i.joined.iter())
+                        .all(|k| reuse.contains_key(k))
+                })
+            })
+            .cloned()
+            .collect();
+        if drop_keys.is_empty() {
+            break;
+        }
+        for k in drop_keys {
+            reuse.remove(&k);
+        }
+    }
+}
+
+/// Checkpoint lineage: the origin, then its own origins, newest first.
+fn lineage(ds: &Datastore, flow: &str, origin: &RunInfo) -> Vec<String> {
+    let mut chain = vec![origin.record.run_id.clone()];
+    let mut cur = origin.record.resume.as_ref().map(|r| r.origin.clone());
+    while let Some(id) = cur {
+        if chain.contains(&id) || chain.len() > 64 {
+            break;
+        }
+        chain.push(id.clone());
+        cur = ds
+            .run_info(flow, &id)
+            .ok()
+            .and_then(|i| i.record.resume.map(|r| r.origin));
+    }
+    chain
+}
+
+fn describe_change(old: &StepShape, new: &StepShape) -> String {
+    let mut what = Vec::new();
+    if old.next != new.next {
+        what.push(format!(
+            "next was [{}], now [{}]",
+            old.next.join(", "),
+            new.next.join(", ")
+        ));
+    }
+    if old.foreach != new.foreach {
+        what.push(format!(
+            "foreach was {}, now {}",
+            old.foreach.as_deref().unwrap_or("none"),
+            new.foreach.as_deref().unwrap_or("none")
+        ));
+    }
+    if old.joins != new.joins {
+        what.push(format!(
+            "it joined {}, now {}",
+            old.joins.as_deref().unwrap_or("nothing"),
+            new.joins.as_deref().unwrap_or("nothing")
+        ));
+    }
+    format!("step `{}` changed ({})", new.name, what.join(", "))
+}

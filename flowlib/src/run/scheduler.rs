@@ -1,0 +1,513 @@
+//! The scheduler of one run: a state machine over the graph, with no threads and no I/O.
+//!
+//! It is fed what happened (a task committed, failed, was fenced; time passed) and answers
+//! with what to do (tasks to dispatch, attempts to fence), emitting [`RunEvent`]s on the
+//! way. A task becomes ready as soon as its inputs are committed; a failing task fails
+//! alone, so independent branches keep running and the run ends failed with every failed
+//! task named. The driver in `run::drive` connects it to an executor and the store.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::chain;
+use crate::exec::{Dispatch, Executor, Finished};
+use crate::flow::graph::TaskKey;
+use crate::flow::{Graph, JoinKind, Transition};
+use crate::meta::{task_id, Committed, IndexPath, RunStatus};
+use crate::run::events::RunEvent;
+use crate::run::policy;
+use crate::task::{Outcome, Pin, Resolved, RunContext, TaskSpec, SPEC_VERSION};
+
+/// Tasks known before the run starts (reused by a resume).
+#[derive(Debug, Default)]
+pub(crate) struct Prefilled {
+    pub(crate) reuse: HashMap<TaskKey, Arc<Committed>>,
+    /// Runs whose checkpoints re-run tasks may load, newest first.
+    pub(crate) checkpoint_origins: Vec<String>,
+    /// Tasks that succeeded in an origin run: their old checkpoints are history, not progress.
+    pub(crate) origin_succeeded: HashSet<TaskKey>,
+}
+
+/// A task whose inputs are committed, waiting for capacity (or for its retry delay).
+#[derive(Debug)]
+struct Ready {
+    key: TaskKey,
+    attempt: u32,
+    resolved: Resolved,
+    not_before: Option<Instant>,
+    skipped: usize,
+}
+
+#[derive(Debug)]
+struct Running {
+    attempt: u32,
+    started: Instant,
+    deadline: Option<Instant>,
+    resolved: Resolved,
+}
+
+/// A join waiting for its inputs: how many it expects (known once its split committed).
+#[derive(Debug, Default)]
+struct JoinWait {
+    expected: Option<usize>,
+    got: usize,
+}
+
+/// What the run has done, when it is over.
+#[derive(Debug)]
+pub(crate) struct Tally {
+    pub(crate) status: RunStatus,
+    pub(crate) tasks_ok: usize,
+    pub(crate) tasks_reused: usize,
+    pub(crate) failures: Vec<(String, String)>,
+    pub(crate) not_run: Vec<String>,
+}
+
+/// How fencing a timed-out attempt went (the driver writes the fence record).
+#[derive(Debug)]
+pub(crate) enum FenceResult {
+    /// The attempt can never commit now.
+    Fenced,
+    /// It committed just before the deadline: its result is on the way.
+    AlreadyCommitted,
+    /// The store could not be written; try again shortly.
+    Error(String),
+}
+
+/// The scheduler of one run.
+#[derive(Debug)]
+pub(crate) struct Scheduler {
+    graph: &'static Graph,
+    run: Arc<RunContext>,
+    pre: Prefilled,
+    ready: VecDeque<Ready>,
+    /// Retries waiting for their backoff delay.
+    delayed: Vec<Ready>,
+    running: HashMap<TaskKey, Running>,
+    committed: HashMap<TaskKey, Arc<Committed>>,
+    joins: HashMap<TaskKey, JoinWait>,
+    failed: Vec<(String, String)>,
+    failed_steps: HashSet<usize>,
+    ok_count: usize,
+    reused_count: usize,
+    events: Vec<RunEvent>,
+}
+
+impl Scheduler {
+    /// A scheduler for `run`, a run of the flow whose graph is `graph`.
+    pub(crate) fn new(graph: &'static Graph, run: Arc<RunContext>, pre: Prefilled) -> Self {
+        Scheduler {
+            graph,
+            run,
+            pre,
+            ready: VecDeque::new(),
+            delayed: Vec::new(),
+            running: HashMap::new(),
+            committed: HashMap::new(),
+            joins: HashMap::new(),
+            failed: Vec::new(),
+            failed_steps: HashSet::new(),
+            ok_count: 0,
+            reused_count: 0,
+            events: Vec::new(),
+        }
+    }
+
+    /// Start the run: the start step receives `initial`.
+    pub(crate) fn start(&mut self, initial: Arc<Committed>) {
+        let start = self.graph.start().index;
+        self.enqueue(
+            (start, IndexPath::root()),
+            Resolved {
+                base: initial,
+                inputs: Vec::new(),
+            },
+        );
+    }
+
+    /// The name of step `step`.
+    pub(crate) fn step_name(&self, step: usize) -> &'static str {
+        self.graph.steps()[step].name
+    }
+
+    /// Events emitted since the last call.
+    pub(crate) fn drain_events(&mut self) -> std::vec::Drain<'_, RunEvent> {
+        self.events.drain(..)
+    }
+
+    /// Nothing is running, ready or waiting to be retried: the run is over.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.running.is_empty() && self.ready.is_empty() && self.delayed.is_empty()
+    }
+
+    /// How long the driver may wait for results before the scheduler needs attention.
+    pub(crate) fn next_wakeup(&self, now: Instant) -> Duration {
+        let deadlines = self.running.values().filter_map(|r| r.deadline);
+        let retries = self.delayed.iter().filter_map(|r| r.not_before);
+        deadlines
+            .chain(retries)
+            .map(|t| t.saturating_duration_since(now))
+            .fold(Duration::from_millis(100), Duration::min)
+            .max(Duration::from_millis(1))
+    }
+
+    /// Offer ready tasks to the executor, first fit within a window; once the head of the
+    /// queue has been passed over `2 × slots` times, stop backfilling so a large task is not
+    /// starved by small ones.
+    pub(crate) fn dispatch(&mut self, now: Instant, exec: &mut dyn Executor) {
+        self.promote_delayed(now);
+        const WINDOW: usize = 64;
+        let slots = exec.slots().max(1);
+        let mut i = 0;
+        let mut scanned = 0;
+        while i < self.ready.len() && scanned < WINDOW {
+            scanned += 1;
+            let resources = self.graph.steps()[self.ready[i].key.0].resources;
+            if exec.has_room(&resources) {
+                let r = self.ready.remove(i).expect("index in range");
+                let d = Dispatch {
+                    run: self.run.clone(),
+                    key: r.key.clone(),
+                    spec: self.spec(&r),
+                    resolved: r.resolved.clone(),
+                };
+                match exec.try_start(d) {
+                    Ok(()) => {
+                        self.on_started(r.key, r.attempt, now, r.resolved);
+                        continue;
+                    }
+                    Err(_) => self.ready.insert(i, r),
+                }
+            }
+            let r = &mut self.ready[i];
+            r.skipped += 1;
+            if r.skipped > 2 * slots {
+                break;
+            }
+            i += 1;
+        }
+    }
+
+    fn on_started(&mut self, key: TaskKey, attempt: u32, now: Instant, resolved: Resolved) {
+        let step = &self.graph.steps()[key.0];
+        self.events.push(RunEvent::Started {
+            step: key.0,
+            task: task_id(step.name, &key.1),
+            attempt,
+        });
+        self.running.insert(
+            key,
+            Running {
+                attempt,
+                started: now,
+                deadline: policy::deadline(step, now),
+                resolved,
+            },
+        );
+    }
+
+    /// The spec of a ready task.
+    fn spec(&self, r: &Ready) -> TaskSpec {
+        let step = &self.graph.steps()[r.key.0];
+        let mut checkpoint_sources = vec![self.run.run_id.clone()];
+        if !self.pre.origin_succeeded.contains(&r.key) {
+            checkpoint_sources.extend(self.pre.checkpoint_origins.iter().cloned());
+        }
+        TaskSpec {
+            version: SPEC_VERSION,
+            flow: self.graph.flow().to_string(),
+            run: self.run.run_id.clone(),
+            step: step.name.to_string(),
+            index: r.key.1.clone(),
+            attempt: r.attempt,
+            base: Pin::of(&r.resolved.base),
+            inputs: r
+                .resolved
+                .inputs
+                .iter()
+                .map(|(_, _, c)| Pin::of(c))
+                .collect(),
+            params: self.run.params.clone(),
+            checkpoint_sources,
+            timeout_ms: step.timeout_ms,
+            resources: step.resources,
+        }
+    }
+
+    fn promote_delayed(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.delayed.len() {
+            if self.delayed[i].not_before.is_none_or(|t| t <= now) {
+                let r = self.delayed.swap_remove(i);
+                self.ready.push_back(r);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// A task's inputs are committed: queue it, or take it from the origin run.
+    fn enqueue(&mut self, key: TaskKey, resolved: Resolved) {
+        self.events.push(RunEvent::Queued {
+            step: key.0,
+            tasks: 1,
+        });
+        if let Some(c) = self.pre.reuse.get(&key).cloned() {
+            self.reused_count += 1;
+            self.events.push(RunEvent::Reused {
+                step: key.0,
+                task: task_id(self.graph.steps()[key.0].name, &key.1),
+            });
+            self.on_committed(key, c);
+            return;
+        }
+        self.ready.push_back(Ready {
+            key,
+            attempt: 0,
+            resolved,
+            not_before: None,
+            skipped: 0,
+        });
+    }
+
+    /// An executor reports a finished attempt.
+    pub(crate) fn on_finished(&mut self, f: Finished, now: Instant) {
+        // A result from an attempt that was fenced off (timed out) is ignored.
+        if self.running.get(&f.key).map(|r| r.attempt) != Some(f.attempt) {
+            return;
+        }
+        let r = self.running.remove(&f.key).expect("running");
+        let step = &self.graph.steps()[f.key.0];
+        match f.outcome {
+            Ok(Outcome::Committed(c)) => {
+                self.events.push(RunEvent::Committed {
+                    step: f.key.0,
+                    task: task_id(step.name, &f.key.1),
+                    attempt: f.attempt,
+                    status: c.status,
+                    elapsed: now.saturating_duration_since(r.started),
+                });
+                self.ok_count += 1;
+                self.on_committed(f.key, c);
+            }
+            Ok(Outcome::Failed(msg)) => self.on_failed(f.key, r, msg, now),
+            Ok(Outcome::Fenced) => self.on_failed(
+                f.key,
+                r,
+                "the attempt was fenced off by another writer".into(),
+                now,
+            ),
+            Err(e) => self.on_failed(
+                f.key,
+                r,
+                format!("could not record the attempt: {}", chain(&e)),
+                now,
+            ),
+        }
+    }
+
+    fn on_failed(&mut self, key: TaskKey, r: Running, msg: String, now: Instant) {
+        let step = &self.graph.steps()[key.0];
+        let task = task_id(step.name, &key.1);
+        if let Some((delay, of)) = policy::retry_after(step, r.attempt) {
+            self.events.push(RunEvent::Retrying {
+                step: key.0,
+                task,
+                attempt: r.attempt,
+                error: msg,
+                delay,
+                of,
+            });
+            self.delayed.push(Ready {
+                key,
+                attempt: r.attempt + 1,
+                resolved: r.resolved,
+                not_before: Some(now + delay),
+                skipped: 0,
+            });
+            return;
+        }
+        self.events.push(RunEvent::Failed {
+            step: key.0,
+            task: task.clone(),
+            attempt: r.attempt,
+            error: msg.clone(),
+        });
+        self.failed_steps.insert(key.0);
+        self.failed.push((task, msg));
+    }
+
+    /// Attempts past their deadline, with the error to fence them with.
+    pub(crate) fn expired(&self, now: Instant) -> Vec<(TaskKey, u32, String)> {
+        self.running
+            .iter()
+            .filter(|(_, r)| r.deadline.is_some_and(|d| d <= now))
+            .map(|(k, r)| {
+                let step = &self.graph.steps()[k.0];
+                (k.clone(), r.attempt, policy::timeout_error(step))
+            })
+            .collect()
+    }
+
+    /// The driver tried to fence an expired attempt. Returns true when the attempt was
+    /// fenced, so the executor must abandon it.
+    pub(crate) fn on_fence(
+        &mut self,
+        key: TaskKey,
+        attempt: u32,
+        result: FenceResult,
+        now: Instant,
+    ) -> bool {
+        if self.running.get(&key).map(|r| r.attempt) != Some(attempt) {
+            return false;
+        }
+        match result {
+            FenceResult::Fenced => {
+                let r = self.running.remove(&key).expect("running");
+                let msg = policy::timeout_error(&self.graph.steps()[key.0]);
+                self.on_failed(key, r, msg, now);
+                true
+            }
+            FenceResult::AlreadyCommitted => {
+                if let Some(r) = self.running.get_mut(&key) {
+                    r.deadline = None;
+                }
+                false
+            }
+            FenceResult::Error(e) => {
+                if let Some(r) = self.running.get_mut(&key) {
+                    r.deadline = Some(now + Duration::from_millis(500));
+                }
+                let task = task_id(self.graph.steps()[key.0].name, &key.1);
+                self.events.push(RunEvent::Note {
+                    message: format!("{task}: cannot fence the timed-out attempt yet: {e}"),
+                });
+                false
+            }
+        }
+    }
+
+    fn on_committed(&mut self, key: TaskKey, c: Arc<Committed>) {
+        let (s, p) = key.clone();
+        self.committed.insert(key, c.clone());
+        let step = &self.graph.steps()[s];
+        match step.transition {
+            Transition::End => {}
+            Transition::Foreach | Transition::Branch => {
+                let join = step.closed_by.expect("validated: every split is joined");
+                let expected = self
+                    .graph
+                    .inputs_of(join, &p, |_| c.foreach_count.or(Some(0)))
+                    .map_or(0, |i| i.joined.len());
+                self.joins.entry((join, p.clone())).or_default().expected = Some(expected);
+                let resolved = Resolved {
+                    base: c.clone(),
+                    inputs: Vec::new(),
+                };
+                if step.transition == Transition::Foreach {
+                    let next = step.next[0];
+                    for i in 0..expected as u32 {
+                        self.enqueue((next, p.child(i)), resolved.clone());
+                    }
+                } else {
+                    for &n in &step.next {
+                        self.enqueue((n, p.clone()), resolved.clone());
+                    }
+                }
+                self.try_join(join, p);
+            }
+            Transition::Linear => {
+                let n = step.next[0];
+                match self.graph.steps()[n].join {
+                    Some((_, kind)) => {
+                        // The join's index: one level up when closing a foreach.
+                        let jp = match kind {
+                            JoinKind::Foreach => p.parent(),
+                            JoinKind::Branch => p,
+                        };
+                        self.joins.entry((n, jp.clone())).or_default().got += 1;
+                        self.try_join(n, jp);
+                    }
+                    None => self.enqueue(
+                        (n, p),
+                        Resolved {
+                            base: c,
+                            inputs: Vec::new(),
+                        },
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Start a join once every one of its inputs has committed, in the order the graph's
+    /// inputs rule gives.
+    fn try_join(&mut self, join: usize, path: IndexPath) {
+        let key = (join, path);
+        let complete = self
+            .joins
+            .get(&key)
+            .is_some_and(|w| w.expected == Some(w.got));
+        if !complete {
+            return;
+        }
+        self.joins.remove(&key);
+        let committed = &self.committed;
+        let inputs = self
+            .graph
+            .inputs_of(join, &key.1, |k| {
+                committed.get(k).and_then(|c| c.foreach_count).or(Some(0))
+            })
+            .expect("the split committed before its arms");
+        let base = committed[&inputs.base.expect("a join has a split")].clone();
+        let joined = inputs
+            .joined
+            .into_iter()
+            .map(|k| {
+                let c = committed[&k].clone();
+                (k.0, k.1, c)
+            })
+            .collect();
+        self.enqueue(
+            key,
+            Resolved {
+                base,
+                inputs: joined,
+            },
+        );
+    }
+
+    /// The run is over: what it did.
+    pub(crate) fn finish(self) -> Tally {
+        // Steps that never ran because something upstream failed (a foreach over an empty
+        // collection legitimately runs nothing, so only failure shadows count).
+        let mut blocked = vec![false; self.graph.steps().len()];
+        for &f in &self.failed_steps {
+            for (i, d) in self.graph.downstream_of(f).into_iter().enumerate() {
+                blocked[i] |= d;
+            }
+        }
+        let ran: HashSet<usize> = self.committed.keys().map(|(i, _)| *i).collect();
+        let not_run = self
+            .graph
+            .steps()
+            .iter()
+            .filter(|s| {
+                blocked[s.index] && !self.failed_steps.contains(&s.index) && !ran.contains(&s.index)
+            })
+            .map(|s| s.name.to_string())
+            .collect();
+        Tally {
+            status: if self.failed.is_empty() {
+                RunStatus::Succeeded
+            } else {
+                RunStatus::Failed
+            },
+            tasks_ok: self.ok_count,
+            tasks_reused: self.reused_count,
+            failures: self.failed,
+            not_run,
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The store layout: every key prefix flowlib uses under a datastore root, named here
+//! and nowhere else.
+//!
+//! ```text
+//! datastore.json                                   marks the root as a flowlib datastore
+//! blobs/sha256/<2 hex>/<62 hex>                    content-addressed artifact blobs
+//! manifests/sha256/<2 hex>/<62 hex>.json           content-addressed task manifests
+//! tmp/<random>                                     staging objects of large local writes
+//! flows/<Flow>/runs/<run>/run.json                 run record (create-only)
+//! flows/<Flow>/runs/<run>/end.json                 end record (create-only)
+//! flows/<Flow>/runs/<run>/reuse.json               tasks a resumed run reuses (create-only)
+//! flows/<Flow>/runs/<run>/tasks/<step>/<index>@<attempt>.commit.json  (create-only, written
+//!                                                  last; names the attempt's manifest)
+//! flows/<Flow>/runs/<run>/checkpoints/<step>/<index>/latest.json
+//! ```
+
+use crate::store::Digest;
+
+/// Where the run directories of every flow live.
+pub(crate) fn flows() -> String {
+    "flows/".to_string()
+}
+
+pub(crate) fn runs(flow: &str) -> String {
+    format!("flows/{flow}/runs/")
+}
+
+pub(crate) fn run_record(flow: &str, run: &str) -> String {
+    format!("flows/{flow}/runs/{run}/run.json")
+}
+
+pub(crate) fn run_end(flow: &str, run: &str) -> String {
+    format!("flows/{flow}/runs/{run}/end.json")
+}
+
+pub(crate) fn reuse(flow: &str, run: &str) -> String {
+    format!("flows/{flow}/runs/{run}/reuse.json")
+}
+
+pub(crate) fn tasks(flow: &str, run: &str) -> String {
+    format!("flows/{flow}/runs/{run}/tasks/")
+}
+
+/// `<step>/<index>@<attempt>`: one flat directory per step keeps task commits cheap
+/// (no directory to create per task).
+/// `index` is the index path's directory name (`_` outside foreach, else `2.5`).
+fn attempt_stem(flow: &str, run: &str, step: &str, index: &str, attempt: u32) -> String {
+    format!("flows/{flow}/runs/{run}/tasks/{step}/{index}@{attempt}")
+}
+
+/// Manifests are content-addressed JSON: concurrent writers of one attempt each store
+/// their own, and the commit record that wins names the one that counts.
+pub(crate) fn manifest(digest: &Digest) -> String {
+    let hex = digest.hex();
+    format!("manifests/sha256/{}/{}.json", &hex[..2], &hex[2..])
+}
+
+pub(crate) fn commit(flow: &str, run: &str, step: &str, index: &str, attempt: u32) -> String {
+    format!(
+        "{}.commit.json",
+        attempt_stem(flow, run, step, index, attempt)
+    )
+}
+
+/// The commit record a path under `tasks/` names: (step, index directory name, attempt).
+pub(crate) fn parse_commit_file(rest: &str) -> Option<(&str, &str, u32)> {
+    let (step, file) = rest.split_once('/')?;
+    let stem = file.strip_suffix(".commit.json")?;
+    let (index, attempt) = stem.split_once('@')?;
+    Some((step, index, attempt.parse().ok()?))
+}
+
+pub(crate) fn checkpoints(flow: &str, run: &str) -> String {
+    format!("flows/{flow}/runs/{run}/checkpoints/")
+}
+
+pub(crate) fn checkpoint_latest(flow: &str, run: &str, step: &str, index: &str) -> String {
+    format!("flows/{flow}/runs/{run}/checkpoints/{step}/{index}/latest.json")
+}
+
+/// The file that marks a location as a flowlib datastore.
+pub(crate) const MARKER: &str = "datastore.json";
+
+/// Content-addressed artifact blobs.
+pub(crate) const BLOBS: &str = "blobs/";
+
+/// Content-addressed task manifests.
+pub(crate) const MANIFESTS: &str = "manifests/";
+
+/// Staging objects of large local writes, renamed into `blobs/` once hashed. A killed
+/// writer leaves one behind; `gc` collects those past the grace period.
+pub(crate) const TMP: &str = "tmp/";
+
+/// The object path of a blob.
+pub(crate) fn blob(digest: &Digest) -> String {
+    let hex = digest.hex();
+    format!("blobs/sha256/{}/{}", &hex[..2], &hex[2..])
+}
+
+/// A fresh staging object for a large write.
+pub(crate) fn staging(unique: &str) -> String {
+    format!("{TMP}{unique}")
+}
+
+/// Content-addressed task specs, read by remote executors (`<exe> step --spec <digest>`).
+pub(crate) const SPECS: &str = "specs/";
+
+/// The object path of a task spec.
+pub(crate) fn spec(digest: &Digest) -> String {
+    let hex = digest.hex();
+    format!("specs/sha256/{}/{}.json", &hex[..2], &hex[2..])
+}

@@ -1,0 +1,350 @@
+//! One task attempt: load → call → store → commit. Every executor runs a task through
+//! [`execute`], in-process (threads) or through `<exe> step --spec <digest>` (remote).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::error::{chain, Error, Result};
+use crate::flow::checkpoint::Checkpoint;
+use crate::flow::{Ctx, Flow, InputRef, Inputs, Step, StepCall};
+use crate::meta::commit::commit;
+use crate::meta::{
+    now_rfc3339, AttemptStatus, Committed, TaskManifest, TaskRef, Timings, METADATA_VERSION,
+};
+use crate::store::cas::{self, What};
+use crate::store::BlobRef;
+use crate::task::call::call_step;
+use crate::task::spec::{Resolved, TaskSpec};
+use crate::task::state::{
+    describe, input_blob, load_fields, load_state, shared_split, store_state, JoinLoader,
+    RunContext,
+};
+
+/// How an attempt ended.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Committed with status ok or caught.
+    Committed(Arc<Committed>),
+    /// The attempt failed; its failure is committed.
+    Failed(String),
+    /// Another writer committed or fenced (timed out) this attempt first.
+    Fenced,
+}
+
+/// Execute one attempt of the task `spec` describes and commit its outcome. `resolved`
+/// holds its inputs when the caller already has them in memory (the thread executor);
+/// otherwise they are read by their pinned manifest digests.
+pub(crate) fn execute<F: Flow>(
+    run: &Arc<RunContext>,
+    spec: &TaskSpec,
+    resolved: Option<Resolved>,
+    cancel: Arc<AtomicBool>,
+) -> Result<Outcome> {
+    let graph = F::graph();
+    let step = graph
+        .step(&spec.step)
+        .ok_or_else(|| Error::invalid(format!("flow {} has no step `{}`", F::NAME, spec.step)))?;
+    let mut attempt = Attempt::new(run, spec, step);
+    let resolved = match resolved {
+        Some(r) => r,
+        None => match spec.resolve(&run.ds, graph) {
+            Ok(r) => r,
+            Err(e) => return attempt.fail(format!("cannot read inputs: {}", chain(&e))),
+        },
+    };
+    attempt.parents = parents_of(&resolved);
+
+    let t0 = Instant::now();
+    let loaded = load::<F>(run, step, &resolved);
+    attempt.timings.load_ms = ms_since(t0);
+    let (mut state, item_source) = match loaded {
+        Ok(v) => v,
+        Err(e) => return attempt.fail(format!("cannot load inputs: {}", chain(&e))),
+    };
+    let inputs = step
+        .is_join()
+        .then(|| join_inputs::<F>(run, step, &resolved));
+
+    let mut ctx = context::<F>(run, spec, step, cancel);
+    let t1 = Instant::now();
+    let result = {
+        let mut call = StepCall {
+            ctx: &mut ctx,
+            item_index: spec.index.0.last().map(|&i| i as usize),
+            inputs,
+            item_source,
+        };
+        call_step(&mut state, step.index, &mut call)
+    };
+    attempt.timings.step_ms = ms_since(t1);
+
+    crate::failpoint::hold("before-store", &attempt.task_id);
+    let t2 = Instant::now();
+    let stored = match result {
+        Ok(()) => store_ok::<F>(run, step, &attempt.task_id, &resolved.base, &state),
+        Err(msg) if step.catch.is_some() => {
+            store_caught::<F>(run, step, &attempt.task_id, &resolved.base, msg)
+        }
+        Err(msg) => Err(msg),
+    };
+    attempt.timings.store_ms = ms_since(t2);
+    match stored {
+        Ok(s) => attempt.commit(s),
+        Err(msg) => attempt.fail(msg),
+    }
+}
+
+/// What a successful (or caught) attempt stores.
+struct Stored {
+    artifacts: BTreeMap<String, BlobRef>,
+    status: AttemptStatus,
+    error: Option<String>,
+    foreach_count: Option<u64>,
+}
+
+/// The parts of an attempt's manifest known before its outcome.
+struct Attempt<'a> {
+    run: &'a RunContext,
+    spec: &'a TaskSpec,
+    task_id: String,
+    parents: Vec<TaskRef>,
+    started: String,
+    timings: Timings,
+}
+
+impl<'a> Attempt<'a> {
+    fn new(run: &'a RunContext, spec: &'a TaskSpec, step: &Step) -> Self {
+        Attempt {
+            run,
+            spec,
+            task_id: crate::meta::task_id(step.name, &spec.index),
+            parents: Vec::new(),
+            started: now_rfc3339(),
+            timings: Timings::default(),
+        }
+    }
+
+    fn manifest(&self, stored: Stored) -> TaskManifest {
+        TaskManifest {
+            version: METADATA_VERSION,
+            flow: self.run.flow.to_string(),
+            run: self.run.run_id.clone(),
+            step: self.spec.step.clone(),
+            index: self.spec.index.clone(),
+            attempt: self.spec.attempt,
+            parents: self.parents.clone(),
+            artifacts: stored.artifacts,
+            foreach_count: stored.foreach_count,
+            status: stored.status,
+            error: stored.error,
+            started: self.started.clone(),
+            finished: now_rfc3339(),
+            timings: self.timings.clone(),
+            host: self.run.host.clone(),
+            pid: std::process::id(),
+        }
+    }
+
+    /// Commit a successful or caught attempt.
+    fn commit(self, stored: Stored) -> Result<Outcome> {
+        let manifest = self.manifest(stored);
+        let Some(pin) = commit(&self.run.ds, &manifest)? else {
+            return Ok(Outcome::Fenced);
+        };
+        Ok(Outcome::Committed(Arc::new(Committed {
+            task: Some(TaskRef {
+                run: manifest.run,
+                step: manifest.step,
+                index: manifest.index,
+                attempt: manifest.attempt,
+            }),
+            manifest: Some(pin),
+            artifacts: manifest.artifacts,
+            foreach_count: manifest.foreach_count,
+            status: manifest.status,
+        })))
+    }
+
+    /// Commit a failed attempt with its error.
+    fn fail(self, error: String) -> Result<Outcome> {
+        let manifest = self.manifest(Stored {
+            artifacts: BTreeMap::new(),
+            status: AttemptStatus::Failed,
+            error: Some(error.clone()),
+            foreach_count: None,
+        });
+        Ok(match commit(&self.run.ds, &manifest)? {
+            Some(_) => Outcome::Failed(error),
+            None => Outcome::Fenced,
+        })
+    }
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// The tasks this attempt starts from and joins, each once.
+fn parents_of(r: &Resolved) -> Vec<TaskRef> {
+    let mut parents: Vec<TaskRef> = Vec::new();
+    let all = std::iter::once(&r.base).chain(r.inputs.iter().map(|(_, _, c)| c));
+    for c in all {
+        if let Some(t) = &c.task {
+            if !parents.contains(t) {
+                parents.push(t.clone());
+            }
+        }
+    }
+    parents
+}
+
+/// Load the fields the step can see; the others pass through by reference. A foreach
+/// item comes from the split's state, decoded once per process for all its items.
+#[allow(clippy::type_complexity)]
+fn load<F: Flow>(
+    run: &RunContext,
+    step: &Step,
+    r: &Resolved,
+) -> Result<(F, Option<Arc<Mutex<F>>>)> {
+    let context = describe(&r.base.task, &run.run_id);
+    let item_source: Option<Arc<Mutex<F>>> = step.item_source.and_then(|fi| {
+        let blob = *input_blob(run, &r.base, &F::FIELDS[fi])?;
+        shared_split::<F>(run, fi, blob, &context).ok()
+    });
+    let load: Option<Vec<usize>> = step.field_set.as_deref().map(|set| {
+        let mut v = set.to_vec();
+        v.extend(step.foreach_read);
+        if item_source.is_none() {
+            v.extend(step.item_source);
+        }
+        v
+    });
+    let state = load_fields::<F>(run, &r.base, load.as_deref(), None, &context)?;
+    Ok((state, item_source))
+}
+
+fn join_inputs<F: Flow>(run: &Arc<RunContext>, step: &Step, r: &Resolved) -> Inputs<F> {
+    let graph = F::graph();
+    let refs = r
+        .inputs
+        .iter()
+        .map(|(s, idx, c)| InputRef {
+            step: graph.steps()[*s].name,
+            index: idx.clone(),
+            committed: c.clone(),
+        })
+        .collect();
+    let loader = Arc::new(JoinLoader {
+        run: run.clone(),
+        base: r.base.clone(),
+        join: step.name,
+    });
+    Inputs::new(refs, loader)
+}
+
+fn context<F: Flow>(
+    run: &RunContext,
+    spec: &TaskSpec,
+    step: &Step,
+    cancel: Arc<AtomicBool>,
+) -> Ctx {
+    Ctx {
+        flow: F::NAME,
+        run_id: run.run_id.clone(),
+        step: step.name,
+        index: spec.index.clone(),
+        attempt: spec.attempt,
+        cancel: cancel.clone(),
+        checkpoint: Some(Checkpoint {
+            ds: run.ds.clone(),
+            flow: F::NAME,
+            step: step.name,
+            index: spec.index.clone(),
+            attempt: spec.attempt,
+            sources: spec.checkpoint_sources.clone(),
+            cancel,
+            declared: step.checkpoint,
+            seq: 0,
+            last: None,
+            saves: 0,
+        }),
+    }
+}
+
+/// Store the state a step left; fail the attempt if it changed a parameter.
+fn store_ok<F: Flow>(
+    run: &RunContext,
+    step: &Step,
+    task: &str,
+    base: &Committed,
+    state: &F,
+) -> Result<Stored, String> {
+    let artifacts = store_state(run, state, base, step.field_set.as_deref(), task)
+        .map_err(|e| format!("cannot store artifacts: {}", chain(&e)))?;
+    // Parameters are read-only: a step that changes one fails.
+    let changed = F::FIELDS
+        .iter()
+        .filter(|f| f.param.is_some())
+        .map(|f| f.name)
+        .find(|n| {
+            run.params
+                .get(*n)
+                .is_some_and(|b| artifacts.get(*n) != Some(b))
+        });
+    if let Some(name) = changed {
+        return Err(format!(
+            "the step changed parameter `{name}`; parameters are read-only"
+        ));
+    }
+    Ok(Stored {
+        artifacts,
+        status: AttemptStatus::Ok,
+        error: None,
+        foreach_count: state.__foreach_len(step.index).map(|n| n as u64),
+    })
+}
+
+/// A `#[catch]` step failed: pass the inputs on unchanged, with the error in the catch field.
+fn store_caught<F: Flow>(
+    run: &RunContext,
+    step: &Step,
+    task: &str,
+    base: &Committed,
+    msg: String,
+) -> Result<Stored, String> {
+    let mut artifacts = base.artifacts.clone();
+    for (name, blob) in &run.params {
+        artifacts.insert(name.clone(), *blob);
+    }
+    if let Some(Some(field)) = step.catch {
+        let mut marker = F::default();
+        marker.__set_caught(step.index, &msg);
+        if let Some(i) = F::field_index(field) {
+            let what = What::new(field, format!(" of task {task}"));
+            let blob = cas::put_encoded(&run.ds, None, &what, &mut |w| marker.__encode_field(i, w))
+                .map_err(|e| {
+                    format!(
+                        "{msg}; and the caught error could not be stored: {}",
+                        chain(&e)
+                    )
+                })?;
+            artifacts.insert(field.to_string(), blob);
+        }
+    }
+    let foreach_count = if step.foreach.is_some() {
+        match load_state::<F>(run, base, &describe(&base.task, &run.run_id)) {
+            Ok(s) => s.__foreach_len(step.index).map(|n| n as u64),
+            Err(_) => Some(0),
+        }
+    } else {
+        None
+    };
+    Ok(Stored {
+        artifacts,
+        status: AttemptStatus::Caught,
+        error: Some(msg),
+        foreach_count,
+    })
+}

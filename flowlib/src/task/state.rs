@@ -1,0 +1,199 @@
+//! Reading a task's state from committed artifacts and storing it back: only the fields
+//! a step can see are decoded, only the ones it could change are encoded again; a foreach
+//! item's split state is decoded once per process for all its items.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::Result;
+use crate::flow::{Flow, InputRef, LoadInput};
+use crate::meta::{Committed, TaskRef};
+use crate::store::cas::{self, What};
+use crate::store::{BlobRef, Datastore, Digest};
+
+/// What every task of a run shares in one process. Built by [`RunContext::new`] only.
+pub(crate) struct RunContext {
+    pub(crate) ds: Datastore,
+    pub(crate) flow: &'static str,
+    pub(crate) run_id: String,
+    /// Blobs of the parameters: they override inherited values in every task.
+    pub(crate) params: BTreeMap<String, BlobRef>,
+    pub(crate) host: String,
+    /// Split states decoded once per process and shared by their foreach tasks, keyed by
+    /// the digest of the foreach field's blob.
+    pub(crate) splits: Mutex<SplitCache>,
+}
+
+/// A few recently used split states (each holds one foreach field, decoded).
+#[derive(Default)]
+pub(crate) struct SplitCache {
+    entries: Vec<(Digest, Arc<dyn std::any::Any + Send + Sync>)>,
+}
+
+impl SplitCache {
+    const CAPACITY: usize = 16;
+}
+
+impl std::fmt::Debug for RunContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunContext")
+            .field("flow", &self.flow)
+            .field("run_id", &self.run_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunContext {
+    /// The context of run `run_id` of flow `flow`, whose parameters are `params`.
+    pub(crate) fn new(
+        ds: Datastore,
+        flow: &'static str,
+        run_id: String,
+        params: BTreeMap<String, BlobRef>,
+    ) -> RunContext {
+        RunContext {
+            ds,
+            flow,
+            run_id,
+            params,
+            host: crate::meta::hostname(),
+            splits: Mutex::default(),
+        }
+    }
+}
+
+/// The split state holding field `field` (only) as stored in `blob`, decoded once.
+pub(super) fn shared_split<F: Flow>(
+    run: &RunContext,
+    field: usize,
+    blob: BlobRef,
+    context: &str,
+) -> Result<Arc<Mutex<F>>> {
+    {
+        let cache = run.splits.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, v)) = cache.entries.iter().find(|(d, _)| *d == blob.digest) {
+            if let Ok(state) = v.clone().downcast::<Mutex<F>>() {
+                return Ok(state);
+            }
+        }
+    }
+    let mut state = F::default();
+    let what = What::new(F::FIELDS[field].name, context.to_string());
+    cas::load_decoded(&run.ds, blob, &what, &mut |r| {
+        state.__decode_field(field, r)
+    })?;
+    let state = Arc::new(Mutex::new(state));
+    let mut cache = run.splits.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.entries.len() >= SplitCache::CAPACITY {
+        cache.entries.remove(0);
+    }
+    cache.entries.push((blob.digest, state.clone()));
+    Ok(state)
+}
+
+/// The blob a field of a task's input has: the run's parameter value for parameters, else
+/// the committed artifact.
+pub(super) fn input_blob<'a>(
+    run: &'a RunContext,
+    from: &'a Committed,
+    field: &crate::flow::FieldInfo,
+) -> Option<&'a BlobRef> {
+    if field.param.is_some() {
+        run.params
+            .get(field.name)
+            .or_else(|| from.artifacts.get(field.name))
+    } else {
+        from.artifacts.get(field.name)
+    }
+}
+
+/// Load a state from committed artifacts, applying the run's parameters.
+pub(crate) fn load_state<F: Flow>(run: &RunContext, from: &Committed, context: &str) -> Result<F> {
+    load_fields::<F>(run, from, None, None, context)
+}
+
+/// Load the fields in `only` (all when `None`); others keep their default.
+pub(crate) fn load_fields<F: Flow>(
+    run: &RunContext,
+    from: &Committed,
+    only: Option<&[usize]>,
+    template: Option<(&F, &Committed)>,
+    context: &str,
+) -> Result<F> {
+    let mut state = F::default();
+    for (i, field) in F::FIELDS.iter().enumerate() {
+        if only.is_some_and(|o| !o.contains(&i)) {
+            continue;
+        }
+        // A field added to the state after the input was written keeps its default.
+        let Some(blob) = input_blob(run, from, field) else {
+            continue;
+        };
+        if let Some((t, t_from)) = template {
+            if input_blob(run, t_from, field) == Some(blob) && state.__clone_field_from(t, i) {
+                continue;
+            }
+        }
+        let what = What::new(field.name, context.to_string());
+        cas::load_decoded(&run.ds, *blob, &what, &mut |r| state.__decode_field(i, r))?;
+    }
+    Ok(state)
+}
+
+pub(super) fn describe(task: &Option<TaskRef>, run: &str) -> String {
+    match task {
+        Some(t) if t.run == run => format!(" of task {}", t.task_id()),
+        Some(t) => format!(" of run {} task {}", t.run, t.task_id()),
+        None => format!(" of run {run} initial state"),
+    }
+}
+
+/// Encode and store the fields the step could change; pass the others through.
+pub(super) fn store_state<F: Flow>(
+    run: &RunContext,
+    state: &F,
+    base: &Committed,
+    only: Option<&[usize]>,
+    task: &str,
+) -> Result<BTreeMap<String, BlobRef>> {
+    let mut out = BTreeMap::new();
+    for (i, field) in F::FIELDS.iter().enumerate() {
+        let base_blob = input_blob(run, base, field).copied();
+        if only.is_some_and(|o| !o.contains(&i)) {
+            if let Some(b) = base_blob {
+                out.insert(field.name.to_string(), b);
+                continue;
+            }
+        }
+        let what = What::new(field.name, format!(" of task {task}"));
+        let blob = cas::put_encoded(&run.ds, base_blob, &what, &mut |w| {
+            state.__encode_field(i, w)
+        })?;
+        out.insert(field.name.to_string(), blob);
+    }
+    Ok(out)
+}
+
+/// Loads a join's inputs on demand for [`Inputs`](crate::Inputs).
+pub(super) struct JoinLoader {
+    pub(super) run: Arc<RunContext>,
+    /// The split step's output: the join's own starting state.
+    pub(super) base: Arc<Committed>,
+    pub(super) join: &'static str,
+}
+
+impl<F: Flow> LoadInput<F> for JoinLoader {
+    fn template(&self) -> Option<F> {
+        load_state::<F>(&self.run, &self.base, " of the split (join template)").ok()
+    }
+
+    fn load(&self, input: &InputRef, template: Option<&F>) -> Result<F> {
+        let context = format!(
+            " of input {} of join {}",
+            crate::meta::task_id(input.step, &input.index),
+            self.join
+        );
+        let template = template.map(|t| (t, &*self.base));
+        load_fields::<F>(&self.run, &input.committed, None, template, &context)
+    }
+}
