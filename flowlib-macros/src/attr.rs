@@ -379,95 +379,28 @@ fn parse_resources(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
     }
 }
 
-/// Parse `"4GiB"`-style sizes. Only binary units are accepted: `"4GB"` is ambiguous
-/// (10^9 or 2^30?) and is rejected with a hint.
-pub(crate) fn parse_memory(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let unit = unit.trim();
-    let number: f64 = num.parse().map_err(|_| {
-        format!("invalid memory size `{text}`: expected a number and a unit, like \"4GiB\"")
-    })?;
-    let mult: u64 = match unit {
-        "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "TiB" => 1 << 40,
-        "" => {
-            return Err(format!(
-                "memory size `{text}` has no unit: write \"{num}MiB\" or \"{num}GiB\" (units: B, KiB, MiB, GiB, TiB)"
-            ))
-        }
-        other => {
-            let hint = match other.to_ascii_lowercase().as_str() {
-                "k" | "kb" | "kib" => Some("KiB"),
-                "m" | "mb" | "mib" => Some("MiB"),
-                "g" | "gb" | "gib" => Some("GiB"),
-                "t" | "tb" | "tib" => Some("TiB"),
-                _ => None,
-            };
-            let hint = hint
-                .map(|u| format!(" (did you mean \"{num}{u}\"?)"))
-                .unwrap_or_default();
-            return Err(format!(
-                "invalid memory unit `{other}` in `{text}`: use binary units B, KiB, MiB, GiB or TiB{hint}"
-            ));
-        }
-    };
-    let bytes = number * mult as f64;
-    if bytes < 1.0 || !bytes.is_finite() {
-        return Err(format!("memory size `{text}` must be at least 1 byte"));
+/// A `memory = "..."` string in bytes. The shared grammar reads a plain number as bytes
+/// (for the CLI); in a step a bare `"4096"` is almost surely a forgotten unit, as the
+/// integer literal form is, so it is refused here.
+fn parse_memory(text: &str) -> Result<u64, String> {
+    let number = text.trim();
+    if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!(
+            "memory size `{text}` has no unit: write \"{number}MiB\" or \"{number}GiB\" (units: B, KiB, MiB, GiB, TiB)"
+        ));
     }
-    Ok(bytes.round() as u64)
+    match flowlib_units::parse_size(text) {
+        Ok(0) => Err(format!("memory size `{text}` must be at least 1 byte")),
+        Ok(bytes) => Ok(bytes),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
-/// Parse `"30s"`-style durations into milliseconds.
-pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let number: f64 = num.parse().map_err(|_| {
-        format!("invalid duration `{text}`: expected a number and a unit, like \"30s\"")
-    })?;
-    let mult: f64 = match unit.trim() {
-        "ms" => 1.0,
-        "s" | "sec" => 1_000.0,
-        "m" | "min" => 60_000.0,
-        "h" => 3_600_000.0,
-        "d" => 86_400_000.0,
-        "" => {
-            return Err(format!(
-                "duration `{text}` has no unit: write \"{num}s\" (units: ms, s, m, h, d)"
-            ))
-        }
-        other => {
-            let hint = match other.to_ascii_lowercase().as_str() {
-                "msec" | "msecs" | "millis" | "millisecond" | "milliseconds" => Some("ms"),
-                "secs" | "second" | "seconds" => Some("s"),
-                "mins" | "minute" | "minutes" => Some("m"),
-                "hr" | "hrs" | "hour" | "hours" => Some("h"),
-                "day" | "days" => Some("d"),
-                _ => None,
-            };
-            let hint = hint
-                .map(|u| format!(" (did you mean \"{num}{u}\"?)"))
-                .unwrap_or_default();
-            return Err(format!(
-                "invalid duration unit `{other}` in `{text}`: use ms, s, m, h or d{hint}"
-            ));
-        }
-    };
-    let ms = number * mult;
-    if !ms.is_finite() {
-        return Err(format!("invalid duration `{text}`"));
-    }
-    Ok(ms.round() as u64)
+/// A duration string in whole milliseconds, rounded to the nearest.
+fn parse_duration(text: &str) -> Result<u64, String> {
+    let d = flowlib_units::parse_duration(text).map_err(|e| e.to_string())?;
+    // The grammar caps durations at 2^64 ns, so the milliseconds fit.
+    Ok(u64::try_from((d.as_nanos() + 500_000) / 1_000_000).unwrap_or(u64::MAX))
 }
 
 fn parse_duration_value(cx: &Ctxt, meta: &ParseNestedMeta, what: &str) -> syn::Result<Option<u64>> {
@@ -639,31 +572,22 @@ fn parse_checkpoint(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
 mod tests {
     use super::*;
 
+    /// The grammar is `flowlib_units`'s (tested there); these are the step's own rules.
     #[test]
-    fn memory_units() {
-        assert_eq!(parse_memory("4GiB"), Ok(4 << 30));
-        assert_eq!(parse_memory("512MiB"), Ok(512 << 20));
+    fn step_unit_rules() {
         assert_eq!(parse_memory("1.5GiB"), Ok(3 << 29));
-        assert_eq!(parse_memory("100B"), Ok(100));
+        assert!(parse_memory("4").unwrap_err().contains("has no unit"));
+        assert!(parse_memory("0GiB")
+            .unwrap_err()
+            .contains("at least 1 byte"));
         assert!(parse_memory("4GB")
             .unwrap_err()
             .contains("did you mean \"4GiB\""));
-        assert!(parse_memory("4").unwrap_err().contains("no unit"));
-        assert!(parse_memory("GiB").is_err());
-        assert!(parse_memory("0GiB").is_err());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s"), Ok(30_000));
-        assert_eq!(parse_duration("250ms"), Ok(250));
-        assert_eq!(parse_duration("2m"), Ok(120_000));
         assert_eq!(parse_duration("1.5h"), Ok(5_400_000));
-        assert!(parse_duration("30").is_err());
-        assert!(parse_duration("30 parsecs").is_err());
-        assert!(parse_duration("5 secs")
+        assert_eq!(parse_duration("1.0006s"), Ok(1_001));
+        assert!(parse_duration("100000000d")
             .unwrap_err()
-            .contains("did you mean \"5s\""));
+            .contains("too large"));
     }
 }
 
