@@ -2,7 +2,6 @@
 //! attributes and their signatures, keeping the original syntax nodes for spans.
 
 use quote::ToTokens;
-use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ImplItem, ItemImpl, ReturnType, Type};
 
 use crate::attr::{parse_step_attrs, StepAttrs};
@@ -162,21 +161,14 @@ pub(crate) fn parse_flow(cx: &Ctxt, item: &ItemImpl) -> FlowIr {
 
 /// The flow's type name, and whether a `Flow` impl can be generated for the block.
 fn flow_name(cx: &Ctxt, item: &ItemImpl) -> (String, bool) {
-    let mut implementable = true;
-    if let Some((_, path, _)) = &item.trait_ {
-        cx.error_spanned(
-            path,
-            "`#[flow]` goes on an inherent impl block (`impl MyFlow { ... }`), not a trait impl",
-        );
-        implementable = false;
-    }
-    if !item.generics.params.is_empty() {
-        cx.error_spanned(
-            &item.generics,
-            "a flow cannot be generic: remove the type parameters",
-        );
-        implementable = false;
-    }
+    let mut implementable = cx.refuse(
+        item.trait_.as_ref().map(|(_, path, _)| path),
+        "`#[flow]` goes on an inherent impl block (`impl MyFlow { ... }`), not a trait impl",
+    );
+    implementable &= cx.refuse(
+        (!item.generics.params.is_empty()).then_some(&item.generics),
+        "a flow cannot be generic: remove the type parameters",
+    );
     let flow_name = match last_segment(&item.self_ty) {
         Some(s) => s.ident.to_string(),
         None => {
@@ -245,29 +237,19 @@ fn step_name_is_not_reserved(cx: &Ctxt, sig: &syn::Signature, raw_name: &str) {
 
 /// A step is a plain function: not async, generic, unsafe or variadic.
 fn plain_fn(cx: &Ctxt, sig: &syn::Signature) -> bool {
-    let mut ok = true;
-    if let Some(a) = &sig.asyncness {
-        cx.error(
-            a.span(),
-            "steps cannot be `async`: remove `async` and use a runtime inside the step if you need async I/O",
-        );
-        ok = false;
-    }
-    if !sig.generics.params.is_empty() {
-        cx.error_spanned(
-            &sig.generics,
-            "steps cannot be generic: remove the type parameters",
-        );
-        ok = false;
-    }
-    if let Some(u) = &sig.unsafety {
-        cx.error(u.span(), "steps cannot be `unsafe fn`: remove `unsafe`");
-        ok = false;
-    }
-    if let Some(v) = &sig.variadic {
-        cx.error_spanned(v, "steps cannot be variadic");
-        ok = false;
-    }
+    let mut ok = cx.refuse(
+        sig.asyncness.as_ref(),
+        "steps cannot be `async`: remove `async` and use a runtime inside the step if you need async I/O",
+    );
+    ok &= cx.refuse(
+        (!sig.generics.params.is_empty()).then_some(&sig.generics),
+        "steps cannot be generic: remove the type parameters",
+    );
+    ok &= cx.refuse(
+        sig.unsafety.as_ref(),
+        "steps cannot be `unsafe fn`: remove `unsafe`",
+    );
+    ok &= cx.refuse(sig.variadic.as_ref(), "steps cannot be variadic");
     ok
 }
 

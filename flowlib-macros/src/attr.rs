@@ -109,20 +109,40 @@ pub(crate) fn parse_step_attrs(cx: &Ctxt, attrs: &[Attribute]) -> StepAttrs {
     out
 }
 
+/// The key of a nested `key = value` item (`a::b` for a path).
+pub(crate) fn key_of(meta: &ParseNestedMeta) -> String {
+    meta.path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect::<Vec<_>>()
+        .join("::")
+}
+
+/// Run `f` on each item of `attr`'s list with its key. A syntax error stops the list and is
+/// recorded; returns false then.
+fn each_key(
+    cx: &Ctxt,
+    attr: &Attribute,
+    mut f: impl FnMut(&str, &ParseNestedMeta) -> syn::Result<()>,
+) -> bool {
+    match attr.parse_nested_meta(|meta| f(&key_of(&meta), &meta)) {
+        Ok(()) => true,
+        Err(e) => {
+            cx.syn_error(e);
+            false
+        }
+    }
+}
+
 /// Report an unknown key, listing the valid ones, and skip its value so parsing continues.
-fn unknown_key(cx: &Ctxt, meta: &ParseNestedMeta, attr: &str, valid: &[&str]) -> syn::Result<()> {
-    let key = meta
-        .path
-        .get_ident()
-        .map(|i| i.to_string())
-        .unwrap_or_else(|| {
-            meta.path
-                .segments
-                .iter()
-                .map(|s| s.ident.to_string())
-                .collect::<Vec<_>>()
-                .join("::")
-        });
+pub(crate) fn unknown_key(
+    cx: &Ctxt,
+    meta: &ParseNestedMeta,
+    attr: &str,
+    valid: &[&str],
+) -> syn::Result<()> {
+    let key = key_of(meta);
     let hint = did_you_mean(&key, valid.iter().copied())
         .or_else(|| alias(attr, &key))
         .map(|s| format!(" (did you mean `{s}`?)"))
@@ -166,43 +186,41 @@ fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
     Ok(())
 }
 
-/// Record a duplicate key inside one attribute; returns true when `slot` was already set.
-fn dup_key<T>(cx: &Ctxt, meta: &ParseNestedMeta, attr: &str, slot: &Option<T>) -> bool {
+/// Set `slot` from the key's value with `parse`, once: a repeated key is reported and its
+/// value skipped.
+fn once<T>(
+    cx: &Ctxt,
+    meta: &ParseNestedMeta,
+    attr: &str,
+    slot: &mut Option<T>,
+    parse: impl FnOnce(&ParseNestedMeta) -> syn::Result<Option<T>>,
+) -> syn::Result<()> {
     if slot.is_some() {
-        let key = meta
-            .path
-            .get_ident()
-            .map(|i| i.to_string())
-            .unwrap_or_default();
-        cx.error(meta.path.span(), dup_key_message(attr, &key));
-        true
-    } else {
-        false
+        cx.error(meta.path.span(), dup_key_message(attr, &key_of(meta)));
+        return skip_value(meta);
     }
+    *slot = parse(meta)?;
+    Ok(())
 }
 
 fn dup_key_message(attr: &str, key: &str) -> String {
     format!("duplicate key `{key}` in `#[{attr}]`: give each key once")
 }
 
+/// A `#[step]` key that takes no value.
 fn flag(cx: &Ctxt, meta: &ParseNestedMeta, slot: &mut Option<Span>) -> syn::Result<()> {
-    if dup_key(cx, meta, "step", slot) {
-        return skip_value(meta);
-    }
-    if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
-        let key = meta
-            .path
-            .get_ident()
-            .map(|i| i.to_string())
-            .unwrap_or_default();
-        cx.error(
-            meta.path.span(),
-            format!("`{key}` takes no value: write `#[step({key}, ...)]`"),
-        );
-        return skip_value(meta);
-    }
-    *slot = Some(meta.path.span());
-    Ok(())
+    once(cx, meta, "step", slot, |meta| {
+        if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
+            let key = key_of(meta);
+            cx.error(
+                meta.path.span(),
+                format!("`{key}` takes no value: write `#[step({key}, ...)]`"),
+            );
+            skip_value(meta)?;
+            return Ok(None);
+        }
+        Ok(Some(meta.path.span()))
+    })
 }
 
 fn parse_step(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
@@ -213,64 +231,62 @@ fn parse_step(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
     }
     let mut foreach: Option<Ident> = None;
     let mut next_seen = false;
-    let res = attr.parse_nested_meta(|meta| {
-        let key = meta
-            .path
-            .get_ident()
-            .map(|i| i.to_string())
-            .unwrap_or_default();
-        match key.as_str() {
-            "start" => flag(cx, &meta, &mut out.start),
-            "end" => flag(cx, &meta, &mut out.end),
-            "join" => flag(cx, &meta, &mut out.join),
-            "next" => {
-                if next_seen {
-                    cx.error(meta.path.span(), dup_key_message("step", "next"));
-                    return skip_value(&meta);
-                }
-                next_seen = true;
-                out.next_span = Some(meta.path.span());
-                let value = meta.value()?;
-                if value.peek(syn::token::Bracket) {
-                    let content;
-                    syn::bracketed!(content in value);
-                    let idents = content.parse_terminated(Ident::parse_any_ident, Token![,])?;
-                    if idents.is_empty() {
-                        cx.error(meta.path.span(), "`next = []` names no step");
-                    }
-                    out.next.extend(idents);
-                } else {
-                    out.next.push(value.call(Ident::parse_any_ident)?);
-                }
-                Ok(())
+    each_key(cx, attr, |key, meta| match key {
+        "start" => flag(cx, meta, &mut out.start),
+        "end" => flag(cx, meta, &mut out.end),
+        "join" => flag(cx, meta, &mut out.join),
+        "next" => {
+            if std::mem::replace(&mut next_seen, true) {
+                cx.error(meta.path.span(), dup_key_message("step", "next"));
+                return skip_value(meta);
             }
-            "foreach" => {
-                if dup_key(cx, &meta, "step", &foreach) {
-                    return skip_value(&meta);
-                }
-                let value = meta.value()?;
-                if value.peek(LitStr) {
-                    let lit: LitStr = value.parse()?;
-                    cx.error(
-                        lit.span(),
-                        format!(
-                            "`foreach` takes a field name, not a string: write `foreach = {}`",
-                            lit.value()
-                        ),
-                    );
-                    return Ok(());
-                }
-                foreach = Some(value.call(Ident::parse_any_ident)?);
-                out.foreach_key = Some(meta.path.span());
-                Ok(())
-            }
-            _ => unknown_key(cx, &meta, "step", STEP_KEYS),
+            out.next_span = Some(meta.path.span());
+            parse_next(cx, meta, &mut out.next)
         }
+        "foreach" => once(cx, meta, "step", &mut foreach, |meta| {
+            let field = parse_foreach(cx, meta)?;
+            if field.is_some() {
+                out.foreach_key = Some(meta.path.span());
+            }
+            Ok(field)
+        }),
+        _ => unknown_key(cx, meta, "step", STEP_KEYS),
     });
-    if let Err(e) = res {
-        cx.syn_error(e);
-    }
     out.foreach = foreach;
+}
+
+/// `next = a` or `next = [a, b]`.
+fn parse_next(cx: &Ctxt, meta: &ParseNestedMeta, next: &mut Vec<Ident>) -> syn::Result<()> {
+    let value = meta.value()?;
+    if value.peek(syn::token::Bracket) {
+        let content;
+        syn::bracketed!(content in value);
+        let idents = content.parse_terminated(Ident::parse_any_ident, Token![,])?;
+        if idents.is_empty() {
+            cx.error(meta.path.span(), "`next = []` names no step");
+        }
+        next.extend(idents);
+    } else {
+        next.push(value.call(Ident::parse_any_ident)?);
+    }
+    Ok(())
+}
+
+/// `foreach = field`; `None` (reported) for a string.
+fn parse_foreach(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Option<Ident>> {
+    let value = meta.value()?;
+    if value.peek(LitStr) {
+        let lit: LitStr = value.parse()?;
+        cx.error(
+            lit.span(),
+            format!(
+                "`foreach` takes a field name, not a string: write `foreach = {}`",
+                lit.value()
+            ),
+        );
+        return Ok(None);
+    }
+    Ok(Some(value.call(Ident::parse_any_ident)?))
 }
 
 trait ParseAnyIdent {
@@ -328,55 +344,47 @@ fn parse_resources(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
         );
         return;
     }
-    let res = attr.parse_nested_meta(|meta| {
-        let key = meta.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
-        match key.as_str() {
-            "cpu" => {
-                if dup_key(cx, &meta, "resources", &out.cpu) {
-                    return skip_value(&meta);
-                }
-                out.cpu = parse_u32(cx, &meta, "cpu", 1)?;
-                Ok(())
-            }
-            "gpu" => {
-                if dup_key(cx, &meta, "resources", &out.gpu) {
-                    return skip_value(&meta);
-                }
-                out.gpu = parse_u32(cx, &meta, "gpu", 0)?;
-                Ok(())
-            }
-            "memory" => {
-                if dup_key(cx, &meta, "resources", &out.memory) {
-                    return skip_value(&meta);
-                }
-                let expr: syn::Expr = meta.value()?.parse()?;
-                match &expr {
-                    syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) => {
-                        match parse_memory(&s.value()) {
-                            Ok(bytes) => out.memory = Some(bytes),
-                            Err(msg) => cx.error(s.span(), msg),
-                        }
-                    }
-                    syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(i), .. }) => cx.error(
-                        i.span(),
-                        format!(
-                            "`memory` needs a unit: write `memory = \"{}MiB\"` (units: B, KiB, MiB, GiB, TiB)",
-                            i.base10_digits()
-                        ),
-                    ),
-                    other => cx.error_spanned(
-                        other,
-                        "`memory` must be a string with a binary unit, like `memory = \"4GiB\"`",
-                    ),
-                }
-                Ok(())
-            }
-            _ => unknown_key(cx, &meta, "resources", RESOURCE_KEYS),
-        }
+    each_key(cx, attr, |key, meta| match key {
+        "cpu" => once(cx, meta, "resources", &mut out.cpu, |m| {
+            parse_u32(cx, m, "cpu", 1)
+        }),
+        "gpu" => once(cx, meta, "resources", &mut out.gpu, |m| {
+            parse_u32(cx, m, "gpu", 0)
+        }),
+        "memory" => once(cx, meta, "resources", &mut out.memory, |m| {
+            parse_memory_value(cx, m)
+        }),
+        _ => unknown_key(cx, meta, "resources", RESOURCE_KEYS),
     });
-    if let Err(e) = res {
-        cx.syn_error(e);
+}
+
+/// `memory = "4GiB"`.
+fn parse_memory_value(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Option<u64>> {
+    let expr: syn::Expr = meta.value()?.parse()?;
+    match &expr {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) => match parse_memory(&s.value()) {
+            Ok(bytes) => return Ok(Some(bytes)),
+            Err(msg) => cx.error(s.span(), msg),
+        },
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(i),
+            ..
+        }) => cx.error(
+            i.span(),
+            format!(
+                "`memory` needs a unit: write `memory = \"{}MiB\"` (units: B, KiB, MiB, GiB, TiB)",
+                i.base10_digits()
+            ),
+        ),
+        other => cx.error_spanned(
+            other,
+            "`memory` must be a string with a binary unit, like `memory = \"4GiB\"`",
+        ),
     }
+    Ok(None)
 }
 
 /// A `memory = "..."` string in bytes. The shared grammar reads a plain number as bytes
@@ -443,33 +451,15 @@ fn parse_retry(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
     let mut times: Option<u32> = None;
     let mut delay: Option<u64> = None;
     if !matches!(attr.meta, syn::Meta::Path(_)) {
-        let res = attr.parse_nested_meta(|meta| {
-            let key = meta
-                .path
-                .get_ident()
-                .map(|i| i.to_string())
-                .unwrap_or_default();
-            match key.as_str() {
-                "times" => {
-                    if dup_key(cx, &meta, "retry", &times) {
-                        return skip_value(&meta);
-                    }
-                    times = parse_u32(cx, &meta, "times", 0)?;
-                    Ok(())
-                }
-                "delay" => {
-                    if dup_key(cx, &meta, "retry", &delay) {
-                        return skip_value(&meta);
-                    }
-                    delay = parse_duration_value(cx, &meta, "delay")?;
-                    Ok(())
-                }
-                _ => unknown_key(cx, &meta, "retry", RETRY_KEYS),
-            }
+        each_key(cx, attr, |key, meta| match key {
+            "times" => once(cx, meta, "retry", &mut times, |m| {
+                parse_u32(cx, m, "times", 0)
+            }),
+            "delay" => once(cx, meta, "retry", &mut delay, |m| {
+                parse_duration_value(cx, m, "delay")
+            }),
+            _ => unknown_key(cx, meta, "retry", RETRY_KEYS),
         });
-        if let Err(e) = res {
-            cx.syn_error(e);
-        }
     }
     out.retry = Some(Retry {
         times: times.unwrap_or(3),
@@ -496,23 +486,18 @@ fn parse_timeout(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
     }
     let mut total: u64 = 0;
     let mut seen: Vec<String> = Vec::new();
-    let res = attr.parse_nested_meta(|meta| {
-        let key = meta
-            .path
-            .get_ident()
-            .map(|i| i.to_string())
-            .unwrap_or_default();
-        let mult = match key.as_str() {
+    let parsed = each_key(cx, attr, |key, meta| {
+        let mult = match key {
             "seconds" => 1_000,
             "minutes" => 60_000,
             "hours" => 3_600_000,
-            _ => return unknown_key(cx, &meta, "timeout", TIMEOUT_KEYS),
+            _ => return unknown_key(cx, meta, "timeout", TIMEOUT_KEYS),
         };
-        if seen.contains(&key) {
-            cx.error(meta.path.span(), dup_key_message("timeout", &key));
-            return skip_value(&meta);
+        if seen.iter().any(|k| k == key) {
+            cx.error(meta.path.span(), dup_key_message("timeout", key));
+            return skip_value(meta);
         }
-        seen.push(key);
+        seen.push(key.to_string());
         let lit: LitInt = meta.value()?.parse()?;
         match lit.base10_parse::<u64>() {
             Ok(v) => total += v * mult,
@@ -520,8 +505,7 @@ fn parse_timeout(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
         }
         Ok(())
     });
-    if let Err(e) = res {
-        cx.syn_error(e);
+    if !parsed {
         return;
     }
     if total == 0 && seen.is_empty() {
@@ -537,26 +521,12 @@ fn parse_timeout(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
 fn parse_catch(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
     let mut field: Option<Ident> = None;
     if !matches!(attr.meta, syn::Meta::Path(_)) {
-        let res = attr.parse_nested_meta(|meta| {
-            let key = meta
-                .path
-                .get_ident()
-                .map(|i| i.to_string())
-                .unwrap_or_default();
-            match key.as_str() {
-                "field" => {
-                    if dup_key(cx, &meta, "catch", &field) {
-                        return skip_value(&meta);
-                    }
-                    field = Some(meta.value()?.call(Ident::parse_any_ident)?);
-                    Ok(())
-                }
-                _ => unknown_key(cx, &meta, "catch", CATCH_KEYS),
-            }
+        each_key(cx, attr, |key, meta| match key {
+            "field" => once(cx, meta, "catch", &mut field, |m| {
+                Ok(Some(m.value()?.call(Ident::parse_any_ident)?))
+            }),
+            _ => unknown_key(cx, meta, "catch", CATCH_KEYS),
         });
-        if let Err(e) = res {
-            cx.syn_error(e);
-        }
     }
     out.catch = Some(Catch { field });
 }

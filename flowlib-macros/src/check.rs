@@ -167,61 +167,72 @@ fn next_target_is_a_step(cx: &Ctxt, ir: &FlowIr, target: &syn::Ident, t: &str) {
 }
 
 fn one_start_step(cx: &Ctxt, ir: &FlowIr, starts: &[usize]) -> bool {
-    let steps = &ir.steps;
-    match starts {
-        [] => cx.error_spanned(
+    match starts.len() {
+        0 => cx.error_spanned(
             &ir.self_ty,
             "this flow has no start step: mark the first step `#[step(start, next = ...)]`",
         ),
-        [_] => return true,
-        [first, rest @ ..] => {
-            for &i in rest {
-                cx.error(
-                    steps[i].attrs.start.unwrap(),
-                    format!(
-                        "a flow has exactly one start step, but `{}` and `{}` are both marked `start`: remove `start` from `{}`",
-                        steps[*first].name, steps[i].name, steps[i].name
-                    ),
-                );
-            }
-        }
+        1 => return true,
+        _ => report_extra(
+            cx,
+            &ir.steps,
+            starts,
+            |a| a.start,
+            |first, s| {
+                format!("a flow has exactly one start step, but `{first}` and `{s}` are both marked `start`: remove `start` from `{s}`")
+            },
+        ),
     }
     false
 }
 
 fn one_end_step(cx: &Ctxt, ir: &FlowIr, ends: &[usize], dangling: &[usize]) -> bool {
-    let steps = &ir.steps;
-    match ends {
-        [] if !dangling.is_empty() => {
+    match ends.len() {
+        0 if !dangling.is_empty() => {
             // The usual cause: the last step was not marked `end`. One error per such step.
-            for &i in dangling {
+            for s in dangling.iter().map(|&i| &ir.steps[i]) {
                 cx.error(
-                    steps[i].loc(),
+                    s.loc(),
                     format!(
                         "step `{}` has no `next` and the flow has no end step: mark it `#[step(end)]` if it is the last step, or add `next = <step>`",
-                        steps[i].name
+                        s.name
                     ),
                 );
             }
         }
-        [] => cx.error_spanned(
+        0 => cx.error_spanned(
             &ir.self_ty,
             "this flow has no end step: mark the last step `#[step(end)]`",
         ),
-        [_] => return true,
-        [first, rest @ ..] => {
-            for &i in rest {
-                cx.error(
-                    steps[i].attrs.end.unwrap(),
-                    format!(
-                        "a flow has exactly one end step, but `{}` and `{}` are both marked `end`: give `{}` a `next` instead",
-                        steps[*first].name, steps[i].name, steps[i].name
-                    ),
-                );
-            }
-        }
+        1 => return true,
+        _ => report_extra(
+            cx,
+            &ir.steps,
+            ends,
+            |a| a.end,
+            |first, s| {
+                format!("a flow has exactly one end step, but `{first}` and `{s}` are both marked `end`: give `{s}` a `next` instead")
+            },
+        ),
     }
     false
+}
+
+/// Report each of the `marked` steps after the first, at its mark.
+fn report_extra(
+    cx: &Ctxt,
+    steps: &[Step],
+    marked: &[usize],
+    mark: fn(&StepAttrs) -> Option<Span>,
+    message: impl Fn(&str, &str) -> String,
+) {
+    let Some((&first, rest)) = marked.split_first() else {
+        return;
+    };
+    for s in rest.iter().map(|&i| &steps[i]) {
+        let span = mark(&s.attrs).expect("marked");
+        cx.error(span, message(&steps[first].name, &s.name));
+    }
 }
 
 fn end_step_has_no_next(cx: &Ctxt, s: &Step) -> bool {

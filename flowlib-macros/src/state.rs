@@ -7,7 +7,8 @@ use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, LitStr};
 
 use crate::ast::doc_of_attrs;
-use crate::ctxt::{did_you_mean, Ctxt, Loc};
+use crate::attr::{key_of, unknown_key};
+use crate::ctxt::{Ctxt, Loc};
 
 const PARAM_KEYS: &[&str] = &["default", "help", "required", "name"];
 
@@ -268,6 +269,11 @@ fn flow_state_impl(ident: &syn::Ident, code: &FieldCode) -> TokenStream {
         asserts,
     } = code;
     let helpers = helper_module();
+    let codec_imports = quote! {
+        #[allow(unused_imports)]
+        use ::flowlib::__private::{ViaBulk as _, ViaSerde as _};
+        use __flowlib::NotAnArtifact as _;
+    };
     quote! {
         #[doc(hidden)]
         #[allow(dead_code, unused_variables, non_camel_case_types, clippy::all)]
@@ -283,9 +289,7 @@ fn flow_state_impl(ident: &syn::Ident, code: &FieldCode) -> TokenStream {
                     __i: usize,
                     __w: &mut ::flowlib::__private::FieldWriter<'_>,
                 ) -> ::core::result::Result<(), ::flowlib::__private::EncodeError> {
-                    #[allow(unused_imports)]
-                    use ::flowlib::__private::{ViaBulk as _, ViaSerde as _};
-                    use __flowlib::NotAnArtifact as _;
+                    #codec_imports
                     match __i {
                         #(#encode_arms)*
                         _ => ::core::result::Result::Err(::flowlib::__private::EncodeError::no_field(__i)),
@@ -298,9 +302,7 @@ fn flow_state_impl(ident: &syn::Ident, code: &FieldCode) -> TokenStream {
                     __i: usize,
                     __r: &mut ::flowlib::__private::FieldReader<'_>,
                 ) -> ::core::result::Result<(), ::flowlib::__private::DecodeError> {
-                    #[allow(unused_imports)]
-                    use ::flowlib::__private::{ViaBulk as _, ViaSerde as _};
-                    use __flowlib::NotAnArtifact as _;
+                    #codec_imports
                     match __i {
                         #(#decode_arms)*
                         _ => ::core::result::Result::Err(::flowlib::__private::DecodeError::no_field(__i)),
@@ -364,7 +366,7 @@ fn parse_param(cx: &Ctxt, field: &syn::Field, name: &str, doc: &str) -> Option<P
         let mut seen: Vec<String> = Vec::new();
         if !matches!(attr.meta, syn::Meta::Path(_)) {
             let res = attr.parse_nested_meta(|meta| {
-                let key = meta.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
+                let key = key_of(&meta);
                 if seen.contains(&key) {
                     cx.error(meta.path.span(), format!("duplicate key `{key}`"));
                 }
@@ -395,22 +397,7 @@ fn parse_param(cx: &Ctxt, field: &syn::Field, name: &str, doc: &str) -> Option<P
                         p.required = true;
                         Ok(())
                     }
-                    _ => {
-                        let hint = did_you_mean(&key, PARAM_KEYS.iter().copied())
-                            .map(|s| format!(" (did you mean `{s}`?)"))
-                            .unwrap_or_default();
-                        cx.error(
-                            meta.path.span(),
-                            format!(
-                                "unknown `#[param]` key `{key}`{hint}; valid keys are: {}",
-                                PARAM_KEYS.join(", ")
-                            ),
-                        );
-                        if meta.input.peek(syn::Token![=]) {
-                            let _: syn::Expr = meta.value()?.parse()?;
-                        }
-                        Ok(())
-                    }
+                    _ => unknown_key(cx, &meta, "param", PARAM_KEYS),
                 }
             });
             if let Err(e) = res {
@@ -466,10 +453,8 @@ mod tests {
         );
         // The stub keeps `#[flow]` and user code free of "not a flow state" errors.
         assert!(out.contains("impl :: flowlib :: FlowState for S"), "{out}");
-        assert!(
-            out.contains("const FIELDS : & 'static [:: flowlib :: FieldInfo] = & [] ;"),
-            "{out}"
-        );
+        let no_fields = "const FIELDS : & 'static [:: flowlib :: FieldInfo] = & [] ;";
+        assert!(out.contains(no_fields), "{out}");
     }
 
     #[test]
