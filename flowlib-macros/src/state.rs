@@ -257,6 +257,16 @@ fn helper_module() -> TokenStream {
     }
 }
 
+/// `match __i { arms, _ => fallback }`.
+fn field_match(arms: &[TokenStream], fallback: TokenStream) -> TokenStream {
+    quote! {
+        match __i {
+            #(#arms)*
+            _ => #fallback,
+        }
+    }
+}
+
 fn flow_state_impl(ident: &syn::Ident, code: &FieldCode) -> TokenStream {
     let FieldCode {
         infos,
@@ -269,6 +279,15 @@ fn flow_state_impl(ident: &syn::Ident, code: &FieldCode) -> TokenStream {
         asserts,
     } = code;
     let helpers = helper_module();
+    let no_field = |error: TokenStream| quote!(::core::result::Result::Err(#error::no_field(__i)));
+    let encode_match = field_match(
+        encode_arms,
+        no_field(quote!(::flowlib::__private::EncodeError)),
+    );
+    let decode_match = field_match(
+        decode_arms,
+        no_field(quote!(::flowlib::__private::DecodeError)),
+    );
     let codec_imports = quote! {
         #[allow(unused_imports)]
         use ::flowlib::__private::{ViaBulk as _, ViaSerde as _};
@@ -290,10 +309,7 @@ fn flow_state_impl(ident: &syn::Ident, code: &FieldCode) -> TokenStream {
                     __w: &mut ::flowlib::__private::FieldWriter<'_>,
                 ) -> ::core::result::Result<(), ::flowlib::__private::EncodeError> {
                     #codec_imports
-                    match __i {
-                        #(#encode_arms)*
-                        _ => ::core::result::Result::Err(::flowlib::__private::EncodeError::no_field(__i)),
-                    }
+                    #encode_match
                 }
 
                 #[allow(unreachable_code)]
@@ -303,10 +319,7 @@ fn flow_state_impl(ident: &syn::Ident, code: &FieldCode) -> TokenStream {
                     __r: &mut ::flowlib::__private::FieldReader<'_>,
                 ) -> ::core::result::Result<(), ::flowlib::__private::DecodeError> {
                     #codec_imports
-                    match __i {
-                        #(#decode_arms)*
-                        _ => ::core::result::Result::Err(::flowlib::__private::DecodeError::no_field(__i)),
-                    }
+                    #decode_match
                 }
 
                 fn __field_json(&self, __i: usize) -> ::core::result::Result<::flowlib::__private::JsonValue, ::std::string::String> {
