@@ -2,7 +2,6 @@
 //! attributes and their signatures, keeping the original syntax nodes for spans.
 
 use quote::ToTokens;
-use syn::spanned::Spanned;
 use syn::{FnArg, Ident, ImplItem, ItemImpl, ReturnType, Type};
 
 use crate::attr::{parse_step_attrs, StepAttrs};
@@ -122,33 +121,7 @@ pub(crate) fn doc_of_attrs(attrs: &[syn::Attribute]) -> String {
 
 /// Build the IR from the impl block. Problems are recorded in `cx`.
 pub(crate) fn parse_flow(cx: &Ctxt, item: &ItemImpl) -> FlowIr {
-    let mut implementable = true;
-    if let Some((_, path, _)) = &item.trait_ {
-        cx.error_spanned(
-            path,
-            "`#[flow]` goes on an inherent impl block (`impl MyFlow { ... }`), not a trait impl",
-        );
-        implementable = false;
-    }
-    if !item.generics.params.is_empty() {
-        cx.error_spanned(
-            &item.generics,
-            "a flow cannot be generic: remove the type parameters",
-        );
-        implementable = false;
-    }
-    let flow_name = match last_segment(&item.self_ty) {
-        Some(s) => s.ident.to_string(),
-        None => {
-            cx.error_spanned(
-                &item.self_ty,
-                "`#[flow]` needs a named struct type: `impl MyFlow { ... }`",
-            );
-            implementable = false;
-            String::from("Flow")
-        }
-    };
-
+    let (flow_name, implementable) = flow_name(cx, item);
     let mut steps: Vec<Step> = Vec::new();
     let mut other_methods = Vec::new();
     for impl_item in &item.items {
@@ -157,162 +130,17 @@ pub(crate) fn parse_flow(cx: &Ctxt, item: &ItemImpl) -> FlowIr {
         };
         let attrs = parse_step_attrs(cx, &method.attrs);
         if attrs.step.is_none() {
-            for (name, loc) in &attrs.other_attrs {
-                cx.error(
-                    *loc,
-                    format!(
-                        "`#[{name}]` only applies to steps: add `#[step(...)]` to `{}`",
-                        method.sig.ident
-                    ),
-                );
-            }
-            let name = method.sig.ident.to_string();
-            let name = name.strip_prefix("r#").unwrap_or(&name).to_string();
-            other_methods.push((name, !attrs.other_attrs.is_empty()));
+            other_methods.push(other_method(cx, method, &attrs));
             continue;
         }
-        let sig = &method.sig;
-        let name = sig.ident.to_string();
+        let name = method.sig.ident.to_string();
         let raw_name = name.strip_prefix("r#").unwrap_or(&name).to_string();
-
         if steps.iter().any(|s| s.name == raw_name) {
             // rustc reports the duplicate method itself (E0592), pointing at both.
             cx.defer_to_rustc();
             continue;
         }
-        if RESERVED_STEP_NAMES.contains(&raw_name.as_str()) || raw_name.starts_with("__") {
-            cx.error(
-                sig.ident.span(),
-                format!(
-                    "`{raw_name}` is a reserved name and cannot be a step: rename the method (reserved: {}, and names starting with `__`)",
-                    RESERVED_STEP_NAMES.join(", ")
-                ),
-            );
-        }
-        let mut callable = true;
-        if let Some(a) = &sig.asyncness {
-            cx.error(
-                a.span(),
-                "steps cannot be `async`: remove `async` and use a runtime inside the step if you need async I/O",
-            );
-            callable = false;
-        }
-        if !sig.generics.params.is_empty() {
-            cx.error_spanned(
-                &sig.generics,
-                "steps cannot be generic: remove the type parameters",
-            );
-            callable = false;
-        }
-        if let Some(u) = &sig.unsafety {
-            cx.error(u.span(), "steps cannot be `unsafe fn`: remove `unsafe`");
-            callable = false;
-        }
-        if let Some(v) = &sig.variadic {
-            cx.error_spanned(v, "steps cannot be variadic");
-            callable = false;
-        }
-
-        let mut args = Vec::new();
-        let mut has_self = false;
-        for input in &sig.inputs {
-            match input {
-                FnArg::Receiver(r) => {
-                    has_self = true;
-                    // `ty` is always filled in: `&mut Self` for both `&mut self` and
-                    // `self: &mut Self`.
-                    let mut_ref = matches!(&*r.ty, Type::Reference(t) if t.mutability.is_some() && is_named(&t.elem, "Self"));
-                    if !mut_ref {
-                        cx.error_spanned(
-                            r,
-                            "a step takes `&mut self`: the step reads and writes the flow's artifacts through it",
-                        );
-                        callable = false;
-                    }
-                }
-                FnArg::Typed(pt) => {
-                    let ty = &*pt.ty;
-                    let loc = Loc::of(ty);
-                    match ty {
-                        Type::ImplTrait(_) => {
-                            cx.error(loc, "steps cannot be generic: name a concrete type instead of `impl Trait`");
-                            callable = false;
-                        }
-                        Type::Reference(r) if is_named(&r.elem, "Ctx") => {
-                            args.push(StepArg::Ctx { loc })
-                        }
-                        _ if is_named(ty, "Inputs") => args.push(StepArg::Inputs { loc }),
-                        _ if is_named(ty, "Ctx") => {
-                            cx.error(loc, "take the context by reference: `ctx: &mut Ctx`");
-                            callable = false;
-                        }
-                        Type::Reference(r) => {
-                            if r.mutability.is_some() {
-                                cx.error(
-                                    loc,
-                                    "the foreach item is read-only: take it as `&T` or `T`",
-                                );
-                                callable = false;
-                            }
-                            args.push(StepArg::Item {
-                                elem: r.elem.clone(),
-                                by_ref: true,
-                                loc,
-                            });
-                        }
-                        _ => args.push(StepArg::Item {
-                            elem: Box::new(ty.clone()),
-                            by_ref: false,
-                            loc,
-                        }),
-                    }
-                }
-            }
-        }
-        if !has_self {
-            cx.error(
-                sig.ident.span(),
-                format!("a step takes `&mut self`: write `fn {raw_name}(&mut self, ...)`"),
-            );
-            callable = false;
-        }
-        let extra = |f: fn(&StepArg) -> bool| args.iter().filter(|a| f(a)).nth(1).map(arg_loc);
-        if let Some(loc) = extra(|a| matches!(a, StepArg::Ctx { .. })) {
-            cx.error(
-                loc,
-                "a step takes at most one `&mut Ctx`: remove this parameter",
-            );
-            callable = false;
-        }
-        if let Some(loc) = extra(|a| matches!(a, StepArg::Inputs { .. })) {
-            cx.error(
-                loc,
-                "a step takes at most one `Inputs<Self>`: remove this parameter",
-            );
-            callable = false;
-        }
-        if let Some(loc) = extra(|a| matches!(a, StepArg::Item { .. })) {
-            cx.error(
-                loc,
-                "a step takes at most one foreach item parameter (besides `ctx: &mut Ctx` or `inputs: Inputs<Self>`): remove this parameter",
-            );
-            callable = false;
-        }
-        let output = match &sig.output {
-            ReturnType::Default => None,
-            ReturnType::Type(_, ty) => Some((**ty).clone()),
-        };
-
-        steps.push(Step {
-            ident: sig.ident.clone(),
-            name: raw_name,
-            attrs,
-            args,
-            output,
-            callable,
-            doc: doc_of(&method.attrs),
-            uses: self_field_uses(method.block.to_token_stream()),
-        });
+        steps.push(parse_step(cx, method, attrs, raw_name));
     }
 
     if steps.is_empty() {
@@ -329,6 +157,208 @@ pub(crate) fn parse_flow(cx: &Ctxt, item: &ItemImpl) -> FlowIr {
         other_methods,
         implementable,
     }
+}
+
+/// The flow's type name, and whether a `Flow` impl can be generated for the block.
+fn flow_name(cx: &Ctxt, item: &ItemImpl) -> (String, bool) {
+    let mut implementable = cx.refuse(
+        item.trait_.as_ref().map(|(_, path, _)| path),
+        "`#[flow]` goes on an inherent impl block (`impl MyFlow { ... }`), not a trait impl",
+    );
+    implementable &= cx.refuse(
+        (!item.generics.params.is_empty()).then_some(&item.generics),
+        "a flow cannot be generic: remove the type parameters",
+    );
+    let flow_name = match last_segment(&item.self_ty) {
+        Some(s) => s.ident.to_string(),
+        None => {
+            cx.error_spanned(
+                &item.self_ty,
+                "`#[flow]` needs a named struct type: `impl MyFlow { ... }`",
+            );
+            implementable = false;
+            String::from("Flow")
+        }
+    };
+    (flow_name, implementable)
+}
+
+/// A method without `#[step]`: its name, and whether it carries step attributes (an error,
+/// reported here).
+fn other_method(cx: &Ctxt, method: &syn::ImplItemFn, attrs: &StepAttrs) -> (String, bool) {
+    for (name, loc) in &attrs.other_attrs {
+        cx.error(
+            *loc,
+            format!(
+                "`#[{name}]` only applies to steps: add `#[step(...)]` to `{}`",
+                method.sig.ident
+            ),
+        );
+    }
+    let name = method.sig.ident.to_string();
+    let name = name.strip_prefix("r#").unwrap_or(&name).to_string();
+    (name, !attrs.other_attrs.is_empty())
+}
+
+fn parse_step(cx: &Ctxt, method: &syn::ImplItemFn, attrs: StepAttrs, raw_name: String) -> Step {
+    let sig = &method.sig;
+    step_name_is_not_reserved(cx, sig, &raw_name);
+    let mut callable = plain_fn(cx, sig);
+    let (args, args_ok) = parse_args(cx, sig, &raw_name);
+    callable &= args_ok;
+    callable &= at_most_one_of_each_arg(cx, &args);
+    let output = match &sig.output {
+        ReturnType::Default => None,
+        ReturnType::Type(_, ty) => Some((**ty).clone()),
+    };
+    Step {
+        ident: sig.ident.clone(),
+        name: raw_name,
+        attrs,
+        args,
+        output,
+        callable,
+        doc: doc_of(&method.attrs),
+        uses: self_field_uses(method.block.to_token_stream()),
+    }
+}
+
+fn step_name_is_not_reserved(cx: &Ctxt, sig: &syn::Signature, raw_name: &str) {
+    if RESERVED_STEP_NAMES.contains(&raw_name) || raw_name.starts_with("__") {
+        cx.error(
+            sig.ident.span(),
+            format!(
+                "`{raw_name}` is a reserved name and cannot be a step: rename the method (reserved: {}, and names starting with `__`)",
+                RESERVED_STEP_NAMES.join(", ")
+            ),
+        );
+    }
+}
+
+/// A step is a plain function: not async, generic, unsafe or variadic.
+fn plain_fn(cx: &Ctxt, sig: &syn::Signature) -> bool {
+    let mut ok = cx.refuse(
+        sig.asyncness.as_ref(),
+        "steps cannot be `async`: remove `async` and use a runtime inside the step if you need async I/O",
+    );
+    ok &= cx.refuse(
+        (!sig.generics.params.is_empty()).then_some(&sig.generics),
+        "steps cannot be generic: remove the type parameters",
+    );
+    ok &= cx.refuse(
+        sig.unsafety.as_ref(),
+        "steps cannot be `unsafe fn`: remove `unsafe`",
+    );
+    ok &= cx.refuse(sig.variadic.as_ref(), "steps cannot be variadic");
+    ok
+}
+
+/// The parameters besides `self`, and whether generated code can pass them all.
+fn parse_args(cx: &Ctxt, sig: &syn::Signature, raw_name: &str) -> (Vec<StepArg>, bool) {
+    let mut args = Vec::new();
+    let mut ok = true;
+    let mut has_self = false;
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(r) => {
+                has_self = true;
+                ok &= receiver_is_mut_self(cx, r);
+            }
+            FnArg::Typed(pt) => {
+                let (arg, arg_ok) = parse_typed_arg(cx, &pt.ty);
+                args.extend(arg);
+                ok &= arg_ok;
+            }
+        }
+    }
+    if !has_self {
+        cx.error(
+            sig.ident.span(),
+            format!("a step takes `&mut self`: write `fn {raw_name}(&mut self, ...)`"),
+        );
+        ok = false;
+    }
+    (args, ok)
+}
+
+fn receiver_is_mut_self(cx: &Ctxt, r: &syn::Receiver) -> bool {
+    // `ty` is always filled in: `&mut Self` for both `&mut self` and `self: &mut Self`.
+    let mut_ref =
+        matches!(&*r.ty, Type::Reference(t) if t.mutability.is_some() && is_named(&t.elem, "Self"));
+    if !mut_ref {
+        cx.error_spanned(
+            r,
+            "a step takes `&mut self`: the step reads and writes the flow's artifacts through it",
+        );
+    }
+    mut_ref
+}
+
+/// What a typed parameter is, if anything, and whether generated code can pass it.
+fn parse_typed_arg(cx: &Ctxt, ty: &Type) -> (Option<StepArg>, bool) {
+    let loc = Loc::of(ty);
+    match ty {
+        Type::ImplTrait(_) => {
+            cx.error(
+                loc,
+                "steps cannot be generic: name a concrete type instead of `impl Trait`",
+            );
+            (None, false)
+        }
+        Type::Reference(r) if is_named(&r.elem, "Ctx") => (Some(StepArg::Ctx { loc }), true),
+        _ if is_named(ty, "Inputs") => (Some(StepArg::Inputs { loc }), true),
+        _ if is_named(ty, "Ctx") => {
+            cx.error(loc, "take the context by reference: `ctx: &mut Ctx`");
+            (None, false)
+        }
+        Type::Reference(r) => {
+            let read_only = r.mutability.is_none();
+            if !read_only {
+                cx.error(loc, "the foreach item is read-only: take it as `&T` or `T`");
+            }
+            let item = StepArg::Item {
+                elem: r.elem.clone(),
+                by_ref: true,
+                loc,
+            };
+            (Some(item), read_only)
+        }
+        _ => {
+            let item = StepArg::Item {
+                elem: Box::new(ty.clone()),
+                by_ref: false,
+                loc,
+            };
+            (Some(item), true)
+        }
+    }
+}
+
+fn at_most_one_of_each_arg(cx: &Ctxt, args: &[StepArg]) -> bool {
+    let mut ok = true;
+    let extra = |f: fn(&StepArg) -> bool| args.iter().filter(|a| f(a)).nth(1).map(arg_loc);
+    if let Some(loc) = extra(|a| matches!(a, StepArg::Ctx { .. })) {
+        cx.error(
+            loc,
+            "a step takes at most one `&mut Ctx`: remove this parameter",
+        );
+        ok = false;
+    }
+    if let Some(loc) = extra(|a| matches!(a, StepArg::Inputs { .. })) {
+        cx.error(
+            loc,
+            "a step takes at most one `Inputs<Self>`: remove this parameter",
+        );
+        ok = false;
+    }
+    if let Some(loc) = extra(|a| matches!(a, StepArg::Item { .. })) {
+        cx.error(
+            loc,
+            "a step takes at most one foreach item parameter (besides `ctx: &mut Ctx` or `inputs: Inputs<Self>`): remove this parameter",
+        );
+        ok = false;
+    }
+    ok
 }
 
 fn arg_loc(arg: &StepArg) -> Loc {

@@ -6,7 +6,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use proc_macro2::Span;
+
 use crate::ast::{FlowIr, Step};
+use crate::attr::StepAttrs;
 use crate::ctxt::{did_you_mean, Ctxt, Loc};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -35,20 +38,85 @@ pub(crate) struct Analysis {
 }
 
 /// Check the flow; returns the analysis when the graph is well formed.
+///
+/// The rules run in this order, and report in it: first the shape of each step, then the
+/// graph (only for a well-formed shape), then the splits and joins (only for a graph every
+/// step of which is reachable and acyclic).
 pub(crate) fn check(cx: &Ctxt, ir: &FlowIr) -> Option<Analysis> {
     let steps = &ir.steps;
     if steps.is_empty() {
         return None;
     }
+    let (next, mut ok) = resolve_next(cx, ir);
+    // A `#[step(...)]` with a mistake of its own may have lost its `next`: graph rules would
+    // only report consequences of that mistake.
+    ok &= !steps.iter().any(|s| s.attrs.step_errors);
+    let starts = marked(steps, |a| a.start.is_some());
+    let ends = marked(steps, |a| a.end.is_some());
+    // Steps with neither `next` nor `end` (and no mistake in their `#[step]` already
+    // reported): the step after them is missing.
+    let dangling = marked(steps, |a| {
+        a.end.is_none() && a.next.is_empty() && a.next_span.is_none() && !a.step_errors
+    });
+    ok &= one_start_step(cx, ir, &starts);
+    ok &= one_end_step(cx, ir, &ends, &dangling);
+    for (i, s) in steps.iter().enumerate() {
+        ok &= end_step_has_no_next(cx, s);
+        ok &= start_step_is_not_end(cx, s);
+        ok &= step_has_next(cx, s, dangling.contains(&i) && !ends.is_empty());
+        ok &= foreach_has_one_next(cx, s, &next[i]);
+        ok &= end_step_does_not_foreach(cx, s);
+        ok &= join_does_not_split(cx, s);
+        ok &= start_step_is_not_join(cx, s);
+        join_takes_inputs(cx, s);
+        only_joins_take_inputs(cx, s);
+    }
+    if !ok {
+        return None;
+    }
+
+    let graph = Graph::new(cx, steps, next, starts[0], ends[0]);
+    if !graph.nothing_points_at_start() {
+        return None;
+    }
+    let all_reachable = graph.every_step_is_reachable();
+    if !graph.is_acyclic() || !all_reachable {
+        return None;
+    }
+
+    let order = topo_order(&graph.next, &graph.preds);
+    let mut walk = SplitWalk::new(&graph);
+    let mut ok = true;
+    for &i in order.iter().filter(|&&i| i != graph.start) {
+        ok &= walk.visit(i);
+    }
+    let frames_ok = ok;
+    ok &= walk.end_step_is_outside_splits(frames_ok);
+    if ok {
+        ok &= walk.every_split_is_joined(&order);
+    }
+    if frames_ok {
+        ok &= walk.items_follow_a_foreach();
+    }
+    ok.then(|| walk.into_analysis())
+}
+
+/// The indices of the steps whose attributes satisfy `pred`.
+fn marked(steps: &[Step], pred: impl Fn(&StepAttrs) -> bool) -> Vec<usize> {
+    (0..steps.len())
+        .filter(|&i| pred(&steps[i].attrs))
+        .collect()
+}
+
+/// Each step's `next` targets as indices; false when some target is not a step.
+fn resolve_next(cx: &Ctxt, ir: &FlowIr) -> (Vec<Vec<usize>>, bool) {
+    let steps = &ir.steps;
     let index: HashMap<&str, usize> = steps
         .iter()
         .enumerate()
         .map(|(i, s)| (s.name.as_str(), i))
         .collect();
-    let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
-    let mut structural_ok = true;
-
-    // Resolve `next` targets.
+    let mut ok = true;
     let mut next: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
     for (i, s) in steps.iter().enumerate() {
         let mut seen = BTreeSet::new();
@@ -56,263 +124,320 @@ pub(crate) fn check(cx: &Ctxt, ir: &FlowIr) -> Option<Analysis> {
             let t = target.to_string();
             let t = t.strip_prefix("r#").unwrap_or(&t);
             match index.get(t) {
-                Some(&j) => {
-                    if !seen.insert(j) {
-                        cx.error(
-                            target.span(),
-                            format!("step `{t}` is listed twice in `next`"),
-                        );
-                        structural_ok = false;
-                    } else {
-                        next[i].push(j);
-                    }
-                }
-                None => {
-                    structural_ok = false;
-                    if let Some((_, reported)) = ir.other_methods.iter().find(|(m, _)| m == t) {
-                        if !reported {
-                            cx.error(
-                                target.span(),
-                                format!("`{t}` is a method but not a step: mark it `#[step(...)]`"),
-                            );
-                        }
-                        continue;
-                    }
-                    let hint = did_you_mean(t, names.iter().copied())
-                        .map(|c| format!(" (did you mean `{c}`?)"))
-                        .unwrap_or_default();
+                Some(&j) if seen.insert(j) => next[i].push(j),
+                Some(_) => {
                     cx.error(
                         target.span(),
-                        format!(
-                            "unknown step `{t}` in `next`{hint}; the steps of this flow are: {}",
-                            names.join(", ")
-                        ),
+                        format!("step `{t}` is listed twice in `next`"),
                     );
-                    structural_ok = false;
+                    ok = false;
+                }
+                None => {
+                    next_target_is_a_step(cx, ir, target, t);
+                    ok = false;
                 }
             }
         }
     }
+    (next, ok)
+}
 
-    // A `#[step(...)]` with a mistake of its own may have lost its `next`: graph rules would
-    // only report consequences of that mistake.
-    if steps.iter().any(|s| s.attrs.step_errors) {
-        structural_ok = false;
-    }
-
-    // Start and end steps.
-    let starts: Vec<usize> = (0..steps.len())
-        .filter(|&i| steps[i].attrs.start.is_some())
-        .collect();
-    let ends: Vec<usize> = (0..steps.len())
-        .filter(|&i| steps[i].attrs.end.is_some())
-        .collect();
-    match starts.len() {
-        0 => {
-            cx.error_spanned(
-                &ir.self_ty,
-                "this flow has no start step: mark the first step `#[step(start, next = ...)]`",
+/// `next = t` names no step: say so, unless `t` is a method whose mistake is reported.
+fn next_target_is_a_step(cx: &Ctxt, ir: &FlowIr, target: &syn::Ident, t: &str) {
+    if let Some((_, reported)) = ir.other_methods.iter().find(|(m, _)| m == t) {
+        if !reported {
+            cx.error(
+                target.span(),
+                format!("`{t}` is a method but not a step: mark it `#[step(...)]`"),
             );
-            structural_ok = false;
         }
-        1 => {}
-        _ => {
-            for &i in &starts[1..] {
-                cx.error(
-                    steps[i].attrs.start.unwrap(),
-                    format!(
-                        "a flow has exactly one start step, but `{}` and `{}` are both marked `start`: remove `start` from `{}`",
-                        steps[starts[0]].name, steps[i].name, steps[i].name
-                    ),
-                );
-            }
-            structural_ok = false;
-        }
+        return;
     }
-    // Steps with neither `next` nor `end` (and no mistake in their `#[step]` already
-    // reported): the step after them is missing.
-    let dangling: Vec<usize> = (0..steps.len())
-        .filter(|&i| {
-            let a = &steps[i].attrs;
-            a.end.is_none() && a.next.is_empty() && a.next_span.is_none() && !a.step_errors
-        })
-        .collect();
+    let names: Vec<&str> = ir.steps.iter().map(|s| s.name.as_str()).collect();
+    let hint = did_you_mean(t, names.iter().copied())
+        .map(|c| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default();
+    cx.error(
+        target.span(),
+        format!(
+            "unknown step `{t}` in `next`{hint}; the steps of this flow are: {}",
+            names.join(", ")
+        ),
+    );
+}
+
+fn one_start_step(cx: &Ctxt, ir: &FlowIr, starts: &[usize]) -> bool {
+    match starts.len() {
+        0 => cx.error_spanned(
+            &ir.self_ty,
+            "this flow has no start step: mark the first step `#[step(start, next = ...)]`",
+        ),
+        1 => return true,
+        _ => report_extra(
+            cx,
+            &ir.steps,
+            starts,
+            |a| a.start,
+            |first, s| {
+                format!("a flow has exactly one start step, but `{first}` and `{s}` are both marked `start`: remove `start` from `{s}`")
+            },
+        ),
+    }
+    false
+}
+
+fn one_end_step(cx: &Ctxt, ir: &FlowIr, ends: &[usize], dangling: &[usize]) -> bool {
     match ends.len() {
         0 if !dangling.is_empty() => {
             // The usual cause: the last step was not marked `end`. One error per such step.
-            for &i in &dangling {
+            for s in dangling.iter().map(|&i| &ir.steps[i]) {
                 cx.error(
-                    steps[i].loc(),
+                    s.loc(),
                     format!(
                         "step `{}` has no `next` and the flow has no end step: mark it `#[step(end)]` if it is the last step, or add `next = <step>`",
-                        steps[i].name
-                    ),
-                );
-            }
-            structural_ok = false;
-        }
-        0 => {
-            cx.error_spanned(
-                &ir.self_ty,
-                "this flow has no end step: mark the last step `#[step(end)]`",
-            );
-            structural_ok = false;
-        }
-        1 => {}
-        _ => {
-            for &i in &ends[1..] {
-                cx.error(
-                    steps[i].attrs.end.unwrap(),
-                    format!(
-                        "a flow has exactly one end step, but `{}` and `{}` are both marked `end`: give `{}` a `next` instead",
-                        steps[ends[0]].name, steps[i].name, steps[i].name
-                    ),
-                );
-            }
-            structural_ok = false;
-        }
-    }
-
-    // Per-step shape rules.
-    for (i, s) in steps.iter().enumerate() {
-        let a = &s.attrs;
-        if let Some(end) = a.end {
-            if let Some(span) = a.next_span {
-                cx.error(
-                    span,
-                    format!(
-                        "the end step `{}` cannot have `next`: nothing runs after the end, remove `next = ...` (or `end` if a step should follow)",
                         s.name
                     ),
                 );
-                structural_ok = false;
             }
-            if let Some(start) = a.start {
-                cx.error(
-                    start,
-                    "a step cannot be both `start` and `end`; a flow needs at least two steps",
-                );
-                let _ = end;
-                structural_ok = false;
-            }
-        } else if dangling.contains(&i) && !ends.is_empty() {
+        }
+        0 => cx.error_spanned(
+            &ir.self_ty,
+            "this flow has no end step: mark the last step `#[step(end)]`",
+        ),
+        1 => return true,
+        _ => report_extra(
+            cx,
+            &ir.steps,
+            ends,
+            |a| a.end,
+            |first, s| {
+                format!("a flow has exactly one end step, but `{first}` and `{s}` are both marked `end`: give `{s}` a `next` instead")
+            },
+        ),
+    }
+    false
+}
+
+/// Report each of the `marked` steps after the first, at its mark.
+fn report_extra(
+    cx: &Ctxt,
+    steps: &[Step],
+    marked: &[usize],
+    mark: fn(&StepAttrs) -> Option<Span>,
+    message: impl Fn(&str, &str) -> String,
+) {
+    let Some((&first, rest)) = marked.split_first() else {
+        return;
+    };
+    for s in rest.iter().map(|&i| &steps[i]) {
+        let span = mark(&s.attrs).expect("marked");
+        cx.error(span, message(&steps[first].name, &s.name));
+    }
+}
+
+fn end_step_has_no_next(cx: &Ctxt, s: &Step) -> bool {
+    let (Some(_), Some(span)) = (s.attrs.end, s.attrs.next_span) else {
+        return true;
+    };
+    cx.error(
+        span,
+        format!(
+            "the end step `{}` cannot have `next`: nothing runs after the end, remove `next = ...` (or `end` if a step should follow)",
+            s.name
+        ),
+    );
+    false
+}
+
+fn start_step_is_not_end(cx: &Ctxt, s: &Step) -> bool {
+    let (Some(_), Some(start)) = (s.attrs.end, s.attrs.start) else {
+        return true;
+    };
+    cx.error(
+        start,
+        "a step cannot be both `start` and `end`; a flow needs at least two steps",
+    );
+    false
+}
+
+/// A step without `next` in a flow that has an end step (`dangling`).
+fn step_has_next(cx: &Ctxt, s: &Step, dangling: bool) -> bool {
+    if !dangling {
+        return true;
+    }
+    cx.error(
+        s.loc(),
+        format!(
+            "step `{}` has no `next`: add `next = <step>` to its `#[step(...)]`",
+            s.name
+        ),
+    );
+    false
+}
+
+fn foreach_has_one_next(cx: &Ctxt, s: &Step, next: &[usize]) -> bool {
+    let a = &s.attrs;
+    match &a.foreach {
+        Some(field) if next.len() > 1 || a.next.len() > 1 => {
             cx.error(
-                s.loc(),
+                field.span(),
                 format!(
-                    "step `{}` has no `next`: add `next = <step>` to its `#[step(...)]`",
+                    "a `foreach` step has exactly one `next` (the step run for each item), but `{}` has {}: keep one and branch in that step if needed",
+                    s.name,
+                    a.next.len()
+                ),
+            );
+            false
+        }
+        _ => true,
+    }
+}
+
+fn end_step_does_not_foreach(cx: &Ctxt, s: &Step) -> bool {
+    match (&s.attrs.foreach, s.attrs.end) {
+        (Some(field), Some(_)) => {
+            cx.error(field.span(), "the end step cannot start a `foreach`");
+            false
+        }
+        _ => true,
+    }
+}
+
+fn join_does_not_split(cx: &Ctxt, s: &Step) -> bool {
+    let a = &s.attrs;
+    let splits = a.foreach.is_some() || a.next.len() > 1;
+    match a.join {
+        Some(join) if splits => {
+            cx.error(
+                join,
+                format!(
+                    "step `{}` both joins and splits: join here with a single `next = <step>`, and split in that next step",
                     s.name
                 ),
             );
-            structural_ok = false;
+            false
         }
-        if let Some(field) = &a.foreach {
-            if next[i].len() > 1 || a.next.len() > 1 {
-                cx.error(
-                    field.span(),
-                    format!(
-                        "a `foreach` step has exactly one `next` (the step run for each item), but `{}` has {}: keep one and branch in that step if needed",
-                        s.name,
-                        a.next.len()
-                    ),
-                );
-                structural_ok = false;
-            }
-            if a.end.is_some() {
-                cx.error(field.span(), "the end step cannot start a `foreach`");
-                structural_ok = false;
-            }
-        }
-        let splits = a.foreach.is_some() || a.next.len() > 1;
-        if let Some(join) = a.join {
-            if splits {
-                cx.error(
-                    join,
-                    format!(
-                        "step `{}` both joins and splits: join here with a single `next = <step>`, and split in that next step",
-                        s.name
-                    ),
-                );
-                structural_ok = false;
-            }
-            if let Some(start) = a.start {
-                cx.error(
-                    start,
-                    "the start step cannot be a join: there is nothing before it to join",
-                );
-                structural_ok = false;
-            }
-            if s.inputs_loc().is_none() {
-                cx.error(
-                    join,
-                    format!(
-                        "join step `{}` needs an inputs parameter: `fn {}(&mut self, inputs: Inputs<Self>)`",
-                        s.name, s.name
-                    ),
-                );
-            }
-        } else if let Some(loc) = s.inputs_loc() {
-            cx.error(
-                loc,
-                format!(
-                    "step `{}` takes `Inputs` but is not a join: mark it `#[step(join, ...)]` or remove the parameter",
-                    s.name
-                ),
-            );
-        }
+        _ => true,
     }
+}
 
-    if !structural_ok {
-        return None;
-    }
-    let start = starts[0];
-    let end = ends[0];
+fn start_step_is_not_join(cx: &Ctxt, s: &Step) -> bool {
+    let (Some(_), Some(start)) = (s.attrs.join, s.attrs.start) else {
+        return true;
+    };
+    cx.error(
+        start,
+        "the start step cannot be a join: there is nothing before it to join",
+    );
+    false
+}
 
-    let mut preds: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
-    for (i, ns) in next.iter().enumerate() {
-        for &j in ns {
-            preds[j].push(i);
-        }
-    }
-
-    // Edges into start.
-    if let Some(&p) = preds[start].first() {
+/// A signature rule: the graph stays well formed, so it does not stop the graph rules.
+fn join_takes_inputs(cx: &Ctxt, s: &Step) {
+    if let (Some(join), None) = (s.attrs.join, s.inputs_loc()) {
         cx.error(
-            next_span_to(&steps[p], &steps[start].name),
+            join,
             format!(
-                "`next = {}` points back at the start step, which runs only once, first: point `next` at another step",
-                steps[start].name
+                "join step `{}` needs an inputs parameter: `fn {}(&mut self, inputs: Inputs<Self>)`",
+                s.name, s.name
             ),
         );
-        return None;
+    }
+}
+
+/// A signature rule, like [`join_takes_inputs`].
+fn only_joins_take_inputs(cx: &Ctxt, s: &Step) {
+    if let (None, Some(loc)) = (s.attrs.join, s.inputs_loc()) {
+        cx.error(
+            loc,
+            format!(
+                "step `{}` takes `Inputs` but is not a join: mark it `#[step(join, ...)]` or remove the parameter",
+                s.name
+            ),
+        );
+    }
+}
+
+/// The edges of a flow whose steps are each well formed.
+struct Graph<'a> {
+    cx: &'a Ctxt,
+    steps: &'a [Step],
+    next: Vec<Vec<usize>>,
+    preds: Vec<Vec<usize>>,
+    start: usize,
+    end: usize,
+}
+
+impl<'a> Graph<'a> {
+    fn new(
+        cx: &'a Ctxt,
+        steps: &'a [Step],
+        next: Vec<Vec<usize>>,
+        start: usize,
+        end: usize,
+    ) -> Self {
+        let mut preds: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+        for (i, ns) in next.iter().enumerate() {
+            for &j in ns {
+                preds[j].push(i);
+            }
+        }
+        Graph {
+            cx,
+            steps,
+            next,
+            preds,
+            start,
+            end,
+        }
     }
 
-    // Reachability.
-    let mut reached = vec![false; steps.len()];
-    let mut stack = vec![start];
-    while let Some(i) = stack.pop() {
-        if std::mem::replace(&mut reached[i], true) {
-            continue;
-        }
-        stack.extend(next[i].iter().copied());
+    fn nothing_points_at_start(&self) -> bool {
+        let steps = self.steps;
+        let start = &steps[self.start];
+        let Some(&p) = self.preds[self.start].first() else {
+            return true;
+        };
+        self.cx.error(
+            next_span_to(&steps[p], &start.name),
+            format!(
+                "`next = {}` points back at the start step, which runs only once, first: point `next` at another step",
+                start.name
+            ),
+        );
+        false
     }
-    let mut reach_ok = true;
-    for (i, s) in steps.iter().enumerate() {
-        if !reached[i] {
-            cx.error(
+
+    fn every_step_is_reachable(&self) -> bool {
+        let mut reached = vec![false; self.steps.len()];
+        let mut stack = vec![self.start];
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut reached[i], true) {
+                continue;
+            }
+            stack.extend(self.next[i].iter().copied());
+        }
+        let mut ok = true;
+        for (s, _) in self.steps.iter().zip(reached).filter(|(_, r)| !r) {
+            self.cx.error(
                 s.ident.span(),
                 format!(
                     "step `{}` is unreachable from the start step `{}`: name it in some step's `next`, or remove it",
-                    s.name, steps[start].name
+                    s.name, self.steps[self.start].name
                 ),
             );
-            reach_ok = false;
+            ok = false;
         }
+        ok
     }
 
-    // Cycles (depth-first search with colours).
-    if let Some((from, to, path)) = find_cycle(&next, start) {
+    fn is_acyclic(&self) -> bool {
+        let steps = self.steps;
+        let Some((from, to, path)) = find_cycle(&self.next, self.start) else {
+            return true;
+        };
         let cycle: Vec<&str> = path.iter().map(|&i| steps[i].name.as_str()).collect();
-        cx.error(
+        self.cx.error(
             next_span_to(&steps[from], &steps[to].name),
             format!(
                 "`next = {}` creates a cycle ({} -> {}): a flow is acyclic, so point `next` forward and loop inside a step instead",
@@ -321,214 +446,263 @@ pub(crate) fn check(cx: &Ctxt, ir: &FlowIr) -> Option<Analysis> {
                 steps[to].name
             ),
         );
-        return None;
+        false
     }
-    if !reach_ok {
-        return None;
-    }
+}
 
-    // Split frames along every path, in topological order.
-    let order = topo_order(&next, &preds);
-    let mut frames: Vec<Option<Vec<Frame>>> = vec![None; steps.len()];
-    frames[start] = Some(Vec::new());
-    let mut closes: Vec<Option<Frame>> = vec![None; steps.len()];
-    let mut closed_by: Vec<Option<usize>> = vec![None; steps.len()];
-    let mut consumer_of: Vec<Option<usize>> = vec![None; steps.len()];
-    let mut ok = true;
-    // Splits some error already mentions: later rules stay quiet about them, so one
-    // mistake gives one message.
-    let mut reported: BTreeSet<usize> = BTreeSet::new();
-    let mentions_reported =
-        |f: &[Frame], reported: &BTreeSet<usize>| f.iter().any(|fr| reported.contains(&fr.split));
+/// The splits open along every path, computed step by step in topological order, with
+/// the rules about where joins may be.
+struct SplitWalk<'g, 'a> {
+    g: &'g Graph<'a>,
+    frames: Vec<Option<Vec<Frame>>>,
+    closes: Vec<Option<Frame>>,
+    closed_by: Vec<Option<usize>>,
+    /// For the step right after a foreach: that foreach.
+    consumer_of: Vec<Option<usize>>,
+    /// Splits some error already mentions: later rules stay quiet about them, so one
+    /// mistake gives one message.
+    reported: BTreeSet<usize>,
+}
 
-    for &i in &order {
-        let s = &steps[i];
-        let is_join = s.attrs.join.is_some();
-        if i == start {
-            continue;
+impl<'g, 'a> SplitWalk<'g, 'a> {
+    fn new(g: &'g Graph<'a>) -> Self {
+        let n = g.steps.len();
+        let mut frames = vec![None; n];
+        frames[g.start] = Some(Vec::new());
+        SplitWalk {
+            g,
+            frames,
+            closes: vec![None; n],
+            closed_by: vec![None; n],
+            consumer_of: vec![None; n],
+            reported: BTreeSet::new(),
         }
+    }
+
+    fn mentions_reported(&self, f: &[Frame]) -> bool {
+        f.iter().any(|fr| self.reported.contains(&fr.split))
+    }
+
+    /// Compute the frames of step `i` (its predecessors are done); false on a broken rule.
+    fn visit(&mut self, i: usize) -> bool {
+        let steps = self.g.steps;
         // Frames arriving from each predecessor.
-        let incoming: Vec<(usize, Vec<Frame>)> = preds[i]
+        let incoming: Vec<(usize, Vec<Frame>)> = self.g.preds[i]
             .iter()
             .map(|&p| {
-                (
-                    p,
-                    successor_frames(&steps[p], p, frames[p].as_ref().unwrap()),
-                )
+                let f = self.frames[p].as_ref().unwrap();
+                (p, successor_frames(&steps[p], p, f))
             })
             .collect();
-        if !is_join && incoming.len() > 1 {
-            if !incoming
-                .iter()
-                .any(|(_, f)| mentions_reported(f, &reported))
-            {
-                let names: Vec<String> = incoming
-                    .iter()
-                    .map(|(p, _)| format!("`{}`", steps[*p].name))
-                    .collect();
-                cx.error(
-                    s.ident.span(),
-                    format!(
-                        "step `{}` has several incoming steps ({}) but is not a join: mark it `#[step(join, ...)]` and take `inputs: Inputs<Self>`",
-                        s.name,
-                        names.join(", ")
-                    ),
-                );
+        let first = incoming[0].1.clone();
+        let Some(join) = steps[i].attrs.join else {
+            self.frames[i] = Some(first);
+            if incoming.len() > 1 {
+                return self.several_incoming_means_join(i, &incoming);
             }
-            ok = false;
-            frames[i] = Some(incoming[0].1.clone());
-            continue;
-        }
-        if !is_join {
-            frames[i] = Some(incoming[0].1.clone());
             let p = incoming[0].0;
             if steps[p].attrs.foreach.is_some() {
-                consumer_of[i] = Some(p);
+                self.consumer_of[i] = Some(p);
             }
-            continue;
-        }
-        let join = s.attrs.join.unwrap();
-        let first = &incoming[0].1;
-        if let Some((p, other)) = incoming.iter().find(|(_, f)| f != first) {
-            if !mentions_reported(first, &reported) && !mentions_reported(other, &reported) {
-                cx.error(
-                    join,
-                    format!(
-                        "join `{}` merges steps from different splits (`{}` and `{}`): a join closes exactly one split, so join each split separately",
-                        s.name, steps[incoming[0].0].name, steps[*p].name
-                    ),
-                );
-            }
-            reported.extend(first.iter().chain(other).map(|f| f.split));
-            ok = false;
-            frames[i] = Some(first.clone());
-            continue;
+            return true;
+        };
+        if !self.join_merges_one_split(i, join, &incoming) {
+            self.frames[i] = Some(first);
+            return false;
         }
         let Some(top) = first.last().copied() else {
-            cx.error(
-                join,
-                format!(
-                    "join `{}` has no split to close (no `foreach` or `next = [a, b]` comes before it): remove `join` and the `inputs` parameter",
-                    s.name
-                ),
-            );
-            ok = false;
-            frames[i] = Some(Vec::new());
-            continue;
+            self.join_has_a_split(i, join);
+            self.frames[i] = Some(Vec::new());
+            return false;
         };
-        let split = &steps[top.split];
-        if let Some(other) = closed_by[top.split] {
-            if !reported.contains(&top.split) {
-                cx.error(
-                    join,
-                    format!(
-                        "the split at `{}` is already closed by `{}`: every arm of a split must reach the same join",
-                        split.name, steps[other].name
-                    ),
-                );
-            }
-            reported.insert(top.split);
-            ok = false;
-        } else {
-            closed_by[top.split] = Some(i);
-        }
-        match top.kind {
-            FrameKind::Foreach if preds[i].len() != 1 => {
-                cx.error(
-                    join,
-                    format!(
-                        "join `{}` closes the foreach at `{}` and must have exactly one incoming step, found {}",
-                        s.name,
-                        split.name,
-                        preds[i].len()
-                    ),
-                );
-                reported.insert(top.split);
-                ok = false;
-            }
-            FrameKind::Branch if preds[i].len() != next[top.split].len() => {
-                // Name the arms that never get here.
-                let missing: Vec<String> = next[top.split]
-                    .iter()
-                    .filter(|&&arm| !reaches(&next, arm, i))
-                    .map(|&arm| format!("`{}`", steps[arm].name))
-                    .collect();
-                let what = if missing.is_empty() {
-                    format!(
-                        "{} of its {} arms reach it",
-                        preds[i].len(),
-                        next[top.split].len()
-                    )
-                } else if missing.len() == 1 {
-                    format!("its arm {} never reaches it", missing[0])
-                } else {
-                    format!("its arms {} never reach it", missing.join(", "))
-                };
-                cx.error(
-                    join,
-                    format!(
-                        "join `{}` closes the branch at `{}`, but {what}: every arm of a branch must end in its join",
-                        s.name, split.name
-                    ),
-                );
-                reported.insert(top.split);
-                ok = false;
-            }
-            _ => {}
-        }
-        closes[i] = Some(top);
-        let mut f = first.clone();
+        let mut ok = self.split_is_closed_once(i, join, top);
+        ok &= self.foreach_join_has_one_incoming(i, join, top);
+        ok &= self.branch_join_is_reached_by_every_arm(i, join, top);
+        self.closes[i] = Some(top);
+        let mut f = first;
         f.pop();
-        frames[i] = Some(f);
+        self.frames[i] = Some(f);
+        ok
     }
 
-    // The end step reached inside a split: point at the edge that enters it.
-    let frames_ok = ok;
-    if let Some(top) = frames[end].as_ref().and_then(|f| f.last()).copied() {
-        if frames_ok && !reported.contains(&top.split) {
+    fn several_incoming_means_join(&self, i: usize, incoming: &[(usize, Vec<Frame>)]) -> bool {
+        let steps = self.g.steps;
+        if !incoming.iter().any(|(_, f)| self.mentions_reported(f)) {
+            let names: Vec<String> = incoming
+                .iter()
+                .map(|(p, _)| format!("`{}`", steps[*p].name))
+                .collect();
+            self.g.cx.error(
+                steps[i].ident.span(),
+                format!(
+                    "step `{}` has several incoming steps ({}) but is not a join: mark it `#[step(join, ...)]` and take `inputs: Inputs<Self>`",
+                    steps[i].name,
+                    names.join(", ")
+                ),
+            );
+        }
+        false
+    }
+
+    fn join_merges_one_split(
+        &mut self,
+        i: usize,
+        join: Span,
+        incoming: &[(usize, Vec<Frame>)],
+    ) -> bool {
+        let steps = self.g.steps;
+        let first = &incoming[0].1;
+        let Some((p, other)) = incoming.iter().find(|(_, f)| f != first) else {
+            return true;
+        };
+        if !self.mentions_reported(first) && !self.mentions_reported(other) {
+            self.g.cx.error(
+                join,
+                format!(
+                    "join `{}` merges steps from different splits (`{}` and `{}`): a join closes exactly one split, so join each split separately",
+                    steps[i].name, steps[incoming[0].0].name, steps[*p].name
+                ),
+            );
+        }
+        self.reported
+            .extend(first.iter().chain(other).map(|f| f.split));
+        false
+    }
+
+    fn join_has_a_split(&self, i: usize, join: Span) {
+        self.g.cx.error(
+            join,
+            format!(
+                "join `{}` has no split to close (no `foreach` or `next = [a, b]` comes before it): remove `join` and the `inputs` parameter",
+                self.g.steps[i].name
+            ),
+        );
+    }
+
+    fn split_is_closed_once(&mut self, i: usize, join: Span, top: Frame) -> bool {
+        let steps = self.g.steps;
+        let Some(other) = self.closed_by[top.split] else {
+            self.closed_by[top.split] = Some(i);
+            return true;
+        };
+        if !self.reported.contains(&top.split) {
+            self.g.cx.error(
+                join,
+                format!(
+                    "the split at `{}` is already closed by `{}`: every arm of a split must reach the same join",
+                    steps[top.split].name, steps[other].name
+                ),
+            );
+        }
+        self.reported.insert(top.split);
+        false
+    }
+
+    fn foreach_join_has_one_incoming(&mut self, i: usize, join: Span, top: Frame) -> bool {
+        let preds = &self.g.preds[i];
+        if top.kind != FrameKind::Foreach || preds.len() == 1 {
+            return true;
+        }
+        self.g.cx.error(
+            join,
+            format!(
+                "join `{}` closes the foreach at `{}` and must have exactly one incoming step, found {}",
+                self.g.steps[i].name,
+                self.g.steps[top.split].name,
+                preds.len()
+            ),
+        );
+        self.reported.insert(top.split);
+        false
+    }
+
+    fn branch_join_is_reached_by_every_arm(&mut self, i: usize, join: Span, top: Frame) -> bool {
+        let (steps, next) = (self.g.steps, &self.g.next);
+        let (preds, arms) = (&self.g.preds[i], &next[top.split]);
+        if top.kind != FrameKind::Branch || preds.len() == arms.len() {
+            return true;
+        }
+        // Name the arms that never get here.
+        let missing: Vec<String> = arms
+            .iter()
+            .filter(|&&arm| !reaches(next, arm, i))
+            .map(|&arm| format!("`{}`", steps[arm].name))
+            .collect();
+        let what = if missing.is_empty() {
+            format!("{} of its {} arms reach it", preds.len(), arms.len())
+        } else if missing.len() == 1 {
+            format!("its arm {} never reaches it", missing[0])
+        } else {
+            format!("its arms {} never reach it", missing.join(", "))
+        };
+        self.g.cx.error(
+            join,
+            format!(
+                "join `{}` closes the branch at `{}`, but {what}: every arm of a branch must end in its join",
+                steps[i].name, steps[top.split].name
+            ),
+        );
+        self.reported.insert(top.split);
+        false
+    }
+
+    /// The end step reached inside a split: point at the edge that enters it (reported
+    /// only when the joins are otherwise right).
+    fn end_step_is_outside_splits(&mut self, report: bool) -> bool {
+        let (steps, end) = (self.g.steps, self.g.end);
+        let Some(top) = self.frames[end].as_ref().and_then(|f| f.last()).copied() else {
+            return true;
+        };
+        if report && !self.reported.contains(&top.split) {
             let what = match top.kind {
                 FrameKind::Foreach => "foreach",
                 FrameKind::Branch => "branch",
             };
-            let into_end = preds[end].first().copied().unwrap_or(top.split);
-            cx.error(
+            let into_end = self.g.preds[end].first().copied().unwrap_or(top.split);
+            self.g.cx.error(
                 next_span_to(&steps[into_end], &steps[end].name),
                 format!(
                     "`next = {}` reaches the end step inside the {what} opened at `{}`: close the split first with a `#[step(join, next = {})]` step taking `inputs: Inputs<Self>`",
                     steps[end].name, steps[top.split].name, steps[end].name
                 ),
             );
-            reported.insert(top.split);
+            self.reported.insert(top.split);
         }
-        ok = false;
-    }
-    // Splits never joined (when the end step is not inside them, something else is
-    // already wrong; this is the fallback message).
-    for &i in &order {
-        let s = &steps[i];
-        let splits = s.attrs.foreach.is_some() || next[i].len() > 1;
-        if splits && closed_by[i].is_none() && !reported.contains(&i) && ok {
-            let what = if s.attrs.foreach.is_some() {
-                "foreach"
-            } else {
-                "branch"
-            };
-            cx.error(
-                s.loc(),
-                format!(
-                    "the {what} opened at `{}` is never joined: add a `#[step(join, ...)]` step taking `inputs: Inputs<Self>` that every arm reaches",
-                    s.name
-                ),
-            );
-            ok = false;
-        }
+        false
     }
 
-    // Item parameters belong to the step right after a foreach.
-    for (i, s) in steps.iter().enumerate() {
-        if let Some((_, _, loc)) = s.item() {
-            if consumer_of[i].is_none() && frames_ok {
-                cx.error(
+    /// Splits never joined (when the end step is not inside them, something else is
+    /// already wrong; this is the fallback message, given for the first such split).
+    fn every_split_is_joined(&self, order: &[usize]) -> bool {
+        let steps = self.g.steps;
+        let unjoined = order.iter().map(|&i| (i, &steps[i])).find(|&(i, s)| {
+            let splits = s.attrs.foreach.is_some() || self.g.next[i].len() > 1;
+            splits && self.closed_by[i].is_none() && !self.reported.contains(&i)
+        });
+        let Some((_, s)) = unjoined else {
+            return true;
+        };
+        let what = if s.attrs.foreach.is_some() {
+            "foreach"
+        } else {
+            "branch"
+        };
+        self.g.cx.error(
+            s.loc(),
+            format!(
+                "the {what} opened at `{}` is never joined: add a `#[step(join, ...)]` step taking `inputs: Inputs<Self>` that every arm reaches",
+                s.name
+            ),
+        );
+        false
+    }
+
+    /// Item parameters belong to the step right after a foreach.
+    fn items_follow_a_foreach(&self) -> bool {
+        let mut ok = true;
+        for (i, s) in self.g.steps.iter().enumerate() {
+            if let (Some((_, _, loc)), None) = (s.item(), self.consumer_of[i]) {
+                self.g.cx.error(
                     loc,
                     format!(
                         "step `{}` takes a foreach item parameter but does not follow a `foreach`: only the step named by a foreach's `next` receives an item, so remove this parameter",
@@ -538,26 +712,27 @@ pub(crate) fn check(cx: &Ctxt, ir: &FlowIr) -> Option<Analysis> {
                 ok = false;
             }
         }
+        ok
     }
 
-    if !ok {
-        return None;
+    fn into_analysis(self) -> Analysis {
+        let depth = self
+            .frames
+            .iter()
+            .map(|f| {
+                f.as_ref()
+                    .map(|f| f.iter().filter(|fr| fr.kind == FrameKind::Foreach).count())
+                    .unwrap_or(0)
+            })
+            .collect();
+        Analysis {
+            next: self.g.next.clone(),
+            preds: self.g.preds.clone(),
+            closes: self.closes,
+            closed_by: self.closed_by,
+            depth,
+        }
     }
-    let depth = frames
-        .iter()
-        .map(|f| {
-            f.as_ref()
-                .map(|f| f.iter().filter(|fr| fr.kind == FrameKind::Foreach).count())
-                .unwrap_or(0)
-        })
-        .collect();
-    Some(Analysis {
-        next,
-        preds,
-        closes,
-        closed_by,
-        depth,
-    })
 }
 
 /// Frames seen by the successors of step `p` whose own frames are `f`.

@@ -81,6 +81,17 @@ impl Ctxt {
             .push(syn::Error::new_spanned(tokens, msg));
     }
 
+    /// Report `msg` on `tokens` if there are any; true when there are none (the rule holds).
+    pub(crate) fn refuse(&self, tokens: Option<impl ToTokens>, msg: impl Display) -> bool {
+        match tokens {
+            Some(t) => {
+                self.error_spanned(t, msg);
+                false
+            }
+            None => true,
+        }
+    }
+
     /// Record an already built error.
     pub(crate) fn syn_error(&self, err: syn::Error) {
         self.errors.borrow_mut().push(err);

@@ -96,157 +96,26 @@ fn item_consumer(ir: &FlowIr, i: usize) -> Option<&Step> {
 /// Everything `#[flow]` generates besides the user's impl block. `an` is the analysis of a
 /// valid flow; without it the `Flow` impl is a stub that never runs.
 pub(crate) fn expand(ir: &FlowIr, an: Option<&Analysis>) -> TokenStream {
-    let self_ty = &ir.self_ty;
     let mut helpers = TokenStream::new();
-    let mut fns = TokenStream::new();
-
-    let has_foreach = ir.steps.iter().any(|s| s.attrs.foreach.is_some());
-    if has_foreach {
-        // Local traits over `ForeachField`: with `do_not_recommend`, a field that is not
-        // iterable is reported as one error on the field with this message, instead of the
-        // nested `IntoIterator` bound of `ForeachField`'s blanket impl. The item type is a
-        // trait parameter, not an associated type, so that no projection of a non-iterable
-        // type is left to fail a second time.
-        let on_unimplemented = quote! {
-            #[diagnostic::on_unimplemented(
-                message = "`foreach` cannot iterate over a field of type `{Self}`",
-                label = "not iterable by reference",
-                note = "a foreach field must yield `&T` items when iterated by reference: Vec<T>, [T; N], VecDeque<T>, BTreeSet<T>, ..."
-            )]
-        };
-        // In a module, so that these names cannot capture the user's types in the tokens
-        // interpolated into this block.
-        helpers.extend(quote! {
-            mod __flowlib {
-                #on_unimplemented
-                pub trait ForeachField<T> {
-                    fn __flowlib_len(&self) -> usize;
-                    fn __flowlib_item(&self, index: usize, name: &'static str) -> ::core::result::Result<T, ::flowlib::StepError>;
-                }
-                #[diagnostic::do_not_recommend]
-                impl<F: ::flowlib::__private::ForeachField + ?::core::marker::Sized> ForeachField<<F as ::flowlib::__private::ForeachField>::Item> for F {
-                    fn __flowlib_len(&self) -> usize {
-                        ::flowlib::__private::foreach_len(self)
-                    }
-                    fn __flowlib_item(&self, index: usize, name: &'static str) -> ::core::result::Result<<F as ::flowlib::__private::ForeachField>::Item, ::flowlib::StepError> {
-                        ::flowlib::__private::foreach_item(self, index, name)
-                    }
-                }
-                #on_unimplemented
-                pub trait ForeachLen {
-                    fn __flowlib_len(&self) -> usize;
-                }
-                #[diagnostic::do_not_recommend]
-                impl<F: ::flowlib::__private::ForeachField + ?::core::marker::Sized> ForeachLen for F {
-                    fn __flowlib_len(&self) -> usize {
-                        ::flowlib::__private::foreach_len(self)
-                    }
-                }
-            }
-        });
+    if ir.steps.iter().any(|s| s.attrs.foreach.is_some()) {
+        helpers.extend(foreach_helpers());
     }
     let has_catch_field = ir
         .steps
         .iter()
         .any(|s| s.attrs.catch.as_ref().is_some_and(|c| c.field.is_some()));
     if has_catch_field {
-        helpers.extend(quote! {
-            fn __flowlib_set_caught<F: 'static>(field: &mut F, message: &str) {
-                if let ::core::option::Option::Some(f) = (field as &mut dyn ::core::any::Any)
-                    .downcast_mut::<::core::option::Option<::std::string::String>>()
-                {
-                    *f = ::core::option::Option::Some(::std::string::String::from(message));
-                }
-            }
-        });
+        helpers.extend(catch_helper());
     }
 
+    let mut fns = TokenStream::new();
     for (i, step) in ir.steps.iter().enumerate() {
-        // The foreach accessor: with no index, the field's length; with one, the item at that
-        // index as the consumer's type.
-        // Its local `fn foreach` carries its bound on the user's `foreach` key, so that
-        // rustc's "required by a bound in `foreach`" note points there.
         if let Some(field) = &step.attrs.foreach {
-            let name = format_ident!("__flowlib_foreach_{}", i);
-            let field_name = field.to_string();
-            let field_name = field_name.strip_prefix("r#").unwrap_or(&field_name);
-            let key = step.attrs.foreach_key.unwrap_or_else(|| field.span());
-            let call = quote_spanned! {field.span()=>
-                foreach(&__state.#field, __index, #field_name)
-            };
-            match item_consumer(ir, i).and_then(|c| c.item()) {
-                Some((elem, _, _)) => {
-                    let bound = quote_spanned!(key=> __flowlib::ForeachField<T>);
-                    let foreach = quote_spanned!(key=> foreach);
-                    let elem_span = Loc::of(elem).start;
-                    let elem = without_self(elem, self_ty);
-                    // `let x: T = x` on the user's item type: an element type that differs is
-                    // reported there as "expected `T`, found `U`".
-                    let check = quote_spanned! {elem_span=>
-                        let __x: #elem = __x;
-                    };
-                    fns.extend(quote! {
-                        fn #name(
-                            __state: &#self_ty,
-                            __index: ::core::option::Option<usize>,
-                        ) -> (usize, ::core::option::Option<::core::result::Result<#elem, ::flowlib::StepError>>) {
-                            fn #foreach<F: #bound + ?::core::marker::Sized, T>(
-                                field: &F,
-                                index: ::core::option::Option<usize>,
-                                name: &'static str,
-                            ) -> (usize, ::core::option::Option<::core::result::Result<T, ::flowlib::StepError>>) {
-                                // The length only when asked for: counting may walk the collection.
-                                match index {
-                                    ::core::option::Option::None => (field.__flowlib_len(), ::core::option::Option::None),
-                                    ::core::option::Option::Some(i) => (0, ::core::option::Option::Some(field.__flowlib_item(i, name))),
-                                }
-                            }
-                            let (__len, __item) = #call;
-                            (__len, __item.map(|__r| __r.map(|__x| { #check __x })))
-                        }
-                    });
-                }
-                None => {
-                    let bound = quote_spanned!(key=> __flowlib::ForeachLen);
-                    let foreach = quote_spanned!(key=> foreach);
-                    fns.extend(quote! {
-                        fn #name(
-                            __state: &#self_ty,
-                            __index: ::core::option::Option<usize>,
-                        ) -> (usize, ::core::option::Option<::core::result::Result<(), ::flowlib::StepError>>) {
-                            fn #foreach<F: #bound + ?::core::marker::Sized>(
-                                field: &F,
-                                index: ::core::option::Option<usize>,
-                                _: &'static str,
-                            ) -> (usize, ::core::option::Option<::core::result::Result<(), ::flowlib::StepError>>) {
-                                match index {
-                                    ::core::option::Option::None => (field.__flowlib_len(), ::core::option::Option::None),
-                                    ::core::option::Option::Some(_) => (0, ::core::option::Option::Some(::core::result::Result::Ok(()))),
-                                }
-                            }
-                            #call
-                        }
-                    });
-                }
-            }
+            fns.extend(foreach_fn(ir, i, step, field));
         }
-
-        // The catch setter.
         if let Some(field) = step.attrs.catch.as_ref().and_then(|c| c.field.as_ref()) {
-            let name = format_ident!("__flowlib_catch_{}", i);
-            let body = quote_spanned! {field.span()=>
-                let __field = &mut __state.#field;
-                ::flowlib::__private::assert_catch_field(&*__field);
-                __flowlib_set_caught(__field, __message);
-            };
-            fns.extend(quote! {
-                fn #name(__state: &mut #self_ty, __message: &str) {
-                    #body
-                }
-            });
+            fns.extend(catch_fn(ir, i, field));
         }
-
-        // The dispatch function.
         if let Some(f) = dispatch_fn(ir, i, step) {
             fns.extend(f);
         }
@@ -273,6 +142,168 @@ pub(crate) fn expand(ir: &FlowIr, an: Option<&Analysis>) -> TokenStream {
             #fns
             #flow_impl
         };
+    }
+}
+
+/// The traits the foreach accessors go through.
+fn foreach_helpers() -> TokenStream {
+    // Local traits over `ForeachField`: with `do_not_recommend`, a field that is not
+    // iterable is reported as one error on the field with this message, instead of the
+    // nested `IntoIterator` bound of `ForeachField`'s blanket impl. The item type is a
+    // trait parameter, not an associated type, so that no projection of a non-iterable
+    // type is left to fail a second time.
+    let on_unimplemented = quote! {
+        #[diagnostic::on_unimplemented(
+            message = "`foreach` cannot iterate over a field of type `{Self}`",
+            label = "not iterable by reference",
+            note = "a foreach field must yield `&T` items when iterated by reference: Vec<T>, [T; N], VecDeque<T>, BTreeSet<T>, ..."
+        )]
+    };
+    // In a module, so that these names cannot capture the user's types in the tokens
+    // interpolated into this block.
+    quote! {
+        mod __flowlib {
+            #on_unimplemented
+            pub trait ForeachField<T> {
+                fn __flowlib_len(&self) -> usize;
+                fn __flowlib_item(&self, index: usize, name: &'static str) -> ::core::result::Result<T, ::flowlib::StepError>;
+            }
+            #[diagnostic::do_not_recommend]
+            impl<F: ::flowlib::__private::ForeachField + ?::core::marker::Sized> ForeachField<<F as ::flowlib::__private::ForeachField>::Item> for F {
+                fn __flowlib_len(&self) -> usize {
+                    ::flowlib::__private::foreach_len(self)
+                }
+                fn __flowlib_item(&self, index: usize, name: &'static str) -> ::core::result::Result<<F as ::flowlib::__private::ForeachField>::Item, ::flowlib::StepError> {
+                    ::flowlib::__private::foreach_item(self, index, name)
+                }
+            }
+            #on_unimplemented
+            pub trait ForeachLen {
+                fn __flowlib_len(&self) -> usize;
+            }
+            #[diagnostic::do_not_recommend]
+            impl<F: ::flowlib::__private::ForeachField + ?::core::marker::Sized> ForeachLen for F {
+                fn __flowlib_len(&self) -> usize {
+                    ::flowlib::__private::foreach_len(self)
+                }
+            }
+        }
+    }
+}
+
+/// The function the catch setters share.
+fn catch_helper() -> TokenStream {
+    quote! {
+        fn __flowlib_set_caught<F: 'static>(field: &mut F, message: &str) {
+            if let ::core::option::Option::Some(f) = (field as &mut dyn ::core::any::Any)
+                .downcast_mut::<::core::option::Option<::std::string::String>>()
+            {
+                *f = ::core::option::Option::Some(::std::string::String::from(message));
+            }
+        }
+    }
+}
+
+/// The foreach accessor of split step `i` over `field`: with no index, the field's length;
+/// with one, the item at that index as the consumer's type.
+/// Its local `fn foreach` carries its bound on the user's `foreach` key, so that rustc's
+/// "required by a bound in `foreach`" note points there.
+fn foreach_fn(ir: &FlowIr, i: usize, step: &Step, field: &syn::Ident) -> TokenStream {
+    let self_ty = &ir.self_ty;
+    let name = format_ident!("__flowlib_foreach_{}", i);
+    let field_name = field.to_string();
+    let field_name = field_name.strip_prefix("r#").unwrap_or(&field_name);
+    let key = step.attrs.foreach_key.unwrap_or_else(|| field.span());
+    let call = quote_spanned! {field.span()=>
+        foreach(&__state.#field, __index, #field_name)
+    };
+    match item_consumer(ir, i).and_then(|c| c.item()) {
+        Some((elem, _, _)) => foreach_item_fn(self_ty, &name, key, &call, elem),
+        None => foreach_len_fn(self_ty, &name, key, &call),
+    }
+}
+
+/// The accessor of a foreach whose consumer takes the item as `elem`.
+fn foreach_item_fn(
+    self_ty: &syn::Type,
+    name: &syn::Ident,
+    key: Span,
+    call: &TokenStream,
+    elem: &syn::Type,
+) -> TokenStream {
+    let bound = quote_spanned!(key=> __flowlib::ForeachField<T>);
+    let foreach = quote_spanned!(key=> foreach);
+    let elem_span = Loc::of(elem).start;
+    let elem = without_self(elem, self_ty);
+    // `let x: T = x` on the user's item type: an element type that differs is
+    // reported there as "expected `T`, found `U`".
+    let check = quote_spanned! {elem_span=>
+        let __x: #elem = __x;
+    };
+    quote! {
+        fn #name(
+            __state: &#self_ty,
+            __index: ::core::option::Option<usize>,
+        ) -> (usize, ::core::option::Option<::core::result::Result<#elem, ::flowlib::StepError>>) {
+            fn #foreach<F: #bound + ?::core::marker::Sized, T>(
+                field: &F,
+                index: ::core::option::Option<usize>,
+                name: &'static str,
+            ) -> (usize, ::core::option::Option<::core::result::Result<T, ::flowlib::StepError>>) {
+                // The length only when asked for: counting may walk the collection.
+                match index {
+                    ::core::option::Option::None => (field.__flowlib_len(), ::core::option::Option::None),
+                    ::core::option::Option::Some(i) => (0, ::core::option::Option::Some(field.__flowlib_item(i, name))),
+                }
+            }
+            let (__len, __item) = #call;
+            (__len, __item.map(|__r| __r.map(|__x| { #check __x })))
+        }
+    }
+}
+
+/// The accessor of a foreach whose consumer takes no item: the length only.
+fn foreach_len_fn(
+    self_ty: &syn::Type,
+    name: &syn::Ident,
+    key: Span,
+    call: &TokenStream,
+) -> TokenStream {
+    let bound = quote_spanned!(key=> __flowlib::ForeachLen);
+    let foreach = quote_spanned!(key=> foreach);
+    quote! {
+        fn #name(
+            __state: &#self_ty,
+            __index: ::core::option::Option<usize>,
+        ) -> (usize, ::core::option::Option<::core::result::Result<(), ::flowlib::StepError>>) {
+            fn #foreach<F: #bound + ?::core::marker::Sized>(
+                field: &F,
+                index: ::core::option::Option<usize>,
+                _: &'static str,
+            ) -> (usize, ::core::option::Option<::core::result::Result<(), ::flowlib::StepError>>) {
+                match index {
+                    ::core::option::Option::None => (field.__flowlib_len(), ::core::option::Option::None),
+                    ::core::option::Option::Some(_) => (0, ::core::option::Option::Some(::core::result::Result::Ok(()))),
+                }
+            }
+            #call
+        }
+    }
+}
+
+/// The catch setter of step `i`, storing the error message in `field`.
+fn catch_fn(ir: &FlowIr, i: usize, field: &syn::Ident) -> TokenStream {
+    let self_ty = &ir.self_ty;
+    let name = format_ident!("__flowlib_catch_{}", i);
+    let body = quote_spanned! {field.span()=>
+        let __field = &mut __state.#field;
+        ::flowlib::__private::assert_catch_field(&*__field);
+        __flowlib_set_caught(__field, __message);
+    };
+    quote! {
+        fn #name(__state: &mut #self_ty, __message: &str) {
+            #body
+        }
     }
 }
 
@@ -382,6 +413,20 @@ fn stub_flow_impl(ir: &FlowIr) -> TokenStream {
     }
 }
 
+/// `Some(value)` or `None`, as tokens.
+fn option(value: Option<impl ToTokens>) -> TokenStream {
+    match value {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+/// A field name without its `r#`.
+fn field_name(field: &syn::Ident) -> String {
+    let f = field.to_string();
+    f.strip_prefix("r#").unwrap_or(&f).to_string()
+}
+
 /// The `Flow` impl for a validated graph.
 fn flow_impl(ir: &FlowIr, an: &Analysis) -> TokenStream {
     let self_ty = &ir.self_ty;
@@ -393,119 +438,8 @@ fn flow_impl(ir: &FlowIr, an: &Analysis) -> TokenStream {
     let mut catch_arms = Vec::new();
 
     for (i, step) in ir.steps.iter().enumerate() {
-        let name = &step.name;
-        let doc = &step.doc;
+        step_defs.push(step_def(ir, an, i, step));
         let a = &step.attrs;
-        let start = a.start.is_some();
-        let end = a.end.is_some();
-        let next = &an.next[i];
-        let preds = &an.preds[i];
-        let foreach = match &a.foreach {
-            Some(f) => {
-                let f = f.to_string();
-                let f = f.strip_prefix("r#").unwrap_or(&f);
-                quote!(::core::option::Option::Some(#f))
-            }
-            None => quote!(::core::option::Option::None),
-        };
-        let join = match an.closes[i] {
-            Some(frame) => {
-                let split = frame.split;
-                let kind = match frame.kind {
-                    FrameKind::Foreach => quote!(::flowlib::__private::JoinKind::Foreach),
-                    FrameKind::Branch => quote!(::flowlib::__private::JoinKind::Branch),
-                };
-                quote!(::core::option::Option::Some(::flowlib::__private::JoinDef { split: #split, kind: #kind }))
-            }
-            None => quote!(::core::option::Option::None),
-        };
-        let closed_by = match an.closed_by[i] {
-            Some(j) => quote!(::core::option::Option::Some(#j)),
-            None => quote!(::core::option::Option::None),
-        };
-        let depth = an.depth[i];
-        let takes_item = step.item().is_some();
-        let cpu = a.cpu.unwrap_or(1);
-        let gpu = a.gpu.unwrap_or(0);
-        let memory = match a.memory {
-            Some(m) => quote!(::core::option::Option::Some(#m)),
-            None => quote!(::core::option::Option::None),
-        };
-        let retry = match &a.retry {
-            Some(r) => {
-                let (t, d) = (r.times, r.delay_ms);
-                quote!(::core::option::Option::Some(::flowlib::__private::RetryDef { times: #t, delay_ms: #d }))
-            }
-            None => quote!(::core::option::Option::None),
-        };
-        let timeout = match a.timeout_ms {
-            Some(t) => quote!(::core::option::Option::Some(#t)),
-            None => quote!(::core::option::Option::None),
-        };
-        let catch = match &a.catch {
-            Some(c) => {
-                let field = match &c.field {
-                    Some(f) => {
-                        let f = f.to_string();
-                        let f = f.strip_prefix("r#").unwrap_or(&f);
-                        quote!(::core::option::Option::Some(#f))
-                    }
-                    None => quote!(::core::option::Option::None),
-                };
-                quote!(::core::option::Option::Some(::flowlib::__private::CatchDef { field: #field }))
-            }
-            None => quote!(::core::option::Option::None),
-        };
-        let checkpoint = a.checkpoint;
-        // The fields the task must load and store: what the body touches through
-        // `self.field`, plus what generated code reads (the foreach field of a split, the
-        // source field of a foreach item).
-        let uses = match &step.uses {
-            Some(u) => quote!(::core::option::Option::Some(&[#(#u),*])),
-            None => quote!(::core::option::Option::None),
-        };
-        // Read-only by generated code: the foreach field of a split (its length is taken
-        // after the step), the source field of a foreach item.
-        let own_foreach = a
-            .foreach
-            .as_ref()
-            .map(|f| f.to_string().trim_start_matches("r#").to_string());
-        let item_source = if step.item().is_some() {
-            foreach_source(ir, step)
-                .and_then(|src| ir.steps[src].attrs.foreach.as_ref())
-                .map(|f| f.to_string().trim_start_matches("r#").to_string())
-        } else {
-            None
-        };
-        let opt = |v: Option<String>| match v {
-            Some(f) => quote!(::core::option::Option::Some(#f)),
-            None => quote!(::core::option::Option::None),
-        };
-        let (own_foreach, item_source) = (opt(own_foreach), opt(item_source));
-        step_defs.push(quote! {
-            ::flowlib::__private::StepDef {
-                name: #name,
-                doc: #doc,
-                start: #start,
-                end: #end,
-                next: &[#(#next),*],
-                preds: &[#(#preds),*],
-                foreach: #foreach,
-                join: #join,
-                closed_by: #closed_by,
-                depth: #depth,
-                takes_item: #takes_item,
-                resources: ::flowlib::__private::ResourcesDef { cpu: #cpu, memory: #memory, gpu: #gpu },
-                retry: #retry,
-                timeout_ms: #timeout,
-                catch: #catch,
-                checkpoint: #checkpoint,
-                uses: #uses,
-                foreach_read: #own_foreach,
-                item_source: #item_source,
-            }
-        });
-
         let step_fn = format_ident!("__flowlib_step_{}", i);
         arms.push(quote!(#i => #step_fn(self, __call),));
         if a.foreach.is_some() {
@@ -560,6 +494,78 @@ fn flow_impl(ir: &FlowIr, an: &Analysis) -> TokenStream {
                     _ => {}
                 }
             }
+        }
+    }
+}
+
+/// The `StepDef` of step `i`: its place in the graph and its attributes.
+fn step_def(ir: &FlowIr, an: &Analysis, i: usize, step: &Step) -> TokenStream {
+    let name = &step.name;
+    let doc = &step.doc;
+    let a = &step.attrs;
+    let start = a.start.is_some();
+    let end = a.end.is_some();
+    let next = &an.next[i];
+    let preds = &an.preds[i];
+    let foreach = option(a.foreach.as_ref().map(field_name));
+    let join = option(an.closes[i].map(|frame| {
+        let split = frame.split;
+        let kind = match frame.kind {
+            FrameKind::Foreach => quote!(::flowlib::__private::JoinKind::Foreach),
+            FrameKind::Branch => quote!(::flowlib::__private::JoinKind::Branch),
+        };
+        quote!(::flowlib::__private::JoinDef { split: #split, kind: #kind })
+    }));
+    let closed_by = option(an.closed_by[i]);
+    let depth = an.depth[i];
+    let takes_item = step.item().is_some();
+    let cpu = a.cpu.unwrap_or(1);
+    let gpu = a.gpu.unwrap_or(0);
+    let memory = option(a.memory);
+    let retry = option(a.retry.as_ref().map(|r| {
+        let (t, d) = (r.times, r.delay_ms);
+        quote!(::flowlib::__private::RetryDef { times: #t, delay_ms: #d })
+    }));
+    let timeout = option(a.timeout_ms);
+    let catch = option(a.catch.as_ref().map(|c| {
+        let field = option(c.field.as_ref().map(field_name));
+        quote!(::flowlib::__private::CatchDef { field: #field })
+    }));
+    let checkpoint = a.checkpoint;
+    // The fields the task must load and store: what the body touches through
+    // `self.field`, plus what generated code reads (the foreach field of a split, the
+    // source field of a foreach item).
+    let uses = option(step.uses.as_ref().map(|u| quote!(&[#(#u),*])));
+    // Read-only by generated code: the foreach field of a split (its length is taken
+    // after the step), the source field of a foreach item.
+    let own_foreach = option(a.foreach.as_ref().map(field_name));
+    let item_source = option(
+        step.item()
+            .and_then(|_| foreach_source(ir, step))
+            .and_then(|src| ir.steps[src].attrs.foreach.as_ref())
+            .map(field_name),
+    );
+    quote! {
+        ::flowlib::__private::StepDef {
+            name: #name,
+            doc: #doc,
+            start: #start,
+            end: #end,
+            next: &[#(#next),*],
+            preds: &[#(#preds),*],
+            foreach: #foreach,
+            join: #join,
+            closed_by: #closed_by,
+            depth: #depth,
+            takes_item: #takes_item,
+            resources: ::flowlib::__private::ResourcesDef { cpu: #cpu, memory: #memory, gpu: #gpu },
+            retry: #retry,
+            timeout_ms: #timeout,
+            catch: #catch,
+            checkpoint: #checkpoint,
+            uses: #uses,
+            foreach_read: #own_foreach,
+            item_source: #item_source,
         }
     }
 }

@@ -7,7 +7,8 @@ use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Fields, LitStr};
 
 use crate::ast::doc_of_attrs;
-use crate::ctxt::{did_you_mean, Ctxt, Loc};
+use crate::attr::{key_of, unknown_key};
+use crate::ctxt::{Ctxt, Loc};
 
 const PARAM_KEYS: &[&str] = &["default", "help", "required", "name"];
 
@@ -37,9 +38,31 @@ pub(crate) fn derive(input: DeriveInput) -> TokenStream {
     if !input.generics.params.is_empty() {
         cx.error_spanned(&input.generics, "a flow state cannot be generic");
     }
-    let fields = match &input.data {
+    let fields = named_fields(&cx, &input);
+    let mut code = FieldCode::default();
+    let mut flags: Vec<String> = Vec::new();
+    for (i, field) in fields.iter().enumerate() {
+        code.add_field(&cx, i, field, &mut flags);
+    }
+
+    let has_errors = cx.has_errors();
+    let errors = cx.into_compile_errors();
+    if !has_errors {
+        flow_state_impl(ident, &code)
+    } else if input.generics.params.is_empty() {
+        // A stub, so that `#[flow]` and the user's code add no "not a flow state" error.
+        let stub = stub_impl(ident);
+        quote!(#errors #stub)
+    } else {
+        errors
+    }
+}
+
+/// The fields of a struct with named fields; an error for anything else.
+fn named_fields<'a>(cx: &Ctxt, input: &'a DeriveInput) -> Vec<&'a syn::Field> {
+    match &input.data {
         Data::Struct(s) => match &s.fields {
-            Fields::Named(named) => named.named.iter().collect::<Vec<_>>(),
+            Fields::Named(named) => named.named.iter().collect(),
             other => {
                 cx.error_spanned(
                     other,
@@ -50,31 +73,37 @@ pub(crate) fn derive(input: DeriveInput) -> TokenStream {
         },
         _ => {
             cx.error(
-                ident.span(),
+                input.ident.span(),
                 "FlowState can only be derived for a struct with named fields",
             );
             Vec::new()
         }
-    };
+    }
+}
 
-    let mut infos = Vec::new();
-    let mut encode_arms = Vec::new();
-    let mut decode_arms = Vec::new();
-    let mut json_arms = Vec::new();
-    let mut clone_arms = Vec::new();
-    let mut default_stmts = Vec::new();
-    let mut set_arms = Vec::new();
-    let mut asserts = Vec::new();
-    let mut flags: Vec<String> = Vec::new();
+/// The per-field pieces of the generated `FlowState` impl.
+#[derive(Default)]
+struct FieldCode {
+    infos: Vec<TokenStream>,
+    encode_arms: Vec<TokenStream>,
+    decode_arms: Vec<TokenStream>,
+    json_arms: Vec<TokenStream>,
+    clone_arms: Vec<TokenStream>,
+    default_stmts: Vec<TokenStream>,
+    set_arms: Vec<TokenStream>,
+    asserts: Vec<TokenStream>,
+}
 
-    for (i, field) in fields.iter().enumerate() {
+impl FieldCode {
+    /// Field number `i`; `flags` holds the parameter flags of the fields before it.
+    fn add_field(&mut self, cx: &Ctxt, i: usize, field: &syn::Field, flags: &mut Vec<String>) {
         let fident = field.ident.as_ref().expect("named field");
         let name = fident.to_string();
         let name = name.strip_prefix("r#").unwrap_or(&name).to_string();
         let ty = &field.ty;
         let ty_str = quote!(#ty).to_string().replace(' ', "");
         let doc = doc_of_attrs(&field.attrs);
-        let param = parse_param(&cx, field, &name, &doc);
+        let param = parse_param(cx, field, &name, &doc);
 
         // `&__state.field` as `&dyn Artifact`, its first token on the start of the field's
         // type and its last on the end: rustc underlines the whole type.
@@ -82,143 +111,193 @@ pub(crate) fn derive(input: DeriveInput) -> TokenStream {
         let amp = quote_spanned!(loc.start=> & __state .);
         let mut field_end = fident.clone();
         field_end.set_span(loc.end);
-        asserts.push(quote! {
+        self.asserts.push(quote! {
             let _: &dyn __flowlib::Artifact = #amp #field_end;
         });
-        encode_arms.push(quote! {
+        self.encode_arms.push(quote! {
             #i => (&::flowlib::__private::Tag::<#ty>::NEW).encode_field(&self.#fident, __w),
         });
-        decode_arms.push(quote! {
+        self.decode_arms.push(quote! {
             #i => { self.#fident = (&::flowlib::__private::Tag::<#ty>::NEW).decode_field(__r)?; ::core::result::Result::Ok(()) }
         });
-        json_arms.push(quote! {
+        self.json_arms.push(quote! {
             #i => (&::flowlib::__private::Tag::<#ty>::NEW).field_json(&self.#fident),
         });
-        clone_arms.push(quote! {
+        self.clone_arms.push(quote! {
             #i => (&::flowlib::__private::Tag::<#ty>::NEW).clone_field_from(&mut self.#fident, &__src.#fident),
         });
-
         let param_info = match &param {
             Some(p) => {
-                if let Some(prev) = flags.iter().find(|f| **f == p.flag) {
-                    cx.error(
-                        fident.span(),
-                        format!("two parameters use the flag `--{prev}`: rename one with `#[param(name = \"...\")]`"),
-                    );
-                }
-                flags.push(p.flag.clone());
-                let flag = &p.flag;
-                let help = &p.help;
-                let required = p.required;
-                let is_bool = matches!(ty, syn::Type::Path(tp) if tp.path.is_ident("bool"));
-                if let Some(expr) = &p.default {
-                    let value = match expr {
-                        syn::Expr::Lit(syn::ExprLit {
-                            lit: syn::Lit::Str(_),
-                            ..
-                        }) => {
-                            quote_spanned!(expr.span()=> ::core::convert::Into::into(#expr))
-                        }
-                        _ => quote!(#expr),
-                    };
-                    default_stmts.push(quote_spanned! {expr.span()=>
-                        self.#fident = #value;
-                    });
-                }
-                set_arms.push(quote! {
-                    #i => { self.#fident = (&::flowlib::__private::Tag::<#ty>::NEW).parse_param(__value)?; ::core::result::Result::Ok(()) }
-                });
-                quote!(::core::option::Option::Some(::flowlib::ParamInfo { flag: #flag, help: #help, required: #required, is_bool: #is_bool }))
+                flag_is_unique(cx, fident, &p.flag, flags);
+                self.add_param(i, field, p)
             }
             None => quote!(::core::option::Option::None),
         };
-        infos.push(quote! {
+        self.infos.push(quote! {
             ::flowlib::FieldInfo { name: #name, ty: #ty_str, doc: #doc, param: #param_info }
         });
     }
 
-    let has_errors = cx.has_errors();
-    let errors = cx.into_compile_errors();
-    if has_errors {
-        // A stub, so that `#[flow]` and the user's code add no "not a flow state" error.
-        return if input.generics.params.is_empty() {
-            quote! {
-                #errors
-                #[doc(hidden)]
-                const _: () = {
-                    impl ::flowlib::FlowState for #ident {
-                        const FIELDS: &'static [::flowlib::FieldInfo] = &[];
-                        fn __encode_field(&self, _: usize, _: &mut ::flowlib::__private::FieldWriter<'_>) -> ::core::result::Result<(), ::flowlib::__private::EncodeError> {
-                            ::core::unreachable!("the flow state has compile errors")
-                        }
-                        fn __decode_field(&mut self, _: usize, _: &mut ::flowlib::__private::FieldReader<'_>) -> ::core::result::Result<(), ::flowlib::__private::DecodeError> {
-                            ::core::unreachable!("the flow state has compile errors")
-                        }
-                        fn __field_json(&self, _: usize) -> ::core::result::Result<::flowlib::__private::JsonValue, ::std::string::String> {
-                            ::core::unreachable!("the flow state has compile errors")
-                        }
-                        fn __apply_param_defaults(&mut self) {
-                            ::core::unreachable!("the flow state has compile errors")
-                        }
-                        fn __set_param(&mut self, _: usize, _: &str) -> ::core::result::Result<(), ::std::string::String> {
-                            ::core::unreachable!("the flow state has compile errors")
-                        }
-                    }
-                };
+    /// The default and setter of a parameter field; returns its `ParamInfo`.
+    fn add_param(&mut self, i: usize, field: &syn::Field, p: &Param) -> TokenStream {
+        let fident = field.ident.as_ref().expect("named field");
+        let ty = &field.ty;
+        let flag = &p.flag;
+        let help = &p.help;
+        let required = p.required;
+        let is_bool = matches!(ty, syn::Type::Path(tp) if tp.path.is_ident("bool"));
+        if let Some(expr) = &p.default {
+            let value = match expr {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(_),
+                    ..
+                }) => {
+                    quote_spanned!(expr.span()=> ::core::convert::Into::into(#expr))
+                }
+                _ => quote!(#expr),
+            };
+            self.default_stmts.push(quote_spanned! {expr.span()=>
+                self.#fident = #value;
+            });
+        }
+        self.set_arms.push(quote! {
+            #i => { self.#fident = (&::flowlib::__private::Tag::<#ty>::NEW).parse_param(__value)?; ::core::result::Result::Ok(()) }
+        });
+        quote!(::core::option::Option::Some(::flowlib::ParamInfo { flag: #flag, help: #help, required: #required, is_bool: #is_bool }))
+    }
+}
+
+/// Two parameters may not share a command-line flag.
+fn flag_is_unique(cx: &Ctxt, fident: &syn::Ident, flag: &str, flags: &mut Vec<String>) {
+    if let Some(prev) = flags.iter().find(|f| **f == flag) {
+        cx.error(
+            fident.span(),
+            format!(
+                "two parameters use the flag `--{prev}`: rename one with `#[param(name = \"...\")]`"
+            ),
+        );
+    }
+    flags.push(flag.to_string());
+}
+
+/// The `FlowState` impl for a state with compile errors: it has no fields and is never
+/// called, but keeps the rest of the crate free of follow-up errors.
+fn stub_impl(ident: &syn::Ident) -> TokenStream {
+    quote! {
+        #[doc(hidden)]
+        const _: () = {
+            impl ::flowlib::FlowState for #ident {
+                const FIELDS: &'static [::flowlib::FieldInfo] = &[];
+                fn __encode_field(&self, _: usize, _: &mut ::flowlib::__private::FieldWriter<'_>) -> ::core::result::Result<(), ::flowlib::__private::EncodeError> {
+                    ::core::unreachable!("the flow state has compile errors")
+                }
+                fn __decode_field(&mut self, _: usize, _: &mut ::flowlib::__private::FieldReader<'_>) -> ::core::result::Result<(), ::flowlib::__private::DecodeError> {
+                    ::core::unreachable!("the flow state has compile errors")
+                }
+                fn __field_json(&self, _: usize) -> ::core::result::Result<::flowlib::__private::JsonValue, ::std::string::String> {
+                    ::core::unreachable!("the flow state has compile errors")
+                }
+                fn __apply_param_defaults(&mut self) {
+                    ::core::unreachable!("the flow state has compile errors")
+                }
+                fn __set_param(&mut self, _: usize, _: &str) -> ::core::result::Result<(), ::std::string::String> {
+                    ::core::unreachable!("the flow state has compile errors")
+                }
             }
-        } else {
-            errors
         };
     }
+}
 
+/// The traits the generated impl dispatches through. In a module, so that these names
+/// cannot capture the user's types and default expressions interpolated next to it.
+fn helper_module() -> TokenStream {
+    quote! {
+        mod __flowlib {
+            /// Reports a field that cannot be stored as one error on its type, instead of
+            /// one per missing trait (Serialize, Deserialize, Send).
+            #[diagnostic::on_unimplemented(
+                message = "`{Self}` cannot be stored as an artifact",
+                label = "this field's type must implement Serialize, Deserialize and Send",
+                note = "add `#[derive(Serialize, Deserialize)]` (re-exported by `flowlib::prelude`) to the type"
+            )]
+            pub trait Artifact {}
+            #[diagnostic::do_not_recommend]
+            impl<T: ::flowlib::__private::Artifact> Artifact for T {}
+
+            /// A field as JSON (`Tag<T>` by value: found first).
+            pub trait Json<T> {
+                fn field_json(&self, value: &T) -> ::core::result::Result<::flowlib::__private::JsonValue, ::std::string::String>;
+            }
+            impl<T: ::flowlib::prelude::Serialize> Json<T> for ::flowlib::__private::Tag<T> {
+                fn field_json(&self, value: &T) -> ::core::result::Result<::flowlib::__private::JsonValue, ::std::string::String> {
+                    ::flowlib::__private::to_json(value)
+                }
+            }
+
+            /// Found by autoref only after every real codec (by value, then `&`), that is
+            /// only for a field type that is not an artifact: the `&dyn Artifact` check
+            /// reports that on the field, and these keep the methods free of follow-up
+            /// errors. Never called: the crate does not compile.
+            pub trait NotAnArtifact<T> {
+                fn encode_field(&mut self, _: &T, _: &mut ::flowlib::__private::FieldWriter<'_>) -> ::core::result::Result<(), ::flowlib::__private::EncodeError> {
+                    ::core::unreachable!()
+                }
+                fn decode_field(&mut self, _: &mut ::flowlib::__private::FieldReader<'_>) -> ::core::result::Result<T, ::flowlib::__private::DecodeError> {
+                    ::core::unreachable!()
+                }
+                fn field_json(&mut self, _: &T) -> ::core::result::Result<::flowlib::__private::JsonValue, ::std::string::String> {
+                    ::core::unreachable!()
+                }
+                fn parse_param(&mut self, _: &str) -> ::core::result::Result<T, ::std::string::String> {
+                    ::core::unreachable!()
+                }
+            }
+            impl<T> NotAnArtifact<T> for &::flowlib::__private::Tag<T> {}
+        }
+    }
+}
+
+/// `match __i { arms, _ => fallback }`.
+fn field_match(arms: &[TokenStream], fallback: TokenStream) -> TokenStream {
+    quote! {
+        match __i {
+            #(#arms)*
+            _ => #fallback,
+        }
+    }
+}
+
+fn flow_state_impl(ident: &syn::Ident, code: &FieldCode) -> TokenStream {
+    let FieldCode {
+        infos,
+        encode_arms,
+        decode_arms,
+        json_arms,
+        clone_arms,
+        default_stmts,
+        set_arms,
+        asserts,
+    } = code;
+    let helpers = helper_module();
+    let no_field = |error: TokenStream| quote!(::core::result::Result::Err(#error::no_field(__i)));
+    let encode_match = field_match(
+        encode_arms,
+        no_field(quote!(::flowlib::__private::EncodeError)),
+    );
+    let decode_match = field_match(
+        decode_arms,
+        no_field(quote!(::flowlib::__private::DecodeError)),
+    );
+    let codec_imports = quote! {
+        #[allow(unused_imports)]
+        use ::flowlib::__private::{ViaBulk as _, ViaSerde as _};
+        use __flowlib::NotAnArtifact as _;
+    };
     quote! {
         #[doc(hidden)]
         #[allow(dead_code, unused_variables, non_camel_case_types, clippy::all)]
         const _: () = {
-            // In a module, so that these names cannot capture the user's types and default
-            // expressions interpolated into this block.
-            mod __flowlib {
-                /// Reports a field that cannot be stored as one error on its type, instead of
-                /// one per missing trait (Serialize, Deserialize, Send).
-                #[diagnostic::on_unimplemented(
-                    message = "`{Self}` cannot be stored as an artifact",
-                    label = "this field's type must implement Serialize, Deserialize and Send",
-                    note = "add `#[derive(Serialize, Deserialize)]` (re-exported by `flowlib::prelude`) to the type"
-                )]
-                pub trait Artifact {}
-                #[diagnostic::do_not_recommend]
-                impl<T: ::flowlib::__private::Artifact> Artifact for T {}
-
-                /// A field as JSON (`Tag<T>` by value: found first).
-                pub trait Json<T> {
-                    fn field_json(&self, value: &T) -> ::core::result::Result<::flowlib::__private::JsonValue, ::std::string::String>;
-                }
-                impl<T: ::flowlib::prelude::Serialize> Json<T> for ::flowlib::__private::Tag<T> {
-                    fn field_json(&self, value: &T) -> ::core::result::Result<::flowlib::__private::JsonValue, ::std::string::String> {
-                        ::flowlib::__private::to_json(value)
-                    }
-                }
-
-                /// Found by autoref only after every real codec (by value, then `&`), that is
-                /// only for a field type that is not an artifact: the `&dyn Artifact` check
-                /// reports that on the field, and these keep the methods free of follow-up
-                /// errors. Never called: the crate does not compile.
-                pub trait NotAnArtifact<T> {
-                    fn encode_field(&mut self, _: &T, _: &mut ::flowlib::__private::FieldWriter<'_>) -> ::core::result::Result<(), ::flowlib::__private::EncodeError> {
-                        ::core::unreachable!()
-                    }
-                    fn decode_field(&mut self, _: &mut ::flowlib::__private::FieldReader<'_>) -> ::core::result::Result<T, ::flowlib::__private::DecodeError> {
-                        ::core::unreachable!()
-                    }
-                    fn field_json(&mut self, _: &T) -> ::core::result::Result<::flowlib::__private::JsonValue, ::std::string::String> {
-                        ::core::unreachable!()
-                    }
-                    fn parse_param(&mut self, _: &str) -> ::core::result::Result<T, ::std::string::String> {
-                        ::core::unreachable!()
-                    }
-                }
-                impl<T> NotAnArtifact<T> for &::flowlib::__private::Tag<T> {}
-            }
+            #helpers
 
             impl ::flowlib::FlowState for #ident {
                 const FIELDS: &'static [::flowlib::FieldInfo] = &[#(#infos),*];
@@ -229,13 +308,8 @@ pub(crate) fn derive(input: DeriveInput) -> TokenStream {
                     __i: usize,
                     __w: &mut ::flowlib::__private::FieldWriter<'_>,
                 ) -> ::core::result::Result<(), ::flowlib::__private::EncodeError> {
-                    #[allow(unused_imports)]
-                    use ::flowlib::__private::{ViaBulk as _, ViaSerde as _};
-                    use __flowlib::NotAnArtifact as _;
-                    match __i {
-                        #(#encode_arms)*
-                        _ => ::core::result::Result::Err(::flowlib::__private::EncodeError::no_field(__i)),
-                    }
+                    #codec_imports
+                    #encode_match
                 }
 
                 #[allow(unreachable_code)]
@@ -244,13 +318,8 @@ pub(crate) fn derive(input: DeriveInput) -> TokenStream {
                     __i: usize,
                     __r: &mut ::flowlib::__private::FieldReader<'_>,
                 ) -> ::core::result::Result<(), ::flowlib::__private::DecodeError> {
-                    #[allow(unused_imports)]
-                    use ::flowlib::__private::{ViaBulk as _, ViaSerde as _};
-                    use __flowlib::NotAnArtifact as _;
-                    match __i {
-                        #(#decode_arms)*
-                        _ => ::core::result::Result::Err(::flowlib::__private::DecodeError::no_field(__i)),
-                    }
+                    #codec_imports
+                    #decode_match
                 }
 
                 fn __field_json(&self, __i: usize) -> ::core::result::Result<::flowlib::__private::JsonValue, ::std::string::String> {
@@ -310,7 +379,7 @@ fn parse_param(cx: &Ctxt, field: &syn::Field, name: &str, doc: &str) -> Option<P
         let mut seen: Vec<String> = Vec::new();
         if !matches!(attr.meta, syn::Meta::Path(_)) {
             let res = attr.parse_nested_meta(|meta| {
-                let key = meta.path.get_ident().map(|i| i.to_string()).unwrap_or_default();
+                let key = key_of(&meta);
                 if seen.contains(&key) {
                     cx.error(meta.path.span(), format!("duplicate key `{key}`"));
                 }
@@ -341,22 +410,7 @@ fn parse_param(cx: &Ctxt, field: &syn::Field, name: &str, doc: &str) -> Option<P
                         p.required = true;
                         Ok(())
                     }
-                    _ => {
-                        let hint = did_you_mean(&key, PARAM_KEYS.iter().copied())
-                            .map(|s| format!(" (did you mean `{s}`?)"))
-                            .unwrap_or_default();
-                        cx.error(
-                            meta.path.span(),
-                            format!(
-                                "unknown `#[param]` key `{key}`{hint}; valid keys are: {}",
-                                PARAM_KEYS.join(", ")
-                            ),
-                        );
-                        if meta.input.peek(syn::Token![=]) {
-                            let _: syn::Expr = meta.value()?.parse()?;
-                        }
-                        Ok(())
-                    }
+                    _ => unknown_key(cx, &meta, "param", PARAM_KEYS),
                 }
             });
             if let Err(e) = res {
@@ -412,10 +466,8 @@ mod tests {
         );
         // The stub keeps `#[flow]` and user code free of "not a flow state" errors.
         assert!(out.contains("impl :: flowlib :: FlowState for S"), "{out}");
-        assert!(
-            out.contains("const FIELDS : & 'static [:: flowlib :: FieldInfo] = & [] ;"),
-            "{out}"
-        );
+        let no_fields = "const FIELDS : & 'static [:: flowlib :: FieldInfo] = & [] ;";
+        assert!(out.contains(no_fields), "{out}");
     }
 
     #[test]
