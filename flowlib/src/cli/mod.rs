@@ -317,30 +317,9 @@ fn run_options<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<RunOptions>
 }
 
 /// Parse `8GiB`-style sizes (binary units; plain numbers are bytes).
+/// A size from the command line (`8GiB`), in the grammar `#[resources(memory)]` uses.
 pub(crate) fn parse_size(s: &str) -> Result<u64> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| {
-        Error::invalid(format!(
-            "invalid size `{s}`: expected a number and a unit, like 8GiB"
-        ))
-    })?;
-    let mult = match unit.trim() {
-        "" | "B" => 1u64,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "TiB" => 1 << 40,
-        other => {
-            return Err(Error::invalid(format!(
-                "invalid size unit `{other}` in `{s}`: use B, KiB, MiB, GiB or TiB"
-            )))
-        }
-    };
-    Ok((n * mult as f64) as u64)
+    flowlib_units::parse_size(s).map_err(|e| Error::invalid(e.to_string()))
 }
 
 fn dispatch<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<ExitCode> {
@@ -436,7 +415,8 @@ fn dispatch<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<ExitCode> {
         Some(("gc", sub)) => {
             let ds = open(m, OpenMode::Existing)?;
             let grace_text = sub.get_one::<String>("grace").expect("has default");
-            let grace = crate::maintenance::parse_duration(grace_text)?;
+            let grace = flowlib_units::parse_duration(grace_text)
+                .map_err(|e| Error::invalid(e.to_string()))?;
             crate::maintenance::gc(&ds, sub.get_flag("dry-run"), grace)?;
             Ok(ExitCode::SUCCESS)
         }

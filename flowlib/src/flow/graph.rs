@@ -442,38 +442,12 @@ impl Graph {
     }
 }
 
-/// `4GiB`, `512MiB`, `100B`.
+/// `4 GiB`, `512 MiB`: sizes as flowlib prints them.
 pub fn format_bytes(b: u64) -> String {
-    const UNITS: [(&str, u64); 4] = [
-        ("TiB", 1 << 40),
-        ("GiB", 1 << 30),
-        ("MiB", 1 << 20),
-        ("KiB", 1 << 10),
-    ];
-    for (u, m) in UNITS {
-        if b >= m {
-            let v = b as f64 / m as f64;
-            return if (v - v.round()).abs() < 1e-9 {
-                format!("{}{u}", v.round() as u64)
-            } else {
-                format!("{v:.1}{u}")
-            };
-        }
-    }
-    format!("{b}B")
+    flowlib_units::format_bytes(b)
 }
 
-/// `250ms`, `30s`, `2m`, `1.5h`.
+/// `500ms`, `30s`, `2h`: durations as flowlib prints them.
 pub fn format_ms(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms % 3_600_000 == 0 {
-        format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
-        format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    }
+    flowlib_units::format_duration(std::time::Duration::from_millis(ms))
 }

@@ -40,31 +40,6 @@ impl std::fmt::Display for Place {
 }
 
 /// Parse `24h`, `30m`, `7d`, `0s`.
-pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| {
-        Error::invalid(format!(
-            "invalid duration `{s}`: expected a number and a unit, like 24h"
-        ))
-    })?;
-    let secs = match unit.trim() {
-        "s" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86400.0,
-        _ => {
-            return Err(Error::invalid(format!(
-                "invalid duration `{s}`: use a unit s, m, h or d"
-            )))
-        }
-    };
-    Ok(std::time::Duration::from_secs_f64(secs))
-}
-
 /// Every blob referenced by committed metadata, with where.
 fn references(
     ds: &Datastore,

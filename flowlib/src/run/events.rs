@@ -58,6 +58,7 @@ pub(crate) trait EventSink {
 }
 
 /// Keeps every event (tests, and sinks that render after the run).
+#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Default)]
 pub(crate) struct Recorder {
     pub(crate) events: Vec<RunEvent>,

@@ -60,7 +60,7 @@ impl CacheConfig {
         }
         let max_bytes = std::env::var("FLOWLIB_CACHE_MAX")
             .ok()
-            .and_then(|v| crate::cli::parse_size(&v).ok())
+            .and_then(|v| flowlib_units::parse_size(&v).ok())
             .unwrap_or(DEFAULT_CACHE_MAX);
         match cache_dir() {
             Some(d) => CacheConfig::at(d.join("blobs"), max_bytes),

@@ -153,6 +153,8 @@ impl TaskSpec {
         Ok(Resolved { base, inputs })
     }
 
+    // Remote executors (processes, Slurm, ...) store the spec before they submit the task.
+    #[cfg_attr(not(test), allow(dead_code))]
     /// Store this spec content-addressed (create-only; the same spec is stored once) and
     /// return its digest, for `<exe> step --spec <digest>`.
     pub(crate) fn store(&self, ds: &Datastore) -> Result<Digest> {
