@@ -4,10 +4,10 @@
 use std::path::Path;
 use std::process::Output;
 
-use flowlib_testkit::{flow_command, snapshot};
+use flowlib_testkit::{fixture, flow_command, snapshot};
 
 fn cmd(dir: &Path, args: &[&str]) -> Output {
-    flow_command(Path::new(crate::CRASHFLOW), dir)
+    flow_command(&fixture("crashflow"), dir)
         .env("RUST_BACKTRACE", "1")
         .args(args)
         .output()

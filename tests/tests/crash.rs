@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use flowlib::{AttemptStatus, BlobRef, Datastore, OpenMode};
 
-use flowlib_testkit::flow_command;
+use flowlib_testkit::{fixture, flow_command};
 
 const BIG_MIB: &str = "40";
 
 fn command(dir: &Path) -> Command {
-    let mut c = flow_command(Path::new(crate::CRASHFLOW), dir);
+    let mut c = flow_command(&fixture("crashflow"), dir);
     c.env("CRASH_LOG", dir.join("log"));
     c
 }

@@ -20,22 +20,28 @@ pub fn target_dir() -> PathBuf {
     dir
 }
 
-/// Path of the example binary `name` (package `flowlib-examples`), building it first if it
-/// is missing. `cargo test` at the root builds every member's examples before any test runs;
-/// this covers a run of one package (`cargo test -p flowlib-tests`).
+/// Path of the example flow `name` of `examples/` (package `flowlib-examples`), building it
+/// first if it is missing.
 pub fn example(name: &str) -> PathBuf {
+    built_example("flowlib-examples", name)
+}
+
+/// Path of the test fixture flow `name` of `tests/fixtures/` (e.g. `crashflow`, the flow the
+/// crash tests kill), building it first if it is missing.
+pub fn fixture(name: &str) -> PathBuf {
+    built_example("flowlib-tests", name)
+}
+
+/// `cargo test` at the root (or of the owning package) builds every example before any test
+/// runs; building a missing one here covers a narrower run (`cargo test -p flowlib-tests
+/// --test integration`). Only existence is checked: a nested build of another feature set
+/// would swap the binary that the outer `cargo test` built.
+fn built_example(package: &str, name: &str) -> PathBuf {
     let path = target_dir().join("examples").join(name);
     if !path.exists() {
         let release = target_dir().ends_with("release");
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "flowlib-examples",
-            "--example",
-            name,
-        ]);
+        cmd.args(["build", "--quiet", "-p", package, "--example", name]);
         if release {
             cmd.arg("--release");
         }
@@ -53,7 +59,10 @@ pub fn example(name: &str) -> PathBuf {
         }
         cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
         let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "building example {name} failed");
+        assert!(
+            status.success(),
+            "building example {name} of {package} failed"
+        );
     }
     path
 }
