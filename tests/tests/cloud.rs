@@ -5,7 +5,7 @@
 //!
 //! `scripts/test-all.sh` starts the servers and exports `FLOWLIB_TEST_S3`,
 //! `FLOWLIB_TEST_GCS`, `FLOWLIB_TEST_AZURE` plus object_store's own variables; these tests
-//! are compiled with the `cloud` feature (`cargo test --features cloud`).
+//! are compiled with the `cloud` feature (`cargo test -p flowlib-tests --features cloud`).
 #![cfg(feature = "cloud")]
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,12 +1,12 @@
 //! Compile-time diagnostics of `#[flow]` and `#[derive(FlowState)]`.
 //!
 //! `tests/ui/pass/*.rs` must compile; each `tests/ui/fail/*.rs` breaks one rule and its
-//! `.stderr` holds the expected diagnostics.
+//! `.stderr` holds the expected diagnostics (paths relative to this crate, `tests/`).
 //!
 //! The `.stderr` files hold rustc's exact wording, which changes between releases, so they
 //! are pinned to the rustc version in `tests/ui/TOOLCHAIN` (CI's stable): under any other
 //! rustc this test says so and skips, unless `FLOWLIB_UI_ANY_TOOLCHAIN=1`. To move to a new
-//! toolchain, regenerate with it and review the diff:
+//! toolchain, regenerate with it (from the workspace root) and review the diff:
 //!
 //! ```sh
 //! rustc --version | awk '{print $2}' > tests/tests/ui/TOOLCHAIN
@@ -35,7 +35,7 @@ fn ui() {
         // straight to stderr: libtest would swallow an `eprintln!` of a passing test
         let _ = writeln!(
             std::io::stderr(),
-            "SKIPPED ui: the .stderr files are pinned to rustc {pinned} (tests/ui/TOOLCHAIN), \
+            "SKIPPED ui: the .stderr files are pinned to rustc {pinned} (tests/tests/ui/TOOLCHAIN), \
              this is rustc {current}; set FLOWLIB_UI_ANY_TOOLCHAIN=1 to run them anyway"
         );
         return;
