@@ -11,7 +11,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flowlib::{AttemptStatus, BlobRef, Datastore, OpenMode};
-
 use flowlib_testkit::{fixture, flow_command};
 
 const BIG_MIB: &str = "40";
