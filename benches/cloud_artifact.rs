@@ -27,7 +27,7 @@ impl Cloudy {
     #[step(start, next = consume)]
     fn start(&mut self) -> Result<()> {
         self.data =
-            flowlib_suite::pseudo_random_bytes((self.mib << 20) as usize, 0x2545_F491_4F6C_DD1D);
+            flowlib_testkit::pseudo_random_bytes((self.mib << 20) as usize, 0x2545_F491_4F6C_DD1D);
         Ok(())
     }
 
@@ -72,7 +72,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("flow") {
         let code = flowlib::main_with_args::<Cloudy, _>(args[1..].iter().cloned());
-        eprintln!("PEAK_RSS {}", flowlib_suite::peak_rss_bytes());
+        eprintln!("PEAK_RSS {}", flowlib_testkit::peak_rss_bytes());
         std::process::exit(if code == std::process::ExitCode::SUCCESS {
             0
         } else {

@@ -143,7 +143,7 @@ done
 HELLO="$ROOT/target/release/examples/hello"
 [[ -x "$HELLO" ]] || { echo "compare.sh: $HELLO missing after the build" >&2; exit 1; }
 put flowlib.commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-put flowlib.dirty "$(git -C "$ROOT" status --porcelain -- flowlib flowlib-macros src benches examples Cargo.toml 2>/dev/null | wc -l)"
+put flowlib.dirty "$(git -C "$ROOT" status --porcelain -- flowlib flowlib-macros tests/support benches examples Cargo.toml 2>/dev/null | wc -l)"
 
 
 # flowlib commands inherit no FLOWLIB_* settings from the caller (set here, not through an

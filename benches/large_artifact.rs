@@ -27,7 +27,7 @@ impl Blob {
     #[step(start, next = consume)]
     fn start(&mut self) -> Result<()> {
         self.data =
-            flowlib_suite::pseudo_random_bytes((self.mib << 20) as usize, 0x9E37_79B9_7F4A_7C15);
+            flowlib_testkit::pseudo_random_bytes((self.mib << 20) as usize, 0x9E37_79B9_7F4A_7C15);
         Ok(())
     }
 
@@ -44,7 +44,7 @@ impl Blob {
 }
 
 fn rss() -> f64 {
-    flowlib_suite::peak_rss_bytes() as f64
+    flowlib_testkit::peak_rss_bytes() as f64
 }
 
 fn main() {
@@ -52,7 +52,7 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("flow") {
         // Child mode: the flow's own CLI (used for `step`), then report our peak RSS.
         let code = flowlib::main_with_args::<Blob, _>(args[1..].iter().cloned());
-        eprintln!("PEAK_RSS {}", flowlib_suite::peak_rss_bytes());
+        eprintln!("PEAK_RSS {}", flowlib_testkit::peak_rss_bytes());
         std::process::exit(if code == std::process::ExitCode::SUCCESS {
             0
         } else {

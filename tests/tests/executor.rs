@@ -6,22 +6,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use flowlib::prelude::*;
-use flowlib::{Datastore, Limits, OpenMode, ProgressMode, Run, RunOptions, RunStatus};
-
-fn store() -> (tempfile::TempDir, Datastore) {
-    let dir = tempfile::tempdir().unwrap();
-    let ds = Datastore::open(dir.path().join("ds").to_str().unwrap(), OpenMode::Create).unwrap();
-    (dir, ds)
-}
-
-fn opts(workers: usize) -> RunOptions {
-    RunOptions {
-        limits: Limits::detect(Some(workers), None),
-        progress: ProgressMode::Quiet,
-        params: Vec::new(),
-        argv: vec!["test".into()],
-    }
-}
+use flowlib::{Run, RunOptions, RunStatus};
+use flowlib_testkit::{run_options, temp_store};
 
 fn with_params(mut o: RunOptions, params: &[(&str, &str)]) -> RunOptions {
     o.params = params
@@ -88,8 +74,8 @@ impl Grid {
 
 #[test]
 fn nested_foreach_runs_every_cell_and_both_joins() {
-    let (_d, ds) = store();
-    let s = flowlib::run::<Grid>(&ds, &opts(2)).unwrap();
+    let (_d, ds) = temp_store();
+    let s = flowlib::run::<Grid>(&ds, &run_options(2)).unwrap();
     assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
     // 1 start + 3 rows + 6 cells + 3 column joins + 1 row join + 1 end
     assert_eq!(s.tasks_ok, 15);
@@ -157,8 +143,8 @@ impl Fails {
 
 #[test]
 fn failures_are_isolated_and_reported_per_task() {
-    let (_d, ds) = store();
-    let s = flowlib::run::<Fails>(&ds, &opts(3)).unwrap();
+    let (_d, ds) = temp_store();
+    let s = flowlib::run::<Fails>(&ds, &run_options(3)).unwrap();
     assert_eq!(s.status, RunStatus::Failed);
     assert!(
         SLOW_ARM_DONE.load(Ordering::SeqCst) >= 1,
@@ -236,8 +222,8 @@ impl Empty {
 
 #[test]
 fn foreach_over_nothing_still_joins() {
-    let (_d, ds) = store();
-    let s = flowlib::run::<Empty>(&ds, &opts(2)).unwrap();
+    let (_d, ds) = temp_store();
+    let s = flowlib::run::<Empty>(&ds, &run_options(2)).unwrap();
     assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
     assert_eq!(s.tasks_ok, 3);
     let joined: bool = ds.artifact("Empty", &s.run_id, "end", "joined").unwrap();
@@ -291,15 +277,15 @@ impl Heavy {
 #[test]
 fn cpu_slots_bound_concurrency_and_impossible_requests_are_refused() {
     let _g = PEAK_LOCK.lock().unwrap();
-    let (_d, ds) = store();
+    let (_d, ds) = temp_store();
     PEAK.store(0, Ordering::SeqCst);
-    let s = flowlib::run::<Heavy>(&ds, &opts(4)).unwrap();
+    let s = flowlib::run::<Heavy>(&ds, &run_options(4)).unwrap();
     assert_eq!(s.status, RunStatus::Succeeded);
     // cpu = 2 on 4 slots: never more than two at once, and two did overlap.
     assert_eq!(PEAK.load(Ordering::SeqCst), 2);
 
     PEAK.store(0, Ordering::SeqCst);
-    let mut o = opts(4);
+    let mut o = run_options(4);
     o.limits.max_memory = 1 << 20; // one task's worth of memory
     let s = flowlib::run::<Heavy>(&ds, &o).unwrap();
     assert_eq!(s.status, RunStatus::Succeeded);
@@ -310,14 +296,14 @@ fn cpu_slots_bound_concurrency_and_impossible_requests_are_refused() {
     );
 
     let before = ds.run_ids("Heavy").unwrap().len();
-    let err = flowlib::run::<Heavy>(&ds, &opts(1))
+    let err = flowlib::run::<Heavy>(&ds, &run_options(1))
         .unwrap_err()
         .to_string();
     assert!(
         err.contains("step `work` asks for cpu=2 but this run has 1 CPU slot"),
         "{err}"
     );
-    let mut o = opts(4);
+    let mut o = run_options(4);
     o.limits.max_memory = 1000;
     let err = flowlib::run::<Heavy>(&ds, &o).unwrap_err().to_string();
     assert!(err.contains("asks for memory=1MiB"), "{err}");
@@ -365,13 +351,13 @@ impl Params {
 
 #[test]
 fn parameters_parse_apply_and_are_recorded() {
-    let (_d, ds) = store();
-    let err = flowlib::run::<Params>(&ds, &opts(1))
+    let (_d, ds) = temp_store();
+    let err = flowlib::run::<Params>(&ds, &run_options(1))
         .unwrap_err()
         .to_string();
     assert!(err.contains("missing required parameter --seed"), "{err}");
     let o = with_params(
-        opts(1),
+        run_options(1),
         &[
             ("seed", "7"),
             ("label", "hi there"),
@@ -385,10 +371,10 @@ fn parameters_parse_apply_and_are_recorded() {
     let rec = ds.run_info("Params", &s.run_id).unwrap().record;
     assert_eq!(rec.params["count"], serde_json::json!(3));
     assert_eq!(rec.params["weights"], serde_json::json!([0.5]));
-    let o = with_params(opts(1), &[("seed", "x")]);
+    let o = with_params(run_options(1), &[("seed", "x")]);
     let err = flowlib::run::<Params>(&ds, &o).unwrap_err().to_string();
     assert!(err.contains("invalid value \"x\" for --seed"), "{err}");
-    let o = with_params(opts(1), &[("seed", "1"), ("weights", "1,2")]);
+    let o = with_params(run_options(1), &[("seed", "1"), ("weights", "1,2")]);
     let err = flowlib::run::<Params>(&ds, &o).unwrap_err().to_string();
     assert!(err.contains("--weights") && err.contains("JSON"), "{err}");
 }
@@ -415,8 +401,8 @@ impl Mutates {
 
 #[test]
 fn parameters_are_read_only() {
-    let (_d, ds) = store();
-    let s = flowlib::run::<Mutates>(&ds, &opts(1)).unwrap();
+    let (_d, ds) = temp_store();
+    let s = flowlib::run::<Mutates>(&ds, &run_options(1)).unwrap();
     assert_eq!(s.status, RunStatus::Failed);
     assert!(
         s.failures[0].1.contains("changed parameter `knob`"),
@@ -464,8 +450,8 @@ impl Big {
 
 #[test]
 fn large_artifacts_round_trip_through_the_store() {
-    let (_d, ds) = store();
-    let s = flowlib::run::<Big>(&ds, &opts(2)).unwrap();
+    let (_d, ds) = temp_store();
+    let s = flowlib::run::<Big>(&ds, &run_options(2)).unwrap();
     assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
     let run = Run::<Big>::open(&ds, &s.run_id).unwrap();
     let state = run.step("end").unwrap().state().unwrap();
@@ -523,8 +509,8 @@ impl Catches {
 
 #[test]
 fn catch_records_the_error_and_continues_with_the_inputs() {
-    let (_d, ds) = store();
-    let s = flowlib::run::<Catches>(&ds, &opts(1)).unwrap();
+    let (_d, ds) = temp_store();
+    let s = flowlib::run::<Catches>(&ds, &run_options(1)).unwrap();
     assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
     let after: String = ds.artifact("Catches", &s.run_id, "end", "after").unwrap();
     assert_eq!(after, "value=5 error=Some(\"the sensor is offline\")");
@@ -618,9 +604,9 @@ fn steps_load_only_the_fields_they_name_and_joins_share_split_fields() {
         None,
         "a method call on self may touch anything"
     );
-    let (_d, ds) = store();
+    let (_d, ds) = temp_store();
     DECODES.store(0, Ordering::SeqCst);
-    let s = flowlib::run::<Lazy>(&ds, &opts(2)).unwrap();
+    let s = flowlib::run::<Lazy>(&ds, &run_options(2)).unwrap();
     assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
     // `start` names `big` (it assigns it), so it loads the default first; `helper` decodes
     // it once; the join decodes it once (its split state) and clones it into each of its 5

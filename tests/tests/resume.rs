@@ -7,25 +7,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use flowlib::prelude::*;
-use flowlib::{
-    AttemptStatus, Datastore, Limits, OpenMode, ProgressMode, ResumeOptions, Run, RunOptions,
-    RunStatus,
-};
-
-fn store() -> (tempfile::TempDir, Datastore) {
-    let dir = tempfile::tempdir().unwrap();
-    let ds = Datastore::open(dir.path().join("ds").to_str().unwrap(), OpenMode::Create).unwrap();
-    (dir, ds)
-}
-
-fn opts() -> RunOptions {
-    RunOptions {
-        limits: Limits::detect(Some(2), None),
-        progress: ProgressMode::Quiet,
-        params: Vec::new(),
-        argv: vec!["test".into()],
-    }
-}
+use flowlib::{AttemptStatus, ResumeOptions, Run, RunStatus};
+use flowlib_testkit::{run_options, temp_store};
 
 fn resume_opts(origin: Option<&str>, step: Option<&str>) -> ResumeOptions {
     ResumeOptions {
@@ -108,9 +91,9 @@ fn expected_total(factor: u64) -> u64 {
 fn resume_reuses_every_committed_task_and_reruns_the_failed_join() {
     let _g = serial();
     reset();
-    let (_d, ds) = store();
+    let (_d, ds) = temp_store();
     JOIN_FAILS.store(true, Ordering::SeqCst);
-    let first = flowlib::run::<Squares>(&ds, &opts()).unwrap();
+    let first = flowlib::run::<Squares>(&ds, &run_options(2)).unwrap();
     assert_eq!(first.status, RunStatus::Failed);
     assert_eq!(first.failures[0].0, "sum");
     assert_eq!(SQUARE_CALLS.load(Ordering::SeqCst), 20);
@@ -119,7 +102,8 @@ fn resume_reuses_every_committed_task_and_reruns_the_failed_join() {
     SQUARE_CALLS.store(0, Ordering::SeqCst);
     START_CALLS.store(0, Ordering::SeqCst);
     let blobs_before = ds.run_ids("Squares").unwrap().len();
-    let second = flowlib::resume::<Squares>(&ds, &opts(), &resume_opts(None, None)).unwrap();
+    let second =
+        flowlib::resume::<Squares>(&ds, &run_options(2), &resume_opts(None, None)).unwrap();
     assert_eq!(second.status, RunStatus::Succeeded, "{second:?}");
     assert_eq!(
         second.tasks_reused, 21,
@@ -152,7 +136,7 @@ fn resume_reuses_every_committed_task_and_reruns_the_failed_join() {
     assert_eq!(info.reused_tasks, 21);
 
     // Resumable again: everything is reused, nothing runs.
-    let third = flowlib::resume::<Squares>(&ds, &opts(), &resume_opts(None, None)).unwrap();
+    let third = flowlib::resume::<Squares>(&ds, &run_options(2), &resume_opts(None, None)).unwrap();
     assert_eq!(third.status, RunStatus::Succeeded);
     assert_eq!(third.tasks_reused, 23);
     assert_eq!(third.tasks_ok, 0);
@@ -166,9 +150,9 @@ fn resume_reuses_every_committed_task_and_reruns_the_failed_join() {
 fn resume_reruns_only_the_failed_splits_of_a_foreach() {
     let _g = serial();
     reset();
-    let (_d, ds) = store();
+    let (_d, ds) = temp_store();
     FAIL_ITEM.store(13, Ordering::SeqCst);
-    let first = flowlib::run::<Squares>(&ds, &opts()).unwrap();
+    let first = flowlib::run::<Squares>(&ds, &run_options(2)).unwrap();
     assert_eq!(first.status, RunStatus::Failed);
     assert_eq!(first.failures.len(), 1);
     assert_eq!(first.failures[0].0, "square/13");
@@ -176,8 +160,12 @@ fn resume_reruns_only_the_failed_splits_of_a_foreach() {
 
     FAIL_ITEM.store(u32::MAX, Ordering::SeqCst);
     SQUARE_CALLS.store(0, Ordering::SeqCst);
-    let second =
-        flowlib::resume::<Squares>(&ds, &opts(), &resume_opts(Some(&first.run_id), None)).unwrap();
+    let second = flowlib::resume::<Squares>(
+        &ds,
+        &run_options(2),
+        &resume_opts(Some(&first.run_id), None),
+    )
+    .unwrap();
     assert_eq!(second.status, RunStatus::Succeeded, "{second:?}");
     assert_eq!(
         SQUARE_CALLS.load(Ordering::SeqCst),
@@ -195,12 +183,12 @@ fn resume_reruns_only_the_failed_splits_of_a_foreach() {
 fn resume_from_a_step_reruns_it_and_everything_after_with_new_parameters() {
     let _g = serial();
     reset();
-    let (_d, ds) = store();
-    let first = flowlib::run::<Squares>(&ds, &opts()).unwrap();
+    let (_d, ds) = temp_store();
+    let first = flowlib::run::<Squares>(&ds, &run_options(2)).unwrap();
     assert_eq!(first.status, RunStatus::Succeeded);
     SQUARE_CALLS.store(0, Ordering::SeqCst);
     START_CALLS.store(0, Ordering::SeqCst);
-    let mut o = opts();
+    let mut o = run_options(2);
     o.params = vec![("factor".into(), "3".into())];
     let second = flowlib::resume::<Squares>(&ds, &o, &resume_opts(None, Some("square"))).unwrap();
     assert_eq!(second.status, RunStatus::Succeeded, "{second:?}");
@@ -228,13 +216,14 @@ fn resume_from_a_step_reruns_it_and_everything_after_with_new_parameters() {
 fn resume_refuses_bad_requests_without_writing_anything() {
     let _g = serial();
     reset();
-    let (_d, ds) = store();
-    let err = flowlib::resume::<Squares>(&ds, &opts(), &resume_opts(None, None)).unwrap_err();
+    let (_d, ds) = temp_store();
+    let err =
+        flowlib::resume::<Squares>(&ds, &run_options(2), &resume_opts(None, None)).unwrap_err();
     assert!(
         err.to_string().contains("no earlier run of flow Squares"),
         "{err}"
     );
-    let first = flowlib::run::<Squares>(&ds, &opts()).unwrap();
+    let first = flowlib::run::<Squares>(&ds, &run_options(2)).unwrap();
     for (origin, step, msg) in [
         (
             Some("20200101T000000000Z-000000000000"),
@@ -245,7 +234,7 @@ fn resume_refuses_bad_requests_without_writing_anything() {
         (Some("a/b"), None, "invalid run id"),
         (None, Some("nosuch"), "has no step `nosuch`"),
     ] {
-        let err = flowlib::resume::<Squares>(&ds, &opts(), &resume_opts(origin, step))
+        let err = flowlib::resume::<Squares>(&ds, &run_options(2), &resume_opts(origin, step))
             .unwrap_err()
             .to_string();
         assert!(err.contains(msg), "{err}");
@@ -324,10 +313,10 @@ mod v2 {
 #[test]
 fn resume_refuses_a_graph_that_no_longer_maps_and_says_what_differs() {
     let _g = serial();
-    let (_d, ds) = store();
-    let first = flowlib::run::<v1::Evolving>(&ds, &opts()).unwrap();
+    let (_d, ds) = temp_store();
+    let first = flowlib::run::<v1::Evolving>(&ds, &run_options(2)).unwrap();
     assert_eq!(first.status, RunStatus::Failed);
-    let err = flowlib::resume::<v2::Evolving>(&ds, &opts(), &resume_opts(None, None))
+    let err = flowlib::resume::<v2::Evolving>(&ds, &run_options(2), &resume_opts(None, None))
         .unwrap_err()
         .to_string();
     assert!(err.contains("the flow's graph changed"), "{err}");
@@ -339,7 +328,8 @@ fn resume_refuses_a_graph_that_no_longer_maps_and_says_what_differs() {
     );
     // Resuming at a step upstream of every change re-runs everything: allowed.
     let ok =
-        flowlib::resume::<v2::Evolving>(&ds, &opts(), &resume_opts(None, Some("start"))).unwrap();
+        flowlib::resume::<v2::Evolving>(&ds, &run_options(2), &resume_opts(None, Some("start")))
+            .unwrap();
     assert_eq!(ok.status, RunStatus::Succeeded);
     assert_eq!(ok.tasks_reused, 0);
 }
@@ -376,9 +366,9 @@ impl Flaky {
 fn retries_back_off_and_record_every_attempt() {
     let _g = serial();
     FLAKY_CALLS.store(0, Ordering::SeqCst);
-    let (_d, ds) = store();
+    let (_d, ds) = temp_store();
     let t0 = std::time::Instant::now();
-    let s = flowlib::run::<Flaky>(&ds, &opts()).unwrap();
+    let s = flowlib::run::<Flaky>(&ds, &run_options(2)).unwrap();
     assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
     // Backoff: 10 ms then 20 ms.
     assert!(t0.elapsed() >= Duration::from_millis(30));
@@ -439,8 +429,8 @@ impl Slow {
 fn a_timed_out_attempt_is_fenced_and_can_never_become_the_result() {
     let _g = serial();
     SLOW_FINISHED.store(false, Ordering::SeqCst);
-    let (_d, ds) = store();
-    let s = flowlib::run::<Slow>(&ds, &opts()).unwrap();
+    let (_d, ds) = temp_store();
+    let s = flowlib::run::<Slow>(&ds, &run_options(2)).unwrap();
     assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
     let winner: String = ds.artifact("Slow", &s.run_id, "end", "winner").unwrap();
     assert_eq!(winner, "the retry");
@@ -521,8 +511,8 @@ fn a_retry_continues_from_the_last_checkpoint() {
     let _g = serial();
     ITERATIONS.store(0, Ordering::SeqCst);
     CRASH_AT.store(4, Ordering::SeqCst);
-    let (_d, ds) = store();
-    let s = flowlib::run::<Epochs>(&ds, &opts()).unwrap();
+    let (_d, ds) = temp_store();
+    let s = flowlib::run::<Epochs>(&ds, &run_options(2)).unwrap();
     assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
     assert_eq!(
         ITERATIONS.load(Ordering::SeqCst),
@@ -563,11 +553,12 @@ fn a_resumed_run_continues_from_the_origins_checkpoint_but_a_fresh_run_does_not(
     let _g = serial();
     ITERATIONS.store(0, Ordering::SeqCst);
     CRASH_AT.store(7, Ordering::SeqCst);
-    let (_d, ds) = store();
-    let first = flowlib::run::<EpochsNoRetry>(&ds, &opts()).unwrap();
+    let (_d, ds) = temp_store();
+    let first = flowlib::run::<EpochsNoRetry>(&ds, &run_options(2)).unwrap();
     assert_eq!(first.status, RunStatus::Failed);
     assert_eq!(ITERATIONS.load(Ordering::SeqCst), 7);
-    let second = flowlib::resume::<EpochsNoRetry>(&ds, &opts(), &resume_opts(None, None)).unwrap();
+    let second =
+        flowlib::resume::<EpochsNoRetry>(&ds, &run_options(2), &resume_opts(None, None)).unwrap();
     assert_eq!(second.status, RunStatus::Succeeded, "{second:?}");
     assert_eq!(ITERATIONS.load(Ordering::SeqCst), 10);
     let from: Option<u32> = ds
@@ -576,7 +567,7 @@ fn a_resumed_run_continues_from_the_origins_checkpoint_but_a_fresh_run_does_not(
     assert_eq!(from, Some(7));
     // A new run starts from scratch.
     ITERATIONS.store(0, Ordering::SeqCst);
-    let third = flowlib::run::<EpochsNoRetry>(&ds, &opts()).unwrap();
+    let third = flowlib::run::<EpochsNoRetry>(&ds, &run_options(2)).unwrap();
     assert_eq!(third.status, RunStatus::Succeeded);
     assert_eq!(ITERATIONS.load(Ordering::SeqCst), 10);
     let from: Option<u32> = ds
@@ -591,12 +582,12 @@ fn a_resumed_run_continues_from_the_origins_checkpoint_but_a_fresh_run_does_not(
 fn concurrent_runs_in_one_datastore_do_not_interfere() {
     let _g = serial();
     reset();
-    let (_d, ds) = store();
+    let (_d, ds) = temp_store();
     let handles: Vec<_> = (1..=4u64)
         .map(|factor| {
             let ds = ds.clone();
             std::thread::spawn(move || {
-                let mut o = opts();
+                let mut o = run_options(2);
                 o.params = vec![("factor".into(), factor.to_string())];
                 (factor, flowlib::run::<Squares>(&ds, &o).unwrap())
             })

@@ -5,7 +5,7 @@
 //!
 //! `scripts/test-all.sh` starts the servers and exports `FLOWLIB_TEST_S3`,
 //! `FLOWLIB_TEST_GCS`, `FLOWLIB_TEST_AZURE` plus object_store's own variables; these tests
-//! are compiled with the `cloud` feature (`cargo test --features cloud`).
+//! are compiled with the `cloud` feature (`cargo test -p flowlib-tests --features cloud`).
 #![cfg(feature = "cloud")]
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,11 +13,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use flowlib::prelude::*;
 use flowlib::{
-    AttemptStatus, CacheConfig, Datastore, Limits, OpenMode, ProgressMode, ResumeOptions,
-    RunOptions, RunStatus, TaskOutcome,
+    AttemptStatus, CacheConfig, Datastore, OpenMode, ResumeOptions, RunStatus, TaskOutcome,
 };
-use flowlib_suite::fault_proxy::{FaultProxy, Faults};
-use flowlib_suite::{text, Sandbox};
+use flowlib_testkit::fault_proxy::{FaultProxy, Faults};
+use flowlib_testkit::{run_options, text, Sandbox};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
@@ -38,15 +37,6 @@ fn open(url: &str) -> Datastore {
         .cache(CacheConfig::disabled())
         .open()
         .unwrap()
-}
-
-fn opts(workers: usize) -> RunOptions {
-    RunOptions {
-        limits: Limits::detect(Some(workers), None),
-        progress: ProgressMode::Quiet,
-        params: Vec::new(),
-        argv: vec!["cloud-test".into()],
-    }
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -199,7 +189,7 @@ fn examples_run_and_read_back(env: &str) {
 fn commit_race_has_exactly_one_winner(env: &str) {
     let url = location(env, "race");
     let ds = open(&url);
-    let s = flowlib::run::<Race>(&ds, &opts(2)).unwrap();
+    let s = flowlib::run::<Race>(&ds, &run_options(2)).unwrap();
     assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
     // Eight writers commit the same attempt of the same task at once.
     let outcomes: Vec<TaskOutcome> = std::thread::scope(|scope| {
@@ -238,7 +228,7 @@ fn commit_race_has_exactly_one_winner(env: &str) {
 fn large_artifacts_stream_and_corruption_is_detected(env: &str) {
     let url = location(env, "large");
     let ds = open(&url);
-    let s = flowlib::run::<Race>(&ds, &opts(2)).unwrap();
+    let s = flowlib::run::<Race>(&ds, &run_options(2)).unwrap();
     assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
     let payload: Vec<u8> = ds.artifact("Race", &s.run_id, "end", "payload").unwrap();
     assert!(payload == expected_payload());
@@ -276,9 +266,9 @@ fn large_artifacts_stream_and_corruption_is_detected(env: &str) {
 fn read_cache_serves_second_read_and_heals(env: &str) {
     let url = location(env, "cache");
     let ds = open(&url);
-    let s = flowlib::run::<Race>(&ds, &opts(2)).unwrap();
+    let s = flowlib::run::<Race>(&ds, &run_options(2)).unwrap();
     let cache_dir = tempfile::tempdir().unwrap();
-    let cached = || flowlib_suite::count_files(cache_dir.path());
+    let cached = || flowlib_testkit::count_files(cache_dir.path());
     let with_cache = Datastore::builder(&url)
         .mode(OpenMode::Existing)
         .cache(CacheConfig::at(cache_dir.path(), 1 << 30))
@@ -340,7 +330,7 @@ fn read_cache_serves_second_read_and_heals(env: &str) {
     // The switch users have: FLOWLIB_CACHE=off keeps the cache directory empty; without
     // it, the same command fills it.
     let sb = Sandbox::new();
-    let train = flowlib_suite::example("train");
+    let train = flowlib_testkit::example("train");
     let out = sb
         .cmd(&train)
         .args(["run", "-q", "--datastore", &url])
@@ -358,14 +348,14 @@ fn read_cache_serves_second_read_and_heals(env: &str) {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(
-        flowlib_suite::count_files(&blobs),
+        flowlib_testkit::count_files(&blobs),
         0,
         "FLOWLIB_CACHE=off caches nothing"
     );
     let out = sb.cmd(&train).args(dump).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        flowlib_suite::count_files(&blobs) > 0,
+        flowlib_testkit::count_files(&blobs) > 0,
         "by default, reads are cached"
     );
 }
@@ -375,10 +365,11 @@ fn resume_reuses_committed_tasks(env: &str) {
     let url = location(env, "resume");
     let ds = open(&url);
     JOIN_BROKEN.store(true, Ordering::SeqCst);
-    let first = flowlib::run::<Fragile>(&ds, &opts(2)).unwrap();
+    let first = flowlib::run::<Fragile>(&ds, &run_options(2)).unwrap();
     JOIN_BROKEN.store(false, Ordering::SeqCst);
     assert_eq!(first.status, RunStatus::Failed);
-    let second = flowlib::resume::<Fragile>(&ds, &opts(2), &ResumeOptions::default()).unwrap();
+    let second =
+        flowlib::resume::<Fragile>(&ds, &run_options(2), &ResumeOptions::default()).unwrap();
     assert_eq!(second.status, RunStatus::Succeeded, "{second:?}");
     assert_eq!(second.tasks_reused, 7);
     assert_eq!(second.tasks_ok, 2);
@@ -469,7 +460,7 @@ fn s3_flow_completes_through_resets_503s_and_cut_responses() {
     .unwrap();
     let url = location("FLOWLIB_TEST_S3", "faults");
     let ds = through(&proxy, &url);
-    let s = flowlib::run::<Race>(&ds, &opts(2)).unwrap();
+    let s = flowlib::run::<Race>(&ds, &run_options(2)).unwrap();
     assert_eq!(s.status, RunStatus::Succeeded, "{s:?}");
     let stats = proxy.stats();
     let faults = stats.resets + stats.injected_503 + stats.truncated;
@@ -498,7 +489,7 @@ fn s3_flow_completes_through_resets_503s_and_cut_responses() {
 fn reading_one_artifact_does_not_download_its_siblings() {
     let proxy = FaultProxy::start(s3_upstream(), Faults::none()).unwrap();
     let url = location("FLOWLIB_TEST_S3", "siblings");
-    let s = flowlib::run::<Race>(&through(&proxy, &url), &opts(2)).unwrap();
+    let s = flowlib::run::<Race>(&through(&proxy, &url), &run_options(2)).unwrap();
     assert_eq!(s.status, RunStatus::Succeeded);
     proxy.clear_log();
     let ds = through(&proxy, &url);

@@ -2,7 +2,7 @@
 //! (moto, Azurite, ...) that drops connections, answers 503 and loses responses.
 //!
 //! ```no_run
-//! use flowlib_suite::fault_proxy::{FaultProxy, Faults};
+//! use flowlib_testkit::fault_proxy::{FaultProxy, Faults};
 //! let upstream: std::net::SocketAddr = "127.0.0.1:19000".parse().unwrap();
 //! let proxy = FaultProxy::start(
 //!     upstream,
@@ -1476,7 +1476,7 @@ mod tests {
     }
 }
 
-/// The proxy under object_store's real S3 client (`cargo test -p flowlib-suite --features aws
+/// The proxy under object_store's real S3 client (`cargo test -p flowlib-testkit --features aws
 /// --lib fault_proxy`, with `scripts/services.sh start` and its env).
 #[cfg(all(test, feature = "aws"))]
 mod object_store_tests {

@@ -2,44 +2,16 @@
 //! that write nothing; a good one continues a failed run.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-const BIN: &str = env!("CARGO_BIN_EXE_crashflow");
+use flowlib_testkit::{fixture, flow_command, snapshot};
 
 fn cmd(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .current_dir(dir)
-        .env_remove("FLOWLIB_DATASTORE")
-        .env_remove("FLOWLIB_TEST_HOLD")
-        .env("FLOWLIB_CACHE_DIR", dir.join(".cache"))
+    flow_command(&fixture("crashflow"), dir)
         .env("RUST_BACKTRACE", "1")
         .args(args)
         .output()
         .unwrap()
-}
-
-/// Every file under `dir` with its contents, to prove nothing was written.
-fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((
-                    p.display().to_string(),
-                    std::fs::read(&p).unwrap_or_default(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 fn expect_refused(dir: &Path, args: &[&str], needle: &str) {

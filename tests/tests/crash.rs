@@ -11,17 +11,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flowlib::{AttemptStatus, BlobRef, Datastore, OpenMode};
+use flowlib_testkit::{fixture, flow_command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_crashflow");
 const BIG_MIB: &str = "40";
 
 fn command(dir: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.current_dir(dir)
-        .env_remove("FLOWLIB_DATASTORE")
-        .env_remove("FLOWLIB_TEST_HOLD")
-        .env("FLOWLIB_CACHE_DIR", dir.join(".cache"))
-        .env("CRASH_LOG", dir.join("log"));
+    let mut c = flow_command(&fixture("crashflow"), dir);
+    c.env("CRASH_LOG", dir.join("log"));
     c
 }
 

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use flowlib::prelude::*;
-use flowlib::{Datastore, Limits, OpenMode, ProgressMode, RunOptions, RunStatus};
+use flowlib::{Datastore, OpenMode, RunOptions, RunStatus};
+use flowlib_testkit::{blob_path, run_options};
 
 #[derive(FlowState, Default, Serialize, Deserialize)]
 struct Keep {
@@ -33,13 +34,7 @@ fn setup() -> (tempfile::TempDir, PathBuf, Datastore, String) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("ds");
     let ds = Datastore::open(root.to_str().unwrap(), OpenMode::Create).unwrap();
-    let opts = RunOptions {
-        limits: Limits::detect(Some(2), None),
-        progress: ProgressMode::Quiet,
-        params: Vec::new(),
-        argv: Vec::new(),
-    };
-    let s = flowlib::run::<Keep>(&ds, &opts).unwrap();
+    let s = flowlib::run::<Keep>(&ds, &run_options(2)).unwrap();
     assert_eq!(s.status, RunStatus::Succeeded);
     (dir, root, ds, s.run_id)
 }
@@ -47,11 +42,6 @@ fn setup() -> (tempfile::TempDir, PathBuf, Datastore, String) {
 fn age(path: &Path, by: Duration) {
     let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     f.set_modified(SystemTime::now() - by).unwrap();
-}
-
-fn blob_path(root: &Path, digest: &flowlib::Digest) -> PathBuf {
-    let hex = digest.hex();
-    root.join("blobs/sha256").join(&hex[..2]).join(&hex[2..])
 }
 
 /// Store a blob nobody references, as a crashed task would leave behind.
@@ -69,7 +59,7 @@ const DAY: Duration = Duration::from_secs(86_400);
 #[test]
 fn gc_deletes_only_old_unreferenced_objects() {
     let (_d, root, ds, run) = setup();
-    let referenced = flowlib_suite::count_files(&root.join("blobs"));
+    let referenced = flowlib_testkit::count_files(&root.join("blobs"));
     let old = orphan(&root, "left by a crashed task");
     age(&old, 2 * DAY);
     let young = orphan(&root, "written a moment ago");
@@ -99,7 +89,7 @@ fn gc_deletes_only_old_unreferenced_objects() {
     assert!(young.exists(), "younger than the grace period: kept");
     // Everything a committed run references survives and still verifies.
     assert_eq!(
-        flowlib_suite::count_files(&root.join("blobs")),
+        flowlib_testkit::count_files(&root.join("blobs")),
         referenced + 1
     );
     assert_eq!(flowlib::verify(&ds, None, None).unwrap(), 0);
@@ -120,10 +110,8 @@ fn reusing_an_old_unreferenced_blob_refreshes_it() {
     let stale = orphan(&root, "y");
     age(&stale, 3 * DAY);
     let opts = RunOptions {
-        limits: Limits::detect(Some(2), None),
-        progress: ProgressMode::Quiet,
         params: vec![("tag".into(), "y".into())],
-        argv: Vec::new(),
+        ..run_options(2)
     };
     // A new run produces the same value: it is deduplicated, and its timestamp refreshed
     // so that a concurrent gc's grace period covers it until the run commits.

@@ -1,8 +1,13 @@
 //! Shared support for flowlib's integration tests and benchmarks: locating the example
 //! binaries, running them in throwaway directories, and reading what they stored.
+//! (`gcs_xml_fake.py` and `az_create_container.py` beside this crate serve
+//! `scripts/services.sh`.)
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use flowlib::{Datastore, Digest, Limits, OpenMode, ProgressMode, RunOptions};
 
 /// The directory holding cargo's build output for this profile (`target/debug`).
 pub fn target_dir() -> PathBuf {
@@ -15,19 +20,49 @@ pub fn target_dir() -> PathBuf {
     dir
 }
 
-/// Path of the example binary `name`, building it first if it is missing.
+/// Path of the example flow `name` of `examples/` (package `flowlib-examples`), building it
+/// first if it is missing.
 pub fn example(name: &str) -> PathBuf {
+    built_example("flowlib-examples", name)
+}
+
+/// Path of the test fixture flow `name` of `tests/fixtures/` (e.g. `crashflow`, the flow the
+/// crash tests kill), building it first if it is missing.
+pub fn fixture(name: &str) -> PathBuf {
+    built_example("flowlib-tests", name)
+}
+
+/// `cargo test` at the root (or of the owning package) builds every example before any test
+/// runs; building a missing one here covers a narrower run (`cargo test -p flowlib-tests
+/// --test integration`). Only existence is checked: a nested build of another feature set
+/// would swap the binary that the outer `cargo test` built.
+fn built_example(package: &str, name: &str) -> PathBuf {
     let path = target_dir().join("examples").join(name);
     if !path.exists() {
         let release = target_dir().ends_with("release");
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "--example", name]);
+        cmd.args(["build", "--quiet", "-p", package, "--example", name]);
         if release {
             cmd.arg("--release");
         }
+        // the cloud tests run examples against S3/GCS/Azure: build them with the same backends
+        let features: Vec<&str> = [
+            (cfg!(feature = "aws"), "aws"),
+            (cfg!(feature = "gcp"), "gcp"),
+            (cfg!(feature = "azure"), "azure"),
+        ]
+        .into_iter()
+        .filter_map(|(on, f)| on.then_some(f))
+        .collect();
+        if !features.is_empty() {
+            cmd.args(["--features", &features.join(",")]);
+        }
         cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
         let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "building example {name} failed");
+        assert!(
+            status.success(),
+            "building example {name} of {package} failed"
+        );
     }
     path
 }
@@ -63,11 +98,8 @@ impl Sandbox {
 
     /// A command running `bin` in this directory, with a clean flowlib environment.
     pub fn cmd(&self, bin: &Path) -> Command {
-        let mut c = Command::new(bin);
-        c.current_dir(self.path())
-            .env_remove("FLOWLIB_DATASTORE")
-            .env("FLOWLIB_CACHE_DIR", self.path().join(".cache"))
-            .env_remove("RUST_BACKTRACE");
+        let mut c = flow_command(bin, self.path());
+        c.env_remove("RUST_BACKTRACE");
         c
     }
 
@@ -109,6 +141,63 @@ pub fn count_files(dir: &Path) -> usize {
             }
         })
         .sum()
+}
+
+/// A command running the flow binary `bin` in `dir`: the default datastore `dir/.flowlib`,
+/// its own cache `dir/.cache`, and no `FLOWLIB_DATASTORE` or `FLOWLIB_TEST_HOLD` inherited.
+pub fn flow_command(bin: &Path, dir: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.current_dir(dir)
+        .env_remove("FLOWLIB_DATASTORE")
+        .env_remove("FLOWLIB_TEST_HOLD")
+        .env("FLOWLIB_CACHE_DIR", dir.join(".cache"));
+    c
+}
+
+/// A new local datastore in a temporary directory (kept while the `TempDir` lives).
+pub fn temp_store() -> (tempfile::TempDir, Datastore) {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = Datastore::open(dir.path().join("ds").to_str().unwrap(), OpenMode::Create).unwrap();
+    (dir, ds)
+}
+
+/// Options for an in-process run on `workers` threads, without progress output.
+pub fn run_options(workers: usize) -> RunOptions {
+    RunOptions {
+        limits: Limits::detect(Some(workers), None),
+        progress: ProgressMode::Quiet,
+        params: Vec::new(),
+        argv: vec!["test".into()],
+    }
+}
+
+/// Where the local datastore at `root` keeps the blob `digest`.
+pub fn blob_path(root: &Path, digest: &Digest) -> PathBuf {
+    let hex = digest.hex();
+    root.join("blobs/sha256").join(&hex[..2]).join(&hex[2..])
+}
+
+/// Every file and directory under `dir` with the file contents (`None` for directories),
+/// to prove that a command wrote nothing.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Option<Vec<u8>>>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            if p.is_dir() {
+                out.insert(rel, None);
+                walk(root, &p, out);
+            } else {
+                out.insert(rel, Some(std::fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
 }
 
 /// stdout and stderr as text, for assertion messages.

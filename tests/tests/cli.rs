@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use flowlib::{Datastore, Digest, OpenMode, RunStatus};
-use flowlib_suite::{example, text, Sandbox};
+use flowlib_testkit::{blob_path, example, snapshot, text, Sandbox};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------
@@ -51,28 +51,6 @@ fn run_ok(sb: &Sandbox, name: &str, args: &[&str]) -> String {
     let o = sb.run(name, args);
     assert_ok(&o);
     announced_run(&o)
-}
-
-/// Every file and directory under `dir` with the file contents (`None` for directories).
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Option<Vec<u8>>>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            let rel = p.strip_prefix(root).unwrap().to_path_buf();
-            if p.is_dir() {
-                out.insert(rel, None);
-                walk(root, &p, out);
-            } else {
-                out.insert(rel, Some(std::fs::read(&p).unwrap_or_default()));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
 }
 
 /// Assert the shape of a bad-input failure: exit 2, nothing on stdout, exactly one
@@ -198,11 +176,6 @@ fn sorted(v: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
     v.sort();
     v
-}
-
-fn blob_path(root: &Path, d: &Digest) -> PathBuf {
-    let hex = d.hex();
-    root.join("blobs/sha256").join(&hex[..2]).join(&hex[2..])
 }
 
 // ---------------------------------------------------------------------------------------

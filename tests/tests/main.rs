@@ -1,0 +1,13 @@
+//! flowlib's integration tests: one binary, one module per area, sharing the helpers of
+//! `flowlib-testkit` (`tests/support/`). Flows run in process, or as the real example
+//! binaries (`flowlib-examples`) and the crash fixture (`fixtures/crashflow.rs`) in
+//! temporary directories. A module is an area to filter by:
+//! `cargo test -p flowlib-tests --test integration crash::`.
+
+mod cli;
+mod cli_resume;
+mod cloud;
+mod crash;
+mod executor;
+mod integrity;
+mod resume;
