@@ -209,7 +209,7 @@ impl<F: Flow> Executor for Threads<F> {
         self.free_mem -= memory;
         self.free_gpu -= gpu;
         let cancel = Arc::new(AtomicBool::new(false));
-        let attempt = d.spec.attempt;
+        let attempt = d.spec.task.attempt;
         self.running.insert(
             (d.key.clone(), attempt),
             Slot {

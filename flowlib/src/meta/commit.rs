@@ -17,7 +17,7 @@ use object_store::PutMode;
 
 use crate::error::{Error, Result};
 use crate::meta::{
-    now_rfc3339, task_id, AttemptStatus, CommitRecord, IndexPath, TaskManifest, METADATA_VERSION,
+    now_rfc3339, task_id, AttemptStatus, CommitRecord, TaskManifest, TaskRef, METADATA_VERSION,
 };
 use crate::store::{layout, BlobRef, Datastore, Digest};
 
@@ -37,23 +37,20 @@ pub(crate) fn commit(ds: &Datastore, manifest: &TaskManifest) -> Result<Option<B
         ds.put_bytes(&m_rel, bytes, PutMode::Overwrite)?;
     }
     crate::failpoint::hold("before-commit", &task);
-    let record = CommitRecord {
-        version: METADATA_VERSION,
+    let attempt = TaskRef {
+        run: manifest.run.clone(),
+        step: manifest.step.clone(),
+        index: manifest.index.clone(),
         attempt: manifest.attempt,
-        status: manifest.status,
-        manifest: Some(m_ref),
-        error: manifest.error.clone(),
-        committed: now_rfc3339(),
-        writer: writer_id(),
     };
-    let c_rel = layout::commit(
+    let won = write_record(
+        ds,
         &manifest.flow,
-        &manifest.run,
-        &manifest.step,
-        &manifest.index.dir_name(),
-        manifest.attempt,
-    );
-    let won = ds.create_json(&c_rel, &record)?;
+        &attempt,
+        manifest.status,
+        Some(m_ref),
+        manifest.error.clone(),
+    )?;
     if won {
         crate::failpoint::hold("after-commit", &task);
     }
@@ -80,45 +77,49 @@ fn writer_id() -> String {
 
 /// Fence an attempt: commit it as timed out, create-only. Returns false if the attempt
 /// committed first (then its own commit stands).
-pub(crate) fn fence(
+pub(crate) fn fence(ds: &Datastore, flow: &str, attempt: &TaskRef, error: &str) -> Result<bool> {
+    let error = Some(error.to_string());
+    write_record(ds, flow, attempt, AttemptStatus::TimedOut, None, error)
+}
+
+/// Create the commit record of `attempt`; false when another writer created it first.
+fn write_record(
     ds: &Datastore,
     flow: &str,
-    run: &str,
-    step: &str,
-    index: &IndexPath,
-    attempt: u32,
-    error: &str,
+    attempt: &TaskRef,
+    status: AttemptStatus,
+    manifest: Option<BlobRef>,
+    error: Option<String>,
 ) -> Result<bool> {
     let record = CommitRecord {
         version: METADATA_VERSION,
-        attempt,
-        status: AttemptStatus::TimedOut,
-        manifest: None,
-        error: Some(error.to_string()),
+        attempt: attempt.attempt,
+        status,
+        manifest,
+        error,
         committed: now_rfc3339(),
         writer: writer_id(),
     };
-    let c_rel = layout::commit(flow, run, step, &index.dir_name(), attempt);
-    ds.create_json(&c_rel, &record)
+    ds.create_json(&commit_path(flow, attempt), &record)
+}
+
+fn commit_path(flow: &str, a: &TaskRef) -> String {
+    layout::commit(flow, &a.run, &a.step, &a.index.dir_name(), a.attempt)
 }
 
 /// Read a committed attempt's manifest, verifying it against its commit record.
 pub(crate) fn read_commit(
     ds: &Datastore,
     flow: &str,
-    run: &str,
-    step: &str,
-    index: &IndexPath,
-    attempt: u32,
+    attempt: &TaskRef,
 ) -> Result<Option<(CommitRecord, Option<TaskManifest>)>> {
-    let c_rel = layout::commit(flow, run, step, &index.dir_name(), attempt);
-    let Some(record) = ds.get_json::<CommitRecord>(&c_rel)? else {
+    let Some(record) = ds.get_json::<CommitRecord>(&commit_path(flow, attempt))? else {
         return Ok(None);
     };
     let Some(m_ref) = record.manifest else {
         return Ok(Some((record, None)));
     };
-    let manifest = read_manifest(ds, m_ref, &task_id(step, index))?;
+    let manifest = read_manifest(ds, m_ref, &attempt.task_id())?;
     Ok(Some((record, Some(manifest))))
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::meta::{AttemptStatus, TaskAttempt, TaskRef};
+use crate::meta::{AttemptStatus, TaskAttempt, TaskManifest, TaskRef};
 use crate::store::BlobRef;
 
 /// A committed task's artifacts, as the scheduler and readers know them.
@@ -30,16 +30,23 @@ impl Committed {
         }
     }
 
+    /// The view of attempt `task`, committed with the manifest `m` its record pins as `pin`.
+    pub(crate) fn of(task: TaskRef, pin: BlobRef, m: TaskManifest) -> Committed {
+        Committed {
+            task: Some(task),
+            manifest: Some(pin),
+            artifacts: m.artifacts,
+            foreach_count: m.foreach_count,
+            status: m.status,
+        }
+    }
+
     /// The view of a successful attempt read from the store; `None` for an attempt that
     /// has no manifest (fenced) or did not succeed.
     pub(crate) fn from_attempt(a: &TaskAttempt) -> Option<Committed> {
-        let m = a.manifest.as_ref()?;
-        a.status.is_success().then(|| Committed {
-            task: Some(a.source.clone()),
-            manifest: a.manifest_ref,
-            artifacts: m.artifacts.clone(),
-            foreach_count: m.foreach_count,
-            status: a.status,
-        })
+        let (m, pin) = (a.manifest.as_ref()?, a.manifest_ref?);
+        let mut c = Committed::of(a.source.clone(), pin, m.clone());
+        c.status = a.status;
+        a.status.is_success().then_some(c)
     }
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use crate::error::{Error, Result};
 use crate::meta::commit::{read_commit, read_manifest};
 use crate::meta::{
-    parse_task_id, task_id, validate_run_id, AttemptStatus, IndexPath, ReuseRecord, RunEnd,
-    RunRecord, RunStatus, TaskManifest, TaskRef,
+    parse_task_id, task_id, validate_run_id, AttemptStatus, Committed, IndexPath, ReuseRecord,
+    RunEnd, RunRecord, RunStatus, TaskManifest, TaskRef,
 };
 use crate::store::cas::{self, What};
 use crate::store::codec::{Tag, ViaSerde};
@@ -149,19 +149,19 @@ impl Datastore {
         commits.sort();
         let mut out = Vec::with_capacity(commits.len());
         for (step, index, attempt) in commits {
-            let Some((record, manifest)) = read_commit(self, flow, run, &step, &index, attempt)?
-            else {
+            let source = TaskRef {
+                run: run.to_string(),
+                step,
+                index,
+                attempt,
+            };
+            let Some((record, manifest)) = read_commit(self, flow, &source)? else {
                 continue;
             };
             out.push(TaskAttempt {
-                source: TaskRef {
-                    run: run.to_string(),
-                    step: step.clone(),
-                    index: index.clone(),
-                    attempt,
-                },
-                step,
-                index,
+                step: source.step.clone(),
+                index: source.index.clone(),
+                source,
                 status: record.status,
                 error: record.error,
                 manifest,
@@ -258,25 +258,21 @@ pub(crate) fn successful_attempt(
     step: &str,
     index: &IndexPath,
     reuse: Option<&ReuseRecord>,
-) -> Result<Option<crate::meta::Committed>> {
+) -> Result<Option<Committed>> {
     let mut found = None;
     for attempt in 0..MAX_PROBED_ATTEMPTS {
-        let Some((record, manifest)) = read_commit(ds, flow, run, step, index, attempt)? else {
+        let task = TaskRef {
+            run: run.to_string(),
+            step: step.to_string(),
+            index: index.clone(),
+            attempt,
+        };
+        let Some((record, manifest)) = read_commit(ds, flow, &task)? else {
             break;
         };
-        if let (true, Some(manifest)) = (record.status.is_success(), manifest) {
-            found = Some(crate::meta::Committed {
-                task: Some(TaskRef {
-                    run: run.to_string(),
-                    step: step.to_string(),
-                    index: index.clone(),
-                    attempt,
-                }),
-                manifest: record.manifest,
-                artifacts: manifest.artifacts,
-                foreach_count: manifest.foreach_count,
-                status: record.status,
-            });
+        if let (true, Some(m), Some(pin)) = (record.status.is_success(), manifest, record.manifest)
+        {
+            found = Some(Committed::of(task, pin, m));
         }
     }
     if found.is_some() {
@@ -287,14 +283,8 @@ pub(crate) fn successful_attempt(
         .flat_map(|r| r.tasks.iter())
         .find(|t| t.source.step == step && t.source.index == *index);
     if let Some(t) = reused {
-        let manifest = read_manifest(ds, t.manifest, &t.source.task_id())?;
-        return Ok(Some(crate::meta::Committed {
-            task: Some(t.source.clone()),
-            manifest: Some(t.manifest),
-            artifacts: manifest.artifacts,
-            foreach_count: manifest.foreach_count,
-            status: t.status,
-        }));
+        let m = read_manifest(ds, t.manifest, &t.source.task_id())?;
+        return Ok(Some(Committed::of(t.source.clone(), t.manifest, m)));
     }
     Ok(None)
 }

@@ -7,6 +7,7 @@ use crate::error::chain;
 use crate::exec::Executor;
 use crate::flow::graph::TaskKey;
 use crate::meta::commit::fence;
+use crate::meta::TaskRef;
 use crate::run::events::EventSink;
 use crate::run::scheduler::{FenceResult, Scheduler, Tally};
 use crate::store::Datastore;
@@ -25,7 +26,13 @@ pub(crate) struct StoreFence<'a> {
 
 impl Fence for StoreFence<'_> {
     fn fence(&self, step: &str, key: &TaskKey, attempt: u32, error: &str) -> FenceResult {
-        match fence(self.ds, self.flow, self.run, step, &key.1, attempt, error) {
+        let task = TaskRef {
+            run: self.run.to_string(),
+            step: step.to_string(),
+            index: key.1.clone(),
+            attempt,
+        };
+        match fence(self.ds, self.flow, &task, error) {
             Ok(true) => FenceResult::Fenced,
             Ok(false) => FenceResult::AlreadyCommitted,
             Err(e) => FenceResult::Error(chain(&e)),

@@ -123,6 +123,19 @@ struct Launch<F> {
     pre: Prefilled,
 }
 
+impl<F> Launch<F> {
+    /// A fresh run from `state`.
+    fn new(state: F) -> Self {
+        Launch {
+            state,
+            initial: None,
+            resume: None,
+            reuse: None,
+            pre: Prefilled::default(),
+        }
+    }
+}
+
 /// The executor every run uses until `--with` chooses another.
 const DEFAULT_EXECUTOR: &str = "threads";
 
@@ -152,18 +165,7 @@ pub(crate) fn run_prepared<F: Flow>(
     executor: Box<dyn Executor>,
     state: F,
 ) -> Result<RunSummary> {
-    launch::<F>(
-        ds,
-        opts,
-        executor,
-        Launch {
-            state,
-            initial: None,
-            resume: None,
-            reuse: None,
-            pre: Prefilled::default(),
-        },
-    )
+    launch::<F>(ds, opts, executor, Launch::new(state))
 }
 
 fn launch<F: Flow>(

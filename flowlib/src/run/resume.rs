@@ -70,19 +70,14 @@ pub(crate) fn resume_prepared<F: Flow>(
         origin: origin_id,
         tasks: reused,
     };
-    let initial = given.is_empty().then(|| origin.record.initial.clone());
-    launch::<F>(
-        ds,
-        opts,
-        executor,
-        Launch {
-            state,
-            initial,
-            resume: Some(info),
-            reuse: Some(reuse),
-            pre,
-        },
-    )
+    let l = Launch {
+        initial: given.is_empty().then(|| origin.record.initial.clone()),
+        resume: Some(info),
+        reuse: Some(reuse),
+        pre,
+        ..Launch::new(state)
+    };
+    launch::<F>(ds, opts, executor, l)
 }
 
 /// The run to resume: the one asked for, or the latest run of the flow.

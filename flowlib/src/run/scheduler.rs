@@ -14,7 +14,7 @@ use crate::error::chain;
 use crate::exec::{Dispatch, Executor, Finished};
 use crate::flow::graph::TaskKey;
 use crate::flow::{Graph, JoinKind, Transition};
-use crate::meta::{task_id, Committed, IndexPath, RunStatus};
+use crate::meta::{task_id, Committed, IndexPath, RunStatus, TaskRef};
 use crate::run::events::RunEvent;
 use crate::run::policy;
 use crate::task::{Outcome, Pin, Resolved, RunContext, TaskSpec, SPEC_VERSION};
@@ -217,10 +217,12 @@ impl Scheduler {
         TaskSpec {
             version: SPEC_VERSION,
             flow: self.graph.flow().to_string(),
-            run: self.run.run_id.clone(),
-            step: step.name.to_string(),
-            index: r.key.1.clone(),
-            attempt: r.attempt,
+            task: TaskRef {
+                run: self.run.run_id.clone(),
+                step: step.name.to_string(),
+                index: r.key.1.clone(),
+                attempt: r.attempt,
+            },
             base: Pin::of(&r.resolved.base),
             inputs: r
                 .resolved

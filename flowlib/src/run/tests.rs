@@ -50,7 +50,7 @@ impl Executor for Fake {
     }
     fn abandon(&mut self, key: &TaskKey, attempt: u32) {
         self.running
-            .retain(|d| !(d.key == *key && d.spec.attempt == attempt));
+            .retain(|d| !(d.key == *key && d.spec.task.attempt == attempt));
         self.abandoned.push((key.clone(), attempt));
     }
 }
@@ -111,7 +111,7 @@ impl Harness {
         let d = self.take(task);
         let f = Finished {
             key: d.key,
-            attempt: d.spec.attempt,
+            attempt: d.spec.task.attempt,
             outcome: Ok(outcome),
         };
         self.sched.on_finished(f, self.now);
@@ -126,7 +126,12 @@ impl Harness {
             .iter()
             .position(|d| d.spec.task_id() == task)
             .unwrap_or_else(|| panic!("{task} is not running: {:?}", self.running()))];
-        let c = committed(&d.spec.step, &d.spec.index, d.spec.attempt, items);
+        let c = committed(
+            &d.spec.task.step,
+            &d.spec.task.index,
+            d.spec.task.attempt,
+            items,
+        );
         self.finish(task, Outcome::Committed(Arc::new(c)));
     }
 
@@ -244,7 +249,7 @@ fn a_failed_attempt_is_retried_after_its_backoff_then_fails_for_good() {
     h.pump();
     assert_eq!(h.running(), ["work/0", "work/1"]);
     let retry = h.take("work/0");
-    assert_eq!(retry.spec.attempt, 1);
+    assert_eq!(retry.spec.task.attempt, 1);
     h.exec.running.push(retry);
     h.finish("work/0", Outcome::Failed("boom again".into()));
     h.commit("work/1", None);

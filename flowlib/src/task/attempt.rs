@@ -43,9 +43,9 @@ pub(crate) fn execute<F: Flow>(
     cancel: Arc<AtomicBool>,
 ) -> Result<Outcome> {
     let graph = F::graph();
-    let step = graph
-        .step(&spec.step)
-        .ok_or_else(|| Error::invalid(format!("flow {} has no step `{}`", F::NAME, spec.step)))?;
+    let step = graph.step(&spec.task.step).ok_or_else(|| {
+        Error::invalid(format!("flow {} has no step `{}`", F::NAME, spec.task.step))
+    })?;
     let mut attempt = Attempt::new(run, spec, step);
     let resolved = match resolved {
         Some(r) => r,
@@ -72,7 +72,7 @@ pub(crate) fn execute<F: Flow>(
     let result = {
         let mut call = StepCall {
             ctx: &mut ctx,
-            item_index: spec.index.0.last().map(|&i| i as usize),
+            item_index: spec.task.index.0.last().map(|&i| i as usize),
             inputs,
             item_source,
         };
@@ -119,7 +119,7 @@ impl<'a> Attempt<'a> {
         Attempt {
             run,
             spec,
-            task_id: crate::meta::task_id(step.name, &spec.index),
+            task_id: crate::meta::task_id(step.name, &spec.task.index),
             parents: Vec::new(),
             started: now_rfc3339(),
             timings: Timings::default(),
@@ -130,10 +130,10 @@ impl<'a> Attempt<'a> {
         TaskManifest {
             version: METADATA_VERSION,
             flow: self.run.flow.to_string(),
-            run: self.run.run_id.clone(),
-            step: self.spec.step.clone(),
-            index: self.spec.index.clone(),
-            attempt: self.spec.attempt,
+            run: self.spec.task.run.clone(),
+            step: self.spec.task.step.clone(),
+            index: self.spec.task.index.clone(),
+            attempt: self.spec.task.attempt,
             parents: self.parents.clone(),
             artifacts: stored.artifacts,
             foreach_count: stored.foreach_count,
@@ -254,15 +254,15 @@ fn context<F: Flow>(
         flow: F::NAME,
         run_id: run.run_id.clone(),
         step: step.name,
-        index: spec.index.clone(),
-        attempt: spec.attempt,
+        index: spec.task.index.clone(),
+        attempt: spec.task.attempt,
         cancel: cancel.clone(),
         checkpoint: Some(Checkpoint {
             ds: run.ds.clone(),
             flow: F::NAME,
             step: step.name,
-            index: spec.index.clone(),
-            attempt: spec.attempt,
+            index: spec.task.index.clone(),
+            attempt: spec.task.attempt,
             sources: spec.checkpoint_sources.clone(),
             cancel,
             declared: step.checkpoint,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::flow::Flow;
 use crate::meta::query::successful_attempt;
-use crate::meta::{parse_task_id, task_id, validate_run_id, Committed, ReuseRecord};
+use crate::meta::{parse_task_id, task_id, validate_run_id, Committed, ReuseRecord, TaskRef};
 use crate::store::{layout, Datastore, Digest};
 use crate::task::attempt::{execute, Outcome};
 use crate::task::spec::{Pin, TaskSpec, SPEC_VERSION};
@@ -47,13 +47,19 @@ pub fn run_spec<F: Flow>(ds: &Datastore, digest: &Digest) -> Result<TaskOutcome>
             F::NAME
         )));
     }
+    execute_alone::<F>(ds, &spec)
+}
+
+/// Run one attempt in a process of its own: its run context is built from the spec and
+/// its inputs are read by their pinned digests.
+fn execute_alone<F: Flow>(ds: &Datastore, spec: &TaskSpec) -> Result<TaskOutcome> {
     let run = Arc::new(RunContext::new(
         ds.clone(),
         F::NAME,
-        spec.run.clone(),
+        spec.task.run.clone(),
         spec.params.clone(),
     ));
-    Ok(execute::<F>(&run, &spec, None, Arc::new(AtomicBool::new(false)))?.into())
+    Ok(execute::<F>(&run, spec, None, Arc::new(AtomicBool::new(false)))?.into())
 }
 
 /// Run one task of an existing run: read its committed inputs from the store, run the step,
@@ -70,13 +76,7 @@ pub fn run_task<F: Flow>(
 ) -> Result<TaskOutcome> {
     validate_run_id(run_id)?;
     let spec = spec_of_task::<F>(ds, run_id, task, attempt)?;
-    let run = Arc::new(RunContext::new(
-        ds.clone(),
-        F::NAME,
-        spec.run.clone(),
-        spec.params.clone(),
-    ));
-    Ok(execute::<F>(&run, &spec, None, Arc::new(AtomicBool::new(false)))?.into())
+    execute_alone::<F>(ds, &spec)
 }
 
 /// The spec of attempt `attempt` of task `task` of a run, its inputs found through the
@@ -144,10 +144,12 @@ fn spec_of_task<F: Flow>(
     Ok(TaskSpec {
         version: SPEC_VERSION,
         flow: F::NAME.to_string(),
-        run: run_id.to_string(),
-        step: step.name.to_string(),
-        index,
-        attempt,
+        task: TaskRef {
+            run: run_id.to_string(),
+            step: step.name.to_string(),
+            index,
+            attempt,
+        },
         base: Pin::of(&base),
         inputs: joined,
         params,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::flow::{Graph, Resources};
 use crate::meta::commit::read_manifest;
-use crate::meta::{task_id, Committed, IndexPath, TaskRef};
+use crate::meta::{Committed, IndexPath, TaskRef};
 use crate::store::{layout, BlobRef, Datastore, Digest};
 
 /// Version of the task spec format.
@@ -28,14 +28,8 @@ pub struct TaskSpec {
     pub version: u32,
     /// Flow name.
     pub flow: String,
-    /// Run id.
-    pub run: String,
-    /// Step name.
-    pub step: String,
-    /// Foreach index path.
-    pub index: IndexPath,
-    /// Attempt number (0 first).
-    pub attempt: u32,
+    /// The attempt to run: run, step, foreach index and attempt number (0 first).
+    pub task: TaskRef,
     /// The state the step starts from.
     pub base: Pin,
     /// A join's inputs, in order.
@@ -99,13 +93,7 @@ impl Pin {
                         ),
                     ));
                 }
-                Ok(Committed {
-                    task: Some(task.clone()),
-                    manifest: Some(*manifest),
-                    artifacts: m.artifacts,
-                    foreach_count: m.foreach_count,
-                    status: m.status,
-                })
+                Ok(Committed::of(task.clone(), *manifest, m))
             }
         }
     }
@@ -122,7 +110,7 @@ pub(crate) struct Resolved {
 impl TaskSpec {
     /// `step` or `step/2.5`.
     pub fn task_id(&self) -> String {
-        task_id(&self.step, &self.index)
+        self.task.task_id()
     }
 
     /// Read every pinned input from the store (one request per task input).
