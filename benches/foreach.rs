@@ -62,10 +62,7 @@ fn main() {
         flowlib::OpenMode::Create,
     )
     .unwrap();
-    let opts = flowlib::RunOptions {
-        params: vec![("n".into(), n.to_string())],
-        ..Default::default()
-    };
+    let opts = flowlib::RunOptions::default().with_param("n", n.to_string());
     let t0 = Instant::now();
     let summary = flowlib::run::<Fanout>(&ds, &opts).expect("run starts");
     let wall = t0.elapsed();

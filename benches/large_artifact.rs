@@ -73,10 +73,7 @@ fn main() {
 
     // The whole flow: `start` writes the artifact (its store phase is the write), `consume`
     // reads it back from the store in this process (its load phase is the read).
-    let opts = flowlib::RunOptions {
-        params: vec![("mib".into(), mib.to_string())],
-        ..Default::default()
-    };
+    let opts = flowlib::RunOptions::default().with_param("mib", mib.to_string());
     let t0 = Instant::now();
     let summary = flowlib::run::<Blob>(&ds, &opts).expect("run");
     let total = t0.elapsed().as_secs_f64();

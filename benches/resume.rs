@@ -61,10 +61,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let url = dir.path().join("ds");
     let ds = flowlib::Datastore::open(url.to_str().unwrap(), flowlib::OpenMode::Create).unwrap();
-    let opts = flowlib::RunOptions {
-        params: vec![("n".into(), n.to_string())],
-        ..Default::default()
-    };
+    let opts = flowlib::RunOptions::default().with_param("n", n.to_string());
     let t0 = Instant::now();
     let first = flowlib::run::<Wide>(&ds, &opts).unwrap();
     let first_wall = t0.elapsed();

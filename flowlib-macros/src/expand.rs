@@ -166,14 +166,14 @@ fn foreach_helpers() -> TokenStream {
             #on_unimplemented
             pub trait ForeachField<T> {
                 fn __flowlib_len(&self) -> usize;
-                fn __flowlib_item(&self, index: usize, name: &'static str) -> ::core::result::Result<T, ::flowlib::StepError>;
+                fn __flowlib_item(&self, index: usize, name: &'static str) -> ::core::result::Result<T, ::flowlib::__private::StepError>;
             }
             #[diagnostic::do_not_recommend]
             impl<F: ::flowlib::__private::ForeachField + ?::core::marker::Sized> ForeachField<<F as ::flowlib::__private::ForeachField>::Item> for F {
                 fn __flowlib_len(&self) -> usize {
                     ::flowlib::__private::foreach_len(self)
                 }
-                fn __flowlib_item(&self, index: usize, name: &'static str) -> ::core::result::Result<<F as ::flowlib::__private::ForeachField>::Item, ::flowlib::StepError> {
+                fn __flowlib_item(&self, index: usize, name: &'static str) -> ::core::result::Result<<F as ::flowlib::__private::ForeachField>::Item, ::flowlib::__private::StepError> {
                     ::flowlib::__private::foreach_item(self, index, name)
                 }
             }
@@ -244,12 +244,12 @@ fn foreach_item_fn(
         fn #name(
             __state: &#self_ty,
             __index: ::core::option::Option<usize>,
-        ) -> (usize, ::core::option::Option<::core::result::Result<#elem, ::flowlib::StepError>>) {
+        ) -> (usize, ::core::option::Option<::core::result::Result<#elem, ::flowlib::__private::StepError>>) {
             fn #foreach<F: #bound + ?::core::marker::Sized, T>(
                 field: &F,
                 index: ::core::option::Option<usize>,
                 name: &'static str,
-            ) -> (usize, ::core::option::Option<::core::result::Result<T, ::flowlib::StepError>>) {
+            ) -> (usize, ::core::option::Option<::core::result::Result<T, ::flowlib::__private::StepError>>) {
                 // The length only when asked for: counting may walk the collection.
                 match index {
                     ::core::option::Option::None => (field.__flowlib_len(), ::core::option::Option::None),
@@ -275,12 +275,12 @@ fn foreach_len_fn(
         fn #name(
             __state: &#self_ty,
             __index: ::core::option::Option<usize>,
-        ) -> (usize, ::core::option::Option<::core::result::Result<(), ::flowlib::StepError>>) {
+        ) -> (usize, ::core::option::Option<::core::result::Result<(), ::flowlib::__private::StepError>>) {
             fn #foreach<F: #bound + ?::core::marker::Sized>(
                 field: &F,
                 index: ::core::option::Option<usize>,
                 _: &'static str,
-            ) -> (usize, ::core::option::Option<::core::result::Result<(), ::flowlib::StepError>>) {
+            ) -> (usize, ::core::option::Option<::core::result::Result<(), ::flowlib::__private::StepError>>) {
                 match index {
                     ::core::option::Option::None => (field.__flowlib_len(), ::core::option::Option::None),
                     ::core::option::Option::Some(_) => (0, ::core::option::Option::Some(::core::result::Result::Ok(()))),
@@ -372,7 +372,7 @@ fn dispatch_fn(ir: &FlowIr, i: usize, step: &Step) -> Option<TokenStream> {
         fn #name(
             __this: &mut #self_ty,
             __call: &mut ::flowlib::__private::StepCall<'_, #self_ty>,
-        ) -> ::core::result::Result<(), ::flowlib::StepError> {
+        ) -> ::core::result::Result<(), ::flowlib::__private::StepError> {
             #lets
             #ctx_let
             let __result = #call;
@@ -387,10 +387,10 @@ fn stub_flow_impl(ir: &FlowIr) -> TokenStream {
     let self_ty = &ir.self_ty;
     let flow_name = &ir.flow_name;
     quote! {
-        impl ::flowlib::Flow for #self_ty {
+        impl ::flowlib::__private::Flow for #self_ty {
             const NAME: &'static str = #flow_name;
 
-            fn graph() -> &'static ::flowlib::Graph {
+            fn graph() -> &'static ::flowlib::__private::Graph {
                 ::core::unreachable!("the flow has compile errors")
             }
 
@@ -398,7 +398,7 @@ fn stub_flow_impl(ir: &FlowIr) -> TokenStream {
                 &mut self,
                 _: usize,
                 _: &mut ::flowlib::__private::StepCall<'_, Self>,
-            ) -> ::core::result::Result<(), ::flowlib::StepError> {
+            ) -> ::core::result::Result<(), ::flowlib::__private::StepError> {
                 ::core::unreachable!("the flow has compile errors")
             }
 
@@ -457,15 +457,15 @@ fn flow_impl(ir: &FlowIr, an: &Analysis) -> TokenStream {
     quote! {
         /// The fields through the `Flow` bound: without `#[derive(FlowState)]`, only the
         /// impl itself reports the missing supertrait.
-        fn __flowlib_fields<F: ::flowlib::Flow>() -> &'static [::flowlib::FieldInfo] {
+        fn __flowlib_fields<F: ::flowlib::__private::Flow>() -> &'static [::flowlib::__private::FieldInfo] {
             F::FIELDS
         }
 
-        impl ::flowlib::Flow for #self_ty {
+        impl ::flowlib::__private::Flow for #self_ty {
             const NAME: &'static str = #flow_name;
 
-            fn graph() -> &'static ::flowlib::Graph {
-                static GRAPH: ::std::sync::OnceLock<::flowlib::Graph> = ::std::sync::OnceLock::new();
+            fn graph() -> &'static ::flowlib::__private::Graph {
+                static GRAPH: ::std::sync::OnceLock<::flowlib::__private::Graph> = ::std::sync::OnceLock::new();
                 static STEPS: &[::flowlib::__private::StepDef] = &[#(#step_defs),*];
                 GRAPH.get_or_init(|| ::flowlib::__private::build_graph(#flow_name, STEPS, __flowlib_fields::<Self>()))
             }
@@ -474,7 +474,7 @@ fn flow_impl(ir: &FlowIr, an: &Analysis) -> TokenStream {
                 &mut self,
                 __step: usize,
                 __call: &mut ::flowlib::__private::StepCall<'_, Self>,
-            ) -> ::core::result::Result<(), ::flowlib::StepError> {
+            ) -> ::core::result::Result<(), ::flowlib::__private::StepError> {
                 match __step {
                     #(#arms)*
                     _ => ::core::result::Result::Err(::flowlib::__private::unknown_step(__step)),

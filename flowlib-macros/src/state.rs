@@ -134,7 +134,7 @@ impl FieldCode {
             None => quote!(::core::option::Option::None),
         };
         self.infos.push(quote! {
-            ::flowlib::FieldInfo { name: #name, ty: #ty_str, doc: #doc, param: #param_info }
+            ::flowlib::__private::field_info(#name, #ty_str, #doc, #param_info)
         });
     }
 
@@ -163,7 +163,7 @@ impl FieldCode {
         self.set_arms.push(quote! {
             #i => { self.#fident = (&::flowlib::__private::Tag::<#ty>::NEW).parse_param(__value)?; ::core::result::Result::Ok(()) }
         });
-        quote!(::core::option::Option::Some(::flowlib::ParamInfo { flag: #flag, help: #help, required: #required, is_bool: #is_bool }))
+        quote!(::core::option::Option::Some(::flowlib::__private::param_info(#flag, #help, #required, #is_bool)))
     }
 }
 
@@ -186,8 +186,8 @@ fn stub_impl(ident: &syn::Ident) -> TokenStream {
     quote! {
         #[doc(hidden)]
         const _: () = {
-            impl ::flowlib::FlowState for #ident {
-                const FIELDS: &'static [::flowlib::FieldInfo] = &[];
+            impl ::flowlib::__private::FlowState for #ident {
+                const FIELDS: &'static [::flowlib::__private::FieldInfo] = &[];
                 fn __encode_field(&self, _: usize, _: &mut ::flowlib::__private::FieldWriter<'_>) -> ::core::result::Result<(), ::flowlib::__private::EncodeError> {
                     ::core::unreachable!("the flow state has compile errors")
                 }
@@ -228,7 +228,7 @@ fn helper_module() -> TokenStream {
             pub trait Json<T> {
                 fn field_json(&self, value: &T) -> ::core::result::Result<::flowlib::__private::JsonValue, ::std::string::String>;
             }
-            impl<T: ::flowlib::prelude::Serialize> Json<T> for ::flowlib::__private::Tag<T> {
+            impl<T: ::flowlib::__private::Serialize> Json<T> for ::flowlib::__private::Tag<T> {
                 fn field_json(&self, value: &T) -> ::core::result::Result<::flowlib::__private::JsonValue, ::std::string::String> {
                     ::flowlib::__private::to_json(value)
                 }
@@ -299,8 +299,8 @@ fn flow_state_impl(ident: &syn::Ident, code: &FieldCode) -> TokenStream {
         const _: () = {
             #helpers
 
-            impl ::flowlib::FlowState for #ident {
-                const FIELDS: &'static [::flowlib::FieldInfo] = &[#(#infos),*];
+            impl ::flowlib::__private::FlowState for #ident {
+                const FIELDS: &'static [::flowlib::__private::FieldInfo] = &[#(#infos),*];
 
                 #[allow(unreachable_code)]
                 fn __encode_field(
@@ -465,8 +465,8 @@ mod tests {
             "{out}"
         );
         // The stub keeps `#[flow]` and user code free of "not a flow state" errors.
-        assert!(out.contains("impl :: flowlib :: FlowState for S"), "{out}");
-        let no_fields = "const FIELDS : & 'static [:: flowlib :: FieldInfo] = & [] ;";
+        assert!(out.contains("impl :: flowlib :: __private :: FlowState for S"), "{out}");
+        let no_fields = "const FIELDS : & 'static [:: flowlib :: __private :: FieldInfo] = & [] ;";
         assert!(out.contains(no_fields), "{out}");
     }
 

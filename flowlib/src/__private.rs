@@ -4,18 +4,48 @@
 use std::str::FromStr;
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
+use crate::flow::graph::{Resources, RetryPolicy, Step, Transition};
+
+pub use crate::error::StepError;
 pub use crate::flow::graph::JoinKind;
 pub use crate::flow::StepCall;
+pub use crate::flow::{FieldInfo, Flow, FlowState, Graph, ParamInfo};
 pub use crate::store::codec::{
     DecodeError, EncodeError, FieldReader, FieldWriter, Tag, ViaBulk, ViaSerde,
 };
+pub use serde::Serialize;
 pub use serde_json::Value as JsonValue;
 
-use crate::error::StepError;
-use crate::flow::graph::{Graph, Resources, RetryPolicy, Step, Transition};
-use crate::flow::FieldInfo;
+/// A field's description (`FieldInfo` is non-exhaustive: generated code builds it here).
+pub const fn field_info(
+    name: &'static str,
+    ty: &'static str,
+    doc: &'static str,
+    param: Option<ParamInfo>,
+) -> FieldInfo {
+    FieldInfo {
+        name,
+        ty,
+        doc,
+        param,
+    }
+}
+
+/// A parameter's description.
+pub const fn param_info(
+    flag: &'static str,
+    help: &'static str,
+    required: bool,
+    is_bool: bool,
+) -> ParamInfo {
+    ParamInfo {
+        flag,
+        help,
+        required,
+        is_bool,
+    }
+}
 
 /// Raw step description emitted by `#[flow]`.
 pub struct StepDef {

@@ -109,10 +109,7 @@ fn reusing_an_old_unreferenced_blob_refreshes_it() {
     // The blob of the value "y" exists, unreferenced and old (a crashed run wrote it).
     let stale = orphan(&root, "y");
     age(&stale, 3 * DAY);
-    let opts = RunOptions {
-        params: vec![("tag".into(), "y".into())],
-        ..run_options(2)
-    };
+    let opts = run_options(2).with_param("tag", "y");
     // A new run produces the same value: it is deduplicated, and its timestamp refreshed
     // so that a concurrent gc's grace period covers it until the run commits.
     let fresh = Datastore::open(ds.url(), OpenMode::Existing).unwrap();

@@ -11,10 +11,14 @@ use flowlib::{AttemptStatus, ResumeOptions, Run, RunStatus};
 use flowlib_testkit::{run_options, temp_store};
 
 fn resume_opts(origin: Option<&str>, step: Option<&str>) -> ResumeOptions {
-    ResumeOptions {
-        origin: origin.map(str::to_string),
-        step: step.map(str::to_string),
+    let mut o = ResumeOptions::default();
+    if let Some(id) = origin {
+        o = o.with_origin(id);
     }
+    if let Some(name) = step {
+        o = o.with_step(name);
+    }
+    o
 }
 
 /// Tests in this file share global switches; run them one at a time.

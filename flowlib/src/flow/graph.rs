@@ -10,6 +10,7 @@ use crate::store::Digest;
 
 /// Description of one field of a flow's state.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct FieldInfo {
     /// Field name (the artifact name).
     pub name: &'static str,
@@ -23,6 +24,7 @@ pub struct FieldInfo {
 
 /// A field that is also a command-line parameter of `run` and `resume`.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct ParamInfo {
     /// The flag name, without dashes (`--learning-rate` is `learning-rate`).
     pub flag: &'static str,
@@ -48,6 +50,7 @@ pub(crate) struct TaskInputs {
 /// How a join merges its inputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum JoinKind {
     /// Closes a `foreach`: one input per item.
     Foreach,
@@ -58,6 +61,7 @@ pub enum JoinKind {
 /// What a step does after it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum Transition {
     /// One next step.
     Linear,
@@ -71,6 +75,7 @@ pub enum Transition {
 
 /// Resources a step asks for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct Resources {
     /// CPU slots.
     pub cpu: u32,
@@ -82,6 +87,7 @@ pub struct Resources {
 
 /// Retry policy of a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Retries after the first attempt.
     pub times: u32,
@@ -91,6 +97,7 @@ pub struct RetryPolicy {
 
 /// One step of the graph.
 #[derive(Clone, Debug, Serialize)]
+#[non_exhaustive]
 pub struct Step {
     /// Index in the graph (declaration order).
     pub index: usize,

@@ -15,6 +15,7 @@ use crate::store::{layout, BlobRef, Datastore};
 
 /// A run as listed by `runs`.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct RunInfo {
     /// The run record.
     pub record: RunRecord,
@@ -55,6 +56,7 @@ impl RunInfo {
 
 /// One committed task attempt of a run (executed in it, or reused from an origin).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct TaskAttempt {
     /// Step name.
     pub step: String,

@@ -14,6 +14,7 @@ use crate::store::{BlobRef, Digest};
 pub const METADATA_VERSION: u32 = 1;
 /// What identifies the code that ran.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CodeIdentity {
     /// Path of the running executable.
     pub exe: String,
@@ -27,6 +28,7 @@ pub struct CodeIdentity {
 
 /// How a resumed run relates to its origin.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ResumeInfo {
     /// The origin run.
     pub origin: String,
@@ -40,6 +42,7 @@ pub struct ResumeInfo {
 
 /// The shape of one step, as recorded in a run record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StepShape {
     /// Step name.
     pub name: String,
@@ -53,6 +56,7 @@ pub struct StepShape {
 
 /// The run record, `run.json`, written create-only when a run starts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RunRecord {
     /// Metadata version.
     pub version: u32,
@@ -89,6 +93,7 @@ pub struct RunRecord {
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum RunStatus {
     /// Every task succeeded.
     Succeeded,
@@ -110,6 +115,7 @@ impl fmt::Display for RunStatus {
 
 /// The end record, `end.json`, written create-only when a run finishes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RunEnd {
     /// Final status.
     pub status: RunStatus,
@@ -130,6 +136,7 @@ pub struct RunEnd {
 /// Outcome of one task attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum AttemptStatus {
     /// The step succeeded and its artifacts are committed.
     Ok,
@@ -161,6 +168,7 @@ impl fmt::Display for AttemptStatus {
 
 /// Reference to a committed task attempt, possibly in another run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TaskRef {
     /// Run holding the attempt.
     pub run: String,
@@ -181,6 +189,7 @@ impl TaskRef {
 
 /// Time spent in the phases of an attempt, in milliseconds.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Timings {
     /// Reading inputs.
     pub load_ms: f64,
@@ -192,6 +201,7 @@ pub struct Timings {
 
 /// The manifest of one attempt: artifacts, parents, timings, outcome.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TaskManifest {
     /// Metadata version.
     pub version: u32,
@@ -230,6 +240,7 @@ pub struct TaskManifest {
 /// The commit record of an attempt: written create-only, last. Its presence is what makes
 /// an attempt count; its `manifest` digest pins the manifest it commits.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CommitRecord {
     /// Metadata version.
     pub version: u32,
@@ -251,6 +262,7 @@ pub struct CommitRecord {
 
 /// `reuse.json`: the tasks a resumed run took from its origin, by reference.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ReuseRecord {
     /// Metadata version.
     pub version: u32,
@@ -262,6 +274,7 @@ pub struct ReuseRecord {
 
 /// One task reused from an origin run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ReusedTask {
     /// Where the committed attempt lives (the run that actually executed it).
     pub source: TaskRef,

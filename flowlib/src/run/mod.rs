@@ -32,10 +32,20 @@ pub(crate) use resume::resume_prepared;
 pub use start::initial_state;
 pub(crate) use start::shape;
 
-/// Options of a run.
+/// Options of a run: `RunOptions::default()` (the machine's capacity, progress on stderr,
+/// no parameters) refined with the `with_*` methods.
+///
+/// ```
+/// let opts = flowlib::RunOptions::default()
+///     .with_limits(flowlib::Limits::detect(Some(2), None))
+///     .with_progress(flowlib::ProgressMode::Quiet)
+///     .with_param("split", "0.7");
+/// assert_eq!(opts.params, [("split".to_string(), "0.7".to_string())]);
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct RunOptions {
-    /// Capacity.
+    /// Capacity of the thread executor.
     pub limits: Limits,
     /// Progress display.
     pub progress: ProgressMode,
@@ -56,13 +66,55 @@ impl Default for RunOptions {
     }
 }
 
-/// What to resume.
+impl RunOptions {
+    /// Run within `limits` (CPU slots, memory budget, GPUs).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Report progress this way.
+    pub fn with_progress(mut self, progress: ProgressMode) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// Set parameter `name` (the field name) from its command-line text.
+    pub fn with_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.params.push((name.into(), value.into()));
+        self
+    }
+
+    /// Record this command line in the run record.
+    pub fn with_argv(mut self, argv: Vec<String>) -> Self {
+        self.argv = argv;
+        self
+    }
+}
+
+/// What to resume: `ResumeOptions::default()` (the latest run, only its failed or missing
+/// tasks) refined with the `with_*` methods.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct ResumeOptions {
     /// The run to resume (default: the latest run of the flow).
     pub origin: Option<String>,
     /// Re-run this step and everything downstream of it (default: only failed or missing tasks).
     pub step: Option<String>,
+}
+
+impl ResumeOptions {
+    /// Resume run `id` instead of the latest one.
+    pub fn with_origin(mut self, id: impl Into<String>) -> Self {
+        self.origin = Some(id.into());
+        self
+    }
+
+    /// Re-run step `name` and everything downstream of it.
+    pub fn with_step(mut self, name: impl Into<String>) -> Self {
+        self.step = Some(name.into());
+        self
+    }
 }
 
 /// What happened in a run.

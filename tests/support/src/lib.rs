@@ -163,12 +163,10 @@ pub fn temp_store() -> (tempfile::TempDir, Datastore) {
 
 /// Options for an in-process run on `workers` threads, without progress output.
 pub fn run_options(workers: usize) -> RunOptions {
-    RunOptions {
-        limits: Limits::detect(Some(workers), None),
-        progress: ProgressMode::Quiet,
-        params: Vec::new(),
-        argv: vec!["test".into()],
-    }
+    RunOptions::default()
+        .with_limits(Limits::detect(Some(workers), None))
+        .with_progress(ProgressMode::Quiet)
+        .with_argv(vec!["test".into()])
 }
 
 /// Where the local datastore at `root` keeps the blob `digest`.
