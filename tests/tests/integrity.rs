@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use flowlib::prelude::*;
-use flowlib::{Datastore, OpenMode, RunOptions, RunStatus};
+use flowlib::{Datastore, OpenMode, RunStatus};
 use flowlib_testkit::{blob_path, run_options};
 
 #[derive(FlowState, Default, Serialize, Deserialize)]
