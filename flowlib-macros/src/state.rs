@@ -465,7 +465,10 @@ mod tests {
             "{out}"
         );
         // The stub keeps `#[flow]` and user code free of "not a flow state" errors.
-        assert!(out.contains("impl :: flowlib :: __private :: FlowState for S"), "{out}");
+        assert!(
+            out.contains("impl :: flowlib :: __private :: FlowState for S"),
+            "{out}"
+        );
         let no_fields = "const FIELDS : & 'static [:: flowlib :: __private :: FieldInfo] = & [] ;";
         assert!(out.contains(no_fields), "{out}");
     }

@@ -48,6 +48,7 @@ pub const fn param_info(
 }
 
 /// Raw step description emitted by `#[flow]`.
+#[derive(Debug)]
 pub struct StepDef {
     pub name: &'static str,
     pub doc: &'static str,
@@ -70,22 +71,26 @@ pub struct StepDef {
     pub item_source: Option<&'static str>,
 }
 
+#[derive(Debug)]
 pub struct JoinDef {
     pub split: usize,
     pub kind: JoinKind,
 }
 
+#[derive(Debug)]
 pub struct ResourcesDef {
     pub cpu: u32,
     pub memory: Option<u64>,
     pub gpu: u32,
 }
 
+#[derive(Debug)]
 pub struct RetryDef {
     pub times: u32,
     pub delay_ms: u64,
 }
 
+#[derive(Debug)]
 pub struct CatchDef {
     pub field: Option<&'static str>,
 }

@@ -251,7 +251,7 @@ mod v1 {
     use flowlib::prelude::*;
 
     #[derive(FlowState, Default, Serialize, Deserialize)]
-    pub struct Evolving {
+    pub(super) struct Evolving {
         pub x: u32,
     }
 
@@ -284,7 +284,7 @@ mod v2 {
     use flowlib::prelude::*;
 
     #[derive(FlowState, Default, Serialize, Deserialize)]
-    pub struct Evolving {
+    pub(super) struct Evolving {
         pub x: u32,
     }
 

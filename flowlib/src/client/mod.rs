@@ -25,6 +25,7 @@ use crate::store::{BlobRef, Datastore};
 use crate::task::{load_state, RunContext};
 
 /// A past run of flow `F`.
+#[derive(Debug)]
 pub struct Run<F: Flow> {
     ds: Datastore,
     info: RunInfo,
@@ -136,6 +137,7 @@ impl<F: Flow> Run<F> {
 }
 
 /// The successful tasks of one step.
+#[derive(Debug)]
 pub struct StepView<'a, F: Flow> {
     run: &'a Run<F>,
     name: String,
@@ -189,6 +191,7 @@ impl<'a, F: Flow> StepView<'a, F> {
 }
 
 /// One committed task.
+#[derive(Debug)]
 pub struct TaskView<'a, F: Flow> {
     run: &'a Run<F>,
     attempt: &'a TaskAttempt,

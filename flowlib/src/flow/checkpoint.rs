@@ -31,6 +31,7 @@ struct Pointer {
 }
 
 /// Handle to the checkpoints of the running task, from [`Ctx::checkpoint`](crate::Ctx::checkpoint).
+#[derive(Debug)]
 pub struct Checkpoint {
     pub(crate) ds: Datastore,
     pub(crate) flow: &'static str,

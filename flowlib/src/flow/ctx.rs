@@ -109,6 +109,24 @@ pub enum ItemSource<'a, F> {
     Shared(std::sync::MutexGuard<'a, F>),
 }
 
+impl<F> fmt::Debug for ItemSource<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ItemSource::Own(_) => "ItemSource::Own",
+            ItemSource::Shared(_) => "ItemSource::Shared",
+        })
+    }
+}
+
+impl<F> fmt::Debug for StepCall<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StepCall")
+            .field("ctx", &self.ctx)
+            .field("item_index", &self.item_index)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<F> Deref for ItemSource<'_, F> {
     type Target = F;
     fn deref(&self) -> &F {

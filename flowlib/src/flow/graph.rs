@@ -450,11 +450,11 @@ impl Graph {
 }
 
 /// `4 GiB`, `512 MiB`: sizes as flowlib prints them.
-pub fn format_bytes(b: u64) -> String {
+pub(crate) fn format_bytes(b: u64) -> String {
     flowlib_units::format_bytes(b)
 }
 
 /// `500ms`, `30s`, `2h`: durations as flowlib prints them.
-pub fn format_ms(ms: u64) -> String {
+pub(crate) fn format_ms(ms: u64) -> String {
     flowlib_units::format_duration(std::time::Duration::from_millis(ms))
 }

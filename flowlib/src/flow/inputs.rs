@@ -10,6 +10,7 @@ use crate::meta::{Committed, IndexPath};
 /// One input of a join: the state of one incoming task.
 ///
 /// Derefs to the state, so `input.score` reads the `score` artifact of that task.
+#[derive(Debug)]
 pub struct Input<S> {
     pub(crate) state: S,
     pub(crate) step: &'static str,

@@ -65,7 +65,7 @@ impl fmt::Display for IndexPath {
 }
 
 /// `step` or `step/2.5`.
-pub fn task_id(step: &str, index: &IndexPath) -> String {
+pub(crate) fn task_id(step: &str, index: &IndexPath) -> String {
     if index.0.is_empty() {
         step.to_string()
     } else {
@@ -85,7 +85,7 @@ pub(crate) fn new_run_id() -> String {
 }
 
 /// Check a run id supplied by a user: no path separators, no `..`, nothing odd.
-pub fn validate_run_id(id: &str) -> Result<()> {
+pub(crate) fn validate_run_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id != "."

@@ -9,10 +9,12 @@ pub(crate) mod query;
 mod records;
 
 pub(crate) use committed::Committed;
+pub use ids::IndexPath;
 pub(crate) use ids::{hostname, new_run_id, now_rfc3339, parse_task_id, username};
-pub use ids::{task_id, validate_run_id, IndexPath};
+pub(crate) use ids::{task_id, validate_run_id};
 pub use query::{RunInfo, TaskAttempt};
+pub(crate) use records::METADATA_VERSION;
 pub use records::{
     AttemptStatus, CodeIdentity, CommitRecord, ResumeInfo, ReuseRecord, ReusedTask, RunEnd,
-    RunRecord, RunStatus, StepShape, TaskManifest, TaskRef, Timings, METADATA_VERSION,
+    RunRecord, RunStatus, StepShape, TaskManifest, TaskRef, Timings,
 };

@@ -11,7 +11,7 @@ use crate::meta::{task_id, IndexPath};
 use crate::store::{BlobRef, Digest};
 
 /// Version of the metadata records written by this flowlib.
-pub const METADATA_VERSION: u32 = 1;
+pub(crate) const METADATA_VERSION: u32 = 1;
 /// What identifies the code that ran.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[non_exhaustive]

@@ -205,6 +205,15 @@ pub struct FaultProxy {
     accept: Option<JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for FaultProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultProxy")
+            .field("addr", &self.addr)
+            .field("upstream", &self.shared.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Shared {
     upstream: SocketAddr,
     stop: AtomicBool,

@@ -68,6 +68,7 @@ fn built_example(package: &str, name: &str) -> PathBuf {
 }
 
 /// A temporary working directory for running flow binaries, with its own datastore and cache.
+#[derive(Debug)]
 pub struct Sandbox {
     dir: tempfile::TempDir,
 }

@@ -327,6 +327,26 @@ impl Source for FieldReader<'_> {
 /// large-array types, serde for everything else.
 pub struct Tag<T>(PhantomData<fn() -> T>);
 
+impl<T> std::fmt::Debug for Tag<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tag<{}>", std::any::type_name::<T>())
+    }
+}
+
+impl std::fmt::Debug for FieldWriter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FieldWriter")
+            .field("buffered", &self.buf.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for FieldReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FieldReader").finish_non_exhaustive()
+    }
+}
+
 impl<T> Tag<T> {
     /// The tag value.
     pub const NEW: Self = Tag(PhantomData);
