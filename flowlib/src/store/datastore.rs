@@ -1,8 +1,8 @@
 //! The datastore: where blobs and metadata live, behind any `object_store` backend.
 //!
 //! The store layout (every key prefix) is in [`layout`](crate::store::layout); opening a
-//! backend from a URL is in [`backend`](crate::store::backend); the I/O (retries,
-//! create-only writes, listing) is in [`io`].
+//! backend from a URL is in `store/backend.rs`; the I/O (retries, create-only writes,
+//! listing) is in `datastore/io.rs`.
 //!
 //! Storage code is async (object_store); this module exposes a blocking facade. Local and
 //! in-memory stores run their futures inline on the calling thread (their I/O is blocking

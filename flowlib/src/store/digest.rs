@@ -104,6 +104,7 @@ impl<'de> Deserialize<'de> for Digest {
 
 /// A stored blob: its digest and its size in bytes. This is an artifact's address.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct BlobRef {
     /// SHA-256 of the blob bytes.
     pub digest: Digest,
