@@ -1,12 +1,11 @@
 //! Code identity: the digest of the running executable (cached per file so hashing costs
 //! once per build, not per run) and the git commit of the working directory.
 
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::meta::CodeIdentity;
-use crate::store::{Digest, Hasher};
+use crate::store::Digest;
 
 /// The identity of the code now running.
 pub(crate) fn current() -> CodeIdentity {
@@ -41,17 +40,7 @@ pub(crate) fn exe_digest(path: &Path) -> Option<Digest> {
             }
         }
     }
-    let mut f = std::fs::File::open(path).ok()?;
-    let mut h = Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).ok()?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    let d = h.finish().digest;
+    let d = crate::store::hash_file(path).ok()?.digest;
     if let Some(c) = &cache {
         // Best effort: write then rename so a concurrent reader never sees half a digest.
         if let Some(dir) = c.parent() {

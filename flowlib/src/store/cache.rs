@@ -18,6 +18,7 @@ use crate::store::Digest;
 
 /// Settings of the local read cache.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CacheConfig {
     /// Where cached blobs live (`None`: no cache).
     pub dir: Option<PathBuf>,

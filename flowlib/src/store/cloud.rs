@@ -9,18 +9,9 @@
 
 use std::sync::Arc;
 
-use object_store::ObjectStore;
-
 use crate::error::{Error, Result};
+use crate::store::backend::Opened;
 use crate::store::Backend;
-
-type Opened = (
-    Backend,
-    Arc<dyn ObjectStore>,
-    String,
-    crate::store::Exec,
-    String,
-);
 
 #[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
 /// Split `scheme://bucket/prefix` into the bucket URL part and the prefix.
@@ -62,8 +53,8 @@ fn build_error(url: &str, e: object_store::Error) -> Error {
 /// `open_<backend>(url, options)`: the builder from object_store's environment variables,
 /// the caller's options on top, our retry policy, and a runtime for its I/O; or, with the
 /// feature compiled out, an error naming the feature.
-macro_rules! remote_backend {
-    ($fn:ident, $feature:literal, $builder:ty, $key:ty, $backend:expr) => {
+macro_rules! remote_backends {
+    ($($fn:ident: $feature:literal, $builder:ty, $key:ty => $backend:expr;)*) => {$(
         #[cfg(feature = $feature)]
         pub(crate) fn $fn(url: &str, options: &[(String, String)]) -> Result<Opened> {
             let (bucket_url, prefix) = split_url(url)?;
@@ -77,44 +68,27 @@ macro_rules! remote_backend {
                 .with_retry(retry_config())
                 .build()
                 .map_err(|e| build_error(url, e))?;
-            let exec = crate::store::datastore::remote_runtime()?;
-            Ok((
-                $backend,
-                Arc::new(store),
+            Ok(Opened {
+                backend: $backend,
+                store: Arc::new(store),
                 prefix,
-                exec,
-                url.trim_end_matches('/').to_string(),
-            ))
+                exec: crate::store::backend::remote_runtime()?,
+                url: url.trim_end_matches('/').to_string(),
+            })
         }
 
         #[cfg(not(feature = $feature))]
         pub(crate) fn $fn(url: &str, _options: &[(String, String)]) -> Result<Opened> {
             Err(feature_missing(url, $feature))
         }
-    };
+    )*};
 }
 
-remote_backend!(
-    open_s3,
-    "aws",
-    object_store::aws::AmazonS3Builder,
-    object_store::aws::AmazonS3ConfigKey,
-    Backend::S3
-);
-remote_backend!(
-    open_gcs,
-    "gcp",
-    object_store::gcp::GoogleCloudStorageBuilder,
-    object_store::gcp::GoogleConfigKey,
-    Backend::Gcs
-);
-remote_backend!(
-    open_azure,
-    "azure",
-    object_store::azure::MicrosoftAzureBuilder,
-    object_store::azure::AzureConfigKey,
-    Backend::Azure
-);
+remote_backends! {
+    open_s3: "aws", object_store::aws::AmazonS3Builder, object_store::aws::AmazonS3ConfigKey => Backend::S3;
+    open_gcs: "gcp", object_store::gcp::GoogleCloudStorageBuilder, object_store::gcp::GoogleConfigKey => Backend::Gcs;
+    open_azure: "azure", object_store::azure::MicrosoftAzureBuilder, object_store::azure::AzureConfigKey => Backend::Azure;
+}
 
 #[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
 fn unknown_option(url: &str, key: &str) -> Error {

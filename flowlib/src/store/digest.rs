@@ -1,6 +1,7 @@
 //! Content digests: `sha256:<hex>` of a blob's bytes, plus its size.
 
 use std::fmt;
+use std::io::Read;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -103,6 +104,7 @@ impl<'de> Deserialize<'de> for Digest {
 
 /// A stored blob: its digest and its size in bytes. This is an artifact's address.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct BlobRef {
     /// SHA-256 of the blob bytes.
     pub digest: Digest,
@@ -141,6 +143,24 @@ impl Hasher {
     }
 }
 
+/// Digest and size of everything `r` yields, read in 1 MiB chunks.
+pub(crate) fn hash_reader(mut r: impl Read) -> std::io::Result<BlobRef> {
+    let mut h = Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(h.finish());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// Digest and size of a local file.
+pub(crate) fn hash_file(path: &std::path::Path) -> std::io::Result<BlobRef> {
+    hash_reader(std::fs::File::open(path)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +186,6 @@ mod tests {
         let r = h.finish();
         assert_eq!(r.digest, Digest::of(b"hello world"));
         assert_eq!(r.size, 11);
+        assert_eq!(hash_reader(&b"hello world"[..]).unwrap(), r);
     }
 }

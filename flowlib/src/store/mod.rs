@@ -1,8 +1,9 @@
-//! The store layer: the datastore facade over any `object_store` backend, URL parsing and
-//! the cloud backends, I/O with retries and create-only writes, the store layout, the
-//! content-addressed blob store, the caches and the artifact codec. Nothing here knows
-//! about flows, runs or scheduling.
+//! The store layer: the datastore facade over any `object_store` backend (with its I/O:
+//! retries and create-only writes), opening backends from URLs (local, memory, cloud),
+//! the store layout, the content-addressed blob store, the caches and the artifact codec.
+//! Nothing here knows about flows, runs or scheduling.
 
+mod backend;
 pub(crate) mod cache;
 pub(crate) mod cas;
 pub(crate) mod cloud;
@@ -13,12 +14,12 @@ pub(crate) mod layout;
 
 pub(crate) use cache::cache_dir;
 pub use cache::{CacheConfig, DEFAULT_CACHE_MAX};
+pub(crate) use datastore::KNOWN_TTL;
 pub use datastore::{
     is_datastore_dir, Backend, Datastore, DatastoreBuilder, OpenMode, DATASTORE_ENV,
     DEFAULT_DATASTORE,
 };
-pub(crate) use datastore::{Exec, KNOWN_TTL};
-pub(crate) use digest::Hasher;
+pub(crate) use digest::{hash_file, hash_reader, Hasher};
 pub use digest::{BlobRef, Digest, ParseDigestError};
 
 /// A name no other writer picks: time-sortable, with 48 random bits.

@@ -1,0 +1,230 @@
+//! Writing a value: encode it, dedup by digest, store it create-only (see the module docs
+//! of [`cas`](super) for the small and large paths).
+
+use bytes::Bytes;
+use object_store::PutMode;
+
+use super::upload::UploadSink;
+use super::{Encode, What, SMALL_LIMIT};
+use crate::error::{chain, Error, Result};
+use crate::store::codec::{self, ByteSink, FieldWriter};
+use crate::store::{layout, BlobRef, Datastore, Digest, Hasher};
+
+/// Encode a value with `encode` and store it; `base` is the same artifact's blob in the
+/// task's input, so an unchanged value costs no write.
+pub(crate) fn put_encoded(
+    ds: &Datastore,
+    base: Option<BlobRef>,
+    what: &What,
+    encode: &mut Encode<'_>,
+) -> Result<BlobRef> {
+    let put = Put { ds, base, what };
+    let mut w = FieldWriter::memory(SMALL_LIMIT);
+    w.write_raw(&codec::header()).expect("header fits");
+    match encode(&mut w) {
+        Ok(()) => {
+            let bytes = w.into_bytes();
+            let blob = BlobRef {
+                digest: Digest::of(&bytes),
+                size: bytes.len() as u64,
+            };
+            if Some(blob) != base {
+                put.small(blob, Bytes::from(bytes))?;
+            }
+            Ok(blob)
+        }
+        Err(_) if w.overflowed() && ds.is_local() => put.large_local(encode),
+        Err(_) if w.overflowed() => put.large_remote(encode),
+        Err(e) => Err(put.cannot_encode(e)),
+    }
+}
+
+/// One value being written: where, what it is, and the blob it replaces.
+struct Put<'a> {
+    ds: &'a Datastore,
+    base: Option<BlobRef>,
+    what: &'a What,
+}
+
+impl Put<'_> {
+    fn cannot_encode(&self, e: impl std::fmt::Display) -> Error {
+        self.what.err("-", format!("cannot encode: {e}"))
+    }
+
+    /// Stream the encoding into `sink`.
+    fn encode_into(&self, sink: &mut dyn ByteSink, encode: &mut Encode<'_>) -> Result<()> {
+        encode_streaming(sink, encode).map_err(|e| self.cannot_encode(e))
+    }
+
+    /// The blob the encoding would be, from a hashing pass that stores nothing.
+    fn hash(&self, encode: &mut Encode<'_>) -> Result<BlobRef> {
+        let mut hs = HashSink(Hasher::new());
+        self.encode_into(&mut hs, encode)?;
+        Ok(hs.0.finish())
+    }
+
+    fn small(&self, blob: BlobRef, bytes: Bytes) -> Result<()> {
+        let ds = self.ds;
+        if ds.is_known(&blob.digest) {
+            return Ok(());
+        }
+        let rel = layout::blob(&blob.digest);
+        match ds.put_bytes(&rel, bytes.clone(), PutMode::Create) {
+            Ok(()) => {}
+            Err(e) if e.is_already_exists() => self.keep_or_repair(&rel, blob, &bytes)?,
+            Err(e) => {
+                return Err(self
+                    .what
+                    .err(blob.digest, format!("cannot store: {}", chain(&e))))
+            }
+        }
+        ds.mark_known(blob.digest);
+        ds.cache_put(blob.digest, &bytes);
+        Ok(())
+    }
+
+    /// The same digest is already stored. Guard against a damaged copy (e.g. truncated by
+    /// a disk error) silently becoming every future run's artifact; refresh an old one.
+    fn keep_or_repair(&self, rel: &str, blob: BlobRef, bytes: &Bytes) -> Result<()> {
+        let (ds, what) = (self.ds, self.what);
+        match ds.head(rel) {
+            Ok(Some(m)) if m.size == blob.size => {
+                if is_old(m.last_modified) {
+                    ds.touch(rel, bytes).map_err(|e| {
+                        what.err(blob.digest, format!("cannot refresh stored blob: {e}"))
+                    })?;
+                }
+                Ok(())
+            }
+            _ => ds
+                .put_bytes(rel, bytes.clone(), PutMode::Overwrite)
+                .map_err(|e| what.err(blob.digest, format!("cannot repair stored blob: {e}"))),
+        }
+    }
+
+    /// A large value on a remote store: hash first (dedup before upload), then upload.
+    fn large_remote(&self, encode: &mut Encode<'_>) -> Result<BlobRef> {
+        let ds = self.ds;
+        let blob = self.hash(encode)?;
+        if Some(blob) == self.base || ds.is_known(&blob.digest) {
+            return Ok(blob);
+        }
+        let rel = layout::blob(&blob.digest);
+        if let Ok(Some(meta)) = ds.head(&rel) {
+            // An old copy is uploaded again rather than trusted, to refresh its timestamp.
+            if meta.size == blob.size && !is_old(meta.last_modified) {
+                ds.mark_known(blob.digest);
+                return Ok(blob);
+            }
+        }
+        self.upload_verified(&rel, blob, encode)?;
+        ds.mark_known(blob.digest);
+        Ok(blob)
+    }
+
+    /// Pass 2 of a remote write: upload to `rel` while hashing again; abort on any mismatch.
+    fn upload_verified(&self, rel: &str, blob: BlobRef, encode: &mut Encode<'_>) -> Result<()> {
+        let (ds, what) = (self.ds, self.what);
+        let upload = ds
+            .put_multipart(rel)
+            .map_err(|e| what.err(blob.digest, format!("cannot start upload: {e}")))?;
+        let mut sink = UploadSink::new(ds, upload, &what.artifact);
+        let res = encode_streaming(&mut sink, encode);
+        let again = sink.hashed();
+        match res {
+            Err(e) => {
+                sink.abort();
+                return Err(what.err(blob.digest, format!("cannot store: {e}")));
+            }
+            Ok(()) if again != blob => {
+                sink.abort();
+                return Err(what.err(
+                    blob.digest,
+                    format!(
+                        "its encoding is not deterministic (two encodings gave {} and {}); check its Serialize implementation",
+                        blob.digest, again.digest
+                    ),
+                ));
+            }
+            Ok(()) => {}
+        }
+        match sink.finish() {
+            Ok(()) => Ok(()),
+            // Completing a multipart upload is atomic: if the object is there at full
+            // size, the completion went through and only its response was lost.
+            Err(e) => match ds.head(rel) {
+                Ok(Some(m)) if m.size == blob.size => Ok(()),
+                _ => Err(what.err(blob.digest, format!("cannot store: {e}"))),
+            },
+        }
+    }
+
+    /// Local stores write in one hashing pass to a staging object, then rename it to its
+    /// address: a rename is free on a filesystem, and writing to the page cache costs less
+    /// than a second SHA-256 pass. Only when the value may be unchanged (same size as the
+    /// input's blob) is it hashed first, so an unchanged artifact is never rewritten.
+    fn large_local(&self, encode: &mut Encode<'_>) -> Result<BlobRef> {
+        let (ds, what) = (self.ds, self.what);
+        if let Some(b) = self.base {
+            let mut count = CountSink(0);
+            self.encode_into(&mut count, encode)?;
+            if count.0 == b.size && self.hash(encode)? == b {
+                return Ok(b);
+            }
+        }
+        let staging = layout::staging(&crate::store::unique_name());
+        let upload = ds
+            .put_multipart(&staging)
+            .map_err(|e| what.err("-", format!("cannot start a staged write: {e}")))?;
+        let mut sink = UploadSink::new(ds, upload, &what.artifact);
+        if let Err(e) = encode_streaming(&mut sink, encode) {
+            sink.abort();
+            return Err(what.err("-", format!("cannot store: {e}")));
+        }
+        let blob = sink.hashed();
+        sink.finish()
+            .map_err(|e| what.err(blob.digest, format!("cannot store: {e}")))?;
+        let rel = layout::blob(&blob.digest);
+        // Same content under the same name: replacing an existing copy is harmless and atomic.
+        ds.rename(&staging, &rel).map_err(|e| {
+            what.err(
+                blob.digest,
+                format!("cannot move the staged blob into place: {e}"),
+            )
+        })?;
+        ds.mark_known(blob.digest);
+        Ok(blob)
+    }
+}
+
+/// Whether a stored object is older than the time a writer may rely on it without
+/// refreshing it (see `integrity` for the `gc` rule this protects).
+fn is_old(t: chrono::DateTime<chrono::Utc>) -> bool {
+    let ttl = chrono::Duration::from_std(crate::store::KNOWN_TTL).unwrap_or(chrono::Duration::MAX);
+    t < chrono::Utc::now() - ttl
+}
+
+fn encode_streaming(sink: &mut dyn ByteSink, encode: &mut Encode<'_>) -> Result<(), String> {
+    let mut w = FieldWriter::stream(sink);
+    w.write_raw(&codec::header()).map_err(|e| e.to_string())?;
+    encode(&mut w).map_err(|e| e.to_string())?;
+    w.flush()
+}
+
+struct HashSink(Hasher);
+
+impl ByteSink for HashSink {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.0.update(bytes);
+        Ok(())
+    }
+}
+
+struct CountSink(u64);
+
+impl ByteSink for CountSink {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.0 += bytes.len() as u64;
+        Ok(())
+    }
+}
