@@ -1,9 +1,9 @@
 //! Arguments several commands share: the datastore, flow parameters, resource limits.
 
-use clap::{Arg, ArgAction, ArgMatches};
+use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::error::{Error, Result};
-use crate::exec::Limits;
+use crate::exec::{Executor, Limits};
 use crate::flow::Flow;
 use crate::run::progress::ProgressMode;
 use crate::run::RunOptions;
@@ -25,8 +25,15 @@ pub(super) fn open(m: &ArgMatches, mode: OpenMode) -> Result<Datastore> {
     Datastore::from_env_or(m.get_one::<String>("datastore").map(String::as_str), mode)
 }
 
+/// `cmd` with the arguments of `run` and `resume`: `F`'s parameters (required ones
+/// enforced only if `params_required`), resource limits, and progress output.
+pub(super) fn with_run_args<F: Flow>(cmd: Command, params_required: bool) -> Command {
+    cmd.args(param_args::<F>(params_required))
+        .args(limit_args())
+}
+
 /// One `--flag` per parameter of `F`, with its help and default.
-pub(super) fn param_args<F: Flow>(required_enforced: bool) -> Vec<Arg> {
+fn param_args<F: Flow>(required_enforced: bool) -> Vec<Arg> {
     let mut defaults = F::default();
     defaults.__apply_param_defaults();
     F::FIELDS
@@ -65,7 +72,7 @@ pub(super) fn param_args<F: Flow>(required_enforced: bool) -> Vec<Arg> {
 }
 
 /// Resource limits and progress output of `run` and `resume`.
-pub(super) fn limit_args() -> Vec<Arg> {
+fn limit_args() -> Vec<Arg> {
     vec![
         Arg::new("max-workers")
             .long("max-workers")
@@ -100,8 +107,18 @@ fn params_of<F: Flow>(m: &ArgMatches) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The options of `run` and `resume`: parameters, limits, progress mode.
-pub(super) fn run_options<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<RunOptions> {
+/// The options of `run` and `resume`, and the executor they need. Bad requests
+/// (resources, parameters) are refused here, before anything is written.
+pub(super) fn prepare<F: Flow>(
+    sub: &ArgMatches,
+    argv: Vec<String>,
+) -> Result<(RunOptions, Box<dyn Executor>)> {
+    let opts = run_options::<F>(sub, argv)?;
+    let executor = crate::run::prepare::<F>(&opts)?;
+    Ok((opts, executor))
+}
+
+fn run_options<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<RunOptions> {
     let max_memory = match m.get_one::<String>("max-memory") {
         Some(s) => Some(parse_size(s)?),
         None => None,

@@ -4,14 +4,14 @@ use std::process::ExitCode;
 
 use clap::{Arg, ArgMatches, Command};
 
-use crate::cli::args::{limit_args, open, param_args, run_options};
+use crate::cli::args::{open, prepare, with_run_args};
 use crate::error::Result;
 use crate::flow::Flow;
 use crate::run::{self as runtime, ResumeOptions};
 use crate::store::OpenMode;
 
 pub(super) fn command<F: Flow>() -> Command {
-    Command::new("resume")
+    let cmd = Command::new("resume")
         .about("Resume a run: reuse its committed tasks, run the failed or missing ones (or STEP and everything after it)")
         .arg(Arg::new("step").value_name("STEP").help("Re-run this step and everything downstream of it"))
         .arg(
@@ -19,9 +19,8 @@ pub(super) fn command<F: Flow>() -> Command {
                 .long("origin")
                 .value_name("RUN")
                 .help("The run to resume [default: the latest run of this flow]"),
-        )
-        .args(param_args::<F>(false))
-        .args(limit_args())
+        );
+    with_run_args::<F>(cmd, false)
 }
 
 pub(super) fn exec<F: Flow>(
@@ -29,13 +28,12 @@ pub(super) fn exec<F: Flow>(
     sub: &ArgMatches,
     argv: Vec<String>,
 ) -> Result<ExitCode> {
-    let opts = run_options::<F>(sub, argv)?;
-    let executor = runtime::prepare::<F>(&opts)?;
-    let ds = open(m, OpenMode::Existing)?;
     let ropts = ResumeOptions {
         origin: sub.get_one::<String>("origin").cloned(),
         step: sub.get_one::<String>("step").cloned(),
     };
+    let (opts, executor) = prepare::<F>(sub, argv)?;
+    let ds = open(m, OpenMode::Existing)?;
     let summary = runtime::resume_prepared::<F>(&ds, &opts, &ropts, executor)?;
     Ok(super::run::finish(&summary))
 }

@@ -210,7 +210,7 @@ mod tests {
         };
 
         let dry = gc(&ds, true, DAY).unwrap();
-        assert_eq!(dry.deleted, [expected.clone()], "{dry:?}");
+        assert_eq!(dry.deleted, std::slice::from_ref(&expected), "{dry:?}");
         assert!(old.exists(), "a dry run deletes nothing");
 
         let r = gc(&ds, false, DAY).unwrap();

@@ -15,8 +15,8 @@ use crate::store::{BlobRef, Datastore};
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum DumpReport {
-    /// `dump RUN`.
-    Run(RunDump),
+    /// `dump RUN` (boxed: a run's records dwarf the other views).
+    Run(Box<RunDump>),
     /// `dump RUN/STEP` of a step with other than one task.
     Step(StepDump),
     /// `dump RUN/STEP[/INDEX]`.
@@ -128,7 +128,7 @@ impl DumpReport {
                     "name a task to dump an artifact: dump <run>/<step>[/<index>] <artifact>",
                 ));
             }
-            return Ok(DumpReport::Run(RunDump::build(&run)));
+            return Ok(DumpReport::Run(Box::new(RunDump::build(&run))));
         };
         let (step, index) = match path.split_once('/') {
             Some((s, i)) => (s, Some(i)),
