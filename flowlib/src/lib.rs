@@ -75,6 +75,7 @@ mod failpoint;
 mod flow;
 mod maintenance;
 mod meta;
+mod report;
 mod run;
 mod store;
 mod task;

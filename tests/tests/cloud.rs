@@ -234,7 +234,7 @@ fn large_artifacts_stream_and_corruption_is_detected(env: &str) {
     assert!(payload == expected_payload());
     let total: u64 = ds.artifact("Race", &s.run_id, "end", "total").unwrap();
     assert_eq!(total, 150);
-    assert_eq!(flowlib::verify(&ds, None, None).unwrap(), 0);
+    assert_eq!(flowlib::verify(&ds, None, None).unwrap().problems.len(), 0);
 
     // Damage the big blob in the bucket: reads refuse it, verify reports it.
     let blob = ds
@@ -260,7 +260,7 @@ fn large_artifacts_stream_and_corruption_is_detected(env: &str) {
         .unwrap_err()
         .to_string();
     assert!(err.contains("corrupted") && err.contains(&hex), "{err}");
-    assert!(flowlib::verify(&fresh, None, None).unwrap() > 0);
+    assert!(!flowlib::verify(&fresh, None, None).unwrap().is_ok());
 }
 
 fn read_cache_serves_second_read_and_heals(env: &str) {
@@ -478,7 +478,10 @@ fn s3_flow_completes_through_resets_503s_and_cut_responses() {
         "{attempts:?}"
     );
     assert_eq!(attempts.len(), 10, "one committed attempt per task");
-    assert_eq!(flowlib::verify(&clean, None, None).unwrap(), 0);
+    assert_eq!(
+        flowlib::verify(&clean, None, None).unwrap().problems.len(),
+        0
+    );
     eprintln!(
         "faults injected: {} resets, {} 503s, {} cut responses over {} requests",
         stats.resets, stats.injected_503, stats.truncated, stats.requests

@@ -92,7 +92,7 @@ fn gc_deletes_only_old_unreferenced_objects() {
         flowlib_testkit::count_files(&root.join("blobs")),
         referenced + 1
     );
-    assert_eq!(flowlib::verify(&ds, None, None).unwrap(), 0);
+    assert_eq!(flowlib::verify(&ds, None, None).unwrap().problems.len(), 0);
     let total: u32 = ds.artifact("Keep", &run, "end", "total").unwrap();
     assert_eq!(total, 6);
 
@@ -100,7 +100,7 @@ fn gc_deletes_only_old_unreferenced_objects() {
     let r = flowlib::gc(&ds, false, Duration::ZERO).unwrap();
     assert_eq!(r.blobs, 1);
     assert!(!young.exists());
-    assert_eq!(flowlib::verify(&ds, None, None).unwrap(), 0);
+    assert_eq!(flowlib::verify(&ds, None, None).unwrap().problems.len(), 0);
 }
 
 #[test]
@@ -129,12 +129,18 @@ fn reusing_an_old_unreferenced_blob_refreshes_it() {
 #[test]
 fn verify_names_run_task_artifact_and_digest_of_each_problem() {
     let (_d, root, ds, run) = setup();
-    assert_eq!(flowlib::verify(&ds, Some("Keep"), Some(&run)).unwrap(), 0);
+    assert_eq!(
+        flowlib::verify(&ds, Some("Keep"), Some(&run))
+            .unwrap()
+            .problems
+            .len(),
+        0
+    );
     let a = ds.successful_task("Keep", &run, "end").unwrap();
     let total = a.manifest.unwrap().artifacts["total"];
     std::fs::remove_file(blob_path(&root, &total.digest)).unwrap();
     // `total` is referenced once (by `end`); verify reports it, and exits non-zero.
-    let problems = flowlib::verify(&ds, None, None).unwrap();
+    let problems = flowlib::verify(&ds, None, None).unwrap().problems.len();
     assert_eq!(problems, 1);
     let fresh = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
     let err = fresh

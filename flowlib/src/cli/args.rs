@@ -1,0 +1,165 @@
+//! Arguments several commands share: the datastore, flow parameters, resource limits.
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+
+use crate::error::{Error, Result};
+use crate::exec::{Executor, Limits};
+use crate::flow::Flow;
+use crate::run::progress::ProgressMode;
+use crate::run::RunOptions;
+use crate::store::{Datastore, OpenMode, DATASTORE_ENV, DEFAULT_DATASTORE};
+
+/// `--datastore`, global to every command.
+pub(super) fn datastore_arg() -> Arg {
+    Arg::new("datastore")
+        .long("datastore")
+        .global(true)
+        .value_name("URL")
+        .help(format!(
+            "Datastore: a path, file://, s3://, gs://, az:// or memory:// URL [env: {DATASTORE_ENV}] [default: {DEFAULT_DATASTORE}]"
+        ))
+}
+
+/// The datastore `--datastore` (or the environment, or the default) names.
+pub(super) fn open(m: &ArgMatches, mode: OpenMode) -> Result<Datastore> {
+    Datastore::from_env_or(m.get_one::<String>("datastore").map(String::as_str), mode)
+}
+
+/// `cmd` with the arguments of `run` and `resume`: `F`'s parameters (required ones
+/// enforced only if `params_required`), resource limits, and progress output.
+pub(super) fn with_run_args<F: Flow>(cmd: Command, params_required: bool) -> Command {
+    cmd.args(param_args::<F>(params_required))
+        .args(limit_args())
+}
+
+/// One `--flag` per parameter of `F`, with its help and default.
+fn param_args<F: Flow>(required_enforced: bool) -> Vec<Arg> {
+    let mut defaults = F::default();
+    defaults.__apply_param_defaults();
+    F::FIELDS
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| f.param.map(|p| (i, f, p)))
+        .map(|(i, f, p)| {
+            let default = defaults
+                .__field_json(i)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            let mut help = p.help.to_string();
+            if p.required {
+                help.push_str(" [required]");
+            } else {
+                help.push_str(&format!(" [default: {default}]"));
+            }
+            let mut a = Arg::new(f.name)
+                .long(p.flag)
+                .help(help)
+                .value_name(f.ty.to_uppercase().replace(['<', '>', ' '], "_"))
+                .action(ArgAction::Set)
+                .allow_hyphen_values(true);
+            if p.is_bool {
+                a = a
+                    .num_args(0..=1)
+                    .default_missing_value("true")
+                    .value_name("BOOL");
+            }
+            if p.required && required_enforced {
+                a = a.required(true);
+            }
+            a
+        })
+        .collect()
+}
+
+/// Resource limits and progress output of `run` and `resume`.
+fn limit_args() -> Vec<Arg> {
+    vec![
+        Arg::new("max-workers")
+            .long("max-workers")
+            .value_name("N")
+            .value_parser(clap::value_parser!(usize))
+            .help("CPU slots for tasks [default: the number of CPUs]"),
+        Arg::new("max-memory")
+            .long("max-memory")
+            .value_name("SIZE")
+            .help("Memory budget for tasks, like 8GiB [default: the machine's memory]"),
+        Arg::new("quiet")
+            .long("quiet")
+            .short('q')
+            .action(ArgAction::SetTrue)
+            .help("Print only the summary and failures"),
+        Arg::new("plain")
+            .long("plain")
+            .action(ArgAction::SetTrue)
+            .conflicts_with("quiet")
+            .help("One line per finished task, even on a terminal"),
+    ]
+}
+
+fn params_of<F: Flow>(m: &ArgMatches) -> Vec<(String, String)> {
+    F::FIELDS
+        .iter()
+        .filter(|f| f.param.is_some())
+        .filter_map(|f| {
+            m.get_one::<String>(f.name)
+                .map(|v| (f.name.to_string(), v.clone()))
+        })
+        .collect()
+}
+
+/// The options of `run` and `resume`, and the executor they need. Bad requests
+/// (resources, parameters) are refused here, before anything is written.
+pub(super) fn prepare<F: Flow>(
+    sub: &ArgMatches,
+    argv: Vec<String>,
+) -> Result<(RunOptions, Box<dyn Executor>)> {
+    let opts = run_options::<F>(sub, argv)?;
+    let executor = crate::run::prepare::<F>(&opts)?;
+    Ok((opts, executor))
+}
+
+fn run_options<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<RunOptions> {
+    let max_memory = match m.get_one::<String>("max-memory") {
+        Some(s) => Some(parse_size(s)?),
+        None => None,
+    };
+    if m.get_one::<usize>("max-workers") == Some(&0) {
+        return Err(Error::invalid("--max-workers must be at least 1"));
+    }
+    let progress = if m.get_flag("quiet") {
+        ProgressMode::Quiet
+    } else if m.get_flag("plain") {
+        ProgressMode::Plain
+    } else {
+        ProgressMode::Auto
+    };
+    Ok(RunOptions {
+        limits: Limits::detect(m.get_one::<usize>("max-workers").copied(), max_memory),
+        progress,
+        params: params_of::<F>(m),
+        argv,
+    })
+}
+
+/// A size from the command line (`8GiB`), in the grammar `#[resources(memory)]` uses.
+pub(super) fn parse_size(s: &str) -> Result<u64> {
+    flowlib_units::parse_size(s).map_err(|e| Error::invalid(e.to_string()))
+}
+
+/// A duration from the command line (`24h`, `500ms`).
+pub(super) fn parse_duration(s: &str) -> Result<std::time::Duration> {
+    flowlib_units::parse_duration(s).map_err(|e| Error::invalid(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("8GiB").unwrap(), 8 << 30);
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert!(parse_size("8GB").is_err());
+        assert!(parse_size("lots").is_err());
+    }
+}

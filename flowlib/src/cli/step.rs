@@ -1,0 +1,95 @@
+//! `step` (hidden): run one task of an existing run, as execution backends do.
+
+use std::process::ExitCode;
+
+use clap::{Arg, ArgMatches, Command};
+
+use crate::cli::args::open;
+use crate::error::{Error, Result};
+use crate::flow::Flow;
+use crate::store::{Digest, OpenMode};
+use crate::task::{self, TaskOutcome};
+
+pub(super) fn command() -> Command {
+    Command::new("step")
+        .about("Run one task of an existing run (used by execution backends)")
+        .hide(true)
+        .arg(
+            Arg::new("spec")
+                .long("spec")
+                .value_name("DIGEST")
+                .conflicts_with_all(["name", "run", "task", "attempt"])
+                .help("Run the task spec stored under this digest (what executors run)"),
+        )
+        .arg(
+            Arg::new("name")
+                .required_unless_present("spec")
+                .value_name("STEP"),
+        )
+        .arg(
+            Arg::new("run")
+                .long("run")
+                .required_unless_present("spec")
+                .value_name("RUN"),
+        )
+        .arg(
+            Arg::new("task")
+                .long("task")
+                .visible_alias("index")
+                .default_value("_")
+                .value_name("INDEX")
+                .help("The task's foreach index (`2.5`), or its id (`fit/2.5`)"),
+        )
+        .arg(
+            Arg::new("attempt")
+                .long("attempt")
+                .default_value("0")
+                .value_parser(clap::value_parser!(u32)),
+        )
+}
+
+pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode> {
+    let ds = open(m, OpenMode::Existing)?;
+    if let Some(text) = sub.get_one::<String>("spec") {
+        let digest: Digest = text
+            .parse()
+            .map_err(|e| Error::invalid(format!("invalid --spec {text:?}: {e}")))?;
+        let outcome = task::run_spec::<F>(&ds, &digest)?;
+        return Ok(outcome_exit(&format!("spec {digest}"), outcome));
+    }
+    let step = sub
+        .get_one::<String>("name")
+        .ok_or_else(|| Error::invalid("`step` needs a step name (or --spec <digest>)"))?;
+    let run = sub.get_one::<String>("run").expect("required");
+    let index = sub.get_one::<String>("task").expect("has default");
+    let attempt = *sub.get_one::<u32>("attempt").expect("has default");
+    let index = index.strip_prefix(&format!("{step}/")).unwrap_or(index);
+    let task = if index == "_" || index.is_empty() {
+        step.clone()
+    } else {
+        format!("{step}/{index}")
+    };
+    let outcome = task::run_task::<F>(&ds, run, &task, attempt)?;
+    Ok(outcome_exit(
+        &format!("task {task} of run {run} attempt {attempt}"),
+        outcome,
+    ))
+}
+
+/// Say how a `step` invocation ended; exit 0 only when it committed.
+fn outcome_exit(what: &str, outcome: TaskOutcome) -> ExitCode {
+    match outcome {
+        TaskOutcome::Committed => {
+            eprintln!("flowlib: {what} committed");
+            ExitCode::SUCCESS
+        }
+        TaskOutcome::Failed(e) => {
+            eprintln!("flowlib: {what} failed: {e}");
+            ExitCode::from(1)
+        }
+        TaskOutcome::AlreadyCommitted => {
+            eprintln!("flowlib: {what} was already committed (or fenced) by another writer");
+            ExitCode::from(1)
+        }
+    }
+}

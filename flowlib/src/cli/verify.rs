@@ -1,0 +1,33 @@
+//! `verify`: every committed artifact exists and hashes to its address.
+
+use std::process::ExitCode;
+
+use clap::{Arg, ArgMatches, Command};
+
+use crate::cli::args::open;
+use crate::error::Result;
+use crate::flow::Flow;
+use crate::store::OpenMode;
+
+pub(super) fn command() -> Command {
+    Command::new("verify")
+        .about("Check that every committed artifact exists and hashes to its address")
+        .arg(
+            Arg::new("run")
+                .long("run")
+                .value_name("RUN")
+                .help("Only this run"),
+        )
+}
+
+pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode> {
+    let ds = open(m, OpenMode::Existing)?;
+    let run = sub.get_one::<String>("run").map(String::as_str);
+    let report = crate::maintenance::verify(&ds, Some(F::NAME), run)?;
+    print!("{}", report.render_text());
+    Ok(if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,163 @@
+//! Every blob and manifest that committed metadata references, and where: what `verify`
+//! checks and what `gc` keeps.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::error::{chain, Error, Result};
+use crate::store::layout;
+use crate::store::Datastore;
+use crate::store::{BlobRef, Digest};
+
+/// Where a blob is referenced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Place {
+    /// Flow name.
+    pub flow: String,
+    /// Run id.
+    pub run: String,
+    /// The referencing task and attempt (`fit/2 attempt 0`), `(initial state)`, or the
+    /// checkpoint's `<step>/<index>`.
+    pub task: String,
+    /// Artifact name, or `(checkpoint)`.
+    pub artifact: String,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "flow {} run {} task {} artifact `{}`",
+            self.flow, self.run, self.task, self.artifact
+        )
+    }
+}
+
+/// Run metadata that could not be read, so the references it holds are unknown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Unreadable {
+    /// Flow name.
+    pub flow: String,
+    /// Run id.
+    pub run: String,
+    /// What could not be read, and why (`run record: …`).
+    pub detail: String,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "flow {} run {}: {}", self.flow, self.run, self.detail)
+    }
+}
+
+/// What committed metadata references.
+#[derive(Debug, Default)]
+pub(crate) struct References {
+    /// Each referenced blob, with every place that references it.
+    pub(crate) blobs: HashMap<Digest, (BlobRef, Vec<Place>)>,
+    /// The manifests commit records name.
+    pub(crate) manifests: HashSet<Digest>,
+    /// Metadata that could not be read.
+    pub(crate) unreadable: Vec<Unreadable>,
+}
+
+impl References {
+    fn add(&mut self, blob: BlobRef, place: Place) {
+        self.blobs
+            .entry(blob.digest)
+            .or_insert_with(|| (blob, Vec::new()))
+            .1
+            .push(place);
+    }
+
+    fn unreadable(&mut self, flow: &str, run: &str, detail: String) {
+        self.unreadable.push(Unreadable {
+            flow: flow.to_string(),
+            run: run.to_string(),
+            detail,
+        });
+    }
+}
+
+/// Collect the references of every committed run, or of one flow, or of one run.
+pub(crate) fn references(
+    ds: &Datastore,
+    flow_filter: Option<&str>,
+    run_filter: Option<&str>,
+) -> Result<References> {
+    let mut refs = References::default();
+    let flows = match flow_filter {
+        Some(f) => vec![f.to_string()],
+        None => ds.flows()?,
+    };
+    for flow in flows {
+        let runs = match run_filter {
+            Some(r) => {
+                crate::meta::validate_run_id(r)?;
+                ds.run_info(&flow, r)?;
+                vec![r.to_string()]
+            }
+            None => ds.run_ids(&flow)?,
+        };
+        for run in runs {
+            run_references(ds, &flow, &run, &mut refs)?;
+        }
+    }
+    Ok(refs)
+}
+
+fn run_references(ds: &Datastore, flow: &str, run: &str, refs: &mut References) -> Result<()> {
+    let place = |task: String, artifact: &str| Place {
+        flow: flow.to_string(),
+        run: run.to_string(),
+        task,
+        artifact: artifact.to_string(),
+    };
+    let info = match ds.run_info(flow, run) {
+        Ok(i) => i,
+        Err(Error::NotFound(_)) => return Ok(()),
+        Err(e) => {
+            refs.unreadable(flow, run, format!("run record: {}", chain(&e)));
+            return Ok(());
+        }
+    };
+    for (name, blob) in &info.record.initial {
+        refs.add(*blob, place("(initial state)".into(), name));
+    }
+    match ds.task_attempts(flow, run) {
+        Ok(attempts) => {
+            for a in attempts {
+                if let Some(r) = a.manifest_ref {
+                    refs.manifests.insert(r.digest);
+                }
+                let Some(m) = &a.manifest else { continue };
+                let task = format!("{} attempt {}", a.task_id(), a.source.attempt);
+                for (name, blob) in &m.artifacts {
+                    refs.add(*blob, place(task.clone(), name));
+                }
+            }
+        }
+        Err(e) => refs.unreadable(flow, run, chain(&e)),
+    }
+    // Checkpoints are referenced by their latest pointers.
+    #[derive(serde::Deserialize)]
+    struct Ptr {
+        blob: BlobRef,
+    }
+    let cp_prefix = layout::checkpoints(flow, run);
+    for obj in ds.list(&cp_prefix)? {
+        if !obj.rel.ends_with("latest.json") {
+            continue;
+        }
+        match ds.get_json::<Ptr>(&obj.rel) {
+            Ok(Some(p)) => {
+                let task = obj.rel[cp_prefix.len()..].trim_end_matches("/latest.json");
+                refs.add(p.blob, place(task.to_string(), "(checkpoint)"));
+            }
+            Ok(None) => {}
+            Err(e) => refs.unreadable(flow, run, format!("checkpoint {}: {}", obj.rel, chain(&e))),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,391 @@
+//! `dump`: a run, a step, a task, or one artifact.
+
+use std::fmt::Write;
+
+use crate::client::{Run, TaskView};
+use crate::error::{chain, Error, Result};
+use crate::flow::graph::format_bytes;
+use crate::flow::Flow;
+use crate::meta::query::successful;
+use crate::meta::{AttemptStatus, RunInfo, Timings};
+use crate::report::{plural, RunState};
+use crate::store::{BlobRef, Datastore};
+
+/// What `dump` shows: one of four views, by how much of `RUN/STEP/TASK ARTIFACT` is named.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum DumpReport {
+    /// `dump RUN` (boxed: a run's records dwarf the other views).
+    Run(Box<RunDump>),
+    /// `dump RUN/STEP` of a step with other than one task.
+    Step(StepDump),
+    /// `dump RUN/STEP[/INDEX]`.
+    Task(TaskDump),
+    /// `dump RUN/STEP[/INDEX] ARTIFACT`.
+    Artifact(ArtifactDump),
+}
+
+/// A run: its records and how each step went.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RunDump {
+    /// Its records.
+    pub info: RunInfo,
+    /// Its state now.
+    pub state: RunState,
+    /// Every step of the graph, in graph order.
+    pub steps: Vec<StepTally>,
+}
+
+/// How one step of a run went.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct StepTally {
+    /// Step name.
+    pub step: String,
+    /// Successful tasks.
+    pub ok: usize,
+    /// Attempts that did not succeed.
+    pub failed: Vec<AttemptLine>,
+}
+
+/// One attempt of a task.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct AttemptLine {
+    /// Task id (`fit/2`).
+    pub task: String,
+    /// Attempt number.
+    pub attempt: u32,
+    /// How it ended.
+    pub status: AttemptStatus,
+    /// Time spent loading, in the step, and storing.
+    pub timings: Timings,
+}
+
+/// The successful tasks of a step.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct StepDump {
+    /// Run id.
+    pub run: String,
+    /// Step name.
+    pub step: String,
+    /// Its successful tasks.
+    pub tasks: Vec<AttemptLine>,
+}
+
+/// One task: its attempt, parents, timings and artifacts.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct TaskDump {
+    /// Run id.
+    pub run: String,
+    /// The attempt shown.
+    pub attempt: AttemptLine,
+    /// The run it was reused from, if it was.
+    pub reused_from: Option<String>,
+    /// The step's error, if it caught one.
+    pub error: Option<String>,
+    /// Parent task ids.
+    pub parents: Vec<String>,
+    /// Its artifacts, by name.
+    pub artifacts: Vec<ArtifactLine>,
+}
+
+/// One artifact of a task.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ArtifactLine {
+    /// Artifact name.
+    pub name: String,
+    /// Where it is stored.
+    pub blob: BlobRef,
+    /// Its value as JSON, or why it could not be read.
+    pub value: std::result::Result<serde_json::Value, String>,
+}
+
+/// One artifact's value.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ArtifactDump {
+    /// Its value as JSON.
+    pub value: serde_json::Value,
+}
+
+impl DumpReport {
+    /// The view of run `run_id` that `path` (`STEP[/INDEX]`, or none) and `artifact` name.
+    pub(crate) fn build<F: Flow>(
+        ds: &Datastore,
+        run_id: &str,
+        path: Option<&str>,
+        artifact: Option<&str>,
+    ) -> Result<DumpReport> {
+        let run = Run::<F>::open(ds, run_id)?;
+        let Some(path) = path.filter(|p| !p.is_empty()) else {
+            if artifact.is_some() {
+                return Err(Error::invalid(
+                    "name a task to dump an artifact: dump <run>/<step>[/<index>] <artifact>",
+                ));
+            }
+            return Ok(DumpReport::Run(Box::new(RunDump::build(&run))));
+        };
+        let (step, index) = match path.split_once('/') {
+            Some((s, i)) => (s, Some(i)),
+            None => (path, None),
+        };
+        let view = run.step(step)?;
+        let task = match index {
+            Some(i) => run.task(&format!("{step}/{i}")).or_else(|e| {
+                if i == "_" || i.is_empty() {
+                    view.only_task()
+                } else {
+                    Err(e)
+                }
+            })?,
+            None if view.len() != 1 => {
+                if artifact.is_some() {
+                    return Err(Error::invalid(format!(
+                        "step `{step}` has {} tasks: name one, like {run_id}/{step}/0",
+                        view.len()
+                    )));
+                }
+                return Ok(DumpReport::Step(StepDump {
+                    run: run_id.to_string(),
+                    step: step.to_string(),
+                    tasks: view.tasks().map(|t| AttemptLine::of(&t)).collect(),
+                }));
+            }
+            None => view.only_task()?,
+        };
+        Ok(match artifact {
+            Some(name) => DumpReport::Artifact(ArtifactDump {
+                value: task.artifact_json(name)?,
+            }),
+            None => DumpReport::Task(TaskDump::build(run_id, &task)),
+        })
+    }
+
+    /// The view as text.
+    pub(crate) fn render_text(&self) -> String {
+        match self {
+            DumpReport::Run(r) => r.render_text(),
+            DumpReport::Step(s) => s.render_text(),
+            DumpReport::Task(t) => t.render_text(),
+            DumpReport::Artifact(a) => {
+                let mut s = serde_json::to_string_pretty(&a.value).expect("JSON renders");
+                s.push('\n');
+                s
+            }
+        }
+    }
+}
+
+impl RunDump {
+    fn build<F: Flow>(run: &Run<F>) -> RunDump {
+        let ok = successful(run.attempts().to_vec());
+        let steps = F::graph()
+            .steps()
+            .iter()
+            .map(|s| StepTally {
+                step: s.name.to_string(),
+                ok: ok.keys().filter(|(st, _)| st == s.name).count(),
+                failed: run
+                    .attempts()
+                    .iter()
+                    .filter(|a| a.step == s.name && !a.status.is_success())
+                    .map(|a| AttemptLine {
+                        task: a.task_id(),
+                        attempt: a.source.attempt,
+                        status: a.status,
+                        timings: a
+                            .manifest
+                            .as_ref()
+                            .map(|m| m.timings.clone())
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        RunDump {
+            info: run.info().clone(),
+            state: RunState::of(run.info()),
+            steps,
+        }
+    }
+
+    fn render_text(&self) -> String {
+        let mut out = String::new();
+        let (r, end) = (&self.info.record, &self.info.end);
+        let _ = writeln!(out, "run {} of {}: {}", r.run_id, r.flow, self.state);
+        let _ = writeln!(out, "  started   {}", r.started);
+        if let Some(e) = end {
+            let secs = e.duration_ms as f64 / 1000.0;
+            let _ = writeln!(out, "  finished  {} ({secs:.2}s)", e.finished);
+        }
+        let _ = writeln!(out, "  graph     {}", r.graph_digest);
+        let _ = writeln!(
+            out,
+            "  code      {} {}{}",
+            r.code.exe,
+            r.code.exe_digest.map(|d| d.to_string()).unwrap_or_default(),
+            r.code
+                .git_commit
+                .as_ref()
+                .map(|c| format!(" (git {c})"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            out,
+            "  host      {} (user {}, pid {})",
+            r.host, r.user, r.pid
+        );
+        if let Some(res) = &r.resume {
+            let from = res.step.as_ref().map(|s| format!(" from step {s}"));
+            let _ = writeln!(
+                out,
+                "  resumed   {}{} ({} tasks reused)",
+                res.origin,
+                from.unwrap_or_default(),
+                res.reused_tasks
+            );
+            for (k, (a, b)) in &res.changed_params {
+                let _ = writeln!(out, "  changed   {k}: {a} -> {b}");
+            }
+        }
+        for (k, v) in &r.params {
+            let _ = writeln!(out, "  param     {k} = {v}");
+        }
+        out.push_str("steps:\n");
+        for s in &self.steps {
+            let _ = write!(out, "  {:<20} {} task{} ok", s.step, s.ok, plural(s.ok));
+            if !s.failed.is_empty() {
+                let failed: Vec<String> = s
+                    .failed
+                    .iter()
+                    .map(|a| format!("{} attempt {} {}", a.task, a.attempt, a.status))
+                    .collect();
+                let _ = write!(out, "; {}", failed.join(", "));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl AttemptLine {
+    fn of<F: Flow>(t: &TaskView<'_, F>) -> AttemptLine {
+        let m = t.manifest();
+        AttemptLine {
+            task: t.id(),
+            attempt: m.attempt,
+            status: m.status,
+            timings: m.timings.clone(),
+        }
+    }
+}
+
+impl StepDump {
+    fn render_text(&self) -> String {
+        let mut out = format!(
+            "step {} of run {}: {} successful tasks\n",
+            self.step,
+            self.run,
+            self.tasks.len()
+        );
+        for t in &self.tasks {
+            let ms = t.timings.load_ms + t.timings.step_ms + t.timings.store_ms;
+            let _ = writeln!(
+                out,
+                "  {:<24} attempt {} {} ({ms:.1} ms)",
+                t.task, t.attempt, t.status
+            );
+        }
+        out
+    }
+}
+
+impl TaskDump {
+    fn build<F: Flow>(run_id: &str, task: &TaskView<'_, F>) -> TaskDump {
+        let (m, a) = (task.manifest(), task.attempt());
+        TaskDump {
+            run: run_id.to_string(),
+            attempt: AttemptLine::of(task),
+            reused_from: a.reused.then(|| a.source.run.clone()),
+            error: m.error.clone(),
+            parents: m.parents.iter().map(|p| p.task_id()).collect(),
+            artifacts: m
+                .artifacts
+                .iter()
+                .map(|(name, blob)| ArtifactLine {
+                    name: name.clone(),
+                    blob: *blob,
+                    value: task.artifact_json(name).map_err(|e| chain(&e)),
+                })
+                .collect(),
+        }
+    }
+
+    fn render_text(&self) -> String {
+        let mut out = String::new();
+        let a = &self.attempt;
+        let reused = self
+            .reused_from
+            .as_ref()
+            .map(|r| format!(" (reused from run {r})"));
+        let _ = writeln!(
+            out,
+            "task {} of run {}: attempt {} {}{}",
+            a.task,
+            self.run,
+            a.attempt,
+            a.status,
+            reused.unwrap_or_default()
+        );
+        if let Some(e) = &self.error {
+            let _ = writeln!(out, "  error: {e}");
+        }
+        if !self.parents.is_empty() {
+            let shown: Vec<&str> = self.parents.iter().take(8).map(String::as_str).collect();
+            let more = self.parents.len().saturating_sub(8);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(out, "  parents: {}{more}", shown.join(", "));
+        }
+        let t = &a.timings;
+        let _ = writeln!(
+            out,
+            "  timings: load {:.1} ms, step {:.1} ms, store {:.1} ms",
+            t.load_ms, t.step_ms, t.store_ms
+        );
+        out.push_str("artifacts:\n");
+        for art in &self.artifacts {
+            let v = match &art.value {
+                Ok(v) => preview(v),
+                Err(e) => format!("<{e}>"),
+            };
+            let _ = writeln!(
+                out,
+                "  {:<16} {} {:>10}  {}",
+                art.name,
+                art.blob.digest.short(),
+                format_bytes(art.blob.size),
+                v
+            );
+        }
+        out
+    }
+}
+
+/// An artifact's JSON on one line, cut after 60 characters.
+fn preview(v: &serde_json::Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 60 {
+        format!("{}…", s.chars().take(59).collect::<String>())
+    } else {
+        s
+    }
+}
