@@ -91,7 +91,9 @@ pub use flow::{
     Checkpoint, Ctx, FieldInfo, Flow, FlowState, Graph, Input, Inputs, JoinKind, ParamInfo,
     Resources, RetryPolicy, Step, Transition,
 };
-pub use maintenance::{gc, verify, GcReport};
+pub use maintenance::{
+    gc, verify, Deleted, Garbage, GcReport, Place, Problem, Unreadable, VerifyReport,
+};
 pub use meta::{
     AttemptStatus, CodeIdentity, CommitRecord, IndexPath, ResumeInfo, ReuseRecord, ReusedTask,
     RunEnd, RunInfo, RunRecord, RunStatus, StepShape, TaskAttempt, TaskManifest, TaskRef, Timings,

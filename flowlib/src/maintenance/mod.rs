@@ -15,6 +15,6 @@ mod gc;
 mod references;
 mod verify;
 
-// `Deleted`, `Place` and `Unreadable` are public through the reports' fields.
-pub use gc::{gc, Garbage, GcReport};
+pub use gc::{gc, Deleted, Garbage, GcReport};
+pub use references::{Place, Unreadable};
 pub use verify::{verify, Problem, VerifyReport};

@@ -73,11 +73,6 @@ pub(crate) fn task_id(step: &str, index: &IndexPath) -> String {
     }
 }
 
-/// Current time as RFC 3339 with milliseconds, UTC.
-pub(crate) fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 /// A new run id: time-sortable, with 48 random bits so that runs started anywhere at the
 /// same millisecond do not collide (and `run.json` is created create-only to be sure).
 pub(crate) fn new_run_id() -> String {

@@ -8,9 +8,10 @@ mod ids;
 pub(crate) mod query;
 mod records;
 
+pub(crate) use crate::store::now_rfc3339;
 pub(crate) use committed::Committed;
 pub use ids::IndexPath;
-pub(crate) use ids::{hostname, new_run_id, now_rfc3339, parse_task_id, username};
+pub(crate) use ids::{hostname, new_run_id, parse_task_id, username};
 pub(crate) use ids::{task_id, validate_run_id};
 pub use query::{RunInfo, TaskAttempt};
 pub(crate) use records::METADATA_VERSION;

@@ -14,7 +14,7 @@ use crate::store::{BlobRef, Datastore};
 /// What `dump` shows: one of four views, by how much of `RUN/STEP/TASK ARTIFACT` is named.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub enum DumpReport {
+pub(crate) enum DumpReport {
     /// `dump RUN` (boxed: a run's records dwarf the other views).
     Run(Box<RunDump>),
     /// `dump RUN/STEP` of a step with other than one task.
@@ -28,89 +28,89 @@ pub enum DumpReport {
 /// A run: its records and how each step went.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct RunDump {
+pub(crate) struct RunDump {
     /// Its records.
-    pub info: RunInfo,
+    pub(crate) info: RunInfo,
     /// Its state now.
-    pub state: RunState,
+    pub(crate) state: RunState,
     /// Every step of the graph, in graph order.
-    pub steps: Vec<StepTally>,
+    pub(crate) steps: Vec<StepTally>,
 }
 
 /// How one step of a run went.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct StepTally {
+pub(crate) struct StepTally {
     /// Step name.
-    pub step: String,
+    pub(crate) step: String,
     /// Successful tasks.
-    pub ok: usize,
+    pub(crate) ok: usize,
     /// Attempts that did not succeed.
-    pub failed: Vec<AttemptLine>,
+    pub(crate) failed: Vec<AttemptLine>,
 }
 
 /// One attempt of a task.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct AttemptLine {
+pub(crate) struct AttemptLine {
     /// Task id (`fit/2`).
-    pub task: String,
+    pub(crate) task: String,
     /// Attempt number.
-    pub attempt: u32,
+    pub(crate) attempt: u32,
     /// How it ended.
-    pub status: AttemptStatus,
+    pub(crate) status: AttemptStatus,
     /// Time spent loading, in the step, and storing.
-    pub timings: Timings,
+    pub(crate) timings: Timings,
 }
 
 /// The successful tasks of a step.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct StepDump {
+pub(crate) struct StepDump {
     /// Run id.
-    pub run: String,
+    pub(crate) run: String,
     /// Step name.
-    pub step: String,
+    pub(crate) step: String,
     /// Its successful tasks.
-    pub tasks: Vec<AttemptLine>,
+    pub(crate) tasks: Vec<AttemptLine>,
 }
 
 /// One task: its attempt, parents, timings and artifacts.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct TaskDump {
+pub(crate) struct TaskDump {
     /// Run id.
-    pub run: String,
+    pub(crate) run: String,
     /// The attempt shown.
-    pub attempt: AttemptLine,
+    pub(crate) attempt: AttemptLine,
     /// The run it was reused from, if it was.
-    pub reused_from: Option<String>,
+    pub(crate) reused_from: Option<String>,
     /// The step's error, if it caught one.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// Parent task ids.
-    pub parents: Vec<String>,
+    pub(crate) parents: Vec<String>,
     /// Its artifacts, by name.
-    pub artifacts: Vec<ArtifactLine>,
+    pub(crate) artifacts: Vec<ArtifactLine>,
 }
 
 /// One artifact of a task.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct ArtifactLine {
+pub(crate) struct ArtifactLine {
     /// Artifact name.
-    pub name: String,
+    pub(crate) name: String,
     /// Where it is stored.
-    pub blob: BlobRef,
+    pub(crate) blob: BlobRef,
     /// Its value as JSON, or why it could not be read.
-    pub value: std::result::Result<serde_json::Value, String>,
+    pub(crate) value: std::result::Result<serde_json::Value, String>,
 }
 
 /// One artifact's value.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct ArtifactDump {
+pub(crate) struct ArtifactDump {
     /// Its value as JSON.
-    pub value: serde_json::Value,
+    pub(crate) value: serde_json::Value,
 }
 
 impl DumpReport {

@@ -19,7 +19,7 @@ use crate::meta::{RunInfo, RunStatus};
 /// A run's state as listed: its status, told apart from a run whose process is gone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum RunState {
+pub(crate) enum RunState {
     /// Every task succeeded.
     Succeeded,
     /// Some task failed.

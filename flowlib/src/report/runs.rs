@@ -10,25 +10,25 @@ use crate::store::Datastore;
 /// The runs of one flow, oldest first.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct RunsReport {
+pub(crate) struct RunsReport {
     /// Flow name.
-    pub flow: String,
+    pub(crate) flow: String,
     /// The datastore's URL.
-    pub datastore: String,
+    pub(crate) datastore: String,
     /// Only the last N runs were asked for.
-    pub limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
     /// The runs listed.
-    pub runs: Vec<RunRow>,
+    pub(crate) runs: Vec<RunRow>,
 }
 
 /// One run of the table.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct RunRow {
+pub(crate) struct RunRow {
     /// Its records.
-    pub info: RunInfo,
+    pub(crate) info: RunInfo,
     /// Its state when listed.
-    pub state: RunState,
+    pub(crate) state: RunState,
 }
 
 impl RunsReport {

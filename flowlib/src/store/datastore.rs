@@ -11,6 +11,8 @@
 
 mod io;
 
+pub(crate) use io::Listed;
+
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -290,7 +292,7 @@ impl Datastore {
                         let marker = Marker {
                             format: FORMAT.into(),
                             version: FORMAT_VERSION,
-                            created: crate::meta::now_rfc3339(),
+                            created: crate::store::now_rfc3339(),
                         };
                         // Two processes may race to create it: either write is fine.
                         self.create_json(MARKER, &marker).map(|_| ())

@@ -32,3 +32,8 @@ pub(crate) fn unique_name() -> String {
     let r = h.finish() & 0xffff_ffff_ffff;
     format!("{}-{r:012x}", now.format("%Y%m%dT%H%M%S%.3fZ")).replace('.', "")
 }
+
+/// Current time as RFC 3339 with milliseconds, UTC (the timestamps of every record).
+pub(crate) fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
