@@ -37,14 +37,14 @@ pub enum Error {
     },
 
     /// An artifact blob is missing, corrupted or cannot be decoded.
-    #[error("artifact `{artifact}` ({digest}){context}: {message}")]
+    #[error("artifact `{artifact}` ({digest}){site}: {message}")]
     Artifact {
         /// The artifact (field) name.
         artifact: String,
         /// Its content digest.
         digest: String,
-        /// Where it was read, e.g. ` of run X task fit/2`.
-        context: String,
+        /// Where it was read or written: run, task, and what else identifies it.
+        site: Box<Site>,
         /// What is wrong.
         message: String,
     },
@@ -80,9 +80,66 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// An inconsistency inside flowlib, or between a task spec and the binary running it
+    /// (a bug or a mismatched build, never bad input).
+    #[error("internal error: {0}")]
+    Internal(String),
+
     /// The run finished, but some tasks failed.
     #[error("{0}")]
     RunFailed(RunFailure),
+}
+
+/// Where an artifact was read or written, as structured fields (an [`Error::Artifact`]
+/// renders it as ` of run R task T`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Site {
+    /// The run, when it is not the obvious one.
+    pub run: Option<String>,
+    /// The task (`step` or `step/2.5`), when the artifact belongs to one.
+    pub task: Option<String>,
+    /// What else identifies it: `initial state`, `input fit/2 of join pick`, ...
+    pub detail: Option<String>,
+}
+
+impl Site {
+    /// An artifact of task `task`, in run `run` when given.
+    pub(crate) fn task(run: Option<&str>, task: impl Into<String>) -> Site {
+        Site {
+            run: run.map(str::to_string),
+            task: Some(task.into()),
+            detail: None,
+        }
+    }
+
+    /// An artifact of run `run` (when given) that `detail` identifies.
+    pub(crate) fn detail(run: Option<&str>, detail: impl Into<String>) -> Site {
+        Site {
+            run: run.map(str::to_string),
+            task: None,
+            detail: Some(detail.into()),
+        }
+    }
+}
+
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.run.is_none() && self.task.is_none() && self.detail.is_none() {
+            return Ok(());
+        }
+        f.write_str(" of")?;
+        if let Some(r) = &self.run {
+            write!(f, " run {r}")?;
+        }
+        if let Some(t) = &self.task {
+            write!(f, " task {t}")?;
+        }
+        if let Some(d) = &self.detail {
+            write!(f, " {d}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Summary of a failed run: which tasks failed and why.
@@ -136,6 +193,10 @@ impl Error {
 
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {
         Error::InvalidInput(msg.into())
+    }
+
+    pub(crate) fn internal(msg: impl Into<String>) -> Self {
+        Error::Internal(msg.into())
     }
 
     pub(crate) fn not_found(msg: impl Into<String>) -> Self {

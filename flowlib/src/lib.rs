@@ -85,7 +85,7 @@ pub mod __private;
 
 pub use cli::{command, main, main_with_args};
 pub use client::{Run, StepView, TaskView};
-pub use error::{Error, Result, RunFailure, StepError};
+pub use error::{Error, Result, RunFailure, Site, StepError};
 pub use exec::{cpu_count, gpu_count, total_memory, Limits};
 pub use flow::{
     Checkpoint, Ctx, FieldInfo, Flow, FlowState, Graph, Input, Inputs, JoinKind, ParamInfo,

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Site};
 use crate::flow::Flow;
 use crate::meta::{parse_task_id, Committed, RunInfo, RunStatus, TaskAttempt, TaskManifest};
 use crate::store::cas::{self, What};
@@ -228,7 +228,7 @@ impl<F: Flow> TaskView<'_, F> {
         load_state::<F>(
             &self.run.context(),
             &c,
-            &format!(" of run {} task {}", self.run.id(), self.id()),
+            &Site::task(Some(self.run.id()), self.id()),
         )
     }
 
@@ -255,10 +255,7 @@ impl<F: Flow> TaskView<'_, F> {
         name: &str,
     ) -> Result<T> {
         let blob = self.blob(name)?;
-        let what = What::new(
-            name,
-            format!(" of run {} task {}", self.run.id(), self.id()),
-        );
+        let what = What::new(name, Site::task(Some(self.run.id()), self.id()));
         let mut out: Option<T> = None;
         cas::load_decoded(&self.run.ds, blob, &what, &mut |r| {
             out = Some((&Tag::<T>::NEW).decode_field(r)?);
@@ -276,19 +273,13 @@ impl<F: Flow> TaskView<'_, F> {
                 F::NAME
             ))
         })?;
-        let what = What::new(
-            name,
-            format!(" of run {} task {}", self.run.id(), self.id()),
-        );
+        let what = What::new(name, Site::task(Some(self.run.id()), self.id()));
         let mut state = F::default();
         cas::load_decoded(&self.run.ds, blob, &what, &mut |r| {
             state.__decode_field(i, r)
         })?;
-        state.__field_json(i).map_err(|e| Error::Artifact {
-            artifact: name.to_string(),
-            digest: blob.digest.to_string(),
-            context: what.context.clone(),
-            message: format!("cannot render as JSON: {e}"),
-        })
+        state
+            .__field_json(i)
+            .map_err(|e| what.err(blob.digest, format!("cannot render as JSON: {e}")))
     }
 }

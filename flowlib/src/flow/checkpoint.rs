@@ -14,7 +14,7 @@ use object_store::PutMode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Site};
 use crate::meta::{now_rfc3339, task_id, IndexPath};
 use crate::store::cas::{self, What};
 use crate::store::codec::{Tag, ViaSerde};
@@ -78,7 +78,10 @@ impl Checkpoint {
         let run = self.sources[0].clone();
         let what = What::new(
             format!("checkpoint of {}", self.task()),
-            format!(" of run {run}"),
+            Site {
+                run: Some(run.clone()),
+                ..Site::default()
+            },
         );
         let blob = cas::put_encoded(&self.ds, self.last, &what, &mut |w| {
             (&Tag::<T>::NEW).encode_field(value, w)
@@ -111,7 +114,7 @@ impl Checkpoint {
             };
             let what = What::new(
                 format!("checkpoint of {}", self.task()),
-                format!(" of run {run} (saved as {})", ptr.type_name),
+                Site::detail(Some(run), format!("(saved as {})", ptr.type_name)),
             );
             let mut out: Option<T> = None;
             cas::load_decoded(&self.ds, ptr.blob, &what, &mut |r| {

@@ -23,14 +23,14 @@ impl<S> Input<S> {
         self.step
     }
 
-    /// The task id that produced this input.
-    pub fn task_id(&self) -> String {
-        crate::meta::task_id(self.step, &self.index)
-    }
-
     /// The foreach index of the producing task (for foreach joins).
     pub fn index(&self) -> Option<usize> {
         self.index.0.last().map(|&i| i as usize)
+    }
+
+    /// The task id that produced this input.
+    pub fn task_id(&self) -> String {
+        crate::meta::task_id(self.step, &self.index)
     }
 
     /// Take the state out.
@@ -113,7 +113,7 @@ impl<S> Inputs<S> {
     pub fn try_get(&self, i: usize) -> Option<Result<Input<S>>> {
         let r = self.refs.get(i)?;
         let Some(loader) = &self.loader else {
-            return Some(Err(Error::invalid(
+            return Some(Err(Error::internal(
                 "these inputs have no datastore to load from",
             )));
         };

@@ -70,10 +70,13 @@ pub fn gc(ds: &Datastore, dry_run: bool, grace: Duration) -> Result<GcReport> {
     let refs = references(ds, None, None)?;
     if !refs.unreadable.is_empty() {
         let problems: Vec<String> = refs.unreadable.iter().map(|u| u.to_string()).collect();
-        return Err(Error::invalid(format!(
-            "gc stopped: the datastore has unreadable metadata, so references cannot be trusted: {}; run `verify`",
-            problems.join("; ")
-        )));
+        return Err(Error::metadata(
+            ds.url(),
+            format!(
+                "gc stopped: the datastore has unreadable metadata, so references cannot be trusted: {}; run `verify`",
+                problems.join("; ")
+            ),
+        ));
     }
     let mut sweep = Sweep {
         ds,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Site};
 use crate::meta::commit::{read_commit, read_manifest};
 use crate::meta::{
     parse_task_id, task_id, validate_run_id, AttemptStatus, Committed, IndexPath, ReuseRecord,
@@ -226,7 +226,7 @@ impl Datastore {
         let blob = *m.artifacts.get(name).ok_or_else(|| {
             Error::not_found(format!("task {task} of run {run} has no artifact `{name}`"))
         })?;
-        let what = What::new(name, format!(" of run {run} task {task}"));
+        let what = What::new(name, Site::task(Some(run), task));
         let mut out: Option<T> = None;
         cas::load_decoded(self, blob, &what, &mut |r| {
             out = Some((&Tag::<T>::NEW).decode_field(r)?);

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Site};
 use crate::exec::Executor;
 use crate::flow::{Flow, Graph, Step};
 use crate::meta::query::successful;
@@ -50,8 +50,8 @@ pub(crate) fn resume_prepared<F: Flow>(
     // Initial state: the origin's, with parameter overrides on top.
     let run_ctx = RunContext::new(ds.clone(), F::NAME, origin_id.clone(), BTreeMap::new());
     let origin_initial = Committed::initial(origin.record.initial.clone());
-    let context = format!(" of run {origin_id} initial state");
-    let mut state: F = load_state::<F>(&run_ctx, &origin_initial, &context)?;
+    let site = Site::detail(Some(&origin_id), "initial state");
+    let mut state: F = load_state::<F>(&run_ctx, &origin_initial, &site)?;
     let mut given = HashSet::new();
     apply_params(&mut state, &opts.params, &mut given)?;
     let changed_params = changed_params(&origin, params_json(&state));

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Site};
 use crate::flow::{Flow, Graph};
 use crate::meta::StepShape;
 use crate::store::cas::{self, What};
@@ -51,7 +51,7 @@ pub(crate) fn store_initial<F: Flow>(
 ) -> Result<BTreeMap<String, BlobRef>> {
     let mut out = BTreeMap::new();
     for (i, f) in F::FIELDS.iter().enumerate() {
-        let what = What::new(f.name, " of the initial state");
+        let what = What::new(f.name, Site::detail(None, "the initial state"));
         let blob = cas::put_encoded(ds, None, &what, &mut |w| state.__encode_field(i, w))?;
         out.insert(f.name.to_string(), blob);
     }

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::error::{chain, Error, Result};
+use crate::error::{chain, Error, Result, Site};
 use crate::flow::checkpoint::Checkpoint;
 use crate::flow::{Ctx, Flow, InputRef, Inputs, Step, StepCall};
 use crate::meta::commit::commit;
@@ -44,7 +44,11 @@ pub(crate) fn execute<F: Flow>(
 ) -> Result<Outcome> {
     let graph = F::graph();
     let step = graph.step(&spec.task.step).ok_or_else(|| {
-        Error::invalid(format!("flow {} has no step `{}`", F::NAME, spec.task.step))
+        Error::internal(format!(
+            "the task spec names step `{}`, which flow {} of this binary does not have",
+            spec.task.step,
+            F::NAME
+        ))
     })?;
     let mut attempt = Attempt::new(run, spec, step);
     let resolved = match resolved {
@@ -208,10 +212,10 @@ fn load<F: Flow>(
     step: &Step,
     r: &Resolved,
 ) -> Result<(F, Option<Arc<Mutex<F>>>)> {
-    let context = describe(&r.base.task, &run.run_id);
+    let site = describe(&r.base.task, &run.run_id);
     let item_source: Option<Arc<Mutex<F>>> = step.item_source.and_then(|fi| {
         let blob = *input_blob(run, &r.base, &F::FIELDS[fi])?;
-        shared_split::<F>(run, fi, blob, &context).ok()
+        shared_split::<F>(run, fi, blob, &site).ok()
     });
     let load: Option<Vec<usize>> = step.field_set.as_deref().map(|set| {
         let mut v = set.to_vec();
@@ -221,7 +225,7 @@ fn load<F: Flow>(
         }
         v
     });
-    let state = load_fields::<F>(run, &r.base, load.as_deref(), None, &context)?;
+    let state = load_fields::<F>(run, &r.base, load.as_deref(), None, &site)?;
     Ok((state, item_source))
 }
 
@@ -322,7 +326,7 @@ fn store_caught<F: Flow>(
         let mut marker = F::default();
         marker.__set_caught(step.index, &msg);
         if let Some(i) = F::field_index(field) {
-            let what = What::new(field, format!(" of task {task}"));
+            let what = What::new(field, Site::task(None, task));
             let blob = cas::put_encoded(&run.ds, None, &what, &mut |w| marker.__encode_field(i, w))
                 .map_err(|e| {
                     format!(

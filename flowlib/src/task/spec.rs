@@ -122,13 +122,13 @@ impl TaskSpec {
             .map(|pin| {
                 let c = pin.resolve(ds)?;
                 let t = c.task.clone().ok_or_else(|| {
-                    Error::invalid(format!(
+                    Error::internal(format!(
                         "task {}: a join input must be a committed task",
                         self.task_id()
                     ))
                 })?;
                 let step = graph.step(&t.step).ok_or_else(|| {
-                    Error::invalid(format!(
+                    Error::internal(format!(
                         "task {}: flow {} has no step `{}`",
                         self.task_id(),
                         self.flow,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use crate::error::Result;
+use crate::error::{Result, Site};
 use crate::flow::{Flow, InputRef, LoadInput};
 use crate::meta::{Committed, TaskRef};
 use crate::store::cas::{self, What};
@@ -67,7 +67,7 @@ pub(super) fn shared_split<F: Flow>(
     run: &RunContext,
     field: usize,
     blob: BlobRef,
-    context: &str,
+    site: &Site,
 ) -> Result<Arc<Mutex<F>>> {
     {
         let cache = run.splits.lock().unwrap_or_else(|e| e.into_inner());
@@ -78,7 +78,7 @@ pub(super) fn shared_split<F: Flow>(
         }
     }
     let mut state = F::default();
-    let what = What::new(F::FIELDS[field].name, context.to_string());
+    let what = What::new(F::FIELDS[field].name, site.clone());
     cas::load_decoded(&run.ds, blob, &what, &mut |r| {
         state.__decode_field(field, r)
     })?;
@@ -108,8 +108,8 @@ pub(super) fn input_blob<'a>(
 }
 
 /// Load a state from committed artifacts, applying the run's parameters.
-pub(crate) fn load_state<F: Flow>(run: &RunContext, from: &Committed, context: &str) -> Result<F> {
-    load_fields::<F>(run, from, None, None, context)
+pub(crate) fn load_state<F: Flow>(run: &RunContext, from: &Committed, site: &Site) -> Result<F> {
+    load_fields::<F>(run, from, None, None, site)
 }
 
 /// Load the fields in `only` (all when `None`); others keep their default.
@@ -118,7 +118,7 @@ pub(crate) fn load_fields<F: Flow>(
     from: &Committed,
     only: Option<&[usize]>,
     template: Option<(&F, &Committed)>,
-    context: &str,
+    site: &Site,
 ) -> Result<F> {
     let mut state = F::default();
     for (i, field) in F::FIELDS.iter().enumerate() {
@@ -134,17 +134,17 @@ pub(crate) fn load_fields<F: Flow>(
                 continue;
             }
         }
-        let what = What::new(field.name, context.to_string());
+        let what = What::new(field.name, site.clone());
         cas::load_decoded(&run.ds, *blob, &what, &mut |r| state.__decode_field(i, r))?;
     }
     Ok(state)
 }
 
-pub(super) fn describe(task: &Option<TaskRef>, run: &str) -> String {
+pub(super) fn describe(task: &Option<TaskRef>, run: &str) -> Site {
     match task {
-        Some(t) if t.run == run => format!(" of task {}", t.task_id()),
-        Some(t) => format!(" of run {} task {}", t.run, t.task_id()),
-        None => format!(" of run {run} initial state"),
+        Some(t) if t.run == run => Site::task(None, t.task_id()),
+        Some(t) => Site::task(Some(&t.run), t.task_id()),
+        None => Site::detail(Some(run), "initial state"),
     }
 }
 
@@ -165,7 +165,7 @@ pub(super) fn store_state<F: Flow>(
                 continue;
             }
         }
-        let what = What::new(field.name, format!(" of task {task}"));
+        let what = What::new(field.name, Site::task(None, task));
         let blob = cas::put_encoded(&run.ds, base_blob, &what, &mut |w| {
             state.__encode_field(i, w)
         })?;
@@ -184,16 +184,24 @@ pub(super) struct JoinLoader {
 
 impl<F: Flow> LoadInput<F> for JoinLoader {
     fn template(&self) -> Option<F> {
-        load_state::<F>(&self.run, &self.base, " of the split (join template)").ok()
+        load_state::<F>(
+            &self.run,
+            &self.base,
+            &Site::detail(None, "the split (join template)"),
+        )
+        .ok()
     }
 
     fn load(&self, input: &InputRef, template: Option<&F>) -> Result<F> {
-        let context = format!(
-            " of input {} of join {}",
-            crate::meta::task_id(input.step, &input.index),
-            self.join
+        let site = Site::detail(
+            None,
+            format!(
+                "input {} of join {}",
+                crate::meta::task_id(input.step, &input.index),
+                self.join
+            ),
         );
         let template = template.map(|t| (t, &*self.base));
-        load_fields::<F>(&self.run, &input.committed, None, template, &context)
+        load_fields::<F>(&self.run, &input.committed, None, template, &site)
     }
 }

@@ -18,7 +18,7 @@ mod read;
 mod upload;
 mod verify;
 
-use crate::error::Error;
+use crate::error::{Error, Site};
 use crate::store::codec::{DecodeError, EncodeError, FieldReader, FieldWriter};
 
 pub(crate) use put::put_encoded;
@@ -37,22 +37,22 @@ pub(crate) type Decode<'a> = dyn FnMut(&mut FieldReader<'_>) -> Result<(), Decod
 #[derive(Clone, Debug)]
 pub(crate) struct What {
     pub(crate) artifact: String,
-    pub(crate) context: String,
+    pub(crate) site: Site,
 }
 
 impl What {
-    pub(crate) fn new(artifact: impl Into<String>, context: impl Into<String>) -> Self {
+    pub(crate) fn new(artifact: impl Into<String>, site: Site) -> Self {
         What {
             artifact: artifact.into(),
-            context: context.into(),
+            site,
         }
     }
 
-    fn err(&self, digest: impl std::fmt::Display, message: impl Into<String>) -> Error {
+    pub(crate) fn err(&self, digest: impl std::fmt::Display, message: impl Into<String>) -> Error {
         Error::Artifact {
             artifact: self.artifact.clone(),
             digest: digest.to_string(),
-            context: self.context.clone(),
+            site: Box::new(self.site.clone()),
             message: message.into(),
         }
     }
@@ -80,7 +80,7 @@ mod tests {
         v: &T,
         base: Option<BlobRef>,
     ) -> BlobRef {
-        put_encoded(ds, base, &What::new("x", ""), &mut |w| {
+        put_encoded(ds, base, &What::new("x", Site::default()), &mut |w| {
             (&Tag::<T>::NEW).encode_field(v, w)
         })
         .unwrap()
@@ -91,10 +91,15 @@ mod tests {
         b: BlobRef,
     ) -> Result<T> {
         let mut out = T::default();
-        load_decoded(ds, b, &What::new("x", " of test"), &mut |r| {
-            out = (&Tag::<T>::NEW).decode_field(r)?;
-            Ok(())
-        })?;
+        load_decoded(
+            ds,
+            b,
+            &What::new("x", Site::detail(None, "test")),
+            &mut |r| {
+                out = (&Tag::<T>::NEW).decode_field(r)?;
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 
