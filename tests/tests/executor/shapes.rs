@@ -151,7 +151,7 @@ fn failures_are_isolated_and_reported_per_task() {
         "{boom}"
     );
     assert!(
-        boom.contains("tests/executor.rs"),
+        boom.contains("tests/executor/shapes.rs"),
         "the panic location is reported: {boom}"
     );
     assert_eq!(s.not_run, ["join", "end"]);
