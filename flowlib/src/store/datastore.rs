@@ -45,6 +45,23 @@ const CACHE_MAX_BLOB: u64 = 1 << 20;
 /// Total size of the in-memory blob cache.
 const CACHE_CAPACITY: u64 = 64 << 20;
 
+/// Refuse a marker of another format or of a newer version than this flowlib reads.
+fn check_format(m: &Marker) -> std::result::Result<(), String> {
+    if m.format != FORMAT {
+        return Err(format!(
+            "{MARKER} says format `{}`, expected `{FORMAT}`",
+            m.format
+        ));
+    }
+    if m.version > FORMAT_VERSION {
+        return Err(format!(
+            "datastore format version {} is newer than this flowlib supports ({FORMAT_VERSION}); upgrade flowlib",
+            m.version
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Serialize, Deserialize)]
 struct Marker {
     format: String,
@@ -260,56 +277,54 @@ impl Datastore {
             url: self.url().into(),
             message,
         };
-        match self.get_json::<Marker>(MARKER) {
-            Ok(Some(m)) => {
-                if m.format != FORMAT {
-                    return Err(refuse(format!(
-                        "{MARKER} says format `{}`, expected `{FORMAT}`",
-                        m.format
-                    )));
+        // A marker that appears between reading it and listing the folder was written by a
+        // concurrent first open (#8): read it again rather than refuse the folder.
+        for _ in 0..3 {
+            let marker = match self.get_json::<Marker>(MARKER) {
+                Ok(m) => m,
+                Err(Error::Metadata { message, .. }) => {
+                    return Err(refuse(format!("{MARKER} is unreadable: {message}")))
                 }
-                if m.version > FORMAT_VERSION {
-                    return Err(refuse(format!(
-                        "datastore format version {} is newer than this flowlib supports ({FORMAT_VERSION}); upgrade flowlib",
-                        m.version
-                    )));
-                }
-                Ok(())
+                Err(e) => return Err(e),
+            };
+            if let Some(m) = marker {
+                return check_format(&m).map_err(refuse);
             }
-            Ok(None) => {
-                // No marker: an empty location becomes a datastore; anything else is refused,
-                // so a typo in --datastore never scatters files into an unrelated directory.
-                if !self.is_empty_location()? {
-                    return Err(refuse(format!(
-                        "this location is not empty and is not a flowlib datastore (no {MARKER}); refusing to use it"
-                    )));
-                }
-                match mode {
-                    OpenMode::Existing => Err(refuse(
-                        "no flowlib datastore here yet (nothing has run against it)".into(),
-                    )),
-                    OpenMode::Create => {
-                        let marker = Marker {
-                            format: FORMAT.into(),
-                            version: FORMAT_VERSION,
-                            created: crate::store::now_rfc3339(),
-                        };
-                        // Two processes may race to create it: either write is fine.
-                        self.create_json(MARKER, &marker).map(|_| ())
-                    }
-                }
+            // No marker: an empty location becomes a datastore; anything else is refused,
+            // so a typo in --datastore never scatters files into an unrelated directory.
+            if !self.is_empty_location()? {
+                continue;
             }
-            Err(Error::Metadata { message, .. }) => {
-                Err(refuse(format!("{MARKER} is unreadable: {message}")))
-            }
-            Err(e) => Err(e),
+            return match mode {
+                OpenMode::Existing => Err(refuse(
+                    "no flowlib datastore here yet (nothing has run against it)".into(),
+                )),
+                OpenMode::Create => {
+                    let marker = Marker {
+                        format: FORMAT.into(),
+                        version: FORMAT_VERSION,
+                        created: crate::store::now_rfc3339(),
+                    };
+                    // Two processes may race to create it: either write is fine.
+                    self.create_json(MARKER, &marker).map(|_| ())
+                }
+            };
         }
+        Err(refuse(format!(
+            "this location is not empty and is not a flowlib datastore (no {MARKER}); refusing to use it"
+        )))
     }
 
     fn is_empty_location(&self) -> Result<bool> {
         if let Backend::Local(dir) = &self.inner.backend {
+            // A concurrent first open is creating the marker: object_store's local create-only
+            // write stages it as `datastore.json#<n>` and links it into place. Such a folder is
+            // still empty for our purpose (the race of #8: two runs starting in a new folder).
+            let staging = format!("{MARKER}#");
             return match std::fs::read_dir(dir) {
-                Ok(mut it) => Ok(it.next().is_none()),
+                Ok(it) => Ok(it
+                    .flatten()
+                    .all(|e| e.file_name().to_string_lossy().starts_with(&staging))),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
                 Err(e) => Err(Error::io(format!("reading {}", dir.display()), e)),
             };
@@ -417,6 +432,28 @@ mod tests {
         std::fs::write(&file, "x").unwrap();
         let err = Datastore::open(file.to_str().unwrap(), OpenMode::Create).unwrap_err();
         assert!(err.to_string().contains("not a directory"), "{err}");
+    }
+
+    /// Regression (#8): two runs starting at once in a new folder must both get the
+    /// datastore; one used to see the other's half-created marker and refuse the folder.
+    #[test]
+    fn concurrent_first_opens_of_a_new_folder_all_succeed() {
+        for round in 0..40 {
+            let dir = tempfile::tempdir().unwrap();
+            let url = dir.path().join("ds").to_str().unwrap().to_string();
+            let results: Vec<Result<Datastore>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..6)
+                    .map(|_| s.spawn(|| Datastore::open(&url, OpenMode::Create)))
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for r in results {
+                if let Err(e) = r {
+                    panic!("round {round}: {e}");
+                }
+            }
+            assert!(is_datastore_dir(&dir.path().join("ds")));
+        }
     }
 
     #[test]
