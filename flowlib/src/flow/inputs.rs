@@ -69,6 +69,10 @@ pub(crate) struct InputRef {
     pub(crate) committed: Arc<Committed>,
 }
 
+/// The payload `Inputs::get` unwinds with when an input cannot be read.
+#[derive(Debug)]
+pub(crate) struct UnreadableInput(pub(crate) String);
+
 /// Loads join inputs from the store; implemented by the task layer, which knows the run.
 pub(crate) trait LoadInput<S>: Send + Sync {
     /// The split's state, from which inputs clone the fields they share with it.
@@ -127,8 +131,13 @@ impl<S> Inputs<S> {
 
     /// Load input `i`; panics if it cannot be read (see the type's docs).
     pub fn get(&self, i: usize) -> Option<Input<S>> {
-        self.try_get(i)
-            .map(|r| r.unwrap_or_else(|e| panic!("{}", crate::error::chain(&e))))
+        self.try_get(i).map(|r| {
+            r.unwrap_or_else(|e| {
+                // Unwinds out of the step body; the task layer reports it as the join's
+                // ordinary error (naming the input and artifact), not as a panic.
+                std::panic::panic_any(UnreadableInput(crate::error::chain(&e)))
+            })
+        })
     }
 
     /// The input coming from step `name` (for branch joins).

@@ -12,7 +12,7 @@ pub use ctx::Ctx;
 pub use ctx::StepCall;
 pub use graph::{FieldInfo, Graph, JoinKind, ParamInfo, Resources, RetryPolicy, Step, Transition};
 pub use inputs::{Input, Inputs};
-pub(crate) use inputs::{InputRef, LoadInput};
+pub(crate) use inputs::{InputRef, LoadInput, UnreadableInput};
 
 use crate::error::{Result, StepError};
 use crate::store::codec::{DecodeError, EncodeError, FieldReader, FieldWriter};

@@ -167,7 +167,7 @@ impl fmt::Display for AttemptStatus {
 }
 
 /// Reference to a committed task attempt, possibly in another run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct TaskRef {
     /// Run holding the attempt.

@@ -6,7 +6,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
 use crate::error::chain;
-use crate::flow::{Flow, StepCall};
+use crate::flow::{Flow, StepCall, UnreadableInput};
 
 thread_local! {
     static PANIC_INFO: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -35,6 +35,10 @@ fn install_panic_hook() {
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    let loc = PANIC_INFO.with(|p| p.borrow_mut().take());
+    if let Some(u) = payload.downcast_ref::<UnreadableInput>() {
+        return format!("cannot read a join input: {}", u.0);
+    }
     let msg = if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -42,10 +46,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     } else {
         "non-string panic payload".to_string()
     };
-    let loc = PANIC_INFO
-        .with(|p| p.borrow_mut().take())
-        .unwrap_or_default();
-    format!("panicked{loc}: {msg}")
+    format!("panicked{}: {msg}", loc.unwrap_or_default())
 }
 
 /// Run step `step` of `state`; `Err` carries the step's error or panic as text.

@@ -231,6 +231,35 @@ mod tests {
         assert!(err.contains("Twice") && err.contains("Other"), "{err}");
     }
 
+    /// Regression (#8): a corrupted join input fails the join with an ordinary error that
+    /// names the input and the artifact, not a "panicked at flowlib/src/..." message.
+    #[test]
+    fn a_corrupted_join_input_fails_the_join_with_an_ordinary_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = Datastore::open(dir.path().to_str().unwrap(), OpenMode::Create).unwrap();
+        let opts = crate::RunOptions::default().with_param("n", "4");
+        let run = crate::run::<Twice>(&ds, &opts).unwrap().run_id;
+        let blob = ds
+            .successful_task("Twice", &run, "double/2")
+            .unwrap()
+            .manifest
+            .unwrap()
+            .artifacts["doubled"];
+        let path = dir.path().join(layout::blob(&blob.digest));
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+        // A fresh handle: the run's own one holds the blob in its memory cache.
+        let ds = Datastore::open(dir.path().to_str().unwrap(), OpenMode::Existing).unwrap();
+        let TaskOutcome::Failed(msg) = run_task::<Twice>(&ds, &run, "sum", 1).unwrap() else {
+            panic!("the join must fail");
+        };
+        assert!(msg.contains("cannot read a join input"), "{msg}");
+        assert!(msg.contains("`doubled`") && msg.contains("double/2"), "{msg}");
+        assert!(!msg.contains("panicked"), "{msg}");
+    }
+
     #[derive(FlowState, Default, Serialize, Deserialize)]
     struct Other {
         x: u8,
