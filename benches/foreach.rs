@@ -1,9 +1,9 @@
 //! Benchmark: a foreach of N trivial tasks on the thread executor with the local store.
 //!
 //! ```text
-//! cargo bench --bench foreach -- [N]          (default N = 10000)
+//! cargo bench -p flowlib-benches --bench foreach -- [N]   (default N = 10000; 100000 for the big join)
 //! ```
-//! Prints the wall time of the whole run, the amortized time per task, and the process's
+//! Prints the join task's phase times, the wall time of the whole run, the amortized time per task, and the process's
 //! user and system CPU time. The datastore goes in `$BENCH_DIR` (default: the system temp
 //! directory): per task the run creates three small files (an artifact blob, the manifest,
 //! the commit record), so the filesystem's file-creation cost shows in the result.
@@ -68,7 +68,13 @@ fn main() {
     let wall = t0.elapsed();
     assert_eq!(summary.status, flowlib::RunStatus::Succeeded, "{summary:?}");
     let run = flowlib::Run::<Fanout>::open(&ds, &summary.run_id).unwrap();
-    let total: u64 = run.task("gather").unwrap().artifact("total").unwrap();
+    let gather = run.task("gather").unwrap();
+    let total: u64 = gather.artifact("total").unwrap();
+    let t = &gather.manifest().timings;
+    println!(
+        "join over {n} inputs: load {:.1} ms, step {:.1} ms, store {:.1} ms",
+        t.load_ms, t.step_ms, t.store_ms
+    );
     assert_eq!(total, (0..u64::from(n)).map(|i| i * 2).sum::<u64>());
     let tasks = summary.tasks_ok;
     // SAFETY: getrusage only writes into the struct we pass.
