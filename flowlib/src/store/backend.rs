@@ -127,10 +127,10 @@ pub(crate) fn open_backend(
         )));
     }
     match scheme.as_deref() {
-        None | Some("file") => {
-            let raw = if scheme.is_some() { &url["file://".len()..] } else { url };
-            open_local(raw, mode)
-        }
+        // A plain path is a path (`plain%41dir` is a folder of that name); only a file://
+        // URL is percent-decoded.
+        None => open_local(url, mode),
+        Some("file") => open_local(&percent_decode(&url["file://".len()..]), mode),
         Some("s3") | Some("s3a") => crate::store::cloud::open_s3(url, options),
         Some("gs") => crate::store::cloud::open_gcs(url, options),
         Some("az") | Some("azure") | Some("abfs") | Some("abfss") => crate::store::cloud::open_azure(url, options),
@@ -141,8 +141,7 @@ pub(crate) fn open_backend(
 }
 
 fn open_local(raw: &str, mode: OpenMode) -> Result<Opened> {
-    let raw = percent_decode(raw);
-    let path = PathBuf::from(&raw);
+    let path = PathBuf::from(raw);
     let abs = if path.is_absolute() {
         path
     } else {
@@ -151,7 +150,7 @@ fn open_local(raw: &str, mode: OpenMode) -> Result<Opened> {
             .join(path)
     };
     let refuse = |message: String| Error::Datastore {
-        url: format!("file://{}", abs.display()),
+        url: file_url(&abs),
         message,
     };
     match std::fs::metadata(&abs) {
@@ -170,7 +169,7 @@ fn open_local(raw: &str, mode: OpenMode) -> Result<Opened> {
     }
     let abs = std::fs::canonicalize(&abs)
         .map_err(|e| Error::io(format!("resolving {}", abs.display()), e))?;
-    let url = format!("file://{}", abs.display());
+    let url = file_url(&abs);
     let store = object_store::local::LocalFileSystem::new_with_prefix(&abs)
         .map_err(|e| Error::Datastore {
             url: url.clone(),
@@ -180,6 +179,11 @@ fn open_local(raw: &str, mode: OpenMode) -> Result<Opened> {
         // FLOWLIB_FSYNC=1 also makes them survive a power loss, at the cost of an fsync per file.
         .with_fsync(fsync_requested());
     Ok(Opened::inline(Backend::Local(abs), Arc::new(store), url))
+}
+
+/// The `file://` URL of a local path: `%` is escaped, so the URL opens the same folder again.
+fn file_url(path: &std::path::Path) -> String {
+    format!("file://{}", path.display().to_string().replace('%', "%25"))
 }
 
 fn percent_decode(s: &str) -> String {
@@ -241,6 +245,22 @@ pub(crate) fn remote_runtime() -> Result<Exec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (#8): a plain path is not percent-decoded, and the normalized URL of a
+    /// folder with `%` in its name opens the same folder.
+    #[test]
+    fn a_plain_path_is_a_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain%41dir");
+        let ds = crate::store::Datastore::open(plain.to_str().unwrap(), OpenMode::Create).unwrap();
+        assert!(plain.join("datastore.json").is_file());
+        assert!(!dir.path().join("plainAdir").exists());
+        let again = crate::store::Datastore::open(ds.url(), OpenMode::Existing).unwrap();
+        assert_eq!(again.url(), ds.url());
+        let odd = dir.path().join("50%aé");
+        crate::store::Datastore::open(odd.to_str().unwrap(), OpenMode::Create).unwrap();
+        assert!(odd.join("datastore.json").is_file());
+    }
 
     #[test]
     fn percent_decoding_keeps_invalid_escapes() {
