@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::cli::args::{open, parse_duration};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::OpenMode;
 
 pub(super) fn command() -> Command {
@@ -24,11 +24,32 @@ pub(super) fn command() -> Command {
                 .default_value("24h")
                 .help("Keep anything younger than this (protects runs in progress)"),
         )
+        .arg(
+            Arg::new("force")
+                .long("force")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "Allow a grace period below the safe minimum (only when no run is in progress)",
+                ),
+        )
+}
+
+/// Below this, a run in progress could lose a blob it is about to commit: a process trusts
+/// its memory that a blob exists for up to `KNOWN_TTL` before it refreshes the blob.
+fn min_grace() -> std::time::Duration {
+    2 * crate::store::KNOWN_TTL
 }
 
 pub(super) fn exec(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode> {
     let ds = open(m, OpenMode::Existing)?;
-    let grace = parse_duration(sub.get_one::<String>("grace").expect("has default"))?;
+    let text = sub.get_one::<String>("grace").expect("has default");
+    let grace = parse_duration(text)?;
+    if grace < min_grace() && !sub.get_flag("force") {
+        return Err(Error::invalid(format!(
+            "--grace {text} is below the safe minimum of {}: a run in progress could lose blobs it is about to commit; add --force if no run is in progress",
+            crate::flow::graph::format_ms(min_grace().as_millis() as u64)
+        )));
+    }
     let report = crate::maintenance::gc(&ds, sub.get_flag("dry-run"), grace)?;
     print!("{}", report.render_text());
     Ok(ExitCode::SUCCESS)

@@ -256,7 +256,10 @@ mod tests {
             panic!("the join must fail");
         };
         assert!(msg.contains("cannot read a join input"), "{msg}");
-        assert!(msg.contains("`doubled`") && msg.contains("double/2"), "{msg}");
+        assert!(
+            msg.contains("`doubled`") && msg.contains("double/2"),
+            "{msg}"
+        );
         assert!(!msg.contains("panicked"), "{msg}");
     }
 

@@ -252,3 +252,19 @@ fn no_subcommand_prints_usage_and_exits_2() {
         "nothing written"
     );
 }
+
+/// Regression (#8): `gc --grace` refuses huge values in one line (it used to panic) and a
+/// grace below the safe minimum unless `--force` is given.
+#[test]
+fn bad_input_gc_grace() {
+    let (sb, _) = hello_sandbox();
+    for huge in ["100000000d", "99999999999999999999999d"] {
+        expect_bad_input(&sb, "hello", &["gc", "--grace", huge], &[huge]);
+    }
+    expect_bad_input(&sb, "hello", &["gc", "--grace", "soon"], &["soon"]);
+    let line = expect_bad_input(&sb, "hello", &["gc", "--grace", "5m"], &["--force"]);
+    assert!(line.contains("safe minimum"), "{line}");
+    let o = sb.run("hello", &["gc", "--grace", "500ms", "--force", "--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("would delete"), "{}", stdout(&o));
+}
