@@ -3,7 +3,8 @@
 #   S3 -> moto, Azure -> Azurite, GCS -> our fake of the GCS XML API (tests/support/gcs_xml_fake.py)
 # (see scripts/services.sh). Installs them on first use (~45 s, cached under
 # $FLOWLIB_SERVICES_DIR, default /tmp/flowlib-services), starts them on loopback, builds the
-# test binaries once, runs `cargo test --workspace --all-features` (doctests included) and
+# test binaries once, runs `cargo test --workspace --all-features --no-fail-fast` (doctests
+# included; every binary runs even if one fails, and a per-binary summary is printed) and
 # stops the servers again, whatever happens.
 #
 #   scripts/test-all.sh                 # everything
@@ -70,6 +71,22 @@ _phase_start "build tests (cargo test --no-run)"
 cargo test --workspace --all-features --no-run
 _phase_end
 
-_phase_start "run tests (cargo test)"
-cargo test --workspace --all-features "$@"
+_phase_start "run tests (cargo test --no-fail-fast)"
+# Every test binary runs even when one fails, and the summary below names each binary's
+# result, so one failure never hides the rest.
+_LOG=$(mktemp)
+set +e
+cargo test --workspace --all-features --no-fail-fast "$@" 2>&1 | tee "$_LOG"
+_RC=${PIPESTATUS[0]}
+set -e
+echo "==> [test-all] per test binary:"
+awk '/^ *(Running|Doc-tests) / { bin = $0; sub(/^ */, "", bin)
+       # `Running tests/main.rs (target/debug/deps/integration-<hash>)` -> `integration: tests/main.rs`
+       if (match(bin, /\(.*\)/)) { exe = substr(bin, RSTART + 1, RLENGTH - 2); sub(/.*\//, "", exe)
+         sub(/-[0-9a-f]+$/, "", exe); sub(/ \(.*$/, "", bin); sub(/^Running /, "", bin); bin = exe ": " bin } }
+     /^test result:/ { printf "      %-58s %s\n", bin, $0 }' "$_LOG"
+awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     END { printf "==> [test-all] all binaries: %d passed, %d failed, %d ignored\n", p, f, i }' "$_LOG"
+rm -f "$_LOG"
+if [ "$_RC" -ne 0 ]; then exit "$_RC"; fi
 _phase_end
