@@ -163,3 +163,27 @@ mod tests {
         assert!(parse_size("lots").is_err());
     }
 }
+
+/// `--format text|json` for commands that print a report.
+pub(super) fn format_arg() -> Arg {
+    Arg::new("format")
+        .long("format")
+        .value_parser(["text", "json"])
+        .default_value("text")
+        .help("Output format: text for people, JSON for tools")
+}
+
+/// Print `report` in the format `sub` asks for: its text rendering, or pretty JSON.
+pub(super) fn print_report<R: serde::Serialize>(
+    sub: &ArgMatches,
+    report: &R,
+    text: impl FnOnce(&R) -> String,
+) {
+    match sub.get_one::<String>("format").map(String::as_str) {
+        Some("json") => {
+            let json = serde_json::to_string_pretty(report).expect("reports serialize");
+            println!("{json}");
+        }
+        _ => print!("{}", text(report)),
+    }
+}

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Arg, ArgMatches, Command};
 
-use crate::cli::args::open;
+use crate::cli::args::{format_arg, open, print_report};
 use crate::error::{Error, Result};
 use crate::flow::Flow;
 use crate::report::DumpReport;
@@ -12,7 +12,7 @@ use crate::store::{Datastore, OpenMode};
 
 pub(super) fn command() -> Command {
     Command::new("dump")
-        .about("Show a run, a step, a task, or one artifact (as JSON)")
+        .about("Show a run, a step, a task, or one artifact")
         .arg(
             Arg::new("target")
                 .required(true)
@@ -20,6 +20,7 @@ pub(super) fn command() -> Command {
                 .help("`latest` names the latest run"),
         )
         .arg(Arg::new("artifact").value_name("ARTIFACT"))
+        .arg(format_arg())
 }
 
 pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode> {
@@ -28,7 +29,7 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
     let artifact = sub.get_one::<String>("artifact").map(String::as_str);
     let (run_id, path) = parse_target::<F>(&ds, target)?;
     let report = DumpReport::build::<F>(&ds, &run_id, path, artifact)?;
-    print!("{}", report.render_text());
+    print_report(sub, &report, DumpReport::render_text);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -14,7 +14,7 @@ use crate::store::codec::{Tag, ViaSerde};
 use crate::store::{layout, BlobRef, Datastore};
 
 /// A run as listed by `runs`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub struct RunInfo {
     /// The run record.

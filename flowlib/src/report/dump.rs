@@ -12,7 +12,8 @@ use crate::report::{plural, RunState};
 use crate::store::{BlobRef, Datastore};
 
 /// What `dump` shows: one of four views, by how much of `RUN/STEP/TASK ARTIFACT` is named.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(tag = "view", rename_all = "kebab-case")]
 #[non_exhaustive]
 pub(crate) enum DumpReport {
     /// `dump RUN` (boxed: a run's records dwarf the other views).
@@ -26,7 +27,7 @@ pub(crate) enum DumpReport {
 }
 
 /// A run: its records and how each step went.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub(crate) struct RunDump {
     /// Its records.
@@ -38,7 +39,7 @@ pub(crate) struct RunDump {
 }
 
 /// How one step of a run went.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub(crate) struct StepTally {
     /// Step name.
@@ -50,7 +51,7 @@ pub(crate) struct StepTally {
 }
 
 /// One attempt of a task.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub(crate) struct AttemptLine {
     /// Task id (`fit/2`).
@@ -64,7 +65,7 @@ pub(crate) struct AttemptLine {
 }
 
 /// The successful tasks of a step.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub(crate) struct StepDump {
     /// Run id.
@@ -76,7 +77,7 @@ pub(crate) struct StepDump {
 }
 
 /// One task: its attempt, parents, timings and artifacts.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub(crate) struct TaskDump {
     /// Run id.
@@ -94,7 +95,7 @@ pub(crate) struct TaskDump {
 }
 
 /// One artifact of a task.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub(crate) struct ArtifactLine {
     /// Artifact name.
@@ -102,15 +103,30 @@ pub(crate) struct ArtifactLine {
     /// Where it is stored.
     pub(crate) blob: BlobRef,
     /// Its value as JSON, or why it could not be read.
+    #[serde(flatten, serialize_with = "value_or_error")]
     pub(crate) value: std::result::Result<serde_json::Value, String>,
 }
 
 /// One artifact's value.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub(crate) struct ArtifactDump {
     /// Its value as JSON.
     pub(crate) value: serde_json::Value,
+}
+
+/// An artifact line's value as `{"value": ...}` or `{"error": "..."}`.
+fn value_or_error<S: serde::Serializer>(
+    v: &std::result::Result<serde_json::Value, String>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(1))?;
+    match v {
+        Ok(value) => m.serialize_entry("value", value)?,
+        Err(error) => m.serialize_entry("error", error)?,
+    }
+    m.end()
 }
 
 impl DumpReport {

@@ -17,7 +17,8 @@ pub(crate) use runs::RunsReport;
 use crate::meta::{RunInfo, RunStatus};
 
 /// A run's state as listed: its status, told apart from a run whose process is gone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub(crate) enum RunState {
     /// Every task succeeded.

@@ -8,7 +8,7 @@ use crate::report::RunState;
 use crate::store::Datastore;
 
 /// The runs of one flow, oldest first.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub(crate) struct RunsReport {
     /// Flow name.
@@ -22,7 +22,7 @@ pub(crate) struct RunsReport {
 }
 
 /// One run of the table.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub(crate) struct RunRow {
     /// Its records.

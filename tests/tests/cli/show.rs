@@ -236,3 +236,43 @@ fn check_prints_ok_and_help_exits_0() {
         "nothing written"
     );
 }
+
+/// Regression (#8): `runs` and `dump` print JSON for tools with `--format json`, and `dump`
+/// takes `latest`.
+#[test]
+fn runs_and_dump_print_json_with_format_json() {
+    let (sb, id) = super::hello_sandbox();
+    let parse = |args: &[&str]| -> Value {
+        let o = sb.run("hello", args);
+        assert_ok(&o);
+        serde_json::from_str(&stdout(&o))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", stdout(&o)))
+    };
+    let runs = parse(&["runs", "--format", "json"]);
+    assert_eq!(runs["runs"][0]["info"]["record"]["run_id"], json!(id));
+    assert_eq!(runs["runs"][0]["state"], json!("succeeded"));
+    let run = parse(&["dump", "latest", "--format", "json"]);
+    assert_eq!(run["view"], json!("run"));
+    assert_eq!(run["info"]["record"]["run_id"], json!(id));
+    let task = parse(&["dump", &format!("{id}/end"), "--format", "json"]);
+    assert_eq!(task["view"], json!("task"));
+    let greeting = task["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == json!("greeting"))
+        .expect("the greeting artifact");
+    assert!(
+        greeting["value"].as_str().unwrap().contains("Ada"),
+        "{greeting}"
+    );
+    let artifact = parse(&["dump", "latest/end", "greeting", "--format", "json"]);
+    assert_eq!(artifact["view"], json!("artifact"));
+    assert!(
+        artifact["value"].as_str().unwrap().contains("Ada"),
+        "{artifact}"
+    );
+    // Text stays the default.
+    let o = sb.run("hello", &["runs"]);
+    assert!(serde_json::from_str::<Value>(&stdout(&o)).is_err());
+}
