@@ -151,19 +151,6 @@ pub(super) fn parse_duration(s: &str) -> Result<std::time::Duration> {
     flowlib_units::parse_duration(s).map_err(|e| Error::invalid(e.to_string()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("8GiB").unwrap(), 8 << 30);
-        assert_eq!(parse_size("1024").unwrap(), 1024);
-        assert!(parse_size("8GB").is_err());
-        assert!(parse_size("lots").is_err());
-    }
-}
-
 /// `--format text|json` for commands that print a report.
 pub(super) fn format_arg() -> Arg {
     Arg::new("format")
@@ -185,5 +172,18 @@ pub(super) fn print_report<R: serde::Serialize>(
             println!("{json}");
         }
         _ => print!("{}", text(report)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("8GiB").unwrap(), 8 << 30);
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert!(parse_size("8GB").is_err());
+        assert!(parse_size("lots").is_err());
     }
 }
