@@ -16,6 +16,7 @@
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
 use syn::{ItemImpl, Type};
 
 use crate::ast::{FlowIr, Step, StepArg};
@@ -218,8 +219,27 @@ fn foreach_fn(ir: &FlowIr, i: usize, step: &Step, field: &syn::Ident) -> TokenSt
         foreach(&__state.#field, __index, #field_name)
     };
     match item_consumer(ir, i).and_then(|c| c.item()) {
-        Some((elem, _, _)) => foreach_item_fn(self_ty, &name, key, &call, elem),
+        Some((elem, by_ref, _)) => {
+            foreach_item_fn(self_ty, &name, key, &call, &owned_item(elem, by_ref))
+        }
         None => foreach_len_fn(self_ty, &name, key, &call),
+    }
+}
+
+/// The owned item type behind a by-reference item parameter: `&str` borrows a `String`
+/// item and `&[T]` a `Vec<T>` one (the call passes `&item`, which derefs to them); any
+/// other `&T` borrows a `T`.
+fn owned_item(elem: &syn::Type, by_ref: bool) -> syn::Type {
+    let span = elem.span();
+    match elem {
+        syn::Type::Path(p) if by_ref && p.qself.is_none() && p.path.is_ident("str") => {
+            syn::parse_quote_spanned!(span=> ::std::string::String)
+        }
+        syn::Type::Slice(s) if by_ref => {
+            let inner = &s.elem;
+            syn::parse_quote_spanned!(span=> ::std::vec::Vec<#inner>)
+        }
+        _ => elem.clone(),
     }
 }
 

@@ -179,3 +179,71 @@ fn steps_load_only_the_fields_they_name_and_joins_share_split_fields() {
     assert_eq!(state.big, Counted((0..1000).collect()));
     assert_eq!(state.small, 7);
 }
+
+// ---------------------------------------------------------------------------------------
+// A `String` item taken as `&str`, a `Vec<T>` item as `&[T]` (regression: did not compile).
+
+#[derive(FlowState, Default, Serialize, Deserialize)]
+struct Borrowed {
+    words: Vec<String>,
+    rows: Vec<Vec<u32>>,
+    len: usize,
+    sum: u32,
+    lens: Vec<usize>,
+    sums: Vec<u32>,
+}
+
+#[flow]
+impl Borrowed {
+    #[step(start, next = measure, foreach = words)]
+    fn start(&mut self) -> Result<()> {
+        self.words = vec!["a".into(), "abc".into()];
+        self.rows = vec![vec![1, 2], vec![3, 4, 5]];
+        Ok(())
+    }
+
+    #[step(next = lengths)]
+    fn measure(&mut self, word: &str) -> Result<()> {
+        self.len = word.len();
+        Ok(())
+    }
+
+    #[step(join, next = split_rows)]
+    fn lengths(&mut self, inputs: Inputs<Self>) -> Result<()> {
+        self.lens = inputs.iter().map(|i| i.len).collect();
+        Ok(())
+    }
+
+    #[step(next = add, foreach = rows)]
+    fn split_rows(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    #[step(next = sums)]
+    fn add(&mut self, row: &[u32]) -> Result<()> {
+        self.sum = row.iter().sum();
+        Ok(())
+    }
+
+    #[step(join, next = end)]
+    fn sums(&mut self, inputs: Inputs<Self>) -> Result<()> {
+        self.sums = inputs.iter().map(|i| i.sum).collect();
+        Ok(())
+    }
+
+    #[step(end)]
+    fn end(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn string_and_vec_items_can_be_borrowed_as_str_and_slice() {
+    let (_d, ds) = temp_store();
+    let s = flowlib::run::<Borrowed>(&ds, &run_options(2)).unwrap();
+    assert_eq!(s.status, RunStatus::Succeeded, "{:?}", s.failures);
+    let run = Run::<Borrowed>::open(&ds, &s.run_id).unwrap();
+    let end = run.task("end").unwrap().state().unwrap();
+    assert_eq!(end.lens, [1, 3]);
+    assert_eq!(end.sums, [3, 12]);
+}
