@@ -87,7 +87,17 @@ fn usage_error(e: &clap::Error) -> ExitCode {
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("invalid arguments");
             let first = first.trim_start_matches("error: ");
-            eprintln!("error: {first} (see --help)");
+            // clap's "a similar argument exists" tip is on a later line: keep it on this one
+            // (`--min_len` for `--min-len`, `--nam` for `--name`).
+            use clap::error::{ContextKind, ContextValue};
+            let hint = match e.get(ContextKind::SuggestedArg) {
+                Some(ContextValue::String(s)) => format!("; did you mean `{s}`?"),
+                Some(ContextValue::Strings(v)) if !v.is_empty() => {
+                    format!("; did you mean `{}`?", v.join("` or `"))
+                }
+                _ => String::new(),
+            };
+            eprintln!("error: {first}{hint} (see --help)");
             ExitCode::from(2)
         }
     }
