@@ -79,6 +79,8 @@ pub(crate) trait LoadInput<S>: Send + Sync {
     fn template(&self) -> Option<S>;
     /// Load one input, cloning shared fields from `template`.
     fn load(&self, input: &InputRef, template: Option<&S>) -> Result<S>;
+    /// Decode field `field` of one input into `into`.
+    fn load_field(&self, input: &InputRef, field: usize, into: &mut S) -> Result<()>;
 }
 
 impl<S> Inputs<S> {
@@ -106,6 +108,69 @@ impl<S> Inputs<S> {
             .iter()
             .map(|r| crate::meta::task_id(r.step, &r.index))
             .collect()
+    }
+
+    /// Metaflow's `merge_artifacts`: copy into `target` every field on which all inputs
+    /// agree, and fail naming the fields on which they differ unless `exclude` lists them.
+    ///
+    /// Agreement is decided by content digest, so nothing is decoded to compare; only the
+    /// agreed fields are decoded, once, from the first input. A join over nothing merges
+    /// nothing. Naming in `exclude` a field the state does not have is an error.
+    ///
+    /// ```no_run
+    /// # use flowlib::prelude::*;
+    /// # #[derive(FlowState, Default, Serialize, Deserialize)] struct Train { data: Vec<f64>, score: f64, best: f64 }
+    /// # impl Train {
+    /// fn pick(&mut self, inputs: Inputs<Self>) -> Result<()> {
+    ///     self.best = inputs.iter().map(|i| i.score).fold(f64::MIN, f64::max);
+    ///     inputs.merge_artifacts(self, &["score", "best"])?; // `data` agrees: copied
+    ///     Ok(())
+    /// }
+    /// # }
+    /// ```
+    pub fn merge_artifacts(&self, target: &mut S, exclude: &[&str]) -> Result<()>
+    where
+        S: crate::flow::FlowState,
+    {
+        if let Some(bad) = exclude.iter().find(|n| S::field_index(n).is_none()) {
+            return Err(Error::invalid(format!(
+                "merge_artifacts: `{bad}` is not a field of this flow's state"
+            )));
+        }
+        let Some(first) = self.refs.first() else {
+            return Ok(());
+        };
+        let mut differ = Vec::new();
+        let mut agreed = Vec::new();
+        for (i, f) in S::FIELDS.iter().enumerate() {
+            if exclude.contains(&f.name) {
+                continue;
+            }
+            let blob = |r: &InputRef| r.committed.artifacts.get(f.name).map(|b| b.digest);
+            let want = blob(first);
+            if self.refs.iter().all(|r| blob(r) == want) {
+                if want.is_some() {
+                    agreed.push(i);
+                }
+            } else {
+                differ.push(format!("`{}`", f.name));
+            }
+        }
+        if !differ.is_empty() {
+            return Err(Error::invalid(format!(
+                "merge_artifacts: the {} inputs differ on {}; exclude those fields (merge_artifacts(self, &[...])) or merge them yourself",
+                self.refs.len(),
+                differ.join(", ")
+            )));
+        }
+        let loader = self
+            .loader
+            .as_ref()
+            .ok_or_else(|| Error::internal("these inputs have no datastore to load from"))?;
+        for i in agreed {
+            loader.load_field(first, i, target)?;
+        }
+        Ok(())
     }
 
     fn template(&self) -> Option<&S> {

@@ -204,4 +204,23 @@ impl<F: Flow> LoadInput<F> for JoinLoader {
         let template = template.map(|t| (t, &*self.base));
         load_fields::<F>(&self.run, &input.committed, None, template, &site)
     }
+
+    fn load_field(&self, input: &InputRef, field: usize, into: &mut F) -> Result<()> {
+        let f = &F::FIELDS[field];
+        let Some(blob) = input_blob(&self.run, &input.committed, f) else {
+            return Ok(());
+        };
+        let site = Site::detail(
+            None,
+            format!(
+                "input {} of join {} (merge_artifacts)",
+                crate::meta::task_id(input.step, &input.index),
+                self.join
+            ),
+        );
+        let what = What::new(f.name, site);
+        cas::load_decoded(&self.run.ds, *blob, &what, &mut |r| {
+            into.__decode_field(field, r)
+        })
+    }
 }

@@ -15,7 +15,12 @@ fn bad_input_unknown_flag() {
     expect_bad_input(&sb, "hello", &["run", "-q", "--plain"], &[]);
     expect_bad_input(&sb, "hello", &["frobnicate"], &["frobnicate"]);
     // A near miss names the flag that exists (regression: `--min_len` gave no hint).
-    expect_bad_input(&sb, "hello", &["run", "--nam", "x"], &["did you mean `--name`?"]);
+    expect_bad_input(
+        &sb,
+        "hello",
+        &["run", "--nam", "x"],
+        &["did you mean `--name`?"],
+    );
     expect_bad_input(
         &sb,
         "train",

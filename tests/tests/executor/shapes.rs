@@ -263,3 +263,73 @@ fn catch_records_the_error_and_continues_with_the_inputs() {
     assert_eq!(risky.status, flowlib::AttemptStatus::Caught);
     assert_eq!(risky.error.as_deref(), Some("the sensor is offline"));
 }
+
+// ---------------------------------------------------------------------------------------
+// merge_artifacts: a join copies the fields its inputs agree on (#8.19).
+
+#[derive(FlowState, Default, Serialize, Deserialize)]
+struct Merge {
+    #[param(default = true)]
+    exclude_score: bool,
+    items: Vec<u32>,
+    data: Vec<f64>,
+    tag: String,
+    score: u32,
+    seen: String,
+}
+
+#[flow]
+impl Merge {
+    #[step(start, next = work, foreach = items)]
+    fn start(&mut self) -> Result<()> {
+        self.items = vec![1, 2, 3];
+        self.data = vec![0.5, 1.5];
+        Ok(())
+    }
+
+    #[step(next = gather)]
+    fn work(&mut self, item: &u32) -> Result<()> {
+        self.tag = "same in every arm".into();
+        self.score = item * 10;
+        Ok(())
+    }
+
+    #[step(join, next = end)]
+    fn gather(&mut self, inputs: Inputs<Self>) -> Result<()> {
+        let exclude: &[&str] = if self.exclude_score { &["score"] } else { &[] };
+        inputs.merge_artifacts(self, exclude)?;
+        self.seen = format!("{} {:?}", self.tag, self.data);
+        Ok(())
+    }
+
+    #[step(end)]
+    fn end(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn merge_artifacts_copies_agreed_fields_and_names_the_differing_ones() {
+    let (_d, ds) = temp_store();
+    let s = flowlib::run::<Merge>(&ds, &run_options(2)).unwrap();
+    assert_eq!(s.status, RunStatus::Succeeded, "{:?}", s.failures);
+    let end = Run::<Merge>::open(&ds, &s.run_id)
+        .unwrap()
+        .task("end")
+        .unwrap()
+        .state()
+        .unwrap();
+    assert_eq!(end.seen, "same in every arm [0.5, 1.5]");
+    assert_eq!(end.tag, "same in every arm");
+
+    let s =
+        flowlib::run::<Merge>(&ds, &run_options(2).with_param("exclude_score", "false")).unwrap();
+    assert_eq!(s.status, RunStatus::Failed);
+    let (task, error) = &s.failures[0];
+    assert_eq!(task, "gather");
+    assert!(error.contains("differ on `score`"), "{error}");
+    assert!(
+        !error.contains("`tag`") && !error.contains("`data`"),
+        "{error}"
+    );
+}
