@@ -20,8 +20,8 @@ use crate::store::cas::{self, What};
 use crate::store::codec::{Tag, ViaSerde};
 use crate::store::{layout, BlobRef, Datastore};
 
-#[derive(Serialize, Deserialize)]
-struct Pointer {
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Pointer {
     blob: BlobRef,
     seq: u64,
     attempt: u32,
@@ -45,6 +45,9 @@ pub struct Checkpoint {
     pub(crate) seq: u64,
     pub(crate) last: Option<BlobRef>,
     pub(crate) saves: u64,
+    /// The pointer `latest.json` holds now, as this attempt last read or wrote it: the
+    /// next save keeps it as `previous.json`, the fallback when `latest.json` is damaged.
+    pub(crate) current: Option<Pointer>,
 }
 
 impl Checkpoint {
@@ -95,39 +98,81 @@ impl Checkpoint {
             saved: now_rfc3339(),
             type_name: std::any::type_name::<T>().to_string(),
         };
-        let rel = layout::checkpoint_latest(self.flow, &run, self.step, &self.index.dir_name());
+        let dir = self.index.dir_name();
+        let rel = layout::checkpoint_latest(self.flow, &run, self.step, &dir);
+        let previous = match self.current.take() {
+            Some(p) => Some(p),
+            None => self.ds.get_json::<Pointer>(&rel).ok().flatten(),
+        };
+        if let Some(p) = previous {
+            let prev_rel = layout::checkpoint_previous(self.flow, &run, self.step, &dir);
+            self.ds.put_json(&prev_rel, &p, PutMode::Overwrite)?;
+        }
         crate::failpoint::hold("checkpoint-pointer", &self.task());
         self.ds.put_json(&rel, &ptr, PutMode::Overwrite)?;
         self.last = Some(blob);
+        self.current = Some(ptr);
         self.saves += 1;
         Ok(())
     }
 
     /// The latest checkpoint of this task, if any was saved by an earlier attempt, an earlier
     /// call in this attempt, or (after a resume) by the origin run.
+    ///
+    /// A damaged checkpoint (an unreadable pointer, a missing or corrupted blob, a value
+    /// of another type) is skipped with a warning on stderr: the previous checkpoint of
+    /// that run is tried, then the origin runs, then the step starts fresh (`Ok(None)`).
     pub fn load<T: Serialize + DeserializeOwned>(&mut self) -> Result<Option<T>> {
         self.check_declared()?;
-        for run in &self.sources {
-            let rel = layout::checkpoint_latest(self.flow, run, self.step, &self.index.dir_name());
-            let Some(ptr) = self.ds.get_json::<Pointer>(&rel)? else {
-                continue;
-            };
-            let what = What::new(
-                format!("checkpoint of {}", self.task()),
-                Site::detail(Some(run), format!("(saved as {})", ptr.type_name)),
-            );
-            let mut out: Option<T> = None;
-            cas::load_decoded(&self.ds, ptr.blob, &what, &mut |r| {
-                out = Some((&Tag::<T>::NEW).decode_field(r)?);
-                Ok(())
-            })?;
-            if self.seq < ptr.seq && run == &self.sources[0] {
-                self.seq = ptr.seq;
+        let dir = self.index.dir_name();
+        for run in self.sources.clone() {
+            let pointers = [
+                layout::checkpoint_latest(self.flow, &run, self.step, &dir),
+                layout::checkpoint_previous(self.flow, &run, self.step, &dir),
+            ];
+            for rel in pointers {
+                match self.read::<T>(&run, &rel) {
+                    Ok(None) => break,
+                    Ok(Some((ptr, value))) => {
+                        if self.seq < ptr.seq && run == self.sources[0] {
+                            self.seq = ptr.seq;
+                        }
+                        self.last = Some(ptr.blob);
+                        if rel.ends_with("latest.json") && run == self.sources[0] {
+                            self.current = Some(ptr);
+                        }
+                        return Ok(Some(value));
+                    }
+                    Err(e) => eprintln!(
+                        "flowlib: warning: checkpoint of task {} in run {run} is unreadable ({}); trying an earlier one",
+                        self.task(),
+                        crate::error::chain(&e)
+                    ),
+                }
             }
-            self.last = Some(ptr.blob);
-            return Ok(out);
         }
         Ok(None)
+    }
+
+    /// The checkpoint the pointer at `rel` names, or `None` when there is no pointer.
+    fn read<T: Serialize + DeserializeOwned>(
+        &self,
+        run: &str,
+        rel: &str,
+    ) -> Result<Option<(Pointer, T)>> {
+        let Some(ptr) = self.ds.get_json::<Pointer>(rel)? else {
+            return Ok(None);
+        };
+        let what = What::new(
+            format!("checkpoint of {}", self.task()),
+            Site::detail(Some(run), format!("(saved as {})", ptr.type_name)),
+        );
+        let mut out: Option<T> = None;
+        cas::load_decoded(&self.ds, ptr.blob, &what, &mut |r| {
+            out = Some((&Tag::<T>::NEW).decode_field(r)?);
+            Ok(())
+        })?;
+        Ok(out.map(|v| (ptr, v)))
     }
 
     /// Number of saves in this attempt.

@@ -78,6 +78,11 @@ pub(crate) fn checkpoint_latest(flow: &str, run: &str, step: &str, index: &str) 
     format!("flows/{flow}/runs/{run}/checkpoints/{step}/{index}/latest.json")
 }
 
+/// The pointer a checkpoint save replaced: the fallback when `latest.json` is damaged.
+pub(crate) fn checkpoint_previous(flow: &str, run: &str, step: &str, index: &str) -> String {
+    format!("flows/{flow}/runs/{run}/checkpoints/{step}/{index}/previous.json")
+}
+
 /// The file that marks a location as a flowlib datastore.
 pub(crate) const MARKER: &str = "datastore.json";
 

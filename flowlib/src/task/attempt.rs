@@ -270,6 +270,7 @@ fn context<F: Flow>(
             seq: 0,
             last: None,
             saves: 0,
+            current: None,
         }),
     }
 }
