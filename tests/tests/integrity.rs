@@ -220,3 +220,53 @@ fn a_corrupt_blob_found_on_read_is_quarantined_and_the_next_run_rewrites_it() {
     assert_eq!(r.orphans, 1, "{r:?}");
     assert_eq!(flowlib_testkit::count_files(&root.join("quarantine")), 0);
 }
+
+#[test]
+fn verify_repair_quarantines_every_corrupt_blob_and_the_next_run_rewrites_them() {
+    let (_d, root, ds, run) = setup();
+    let end = ds
+        .successful_task("Keep", &run, "end")
+        .unwrap()
+        .manifest
+        .unwrap()
+        .artifacts;
+    let (values, total, tag) = (end["values"], end["total"], end["tag"]);
+    let good_values = flip_a_byte(&blob_path(&root, &values.digest));
+    let total_path = blob_path(&root, &total.digest);
+    let good_total = std::fs::read(&total_path).unwrap();
+    std::fs::write(&total_path, &good_total[..good_total.len() - 1]).unwrap();
+    std::fs::remove_file(blob_path(&root, &tag.digest)).unwrap();
+
+    let mut r = flowlib::verify(&ds, None, None).unwrap();
+    assert_eq!(r.problems.len(), 3, "{r:?}");
+    assert!(r.quarantined.is_empty(), "plain verify moves nothing");
+    assert!(total_path.exists());
+    r.repair(&ds).unwrap();
+    let mut moved: Vec<flowlib::Digest> = r.quarantined.iter().map(|q| q.0).collect();
+    moved.sort();
+    let mut corrupt = vec![values.digest, total.digest];
+    corrupt.sort();
+    assert_eq!(
+        moved, corrupt,
+        "the corrupt blobs, not the missing one: {r:?}"
+    );
+    assert_eq!(r.problems.len(), 3, "the runs stay damaged until rewritten");
+    assert!(!blob_path(&root, &values.digest).exists() && !total_path.exists());
+    assert_eq!(flowlib_testkit::count_files(&root.join("quarantine")), 2);
+    let mut again = flowlib::verify(&ds, None, None).unwrap();
+    again.repair(&ds).unwrap();
+    assert!(again.quarantined.is_empty(), "{again:?}");
+
+    // The next run stores all three again.
+    let fresh = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
+    let s = flowlib::run::<Keep>(&fresh, &run_options(2)).unwrap();
+    assert_eq!(s.status, RunStatus::Succeeded);
+    assert!(flowlib::verify(&fresh, None, None).unwrap().is_ok());
+    assert_eq!(
+        std::fs::read(blob_path(&root, &values.digest)).unwrap(),
+        good_values
+    );
+    assert_eq!(std::fs::read(&total_path).unwrap(), good_total);
+    let total: u32 = fresh.artifact("Keep", &run, "end", "total").unwrap();
+    assert_eq!(total, 6);
+}

@@ -280,11 +280,16 @@ fn verify_detects_a_corrupted_blob() {
     assert!(lines[0].contains(&digest), "{}", text(&o));
     assert!(lines[0].contains("corrupted"), "{}", text(&o));
     assert!(!err.contains("panicked"), "{}", text(&o));
+    // That read moved the damaged copy aside: a second read finds the blob missing, and
+    // says where the copy went.
     let err = ds
         .artifact::<String>("Hello", &id, "end", "shout")
         .unwrap_err()
         .to_string();
-    assert!(err.contains("corrupted") && err.contains(&digest), "{err}");
+    assert!(
+        err.contains("missing") && err.contains("quarantine/") && err.contains(&digest),
+        "{err}"
+    );
 
     let o = sb.run("hello", &["dump", "latest/end", "greeting"]);
     assert_ok(&o);
@@ -323,7 +328,11 @@ fn a_fresh_run_rewrites_a_corrupted_blob() {
     let (path, good) = corrupt_shout(&sb, &id);
     // The same value again: the writer must not trust the damaged copy of the same size.
     run_ok(&sb, "hello", &["run", "-q", "--name", "Ada"]);
-    assert_eq!(std::fs::read(&path).unwrap(), good, "the blob was rewritten");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        good,
+        "the blob was rewritten"
+    );
     assert_eq!(quarantined(&sb), 1, "the damaged copy is kept aside");
     let o = sb.run("hello", &["verify"]);
     assert_ok(&o);
@@ -335,7 +344,11 @@ fn resuming_the_producing_step_rewrites_a_corrupted_blob() {
     let (sb, id) = hello_sandbox();
     let (path, good) = corrupt_shout(&sb, &id);
     run_ok(&sb, "hello", &["resume", "-q", "shout"]);
-    assert_eq!(std::fs::read(&path).unwrap(), good, "the blob was rewritten");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        good,
+        "the blob was rewritten"
+    );
     let o = sb.run("hello", &["verify"]);
     assert_ok(&o);
     assert!(stdout(&o).contains("no problems"), "{}", text(&o));
@@ -370,7 +383,11 @@ fn verify_repair_quarantines_and_the_next_run_rewrites() {
     assert!(stderr(&o).contains("quarantine"), "{}", text(&o));
 
     run_ok(&sb, "hello", &["run", "-q", "--name", "Ada"]);
-    assert_eq!(std::fs::read(&path).unwrap(), good, "the next run rewrote it");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        good,
+        "the next run rewrote it"
+    );
     let o = sb.run("hello", &["verify", "--repair"]);
     assert_ok(&o);
     assert!(stdout(&o).contains("no problems"), "{}", text(&o));
