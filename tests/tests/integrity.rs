@@ -166,3 +166,107 @@ fn verify_names_run_task_artifact_and_digest_of_each_problem() {
     let err = flowlib::gc(&ds, false, DAY).unwrap_err().to_string();
     assert!(err.contains("gc stopped"), "{err}");
 }
+
+/// Flip one byte in the middle of a file, keeping its size; returns the good bytes.
+fn flip_a_byte(path: &Path) -> Vec<u8> {
+    let good = std::fs::read(path).unwrap();
+    let mut bytes = good.clone();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(path, &bytes).unwrap();
+    good
+}
+
+#[test]
+fn a_corrupt_blob_found_on_read_is_quarantined_and_the_next_run_rewrites_it() {
+    let (_d, root, ds, run) = setup();
+    let values = ds
+        .successful_task("Keep", &run, "end")
+        .unwrap()
+        .manifest
+        .unwrap()
+        .artifacts["values"];
+    let path = blob_path(&root, &values.digest);
+    let good = flip_a_byte(&path);
+
+    // The read fails as before, and moves the damaged blob aside.
+    let fresh = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
+    let err = fresh
+        .artifact::<Vec<u32>>("Keep", &run, "end", "values")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("corrupted") && err.contains(&values.digest.to_string()),
+        "{err}"
+    );
+    assert!(!path.exists(), "quarantined on read");
+    let kept = flowlib_testkit::count_files(&root.join("quarantine"));
+    assert_eq!(kept, 1, "the damaged copy is kept for inspection");
+    let report = flowlib::verify(&fresh, None, None).unwrap();
+    assert_eq!(report.problems.len(), 1, "{report:?}");
+
+    // The same handle writes the value again: it must not remember the blob as stored.
+    let s = flowlib::run::<Keep>(&fresh, &run_options(2)).unwrap();
+    assert_eq!(s.status, RunStatus::Succeeded);
+    assert_eq!(std::fs::read(&path).unwrap(), good, "rewritten");
+    assert!(flowlib::verify(&fresh, None, None).unwrap().is_ok());
+    let v: Vec<u32> = fresh.artifact("Keep", &run, "end", "values").unwrap();
+    assert_eq!(v, [1, 2, 3]);
+
+    // gc sweeps the quarantined copy once it is older than the grace period.
+    let r = flowlib::gc(&ds, false, DAY).unwrap();
+    assert_eq!(r.orphans, 0, "{r:?}");
+    let r = flowlib::gc(&ds, false, Duration::ZERO).unwrap();
+    assert_eq!(r.orphans, 1, "{r:?}");
+    assert_eq!(flowlib_testkit::count_files(&root.join("quarantine")), 0);
+}
+
+#[test]
+fn verify_repair_quarantines_every_corrupt_blob_and_the_next_run_rewrites_them() {
+    let (_d, root, ds, run) = setup();
+    let end = ds
+        .successful_task("Keep", &run, "end")
+        .unwrap()
+        .manifest
+        .unwrap()
+        .artifacts;
+    let (values, total, tag) = (end["values"], end["total"], end["tag"]);
+    let good_values = flip_a_byte(&blob_path(&root, &values.digest));
+    let total_path = blob_path(&root, &total.digest);
+    let good_total = std::fs::read(&total_path).unwrap();
+    std::fs::write(&total_path, &good_total[..good_total.len() - 1]).unwrap();
+    std::fs::remove_file(blob_path(&root, &tag.digest)).unwrap();
+
+    let mut r = flowlib::verify(&ds, None, None).unwrap();
+    assert_eq!(r.problems.len(), 3, "{r:?}");
+    assert!(r.quarantined.is_empty(), "plain verify moves nothing");
+    assert!(total_path.exists());
+    r.repair(&ds).unwrap();
+    let mut moved: Vec<flowlib::Digest> = r.quarantined.iter().map(|q| q.0).collect();
+    moved.sort();
+    let mut corrupt = vec![values.digest, total.digest];
+    corrupt.sort();
+    assert_eq!(
+        moved, corrupt,
+        "the corrupt blobs, not the missing one: {r:?}"
+    );
+    assert_eq!(r.problems.len(), 3, "the runs stay damaged until rewritten");
+    assert!(!blob_path(&root, &values.digest).exists() && !total_path.exists());
+    assert_eq!(flowlib_testkit::count_files(&root.join("quarantine")), 2);
+    let mut again = flowlib::verify(&ds, None, None).unwrap();
+    again.repair(&ds).unwrap();
+    assert!(again.quarantined.is_empty(), "{again:?}");
+
+    // The next run stores all three again.
+    let fresh = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
+    let s = flowlib::run::<Keep>(&fresh, &run_options(2)).unwrap();
+    assert_eq!(s.status, RunStatus::Succeeded);
+    assert!(flowlib::verify(&fresh, None, None).unwrap().is_ok());
+    assert_eq!(
+        std::fs::read(blob_path(&root, &values.digest)).unwrap(),
+        good_values
+    );
+    assert_eq!(std::fs::read(&total_path).unwrap(), good_total);
+    let total: u32 = fresh.artifact("Keep", &run, "end", "total").unwrap();
+    assert_eq!(total, 6);
+}

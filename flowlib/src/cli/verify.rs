@@ -1,8 +1,9 @@
-//! `verify`: every committed artifact exists and hashes to its address.
+//! `verify`: every committed artifact exists and hashes to its address; `--repair` moves
+//! corrupt blobs to quarantine so that the next run or resume writes them again.
 
 use std::process::ExitCode;
 
-use clap::{Arg, ArgMatches, Command};
+use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::cli::args::open;
 use crate::error::Result;
@@ -18,12 +19,21 @@ pub(super) fn command() -> Command {
                 .value_name("RUN")
                 .help("Only this run"),
         )
+        .arg(
+            Arg::new("repair")
+                .long("repair")
+                .action(ArgAction::SetTrue)
+                .help("Move every corrupt blob found to quarantine/, so that the next run or resume that produces it stores it again"),
+        )
 }
 
 pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode> {
     let ds = open(m, OpenMode::Existing)?;
     let run = sub.get_one::<String>("run").map(String::as_str);
-    let report = crate::maintenance::verify(&ds, Some(F::NAME), run)?;
+    let mut report = crate::maintenance::verify(&ds, Some(F::NAME), run)?;
+    if sub.get_flag("repair") {
+        report.repair(&ds)?;
+    }
     print!("{}", report.render_text());
     Ok(if report.is_ok() {
         ExitCode::SUCCESS

@@ -67,6 +67,7 @@ pub fn gc(ds: &Datastore, dry_run: bool, grace: Duration) -> Result<GcReport> {
     // their writer is gone: they only wait out the grace period.
     let mut transient = ds.list(layout::TMP)?;
     transient.extend(ds.list(layout::SPECS)?);
+    transient.extend(ds.list(layout::QUARANTINE)?);
     let refs = references(ds, None, None)?;
     if !refs.unreadable.is_empty() {
         let problems: Vec<String> = refs.unreadable.iter().map(|u| u.to_string()).collect();

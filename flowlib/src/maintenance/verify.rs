@@ -1,8 +1,10 @@
-//! `verify`: every referenced blob exists and hashes to its address.
+//! `verify`: every referenced blob exists and hashes to its address; with `--repair`
+//! ([`VerifyReport::repair`]), every corrupt blob found is moved to quarantine so that the
+//! next run or resume that produces its value stores it again.
 
 use crate::error::Result;
 use crate::maintenance::references::{references, Place, Unreadable};
-use crate::store::cas::verify_blob;
+use crate::store::cas::{quarantine, verify_blob, Damage};
 use crate::store::Datastore;
 use crate::store::{BlobRef, Digest};
 
@@ -18,12 +20,37 @@ pub struct VerifyReport {
     pub places: usize,
     /// Every problem: unreadable metadata first, then bad blobs by digest.
     pub problems: Vec<Problem>,
+    /// After [`repair`](Self::repair): each corrupt blob moved to quarantine, and where
+    /// its damaged copy went.
+    pub quarantined: Vec<(Digest, String)>,
+    /// Whether [`repair`](Self::repair) ran.
+    pub(crate) repaired: bool,
+    /// The blobs found present but corrupt (what `repair` moves aside).
+    pub(crate) corrupt: Vec<BlobRef>,
 }
 
 impl VerifyReport {
     /// No problems found.
     pub fn is_ok(&self) -> bool {
         self.problems.is_empty()
+    }
+
+    /// `verify --repair`: move every corrupt blob this report found to the datastore's
+    /// `quarantine/`, and forget it in this process, so that the next run or resume that
+    /// produces its value stores it again (a writer never trusts what is not at the
+    /// blob's address). Missing blobs need no move. The problems stay in the report: the
+    /// runs that reference those blobs are damaged until the values are written again.
+    ///
+    /// Each blob is hashed again after the move; a copy that turns out good (repaired
+    /// meanwhile by a writer) is moved back, so nothing good is ever left in quarantine.
+    pub fn repair(&mut self, ds: &Datastore) -> Result<()> {
+        self.repaired = true;
+        for blob in std::mem::take(&mut self.corrupt) {
+            if let Some(to) = quarantine(ds, blob)? {
+                self.quarantined.push((blob.digest, to));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -61,10 +88,13 @@ pub fn verify(ds: &Datastore, flow: Option<&str>, run: Option<&str>) -> Result<V
     blobs.sort_by_key(|(b, _)| b.digest);
     for (blob, places) in blobs {
         report.bytes += blob.size;
-        if let Some(problem) = verify_blob(ds, blob)? {
+        if let Some(damage) = verify_blob(ds, blob)? {
+            if let Damage::Corrupt(_) = damage {
+                report.corrupt.push(blob);
+            }
             report.problems.push(Problem::Blob {
                 digest: blob.digest,
-                problem,
+                problem: damage.to_string(),
                 places,
             });
         }

@@ -26,6 +26,9 @@ impl VerifyReport {
                 }
             }
         }
+        for (digest, to) in &self.quarantined {
+            let _ = writeln!(out, "quarantined: {digest} (moved to {to})");
+        }
         let n = self.problems.len();
         let _ = writeln!(
             out,
@@ -39,6 +42,19 @@ impl VerifyReport {
                 format!("{n} problem{}", plural(n))
             }
         );
+        let q = self.quarantined.len();
+        if q > 0 {
+            let _ = writeln!(
+                out,
+                "quarantined {q} corrupt blob{}: run or resume the tasks that produce them to store them again",
+                plural(q)
+            );
+        } else if !self.corrupt.is_empty() && !self.repaired {
+            let _ = writeln!(
+                out,
+                "`verify --repair` moves corrupt blobs aside, so that the next run or resume stores them again"
+            );
+        }
         out
     }
 }
@@ -52,7 +68,7 @@ impl GcReport {
                 let why = match d.kind {
                     Garbage::Blob => format_bytes(d.size),
                     Garbage::Manifest => "manifest never committed".into(),
-                    Garbage::Transient => "staging object or task spec".into(),
+                    Garbage::Transient => "staging object, task spec or quarantined blob".into(),
                     Garbage::InterruptedWrite => "interrupted write".into(),
                 };
                 let _ = writeln!(out, "would delete {} ({why})", d.path);

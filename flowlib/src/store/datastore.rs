@@ -361,6 +361,13 @@ impl Datastore {
             .insert(digest, Instant::now());
     }
 
+    /// Forget one blob: it was found corrupt and moved aside, so the next write of its
+    /// value must store it again, and no copy of it in memory may be served.
+    pub(crate) fn forget_blob(&self, digest: &Digest) {
+        self.inner.known.lock().unwrap().remove(digest);
+        self.inner.cache.lock().unwrap().remove(digest);
+    }
+
     /// Forget what this process believes is stored (after `gc` deleted blobs).
     pub(crate) fn forget_known(&self) {
         self.inner.known.lock().unwrap().clear();
@@ -379,6 +386,13 @@ struct BlobCache {
 impl BlobCache {
     fn get(&self, d: &Digest) -> Option<Bytes> {
         self.map.get(d).cloned()
+    }
+
+    /// Drop an entry (its digest stays in `order` until evicted; eviction skips it).
+    fn remove(&mut self, d: &Digest) {
+        if let Some(b) = self.map.remove(d) {
+            self.bytes -= b.len() as u64;
+        }
     }
 
     fn put(&mut self, d: Digest, b: Bytes) {

@@ -6,6 +6,7 @@
 //! blobs/sha256/<2 hex>/<62 hex>                    content-addressed artifact blobs
 //! manifests/sha256/<2 hex>/<62 hex>.json           content-addressed task manifests
 //! tmp/<random>                                     staging objects of large local writes
+//! quarantine/sha256/<2 hex>/<62 hex>/<unique>     blobs found not to match their address
 //! flows/<Flow>/runs/<run>/run.json                 run record (create-only)
 //! flows/<Flow>/runs/<run>/end.json                 end record (create-only)
 //! flows/<Flow>/runs/<run>/reuse.json               tasks a resumed run reuses (create-only)
@@ -100,6 +101,22 @@ pub(crate) const TMP: &str = "tmp/";
 pub(crate) fn blob(digest: &Digest) -> String {
     let hex = digest.hex();
     format!("blobs/sha256/{}/{}", &hex[..2], &hex[2..])
+}
+
+/// Blobs found corrupt (their bytes do not hash to their address), moved aside so that
+/// the next write of the same value stores it afresh. Kept for inspection; `gc` collects
+/// them past the grace period.
+pub(crate) const QUARANTINE: &str = "quarantine/";
+
+/// Where the quarantined copies of `digest` go (one folder per digest, listable).
+pub(crate) fn quarantined_copies(digest: &Digest) -> String {
+    let hex = digest.hex();
+    format!("{QUARANTINE}sha256/{}/{}/", &hex[..2], &hex[2..])
+}
+
+/// A fresh quarantine name for a corrupt copy of `digest`.
+pub(crate) fn quarantined(digest: &Digest, unique: &str) -> String {
+    format!("{}{unique}", quarantined_copies(digest))
 }
 
 /// A fresh staging object for a large write.

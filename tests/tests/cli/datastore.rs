@@ -280,15 +280,135 @@ fn verify_detects_a_corrupted_blob() {
     assert!(lines[0].contains(&digest), "{}", text(&o));
     assert!(lines[0].contains("corrupted"), "{}", text(&o));
     assert!(!err.contains("panicked"), "{}", text(&o));
+    // That read moved the damaged copy aside: a second read finds the blob missing, and
+    // says where the copy went.
     let err = ds
         .artifact::<String>("Hello", &id, "end", "shout")
         .unwrap_err()
         .to_string();
-    assert!(err.contains("corrupted") && err.contains(&digest), "{err}");
+    assert!(
+        err.contains("missing") && err.contains("quarantine/") && err.contains(&digest),
+        "{err}"
+    );
 
     let o = sb.run("hello", &["dump", "latest/end", "greeting"]);
     assert_ok(&o);
     assert_eq!(stdout(&o).trim(), "\"Hello, Ada!\"");
+}
+
+/// Flip one byte in the middle of a file (its size stays the same); returns the good bytes.
+fn flip_a_byte(path: &std::path::Path) -> Vec<u8> {
+    let good = std::fs::read(path).unwrap();
+    let mut bytes = good.clone();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    std::fs::write(path, &bytes).unwrap();
+    good
+}
+
+/// The damaged blob of a `hello` run: `shout`, written by `shout` and carried by `end`.
+fn corrupt_shout(sb: &Sandbox, id: &str) -> (std::path::PathBuf, Vec<u8>) {
+    let shout = digests(&sb.open(), "Hello", id, "end")["shout"];
+    let path = blob_path(&sb.datastore(), &shout);
+    let good = flip_a_byte(&path);
+    let o = sb.run("hello", &["verify"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(stdout(&o).contains("hashes to"), "{}", text(&o));
+    (path, good)
+}
+
+/// Files under the datastore's `quarantine/`.
+fn quarantined(sb: &Sandbox) -> usize {
+    flowlib_testkit::count_files(&sb.datastore().join("quarantine"))
+}
+
+#[test]
+fn a_fresh_run_rewrites_a_corrupted_blob() {
+    let (sb, id) = hello_sandbox();
+    let (path, good) = corrupt_shout(&sb, &id);
+    // The same value again: the writer must not trust the damaged copy of the same size.
+    run_ok(&sb, "hello", &["run", "-q", "--name", "Ada"]);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        good,
+        "the blob was rewritten"
+    );
+    assert_eq!(quarantined(&sb), 1, "the damaged copy is kept aside");
+    let o = sb.run("hello", &["verify"]);
+    assert_ok(&o);
+    assert!(stdout(&o).contains("no problems"), "{}", text(&o));
+}
+
+#[test]
+fn resuming_the_producing_step_rewrites_a_corrupted_blob() {
+    let (sb, id) = hello_sandbox();
+    let (path, good) = corrupt_shout(&sb, &id);
+    run_ok(&sb, "hello", &["resume", "-q", "shout"]);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        good,
+        "the blob was rewritten"
+    );
+    let o = sb.run("hello", &["verify"]);
+    assert_ok(&o);
+    assert!(stdout(&o).contains("no problems"), "{}", text(&o));
+}
+
+#[test]
+fn verify_repair_quarantines_and_the_next_run_rewrites() {
+    let (sb, id) = hello_sandbox();
+    let (path, good) = corrupt_shout(&sb, &id);
+    let digest = digests(&sb.open(), "Hello", &id, "end")["shout"].to_string();
+    let o = sb.run("hello", &["verify", "--repair"]);
+    // The data is still damaged until it is produced again: the exit status says so.
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = stdout(&o);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("quarantined:") && l.contains(&digest)),
+        "{}",
+        text(&o)
+    );
+    assert!(out.contains("quarantined 1 corrupt blob"), "{}", text(&o));
+    assert!(!path.exists(), "moved aside");
+    assert_eq!(quarantined(&sb), 1);
+
+    // Plain verify now finds it missing, and says where the damaged copy went.
+    let o = sb.run("hello", &["verify"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(stdout(&o).contains("missing"), "{}", text(&o));
+    assert!(stdout(&o).contains("quarantine"), "{}", text(&o));
+    let o = sb.run("hello", &["dump", "latest/end", "shout"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(stderr(&o).contains("quarantine"), "{}", text(&o));
+
+    run_ok(&sb, "hello", &["run", "-q", "--name", "Ada"]);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        good,
+        "the next run rewrote it"
+    );
+    let o = sb.run("hello", &["verify", "--repair"]);
+    assert_ok(&o);
+    assert!(stdout(&o).contains("no problems"), "{}", text(&o));
+    let o = sb.run("hello", &["dump", &format!("{id}/end"), "shout"]);
+    assert_ok(&o);
+    assert_eq!(stdout(&o).trim(), "\"HELLO, ADA!\"");
+}
+
+#[test]
+fn a_corrupted_blob_found_on_read_is_moved_aside() {
+    let (sb, id) = hello_sandbox();
+    let (path, good) = corrupt_shout(&sb, &id);
+    let o = sb.run("hello", &["dump", "latest/end", "shout"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(stderr(&o).contains("corrupted"), "{}", text(&o));
+    assert!(!path.exists(), "the damaged blob is quarantined on read");
+    assert_eq!(quarantined(&sb), 1);
+    run_ok(&sb, "hello", &["resume", "-q", "shout"]);
+    assert_eq!(std::fs::read(&path).unwrap(), good);
+    let o = sb.run("hello", &["verify"]);
+    assert_ok(&o);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -12,8 +12,13 @@
 //! Reading verifies size and digest. Small blobs are read whole, verified, then decoded;
 //! large blobs are decoded while streaming and hashing, and the value is only returned once
 //! the digest matched.
+//!
+//! A stored blob whose bytes do not match its address is moved to quarantine when a read,
+//! a writer of the same value or `verify --repair` finds it (`quarantine.rs`), so that the
+//! next write of the value stores it again instead of trusting the damaged copy.
 
 mod put;
+mod quarantine;
 mod read;
 mod upload;
 mod verify;
@@ -22,8 +27,9 @@ use crate::error::{Error, Site};
 use crate::store::codec::{DecodeError, EncodeError, FieldReader, FieldWriter};
 
 pub(crate) use put::put_encoded;
+pub(crate) use quarantine::quarantine;
 pub(crate) use read::load_decoded;
-pub(crate) use verify::verify_blob;
+pub(crate) use verify::{verify_blob, Damage};
 
 /// Values whose encoding fits in this many bytes are handled in memory.
 pub(crate) const SMALL_LIMIT: usize = 8 << 20;
@@ -135,27 +141,90 @@ mod tests {
         assert_eq!(blob_files(&ds), 0, "unchanged artifact must not be written");
     }
 
+    fn quarantined(ds: &Datastore) -> usize {
+        ds.list(layout::QUARANTINE).unwrap().len()
+    }
+
+    /// Flip one byte at `at` (from the end if negative) of the blob's file; the good bytes.
+    fn flip(dir: &tempfile::TempDir, b: BlobRef, at: isize) -> (std::path::PathBuf, Vec<u8>) {
+        let file = dir.path().join("ds").join(layout::blob(&b.digest));
+        let good = std::fs::read(&file).unwrap();
+        let mut bytes = good.clone();
+        let i = if at < 0 {
+            bytes.len() - at.unsigned_abs()
+        } else {
+            at as usize
+        };
+        bytes[i] ^= 0xff;
+        std::fs::write(&file, &bytes).unwrap();
+        (file, good)
+    }
+
     #[test]
-    fn corrupted_and_truncated_blobs_are_detected() {
+    fn corrupted_and_truncated_blobs_are_detected_and_quarantined() {
         let (dir, ds) = store();
         let b = put(&ds, &"precious".to_string(), None);
-        let file = dir.path().join("ds").join(layout::blob(&b.digest));
-        let mut bytes = std::fs::read(&file).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0xff;
-        std::fs::write(&file, &bytes).unwrap();
+        let (file, good) = flip(&dir, b, -1);
         let fresh = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
         let err = get::<String>(&fresh, b).unwrap_err().to_string();
         assert!(err.contains("corrupted"), "{err}");
         assert!(err.contains(&b.digest.to_string()), "{err}");
         assert!(err.contains("artifact `x`"), "{err}");
-        std::fs::write(&file, &bytes[..3]).unwrap();
+        assert!(err.contains("moved to quarantine/sha256/"), "{err}");
+        assert!(!file.exists(), "moved aside");
+        assert_eq!(quarantined(&fresh), 1);
+        // Now it is missing, and the error says where the damaged copy went.
+        let err = get::<String>(&fresh, b).unwrap_err().to_string();
+        assert!(
+            err.contains("missing") && err.contains("quarantine/"),
+            "{err}"
+        );
+        assert!(matches!(
+            verify_blob(&fresh, b).unwrap(),
+            Some(Damage::Missing {
+                quarantined: Some(_)
+            })
+        ));
+
+        std::fs::write(&file, &good[..3]).unwrap();
         let err = get::<String>(&fresh, b).unwrap_err().to_string();
         assert!(err.contains("3 bytes stored"), "{err}");
-        assert!(verify_blob(&fresh, b).unwrap().is_some());
+        assert!(!file.exists(), "a truncated copy is moved aside too");
+        assert_eq!(quarantined(&fresh), 2);
+
+        // The handle that found it forgot it: writing the value again stores it.
+        assert_eq!(put(&fresh, &"precious".to_string(), None), b);
+        assert_eq!(std::fs::read(&file).unwrap(), good);
+        assert_eq!(get::<String>(&fresh, b).unwrap(), "precious");
+        assert!(verify_blob(&fresh, b).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_writer_replaces_a_damaged_copy_of_the_same_size() {
+        let (dir, ds) = store();
+        let b = put(&ds, &"precious".to_string(), None);
+        let (file, good) = flip(&dir, b, -1);
+        // Another process writes the same value: it must not trust the damaged copy.
+        let other = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
+        assert_eq!(put(&other, &"precious".to_string(), None), b);
+        assert_eq!(std::fs::read(&file).unwrap(), good);
+        assert_eq!(quarantined(&other), 1);
+        // A good copy is left alone.
+        let third = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
+        put(&third, &"precious".to_string(), None);
+        assert_eq!(quarantined(&third), 1);
+    }
+
+    #[test]
+    fn quarantine_leaves_a_good_copy_in_place() {
+        let (dir, ds) = store();
+        let b = put(&ds, &"precious".to_string(), None);
+        let file = dir.path().join("ds").join(layout::blob(&b.digest));
+        assert_eq!(quarantine(&ds, b).unwrap(), None);
+        assert!(file.exists());
+        assert_eq!(quarantined(&ds), 0);
         std::fs::remove_file(&file).unwrap();
-        let err = get::<String>(&fresh, b).unwrap_err().to_string();
-        assert!(err.contains("missing"), "{err}");
+        assert_eq!(quarantine(&ds, b).unwrap(), None, "nothing to move");
     }
 
     #[test]
@@ -169,15 +238,24 @@ mod tests {
         assert_eq!(again, b);
         assert_eq!(blob_files(&ds), 1);
         assert!(verify_blob(&ds, b).unwrap().is_none());
-        // Corrupt one byte in the middle: the streaming read must refuse the value.
-        let file = dir.path().join("ds").join(layout::blob(&b.digest));
-        let mut bytes = std::fs::read(&file).unwrap();
-        let mid = bytes.len() / 2;
-        bytes[mid] ^= 1;
-        std::fs::write(&file, &bytes).unwrap();
+        // Corrupt one byte in the middle: the streaming read must refuse the value, and
+        // move the blob aside.
+        let (file, good) = flip(&dir, b, b.size as isize / 2);
         let fresh = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
         let err = get::<Vec<u64>>(&fresh, b).unwrap_err().to_string();
         assert!(err.contains("corrupted"), "{err}");
+        assert!(!file.exists(), "{err}");
+        // Damage that breaks decoding (the length prefix) is told from a changed type by
+        // hashing the stored copy: corrupted, not "cannot decode".
+        std::fs::write(&file, &good).unwrap();
+        let (file, _) = flip(&dir, b, codec::HEADER_LEN as isize);
+        let err = get::<Vec<u64>>(&fresh, b).unwrap_err().to_string();
+        assert!(err.contains("corrupted"), "{err}");
+        assert!(!file.exists(), "{err}");
+        assert_eq!(quarantined(&fresh), 2);
+        // A large write of the value stores it again.
+        assert_eq!(put(&fresh, &big, None), b);
+        assert_eq!(get::<Vec<u64>>(&fresh, b).unwrap(), big);
     }
 
     #[test]

@@ -4,11 +4,17 @@
 use bytes::Bytes;
 use object_store::PutMode;
 
+use super::quarantine::quarantine;
 use super::upload::UploadSink;
 use super::{Encode, What, SMALL_LIMIT};
 use crate::error::{chain, Error, Result};
 use crate::store::codec::{self, ByteSink, FieldWriter};
 use crate::store::{layout, BlobRef, Datastore, Digest, Hasher};
+
+/// On a remote store, a value found already stored is compared byte for byte with the
+/// stored copy up to this size (one small read); above it, by size only. Local stores
+/// always compare.
+const COMPARE_REMOTE: u64 = 1 << 20;
 
 /// Encode a value with `encode` and store it; `base` is the same artifact's blob in the
 /// task's input, so an unchanged value costs no write.
@@ -71,35 +77,76 @@ impl Put<'_> {
         let rel = layout::blob(&blob.digest);
         match ds.put_bytes(&rel, bytes.clone(), PutMode::Create) {
             Ok(()) => {}
-            Err(e) if e.is_already_exists() => self.keep_or_repair(&rel, blob, &bytes)?,
-            Err(e) => {
-                return Err(self
-                    .what
-                    .err(blob.digest, format!("cannot store: {}", chain(&e))))
-            }
+            Err(e) if e.is_already_exists() => self.keep_or_replace(&rel, blob, &bytes)?,
+            Err(e) => return Err(self.cannot_store(blob, &e)),
         }
         ds.mark_known(blob.digest);
         ds.cache_put(blob.digest, &bytes);
         Ok(())
     }
 
-    /// The same digest is already stored. Guard against a damaged copy (e.g. truncated by
-    /// a disk error) silently becoming every future run's artifact; refresh an old one.
-    fn keep_or_repair(&self, rel: &str, blob: BlobRef, bytes: &Bytes) -> Result<()> {
+    fn cannot_store(&self, blob: BlobRef, e: &Error) -> Error {
+        self.what
+            .err(blob.digest, format!("cannot store: {}", chain(e)))
+    }
+
+    /// The same digest is already stored. Guard against a damaged copy (a flipped byte, a
+    /// truncation) silently becoming every future run's artifact: a copy that is not
+    /// ours is moved to quarantine and ours stored create-only in its place, as a first
+    /// write would. A good copy that is old is refreshed (see [`is_old`]).
+    fn keep_or_replace(&self, rel: &str, blob: BlobRef, bytes: &Bytes) -> Result<()> {
         let (ds, what) = (self.ds, self.what);
-        match ds.head(rel) {
-            Ok(Some(m)) if m.size == blob.size => {
-                if is_old(m.last_modified) {
-                    ds.touch(rel, bytes).map_err(|e| {
-                        what.err(blob.digest, format!("cannot refresh stored blob: {e}"))
-                    })?;
-                }
-                Ok(())
+        if let Some(modified) = self.stored_copy(rel, blob, bytes)? {
+            if is_old(modified) {
+                ds.touch(rel, bytes).map_err(|e| {
+                    what.err(blob.digest, format!("cannot refresh stored blob: {e}"))
+                })?;
             }
-            _ => ds
-                .put_bytes(rel, bytes.clone(), PutMode::Overwrite)
-                .map_err(|e| what.err(blob.digest, format!("cannot repair stored blob: {e}"))),
+            return Ok(());
         }
+        quarantine(ds, blob).map_err(|e| {
+            what.err(
+                blob.digest,
+                format!("cannot move a damaged stored copy aside: {}", chain(&e)),
+            )
+        })?;
+        match ds.put_bytes(rel, bytes.clone(), PutMode::Create) {
+            // Another writer stored the value meanwhile.
+            Ok(()) => Ok(()),
+            Err(e) if e.is_already_exists() => Ok(()),
+            Err(e) => Err(self.cannot_store(blob, &e)),
+        }
+    }
+
+    /// When the copy stored at `rel` was written, if it is this blob: same size and, where
+    /// reading it back is cheap (local stores; remote blobs up to [`COMPARE_REMOTE`]),
+    /// the same bytes. `None` if it is not, or is gone.
+    fn stored_copy(
+        &self,
+        rel: &str,
+        blob: BlobRef,
+        bytes: &Bytes,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let (ds, what) = (self.ds, self.what);
+        let checking = |e: Error| {
+            what.err(
+                blob.digest,
+                format!("cannot check the stored copy: {}", chain(&e)),
+            )
+        };
+        let Some(meta) = ds.head(rel).map_err(checking)? else {
+            return Ok(None);
+        };
+        if meta.size != blob.size {
+            return Ok(None);
+        }
+        if ds.is_local() || blob.size <= COMPARE_REMOTE {
+            let stored = ds.get_bytes(rel).map_err(checking)?;
+            if stored.as_ref() != Some(bytes) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(meta.last_modified))
     }
 
     /// A large value on a remote store: hash first (dedup before upload), then upload.

@@ -10,6 +10,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use object_store::GetResultPayload;
 
+use super::quarantine::quarantine;
+use super::verify::{check_object, quarantined_copy, wrong_digest, wrong_size, Checked};
 use super::{Decode, What, SMALL_LIMIT};
 use crate::error::{chain, Error, Result};
 use crate::store::codec::{self, DecodeError, FieldReader, Source};
@@ -21,7 +23,9 @@ type Tee = (PathBuf, std::fs::File);
 /// Buffer size of streamed reads from local files.
 const FILE_BUFFER: usize = 1 << 20;
 
-/// Load a blob and decode it with `decode`, verifying size and digest.
+/// Load a blob and decode it with `decode`, verifying size and digest. A stored blob whose
+/// bytes do not match its address is moved to quarantine (see `quarantine.rs`) before the
+/// error is returned, so the next write of the value stores it again.
 pub(crate) fn load_decoded(
     ds: &Datastore,
     blob: BlobRef,
@@ -52,18 +56,25 @@ impl Load<'_> {
     }
 
     fn missing(&self, rel: &str) -> Error {
-        self.err(format!("blob is missing from the datastore ({rel})"))
+        match quarantined_copy(self.ds, self.blob).ok().flatten() {
+            None => self.err(format!("blob is missing from the datastore ({rel})")),
+            Some(q) => self.err(format!(
+                "blob is missing from the datastore ({rel}): a corrupt copy was moved to {q}; the next run or resume that produces it stores it again"
+            )),
+        }
     }
 
-    fn wrong_size(&self, stored: u64) -> Error {
-        self.err(format!(
-            "blob is corrupted: {stored} bytes stored, {} expected (truncated or overwritten)",
-            self.blob.size
-        ))
-    }
-
-    fn wrong_digest(&self, actual: Digest) -> Error {
-        self.err(format!("blob is corrupted: its content hashes to {actual}"))
+    /// The stored blob's bytes are not its own (`problem` says how): move them to
+    /// quarantine, so the next write of the value stores it again.
+    fn corrupt(&self, problem: String) -> Error {
+        let moved = match quarantine(self.ds, self.blob) {
+            Ok(Some(q)) => {
+                format!("; moved to {q}: the next run or resume that produces it stores it again")
+            }
+            Ok(None) => String::new(),
+            Err(e) => format!("; could not move it to quarantine: {}", chain(&e)),
+        };
+        self.err(format!("blob is corrupted: {problem}{moved}"))
     }
 
     fn decode_error(&self, e: DecodeError) -> Error {
@@ -82,7 +93,7 @@ impl Load<'_> {
             if let Some(p) = disk.lookup(&blob.digest) {
                 if let Ok(bytes) = std::fs::read(&p) {
                     let bytes = Bytes::from(bytes);
-                    if self.verify_bytes(&bytes).is_ok() {
+                    if self.check_bytes(&bytes).is_ok() {
                         ds.cache_put(blob.digest, &bytes);
                         return Ok(bytes);
                     }
@@ -96,7 +107,7 @@ impl Load<'_> {
             .get_bytes(&rel)
             .map_err(|e| self.err(format!("cannot read: {}", chain(&e))))?
             .ok_or_else(|| self.missing(&rel))?;
-        self.verify_bytes(&bytes)?;
+        self.check_bytes(&bytes).map_err(|p| self.corrupt(p))?;
         ds.mark_known(blob.digest);
         ds.cache_put(blob.digest, &bytes);
         if let Some(disk) = ds.disk_cache() {
@@ -105,13 +116,14 @@ impl Load<'_> {
         Ok(bytes)
     }
 
-    fn verify_bytes(&self, bytes: &[u8]) -> Result<()> {
+    /// Whether `bytes` are the blob's; if not, what is wrong.
+    fn check_bytes(&self, bytes: &[u8]) -> Result<(), String> {
         if bytes.len() as u64 != self.blob.size {
-            return Err(self.wrong_size(bytes.len() as u64));
+            return Err(wrong_size(bytes.len() as u64, self.blob.size));
         }
         let actual = Digest::of(bytes);
         if actual != self.blob.digest {
-            return Err(self.wrong_digest(actual));
+            return Err(wrong_digest(actual));
         }
         Ok(())
     }
@@ -142,8 +154,8 @@ impl Load<'_> {
         match self.decode_stream(kind, None, decode) {
             Ok(_) => Ok(true),
             // A genuine decode error stands; a damaged entry is dropped and the blob
-            // fetched again.
-            Err(e) if hash_file(&p).ok() == Some(self.blob) => Err(e),
+            // fetched again (the store's copy may well be intact).
+            Err(Failure::Undecodable(e)) if hash_file(&p).ok() == Some(self.blob) => Err(e),
             Err(_) => {
                 disk.remove(&self.blob.digest);
                 Ok(false)
@@ -160,7 +172,7 @@ impl Load<'_> {
             .map_err(|e| self.err(format!("cannot read: {}", chain(&e))))?
             .ok_or_else(|| self.missing(&rel))?;
         if got.meta.size != blob.size {
-            return Err(self.wrong_size(got.meta.size));
+            return Err(self.corrupt(wrong_size(got.meta.size, blob.size)));
         }
         let (kind, tee) = match got.payload {
             GetResultPayload::File(file, _) => (
@@ -175,7 +187,19 @@ impl Load<'_> {
                 (StreamKind::Remote(s), tee)
             }
         };
-        let tee = self.decode_stream(kind, tee, decode)?;
+        let tee = match self.decode_stream(kind, tee, decode) {
+            Ok(tee) => tee,
+            Err(Failure::Corrupt(problem)) => return Err(self.corrupt(problem)),
+            Err(Failure::Io(e)) => return Err(e),
+            // Damaged bytes can fail to decode before the digest is reached: hash the
+            // stored blob to tell damage from a genuine decode error (a changed type).
+            Err(Failure::Undecodable(e)) => {
+                return Err(match check_object(ds, &rel, blob) {
+                    Ok(Checked::Bad(problem)) => self.corrupt(problem),
+                    _ => e,
+                })
+            }
+        };
         if let (Some((p, f)), Some(disk)) = (tee, ds.disk_cache()) {
             drop(f);
             disk.commit(&p, &blob.digest, blob.size);
@@ -191,7 +215,7 @@ impl Load<'_> {
         kind: StreamKind,
         tee: Option<Tee>,
         decode: &mut Decode<'_>,
-    ) -> Result<Option<Tee>> {
+    ) -> Result<Option<Tee>, Failure> {
         let mut src = StreamSource {
             ds: self.ds,
             kind,
@@ -215,28 +239,50 @@ impl Load<'_> {
         }
     }
 
-    fn decode_source(&self, src: &mut StreamSource<'_>, decode: &mut Decode<'_>) -> Result<()> {
+    fn decode_source(
+        &self,
+        src: &mut StreamSource<'_>,
+        decode: &mut Decode<'_>,
+    ) -> Result<(), Failure> {
+        let io = |src: &mut StreamSource<'_>| {
+            src.io_error
+                .take()
+                .map(|io| Failure::Io(self.err(format!("cannot read: {io}"))))
+        };
         let mut header = [0u8; codec::HEADER_LEN];
-        src.read_exact(&mut header)
-            .map_err(|_| self.err("cannot read the blob header"))?;
-        codec::check_header(&header).map_err(|m| self.err(m))?;
+        if src.read_exact(&mut header).is_err() {
+            return Err(io(src)
+                .unwrap_or_else(|| Failure::Undecodable(self.err("cannot read the blob header"))));
+        }
+        codec::check_header(&header).map_err(|m| Failure::Undecodable(self.err(m)))?;
         let res = {
             let mut r = FieldReader::stream(src);
             decode(&mut r)
         };
-        if let Some(io) = src.io_error.take() {
-            return Err(self.err(format!("cannot read: {io}")));
+        if let Some(failure) = io(src) {
+            return Err(failure);
         }
-        res.map_err(|e| self.decode_error(e))?;
+        res.map_err(|e| Failure::Undecodable(self.decode_error(e)))?;
         if src.remaining != 0 {
-            return Err(self.decode_error(DecodeError::TrailingBytes(src.remaining)));
+            let trailing = DecodeError::TrailingBytes(src.remaining);
+            return Err(Failure::Undecodable(self.decode_error(trailing)));
         }
         let actual = src.hasher.clone().finish();
         if actual.digest != self.blob.digest {
-            return Err(self.wrong_digest(actual.digest));
+            return Err(Failure::Corrupt(wrong_digest(actual.digest)));
         }
         Ok(())
     }
+}
+
+/// Why a streamed read failed.
+enum Failure {
+    /// The bytes read are not the blob's: what is wrong.
+    Corrupt(String),
+    /// Reading failed; the stored bytes may be intact.
+    Io(Error),
+    /// The bytes did not decode: damaged, or written as another type.
+    Undecodable(Error),
 }
 
 /// A verified, hashing byte source over a streamed blob.
