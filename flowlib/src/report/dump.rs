@@ -321,6 +321,10 @@ impl StepDump {
     }
 }
 
+/// Artifacts up to this size are decoded for the task view's preview; larger ones are
+/// only named, with their size (a preview must stay cheap in memory and time).
+const PREVIEW_MAX_BLOB: u64 = 1 << 20;
+
 impl TaskDump {
     fn build<F: Flow>(run_id: &str, task: &TaskView<'_, F>) -> TaskDump {
         let (m, a) = (task.manifest(), task.attempt());
@@ -336,7 +340,16 @@ impl TaskDump {
                 .map(|(name, blob)| ArtifactLine {
                     name: name.clone(),
                     blob: *blob,
-                    value: task.artifact_json(name).map_err(|e| chain(&e)),
+                    value: if blob.size > PREVIEW_MAX_BLOB {
+                        // Bounded: a preview never decodes a large artifact (#8.14).
+                        Err(format!(
+                            "{}, too large to preview: `dump {run_id}/{} {name}` prints it",
+                            format_bytes(blob.size),
+                            task.id()
+                        ))
+                    } else {
+                        task.artifact_json(name).map_err(|e| chain(&e))
+                    },
                 })
                 .collect(),
         }
@@ -403,5 +416,56 @@ fn preview(v: &serde_json::Value) -> String {
         format!("{}…", s.chars().take(59).collect::<String>())
     } else {
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prelude::Result;
+    use crate::prelude::*;
+    use crate::store::OpenMode;
+
+    #[derive(FlowState, Default, Serialize, Deserialize)]
+    struct Big {
+        blob: Vec<u8>,
+        small: u32,
+    }
+
+    #[flow]
+    impl Big {
+        #[step(start, next = end)]
+        fn start(&mut self) -> Result<()> {
+            self.blob = vec![7; 3 << 20];
+            self.small = 42;
+            Ok(())
+        }
+        #[step(end)]
+        fn end(&mut self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Regression (#8.14): the task view names a large artifact with its size instead of
+    /// decoding it into JSON for a 60-character preview.
+    #[test]
+    fn the_task_view_does_not_decode_large_artifacts() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = Datastore::open(dir.path().to_str().unwrap(), OpenMode::Create).unwrap();
+        let id = crate::run::<Big>(&ds, &crate::RunOptions::default())
+            .unwrap()
+            .run_id;
+        let DumpReport::Task(t) = DumpReport::build::<Big>(&ds, &id, Some("end"), None).unwrap()
+        else {
+            panic!("a task view");
+        };
+        let by_name = |n: &str| t.artifacts.iter().find(|a| a.name == n).unwrap();
+        let big = by_name("blob").value.as_ref().unwrap_err();
+        assert!(big.contains("too large to preview"), "{big}");
+        assert!(big.contains(&format!("dump {id}/end blob")), "{big}");
+        assert_eq!(
+            by_name("small").value.as_ref().unwrap(),
+            &serde_json::json!(42)
+        );
     }
 }
