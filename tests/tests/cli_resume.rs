@@ -91,3 +91,84 @@ fn resume_from_the_command_line_reuses_and_reports() {
         "{dump}"
     );
 }
+
+/// Tasks of `run` that executed, per the crash fixture's log.
+fn executed(dir: &Path, run: &str) -> Vec<String> {
+    let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+    let mut out: Vec<String> = log
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split(' ');
+            (it.next()? == run).then(|| it.next().map(str::to_string))?
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn latest_run(dir: &Path) -> String {
+    let ds = flowlib::Datastore::open(
+        dir.join(".flowlib").to_str().unwrap(),
+        flowlib::OpenMode::Existing,
+    )
+    .unwrap();
+    ds.latest_run("Crash").unwrap().unwrap()
+}
+
+/// A resume killed right after it wrote its run record still has its reuse record: the
+/// next resume reuses what the killed one reused instead of recomputing everything.
+#[test]
+fn a_resume_killed_after_its_run_record_keeps_its_reuse_record() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log = d.join("log");
+    let run = |args: &[&str]| {
+        flow_command(&fixture("crashflow"), d)
+            .env("CRASH_LOG", &log)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["run", "-q", "--n", "3", "--big-mib", "1"]);
+    assert!(out.status.success());
+
+    // Resume from `big` and kill it right after its run record is written.
+    let mut child = flow_command(&fixture("crashflow"), d)
+        .env("CRASH_LOG", &log)
+        .env("FLOWLIB_TEST_HOLD", "after-run-record")
+        .args(["resume", "-q", "big"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let held = BufReader::new(stderr)
+        .lines()
+        .map_while(|l| l.ok())
+        .any(|l| l.starts_with("FLOWLIB_HOLD after-run-record"));
+    assert!(held, "the resume never reached the hold point");
+    // SAFETY: kill(2) on the pid of our own child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
+    }
+    let _ = child.wait();
+    let killed = latest_run(d);
+    assert!(
+        executed(d, &killed).is_empty(),
+        "nothing ran before the kill"
+    );
+
+    // Resuming the killed run reuses what it reused: only `big` and `end` run.
+    let out = run(&["resume", "-q"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let third = latest_run(d);
+    assert_ne!(third, killed);
+    assert_eq!(executed(d, &third), ["big", "end"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("big=1048576"));
+}
