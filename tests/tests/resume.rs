@@ -792,3 +792,36 @@ fn non_finite_parameters_are_recorded_and_their_changes_listed() {
     assert!(tuned_calls().is_empty(), "-inf again is no change");
     assert!(resume_info(&ds, &fourth.run_id).changed_params.is_empty());
 }
+
+#[test]
+fn a_resumed_run_reads_only_the_reuse_record_its_run_record_names() {
+    let _g = serial();
+    let (d, ds) = temp_store();
+    tuned_calls();
+    let first = flowlib::run::<Tuned>(&ds, &run_options(2)).unwrap();
+    let second = tuned_resume(&ds, &first.run_id, &[("seed", "9")]);
+    tuned_calls();
+    let info = resume_info(&ds, &second.run_id);
+    let pin = info.reuse.expect("the run record names its reuse record");
+    let path = d
+        .path()
+        .join("ds/flows/Tuned/runs")
+        .join(&second.run_id)
+        .join("reuse.json");
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(pin.digest, flowlib::Digest::of(&bytes));
+    assert_eq!(ds.task_attempts("Tuned", &second.run_id).unwrap().len(), 6);
+
+    // Another reuse record in its place is refused, not silently believed.
+    let text = String::from_utf8(bytes).unwrap();
+    std::fs::write(&path, text.replacen("\"tasks\": [", "\"tasks\": [ ", 1)).unwrap();
+    let err = ds.task_attempts("Tuned", &second.run_id).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("not the reuse record the run record names"),
+        "{err}"
+    );
+    std::fs::remove_file(&path).unwrap();
+    let err = ds.task_attempts("Tuned", &second.run_id).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+}
