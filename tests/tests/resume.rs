@@ -580,6 +580,54 @@ fn a_resumed_run_continues_from_the_origins_checkpoint_but_a_fresh_run_does_not(
     assert_eq!(from, Some(0));
 }
 
+#[derive(FlowState, Default, Serialize, Deserialize)]
+struct EpochsAtRate {
+    #[param(default = 1u32, help = "learning rate")]
+    rate: u32,
+    epochs: u32,
+    resumed_from: Option<u32>,
+}
+
+#[flow]
+impl EpochsAtRate {
+    #[step(start, next = end)]
+    #[checkpoint]
+    fn start(&mut self, ctx: &mut Ctx) -> Result<()> {
+        let (from, epochs) = train_ten_epochs(ctx)?;
+        self.resumed_from = Some(from);
+        self.epochs = epochs * self.rate;
+        Ok(())
+    }
+
+    #[step(end)]
+    fn end(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_resume_with_a_changed_parameter_ignores_checkpoints_made_with_the_old_value() {
+    let _g = serial();
+    ITERATIONS.store(0, Ordering::SeqCst);
+    CRASH_AT.store(7, Ordering::SeqCst);
+    let (_d, ds) = temp_store();
+    let first = flowlib::run::<EpochsAtRate>(&ds, &run_options(2)).unwrap();
+    assert_eq!(first.status, RunStatus::Failed);
+    ITERATIONS.store(0, Ordering::SeqCst);
+    let o = run_options(2).with_param("rate", "3");
+    let second = flowlib::resume::<EpochsAtRate>(&ds, &o, &resume_opts(None, None)).unwrap();
+    assert_eq!(second.status, RunStatus::Succeeded, "{second:?}");
+    assert_eq!(
+        ITERATIONS.load(Ordering::SeqCst),
+        10,
+        "all ten epochs run at the new rate"
+    );
+    let from: Option<u32> = ds
+        .artifact("EpochsAtRate", &second.run_id, "end", "resumed_from")
+        .unwrap();
+    assert_eq!(from, Some(0), "the rate-1 checkpoint is not continued");
+}
+
 // ---------------------------------------------------------------------------------------
 
 #[test]
