@@ -91,3 +91,119 @@ fn resume_from_the_command_line_reuses_and_reports() {
         "{dump}"
     );
 }
+
+/// Tasks of `run` that executed, per the crash fixture's log.
+fn executed(dir: &Path, run: &str) -> Vec<String> {
+    let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+    let mut out: Vec<String> = log
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split(' ');
+            (it.next()? == run).then(|| it.next().map(str::to_string))?
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn latest_run(dir: &Path) -> String {
+    let ds = flowlib::Datastore::open(
+        dir.join(".flowlib").to_str().unwrap(),
+        flowlib::OpenMode::Existing,
+    )
+    .unwrap();
+    ds.latest_run("Crash").unwrap().unwrap()
+}
+
+/// Start `resume -q big` held at `point` and SIGKILL it there.
+fn kill_resume_at(dir: &Path, point: &str) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = flow_command(&fixture("crashflow"), dir)
+        .env("CRASH_LOG", dir.join("log"))
+        .env("FLOWLIB_TEST_HOLD", point)
+        .args(["resume", "-q", "big"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let held = BufReader::new(stderr)
+        .lines()
+        .map_while(|l| l.ok())
+        .any(|l| l.starts_with(&format!("FLOWLIB_HOLD {point}")));
+    assert!(held, "the resume never reached {point}");
+    // SAFETY: kill(2) on the pid of our own child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
+    }
+    let _ = child.wait();
+}
+
+fn logged(dir: &Path, args: &[&str]) -> Output {
+    flow_command(&fixture("crashflow"), dir)
+        .env("CRASH_LOG", dir.join("log"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A resume killed right after it wrote its run record still has its reuse record: the
+/// next resume reuses what the killed one reused instead of recomputing everything.
+#[test]
+fn a_resume_killed_after_its_run_record_keeps_its_reuse_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = logged(d, &["run", "-q", "--n", "3", "--big-mib", "1"]);
+    assert!(out.status.success());
+    kill_resume_at(d, "after-run-record");
+    let killed = latest_run(d);
+    assert!(
+        executed(d, &killed).is_empty(),
+        "nothing ran before the kill"
+    );
+
+    // Resuming the killed run reuses what it reused: only `big` and `end` run.
+    let out = logged(d, &["resume", "-q"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let third = latest_run(d);
+    assert_ne!(third, killed);
+    assert_eq!(executed(d, &third), ["big", "end"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("big=1048576"));
+}
+
+/// A resume killed between its reuse record and its run record left no run: listing,
+/// verifying and resuming carry on as if it had never started.
+#[test]
+fn a_resume_killed_before_its_run_record_leaves_no_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = logged(d, &["run", "-q", "--n", "3", "--big-mib", "1"]);
+    assert!(out.status.success());
+    let first = latest_run(d);
+    kill_resume_at(d, "after-reuse-record");
+    assert_eq!(latest_run(d), first, "the killed resume is no run");
+    let out = logged(d, &["runs"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = logged(d, &["verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = logged(d, &["resume", "-q", "big"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(executed(d, &latest_run(d)), ["big", "end"]);
+}

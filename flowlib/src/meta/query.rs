@@ -11,7 +11,7 @@ use crate::meta::{
 };
 use crate::store::cas::{self, What};
 use crate::store::codec::{Tag, ViaSerde};
-use crate::store::{layout, BlobRef, Datastore};
+use crate::store::{layout, BlobRef, Datastore, Digest};
 
 /// A run as listed by `runs`.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -171,7 +171,7 @@ impl Datastore {
                 reused: false,
             });
         }
-        if let Some(reuse) = self.get_json::<ReuseRecord>(&layout::reuse(flow, run))? {
+        if let Some(reuse) = self.reuse_record(flow, run)? {
             for t in reuse.tasks {
                 let src = &t.source;
                 let manifest = read_manifest(self, t.manifest, &src.task_id())?;
@@ -188,6 +188,43 @@ impl Datastore {
             }
         }
         Ok(out)
+    }
+
+    /// The reuse record of a resumed run: the one its run record names by digest (written
+    /// before the run record, so it exists whenever the run record does), or for records
+    /// of older flowlib, which name none, whatever `reuse.json` holds.
+    pub(crate) fn reuse_record(&self, flow: &str, run: &str) -> Result<Option<ReuseRecord>> {
+        let rel = layout::reuse(flow, run);
+        // An unreadable run record is reported by whoever reads it for itself; the reuse
+        // record is then read as older flowlib read it.
+        let named = match self.get_json::<RunRecord>(&layout::run_record(flow, run)) {
+            Ok(Some(r)) => r.resume.and_then(|r| r.reuse),
+            Ok(None) | Err(_) => None,
+        };
+        let Some(bytes) = self.get_bytes(&rel)? else {
+            return match named {
+                Some(pin) => Err(Error::metadata(
+                    self.path(&rel),
+                    format!("missing: the run record names reuse record {}", pin.digest),
+                )),
+                None => Ok(None),
+            };
+        };
+        if let Some(pin) = named {
+            let found = Digest::of(&bytes);
+            if found != pin.digest || bytes.len() as u64 != pin.size {
+                return Err(Error::metadata(
+                    self.path(&rel),
+                    format!(
+                        "is not the reuse record the run record names ({}, found {found})",
+                        pin.digest
+                    ),
+                ));
+            }
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::metadata(self.path(&rel), format!("invalid JSON: {e}")))
     }
 
     /// The successful attempt of task `task` (`step` or `step/2.5`) of a run.

@@ -35,9 +35,19 @@ pub struct ResumeInfo {
     /// The step resumed from, when one was given.
     pub step: Option<String>,
     /// Parameters whose value differs from the origin's: name, (origin value, new value).
+    /// Compared by blob digest, so NaN and infinities count too (recorded as `"NaN"`,
+    /// `"inf"`, `"-inf"`, since JSON has no such numbers).
     pub changed_params: BTreeMap<String, (serde_json::Value, serde_json::Value)>,
     /// Number of tasks reused from the origin.
     pub reused_tasks: usize,
+    /// For each changed parameter, the steps re-run because of it, in graph order: the
+    /// steps that read it and everything downstream of them.
+    #[serde(default)]
+    pub rerun_for_params: BTreeMap<String, Vec<String>>,
+    /// Digest and size of this run's `reuse.json`, written before the run record: a run
+    /// record that names one never exists without it. Absent in records of older flowlib.
+    #[serde(default)]
+    pub reuse: Option<BlobRef>,
 }
 
 /// The shape of one step, as recorded in a run record.

@@ -23,6 +23,7 @@ impl RunSummary {
                 self.run_id,
                 self.tasks_ok + self.tasks_reused
             );
+            self.render_reruns(&mut out);
             return out;
         }
         let _ = writeln!(
@@ -33,6 +34,7 @@ impl RunSummary {
             plural(self.failures.len()),
             self.tasks_ok
         );
+        self.render_reruns(&mut out);
         for (task, err) in &self.failures {
             let _ = writeln!(out, "  {task}: {err}");
         }
@@ -48,11 +50,45 @@ impl RunSummary {
         );
         out
     }
+
+    /// One line per changed parameter of a resume: the steps re-run because of it.
+    fn render_reruns(&self, out: &mut String) {
+        for (param, steps) in &self.rerun_for_params {
+            let _ = writeln!(
+                out,
+                "  parameter {param} changed: re-ran {} (they read it, or follow a step that does)",
+                steps.join(", ")
+            );
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn a_resume_says_which_steps_reran_for_which_parameter() {
+        let s = RunSummary {
+            run_id: "r2".into(),
+            status: RunStatus::Succeeded,
+            tasks_ok: 3,
+            tasks_reused: 3,
+            failures: Vec::new(),
+            not_run: Vec::new(),
+            duration: std::time::Duration::from_millis(250),
+            rerun_for_params: BTreeMap::from([(
+                "lr".to_string(),
+                vec!["fit".to_string(), "end".to_string()],
+            )]),
+        };
+        assert_eq!(
+            s.render_text(),
+            "flowlib: run r2 succeeded in 0.25s: 6 tasks, 3 reused\n\
+             \x20 parameter lr changed: re-ran fit, end (they read it, or follow a step that does)\n"
+        );
+    }
 
     #[test]
     fn failed_summary_names_failures_and_what_did_not_run() {
@@ -64,6 +100,7 @@ mod tests {
             failures: vec![("fit/0".into(), "boom".into())],
             not_run: vec!["end".into()],
             duration: std::time::Duration::from_millis(1500),
+            rerun_for_params: BTreeMap::new(),
         };
         assert_eq!(
             s.render_text(),

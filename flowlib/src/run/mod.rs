@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use crate::error::{Error, Result, RunFailure};
 use crate::exec::{Executor, Limits};
 use crate::flow::Flow;
@@ -24,7 +26,7 @@ use crate::meta::{
 };
 use crate::run::progress::{Progress, ProgressMode};
 use crate::run::scheduler::{Prefilled, Scheduler};
-use crate::store::{layout, BlobRef, Datastore};
+use crate::store::{layout, BlobRef, Datastore, Digest};
 use crate::task::RunContext;
 
 pub use resume::resume;
@@ -135,6 +137,9 @@ pub struct RunSummary {
     pub not_run: Vec<String>,
     /// Wall time.
     pub duration: Duration,
+    /// For a resume: each changed parameter and the steps re-run because of it (the steps
+    /// that read it and everything downstream of them).
+    pub rerun_for_params: BTreeMap<String, Vec<String>>,
 }
 
 impl RunSummary {
@@ -252,16 +257,8 @@ fn launch<F: Flow>(
         argv: opts.argv.clone(),
         resume: l.resume,
     };
-    let record = create_run_record(ds, record)?;
-    if let Some(reuse) = &l.reuse {
-        let rel = layout::reuse(F::NAME, &record.run_id);
-        if !ds.create_json(&rel, reuse)? {
-            return Err(Error::metadata(
-                ds.path(&rel),
-                "another writer created this run's reuse record",
-            ));
-        }
-    }
+    let record = create_run_record(ds, record, l.reuse.as_ref())?;
+    crate::failpoint::hold("after-run-record", &record.run_id);
     if opts.progress != ProgressMode::Quiet {
         let mut line = format!("flowlib: run {} of {} started", record.run_id, F::NAME);
         if let Some(r) = &record.resume {
@@ -297,6 +294,11 @@ fn launch<F: Flow>(
         failures: tally.failures,
         not_run: tally.not_run,
         duration: t0.elapsed(),
+        rerun_for_params: record
+            .resume
+            .as_ref()
+            .map(|r| r.rerun_for_params.clone())
+            .unwrap_or_default(),
     };
     crate::failpoint::hold("before-run-end", &summary.run_id);
     ds.create_json(
@@ -308,9 +310,35 @@ fn launch<F: Flow>(
 
 /// Write `run.json` create-only under a fresh run id (ids are unique by construction;
 /// create-only makes sure).
-fn create_run_record(ds: &Datastore, mut record: RunRecord) -> Result<RunRecord> {
+///
+/// A resume's reuse record goes first, create-only under the same id, and the run record
+/// names its digest: a run record never exists without the reuse record it names, so a
+/// crash between the two writes leaves only a reuse record without a run, which nothing
+/// reads (a run without `run.json` is not listed, resumed or referenced).
+fn create_run_record(
+    ds: &Datastore,
+    mut record: RunRecord,
+    reuse: Option<&ReuseRecord>,
+) -> Result<RunRecord> {
+    let reuse = reuse
+        .map(|r| Bytes::from(serde_json::to_vec_pretty(r).expect("metadata serializes to JSON")));
     for _ in 0..6 {
         record.run_id = new_run_id();
+        if let Some(bytes) = &reuse {
+            if !ds.create(&layout::reuse(&record.flow, &record.run_id), bytes.clone())? {
+                continue;
+            }
+            let pin = BlobRef {
+                digest: Digest::of(bytes),
+                size: bytes.len() as u64,
+            };
+            record
+                .resume
+                .as_mut()
+                .expect("a reuse record belongs to a resumed run")
+                .reuse = Some(pin);
+            crate::failpoint::hold("after-reuse-record", &record.run_id);
+        }
         if ds.create_json(&layout::run_record(&record.flow, &record.run_id), &record)? {
             return Ok(record);
         }

@@ -14,9 +14,9 @@ use crate::meta::{
     TaskAttempt, METADATA_VERSION,
 };
 use crate::run::scheduler::Prefilled;
-use crate::run::start::{apply_params, params_json};
+use crate::run::start::{apply_params, param_encodings, params_json, store_initial};
 use crate::run::{launch, prepare, shape, Launch, ResumeOptions, RunOptions, RunSummary};
-use crate::store::Datastore;
+use crate::store::{BlobRef, Datastore};
 use crate::task::{load_state, RunContext};
 
 /// Resume a run of `F`: a new run that reuses every committed task of the origin that is not
@@ -41,29 +41,50 @@ pub(crate) fn resume_prepared<F: Flow>(
     let origin_id = origin_of::<F>(ds, ropts)?;
     let origin = ds.run_info(F::NAME, &origin_id)?;
     let step = resume_step::<F>(graph, ropts)?;
-    let rerun: Vec<bool> = match step {
+    let mut rerun: Vec<bool> = match step {
         Some(s) => graph.downstream_of(s.index),
         None => vec![false; graph.steps().len()],
     };
-    check_shape(graph, &origin, step, &rerun)?;
 
     // Initial state: the origin's, with parameter overrides on top.
     let run_ctx = RunContext::new(ds.clone(), F::NAME, origin_id.clone(), BTreeMap::new());
     let origin_initial = Committed::initial(origin.record.initial.clone());
     let site = Site::detail(Some(&origin_id), "initial state");
     let mut state: F = load_state::<F>(&run_ctx, &origin_initial, &site)?;
+    let (origin_json, origin_enc) = (params_json(&state), param_encodings(&state));
     let mut given = HashSet::new();
     apply_params(&mut state, &opts.params, &mut given)?;
-    let changed_params = changed_params(&origin, params_json(&state));
+    let changed_params = changed_params(
+        &origin.record.initial,
+        (&origin_json, &origin_enc),
+        (&params_json(&state), &param_encodings(&state)),
+    );
+
+    // A step that reads a changed parameter re-runs with the new value, and so does
+    // everything downstream of it.
+    let changed: Vec<&str> = changed_params.keys().map(String::as_str).collect();
+    let (for_params, fresh) = rerun_for_params::<F>(graph, &changed);
+    for (r, f) in rerun.iter_mut().zip(&fresh) {
+        *r |= *f;
+    }
+    check_shape(graph, &origin, step, &rerun)?;
+    let initial = if changed_params.is_empty() {
+        origin.record.initial.clone()
+    } else {
+        store_initial(ds, &state)?
+    };
 
     let (mut pre, reused) = plan_reuse(graph, ds.task_attempts(F::NAME, &origin_id)?, &rerun);
     pre.checkpoint_origins = lineage(ds, F::NAME, &origin);
+    pre.fresh = fresh;
 
     let info = ResumeInfo {
         origin: origin_id.clone(),
         step: ropts.step.clone(),
         changed_params,
         reused_tasks: reused.len(),
+        rerun_for_params: for_params,
+        reuse: None,
     };
     let reuse = ReuseRecord {
         version: METADATA_VERSION,
@@ -71,7 +92,7 @@ pub(crate) fn resume_prepared<F: Flow>(
         tasks: reused,
     };
     let l = Launch {
-        initial: given.is_empty().then(|| origin.record.initial.clone()),
+        initial: Some(initial),
         resume: Some(info),
         reuse: Some(reuse),
         pre,
@@ -166,22 +187,86 @@ fn check_shape(graph: &Graph, origin: &RunInfo, step: Option<&Step>, rerun: &[bo
     )))
 }
 
+/// The parameters' recorded values and their encodings.
+type ParamValues<'a> = (
+    &'a BTreeMap<String, serde_json::Value>,
+    &'a BTreeMap<String, Option<Vec<u8>>>,
+);
+
 /// Parameters whose value differs from the origin's: name, (origin value, new value).
+/// Values are compared by their encodings, the bytes of their blobs: exact, so NaN and
+/// the infinities count like any other value. A parameter added since the origin ran
+/// (its initial state has no blob for it) shows `null` as its origin value.
 fn changed_params(
-    origin: &RunInfo,
-    now: BTreeMap<String, serde_json::Value>,
+    origin_initial: &BTreeMap<String, BlobRef>,
+    (origin_json, origin_enc): ParamValues<'_>,
+    (now_json, now_enc): ParamValues<'_>,
 ) -> BTreeMap<String, (serde_json::Value, serde_json::Value)> {
-    now.into_iter()
-        .filter_map(|(k, v)| {
-            let old = origin
-                .record
-                .params
-                .get(&k)
-                .cloned()
-                .unwrap_or(serde_json::Value::Null);
-            (old != v).then_some((k, (old, v)))
+    let json = |m: &BTreeMap<String, serde_json::Value>, k: &str| {
+        m.get(k).cloned().unwrap_or(serde_json::Value::Null)
+    };
+    now_enc
+        .iter()
+        .filter(|(k, now)| {
+            // A value that cannot be encoded in memory cannot be compared: changed.
+            now.is_none() || origin_enc.get(*k) != Some(*now)
+        })
+        .map(|(k, _)| {
+            let old = if origin_initial.contains_key(k) {
+                json(origin_json, k)
+            } else {
+                serde_json::Value::Null
+            };
+            (k.clone(), (old, json(now_json, k)))
         })
         .collect()
+}
+
+/// Whether step `s` may read field `field`. Its field set says what its body reaches
+/// through `self` (`None`: anything); a split also reads its foreach field, an item step
+/// its item's source; and a join may read any field of its inputs, which load every
+/// field, parameters included, so a join counts as reading every parameter.
+fn may_read(s: &Step, field: usize) -> bool {
+    s.field_set.as_ref().is_none_or(|set| set.contains(&field))
+        || s.foreach_read == Some(field)
+        || s.item_source == Some(field)
+        || s.is_join()
+}
+
+/// The steps a resume re-runs because parameters changed: for each changed parameter, the
+/// steps that may read it and everything downstream of them (names in graph order), and
+/// all of them as a mask over the graph's steps.
+fn rerun_for_params<F: Flow>(
+    graph: &Graph,
+    changed: &[&str],
+) -> (BTreeMap<String, Vec<String>>, Vec<bool>) {
+    let n = graph.steps().len();
+    let mut all = vec![false; n];
+    let mut by_param = BTreeMap::new();
+    for &name in changed {
+        let Some(field) = F::field_index(name) else {
+            continue;
+        };
+        let mut mask = vec![false; n];
+        for s in graph.steps().iter().filter(|s| may_read(s, field)) {
+            for (m, d) in mask.iter_mut().zip(graph.downstream_of(s.index)) {
+                *m |= d;
+            }
+        }
+        let steps: Vec<String> = graph
+            .steps()
+            .iter()
+            .filter(|s| mask[s.index])
+            .map(|s| s.name.to_string())
+            .collect();
+        for (a, m) in all.iter_mut().zip(&mask) {
+            *a |= *m;
+        }
+        if !steps.is_empty() {
+            by_param.insert(name.to_string(), steps);
+        }
+    }
+    (by_param, all)
 }
 
 /// Which committed tasks of the origin a resume reuses: every successful one outside the

@@ -27,6 +27,9 @@ pub(crate) struct Prefilled {
     pub(crate) checkpoint_origins: Vec<String>,
     /// Tasks that succeeded in an origin run: their old checkpoints are history, not progress.
     pub(crate) origin_succeeded: HashSet<TaskKey>,
+    /// Steps re-run because a parameter they read changed (by step index; empty: none):
+    /// their origin checkpoints were made with the old value, so they start afresh.
+    pub(crate) fresh: Vec<bool>,
 }
 
 /// A task whose inputs are committed, waiting for capacity (or for its retry delay).
@@ -211,7 +214,8 @@ impl Scheduler {
     fn spec(&self, r: &Ready) -> TaskSpec {
         let step = &self.graph.steps()[r.key.0];
         let mut checkpoint_sources = vec![self.run.run_id.clone()];
-        if !self.pre.origin_succeeded.contains(&r.key) {
+        let fresh = self.pre.fresh.get(r.key.0).copied().unwrap_or(false);
+        if !fresh && !self.pre.origin_succeeded.contains(&r.key) {
             checkpoint_sources.extend(self.pre.checkpoint_origins.iter().cloned());
         }
         TaskSpec {

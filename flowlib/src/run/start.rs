@@ -7,6 +7,7 @@ use crate::error::{Error, Result, Site};
 use crate::flow::{Flow, Graph};
 use crate::meta::StepShape;
 use crate::store::cas::{self, What};
+use crate::store::codec::FieldWriter;
 use crate::store::{BlobRef, Datastore};
 
 /// Apply command-line parameter values to a state.
@@ -31,17 +32,60 @@ pub(crate) fn apply_params<F: Flow>(
     Ok(())
 }
 
+/// The parameters' values as recorded in the run record.
 pub(crate) fn params_json<F: Flow>(state: &F) -> BTreeMap<String, serde_json::Value> {
     F::FIELDS
         .iter()
         .enumerate()
         .filter(|(_, f)| f.param.is_some())
-        .map(|(i, f)| {
-            (
-                f.name.to_string(),
-                state.__field_json(i).unwrap_or(serde_json::Value::Null),
-            )
+        .map(|(i, f)| (f.name.to_string(), param_json(state, i)))
+        .collect()
+}
+
+/// The command-line texts of the values JSON cannot hold.
+const NON_FINITE: [&str; 4] = ["NaN", "inf", "-inf", "-NaN"];
+
+/// Parameter `i` as JSON. JSON has no NaN or infinities (serde writes them as `null`), so
+/// a parameter holding one is recorded as the text the command line takes for it: the
+/// value whose encoding equals the parameter's, among `NaN`, `inf` and `-inf`.
+fn param_json<F: Flow>(state: &F, i: usize) -> serde_json::Value {
+    let json = state.__field_json(i).unwrap_or(serde_json::Value::Null);
+    if !json.is_null() {
+        return json;
+    }
+    let Some(bytes) = encoded(state, i) else {
+        return json;
+    };
+    NON_FINITE
+        .iter()
+        .find(|text| {
+            let mut probe = F::default();
+            probe.__set_param(i, text).is_ok()
+                && probe.__field_json(i).is_ok_and(|j| j.is_null())
+                && encoded(&probe, i).as_ref() == Some(&bytes)
         })
+        .map_or(json, |text| serde_json::Value::String(text.to_string()))
+}
+
+/// The encoding of field `i` of `state`: the bytes its blob holds, so equal encodings
+/// are equal blobs. `None` if it cannot be encoded in memory.
+fn encoded<F: Flow>(state: &F, i: usize) -> Option<Vec<u8>> {
+    let mut w = FieldWriter::memory(MAX_PARAM_BYTES);
+    state.__encode_field(i, &mut w).ok()?;
+    (!w.overflowed()).then(|| w.into_bytes())
+}
+
+/// More than any parameter holds.
+const MAX_PARAM_BYTES: usize = 256 << 20;
+
+/// Each parameter's encoding (see [`encoded`]), to compare values exactly (NaN included)
+/// without writing anything.
+pub(crate) fn param_encodings<F: Flow>(state: &F) -> BTreeMap<String, Option<Vec<u8>>> {
+    F::FIELDS
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.param.is_some())
+        .map(|(i, f)| (f.name.to_string(), encoded(state, i)))
         .collect()
 }
 
