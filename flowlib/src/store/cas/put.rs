@@ -69,37 +69,63 @@ impl Put<'_> {
             return Ok(());
         }
         let rel = layout::blob(&blob.digest);
-        match ds.put_bytes(&rel, bytes.clone(), PutMode::Create) {
-            Ok(()) => {}
-            Err(e) if e.is_already_exists() => self.keep_or_repair(&rel, blob, &bytes)?,
-            Err(e) => {
-                return Err(self
-                    .what
-                    .err(blob.digest, format!("cannot store: {}", chain(&e))))
+        for _ in 0..STORE_ATTEMPTS {
+            match ds.put_bytes(&rel, bytes.clone(), PutMode::Create) {
+                Ok(()) => {}
+                Err(e) if e.is_already_exists() => self.keep_or_repair(&rel, blob, &bytes)?,
+                Err(e) => {
+                    return Err(self
+                        .what
+                        .err(blob.digest, format!("cannot store: {}", chain(&e))))
+                }
+            }
+            if self.confirm(&rel, blob)? {
+                ds.mark_known(blob.digest);
+                ds.cache_put(blob.digest, &bytes);
+                return Ok(());
             }
         }
-        ds.mark_known(blob.digest);
-        ds.cache_put(blob.digest, &bytes);
-        Ok(())
+        Err(self.swept_again(blob))
     }
 
     /// The same digest is already stored. Guard against a damaged copy (e.g. truncated by
     /// a disk error) silently becoming every future run's artifact; refresh an old one.
     fn keep_or_repair(&self, rel: &str, blob: BlobRef, bytes: &Bytes) -> Result<()> {
         let (ds, what) = (self.ds, self.what);
+        let repair = || {
+            ds.put_bytes(rel, bytes.clone(), PutMode::Overwrite)
+                .map_err(|e| what.err(blob.digest, format!("cannot repair stored blob: {e}")))
+        };
         match ds.head(rel) {
             Ok(Some(m)) if m.size == blob.size => {
-                if is_old(m.last_modified) {
-                    ds.touch(rel, bytes).map_err(|e| {
-                        what.err(blob.digest, format!("cannot refresh stored blob: {e}"))
-                    })?;
+                if is_old(m.last_modified) && ds.touch(rel, bytes).is_err() {
+                    // Gone since (a gc swept it), or not ours to touch: store it again.
+                    return repair();
                 }
                 Ok(())
             }
-            _ => ds
-                .put_bytes(rel, bytes.clone(), PutMode::Overwrite)
-                .map_err(|e| what.err(blob.digest, format!("cannot repair stored blob: {e}"))),
+            _ => repair(),
         }
+    }
+
+    /// The writer's half of the `gc` protocol (argued at the top of `maintenance/gc.rs`):
+    /// the blob was just stored, refreshed or found young. Wait until no gc sweep is in
+    /// progress, then check that it is still there. `false`: a sweep deleted it; store it
+    /// again.
+    fn confirm(&self, rel: &str, blob: BlobRef) -> Result<bool> {
+        let (ds, what) = (self.ds, self.what);
+        let check = || -> Result<bool> {
+            await_no_gc_sweep(ds)?;
+            Ok(ds.head(rel)?.is_some_and(|m| m.size == blob.size))
+        };
+        check().map_err(|e| what.err(blob.digest, format!("cannot check stored blob: {e}")))
+    }
+
+    fn swept_again(&self, blob: BlobRef) -> Error {
+        self.what.err(
+            blob.digest,
+            format!("cannot store: gc deleted it {STORE_ATTEMPTS} times in a row"),
+        )
     }
 
     /// A large value on a remote store: hash first (dedup before upload), then upload.
@@ -110,16 +136,21 @@ impl Put<'_> {
             return Ok(blob);
         }
         let rel = layout::blob(&blob.digest);
-        if let Ok(Some(meta)) = ds.head(&rel) {
-            // An old copy is uploaded again rather than trusted, to refresh its timestamp.
-            if meta.size == blob.size && !is_old(meta.last_modified) {
+        for _ in 0..STORE_ATTEMPTS {
+            let found = match ds.head(&rel) {
+                // An old copy is uploaded again rather than trusted, to refresh its timestamp.
+                Ok(Some(meta)) => meta.size == blob.size && !is_old(meta.last_modified),
+                _ => false,
+            };
+            if !found {
+                self.upload_verified(&rel, blob, encode)?;
+            }
+            if self.confirm(&rel, blob)? {
                 ds.mark_known(blob.digest);
                 return Ok(blob);
             }
         }
-        self.upload_verified(&rel, blob, encode)?;
-        ds.mark_known(blob.digest);
-        Ok(blob)
+        Err(self.swept_again(blob))
     }
 
     /// Pass 2 of a remote write: upload to `rel` while hashing again; abort on any mismatch.
@@ -164,7 +195,6 @@ impl Put<'_> {
     /// than a second SHA-256 pass. Only when the value may be unchanged (same size as the
     /// input's blob) is it hashed first, so an unchanged artifact is never rewritten.
     fn large_local(&self, encode: &mut Encode<'_>) -> Result<BlobRef> {
-        let (ds, what) = (self.ds, self.what);
         if let Some(b) = self.base {
             let mut count = CountSink(0);
             self.encode_into(&mut count, encode)?;
@@ -172,6 +202,22 @@ impl Put<'_> {
                 return Ok(b);
             }
         }
+        let mut last = None;
+        for _ in 0..STORE_ATTEMPTS {
+            let (blob, rel) = self.stage_and_rename(encode)?;
+            // The rename may have replaced a copy a gc sweep had already judged old.
+            if self.confirm(&rel, blob)? {
+                self.ds.mark_known(blob.digest);
+                return Ok(blob);
+            }
+            last = Some(blob);
+        }
+        Err(self.swept_again(last.expect("at least one attempt")))
+    }
+
+    /// One staged local write: encode into a staging object, then rename it to its address.
+    fn stage_and_rename(&self, encode: &mut Encode<'_>) -> Result<(BlobRef, String)> {
+        let (ds, what) = (self.ds, self.what);
         let staging = layout::staging(&crate::store::unique_name());
         let upload = ds
             .put_multipart(&staging)
@@ -192,13 +238,35 @@ impl Put<'_> {
                 format!("cannot move the staged blob into place: {e}"),
             )
         })?;
-        ds.mark_known(blob.digest);
-        Ok(blob)
+        Ok((blob, rel))
+    }
+}
+
+/// How many times a writer stores a blob that gc sweeps keep deleting before giving up
+/// (a blob it stores is young, so a second sweep never deletes it: one retry suffices).
+const STORE_ATTEMPTS: usize = 4;
+
+/// Wait until no live `gc` sweep lease exists (see the protocol in `maintenance/gc.rs`).
+/// A lease older than [`layout::GC_LEASE_STALE`] is a dead gc's and does not count.
+pub(crate) fn await_no_gc_sweep(ds: &Datastore) -> Result<()> {
+    let stale = chrono::Duration::from_std(layout::GC_LEASE_STALE).expect("small");
+    let mut delay = std::time::Duration::from_millis(10);
+    loop {
+        let now = chrono::Utc::now();
+        let live = ds
+            .list(layout::GC_LEASES)?
+            .iter()
+            .any(|l| l.last_modified > now - stale);
+        if !live {
+            return Ok(());
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(std::time::Duration::from_millis(500));
     }
 }
 
 /// Whether a stored object is older than the time a writer may rely on it without
-/// refreshing it (see `integrity` for the `gc` rule this protects).
+/// refreshing it (the `gc` protocol this is part of is argued in `maintenance/gc.rs`).
 fn is_old(t: chrono::DateTime<chrono::Utc>) -> bool {
     let ttl = chrono::Duration::from_std(crate::store::KNOWN_TTL).unwrap_or(chrono::Duration::MAX);
     t < chrono::Utc::now() - ttl
