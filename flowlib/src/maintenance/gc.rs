@@ -224,6 +224,8 @@ impl Sweep<'_> {
                 continue;
             }
             if !self.report.dry_run {
+                #[cfg(test)]
+                tests::before_delete(&obj.rel);
                 self.lease()?;
                 self.ds.delete(&obj.rel)?;
             }
@@ -344,6 +346,87 @@ mod tests {
     use crate::store::OpenMode;
 
     const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    type Hook = Box<dyn FnMut() + Send>;
+
+    /// Runs when gc is about to delete the object at the given path.
+    static BEFORE_DELETE: std::sync::Mutex<Option<(String, Hook)>> = std::sync::Mutex::new(None);
+
+    pub(super) fn before_delete(rel: &str) {
+        let mut hook = BEFORE_DELETE.lock().unwrap();
+        if let Some((r, h)) = hook.as_mut() {
+            if r == rel {
+                h();
+            }
+        }
+    }
+
+    /// The exact race of issue #8: gc has judged an old unreferenced blob garbage (in its
+    /// listing and in its last look), and a writer that produces the same value finds it,
+    /// refreshes it and relies on it before gc's delete lands. The writer must wait for the
+    /// sweep and store the blob again.
+    #[test]
+    fn a_writer_that_reuses_a_blob_gc_is_deleting_stores_it_again() {
+        use crate::error::Site;
+        use crate::store::cas::{put_encoded, What};
+        use crate::store::codec::{encode_blob, Tag, ViaSerde};
+        use crate::store::{BlobRef, Digest};
+
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ds");
+        let ds = Datastore::open(root.to_str().unwrap(), OpenMode::Create).unwrap();
+        let value = "left by a deleted run, produced again".to_string();
+        let bytes = encode_blob(&value).unwrap();
+        let digest = Digest::of(&bytes);
+        let rel = layout::blob(&digest);
+        let path = root.join(&rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(SystemTime::now() - 2 * DAY).unwrap();
+
+        type Writer = std::thread::JoinHandle<BlobRef>;
+        let writer: std::sync::Arc<std::sync::Mutex<Option<(Writer, bool)>>> = Default::default();
+        let (w, url) = (writer.clone(), ds.url().to_string());
+        let hook: Hook = Box::new(move || {
+            let (ds, value) = (
+                Datastore::open(&url, OpenMode::Existing).unwrap(),
+                value.clone(),
+            );
+            let h = std::thread::spawn(move || {
+                put_encoded(&ds, None, &What::new("out", Site::default()), &mut |w| {
+                    (&Tag::<String>::NEW).encode_field(&value, w)
+                })
+                .unwrap()
+            });
+            // Long enough for the writer to find the blob, refresh it and return, as it
+            // did before the fix; with the fix it waits for the sweep's lease instead.
+            std::thread::sleep(Duration::from_millis(500));
+            let returned = h.is_finished();
+            *w.lock().unwrap() = Some((h, returned));
+        });
+        *BEFORE_DELETE.lock().unwrap() = Some((rel.clone(), hook));
+        let r = gc(&ds, false, DAY);
+        *BEFORE_DELETE.lock().unwrap() = None;
+        let r = r.unwrap();
+        assert_eq!(
+            r.blobs, 1,
+            "gc deleted the blob it had judged garbage: {r:?}"
+        );
+        let (h, returned) = writer.lock().unwrap().take().expect("the hook ran");
+        assert!(
+            !returned,
+            "the writer waited for the sweep instead of relying on the blob"
+        );
+        let blob = h.join().unwrap();
+        assert_eq!(blob.digest, digest);
+        let stored = std::fs::read(&path).expect("the writer stored the blob again");
+        assert_eq!(Digest::of(&stored), digest);
+        assert!(
+            ds.list(layout::GC_LEASES).unwrap().is_empty(),
+            "the sweep released its lease"
+        );
+    }
 
     fn staged(root: &Path, name: &str, age: Duration) -> std::path::PathBuf {
         let p = root.join(layout::TMP).join(name);
