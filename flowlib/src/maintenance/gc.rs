@@ -18,37 +18,35 @@
 //!    ([`layout::gc_lease`]) and keep it until the last delete is done. The lease is
 //!    refreshed (rewritten) so that it is never older than a quarter of
 //!    [`layout::GC_LEASE_STALE`] when a delete is issued.
-//! 3. For each candidate: `head` it again, and delete it only if it still exists and is
-//!    still older than `L - G`.
-//! 4. Stop deleting once the pass has lasted `G - KNOWN_TTL` since `L` (when `G` exceeds
-//!    [`KNOWN_TTL`]): a pass that slow cannot vouch for what its listing saw.
+//! 3. For each candidate, under the lease: `head` it again, and delete it only if it still
+//!    exists and is still older than `L - G` (the same cutoff, however long the pass took).
 //!
 //! **Writers** (`store/cas/put.rs`): before relying on a blob, whether it created the blob,
 //! replaced it, refreshed an old copy (its timestamp is set to now when older than
-//! [`KNOWN_TTL`]) or found a copy younger than that, the writer
-//! (a) makes it young as just said, then (b) waits until no live gc lease exists (one
-//! refreshed within [`layout::GC_LEASE_STALE`]), then (c) checks with `head` that the blob
-//! is still there, storing it again from (a) if not. Afterwards it trusts its memory that
-//! the blob exists for at most [`KNOWN_TTL`].
+//! `KNOWN_TTL`) or found a copy younger than that, the writer
+//! (a) makes it young as just said, then (b) checks that no live gc lease exists (one
+//! refreshed within [`layout::GC_LEASE_STALE`]); if one does, it waits until none does and
+//! starts again at (a), so that (a) to (c) takes only a few requests. Then (c) it checks
+//! with `head` that the blob is still there, storing it again from (a) if not. Afterwards
+//! it trusts its memory that the blob exists for at most `KNOWN_TTL`.
 //!
 //! **Claim.** Let `D` be the longest time between a writer's step (a) and the commit that
 //! references the blob, and assume `G >= 2 * KNOWN_TTL + D` (24 h against 1 h: `D` up to
 //! 22 h). Then no gc pass deletes a blob that a writer commits.
 //!
 //! **Argument.** Suppose a pass deletes B at `t_d`, after W's check (c) at `t_c` (a delete
-//! before `t_c` is seen by (c) and repaired) and before W's commit. The pass's lease was
-//! live over its whole sweep, from before its `head` of B (`t_h`) to after `t_d`. W's last
-//! wait (b) ended at some `t_b < t_c < t_d` without seeing a live lease, and lists are
+//! before `t_c` is seen by (c), and B is stored again) and before W's commit. The pass's
+//! lease was live over its whole sweep, from before its `head` of B (`t_h`) to after
+//! `t_d`. W's last check (b) at some `t_b < t_c < t_d` saw no live lease, and listings are
 //! linearizable (local filesystems, S3, GCS, Azure), so the lease did not exist yet:
 //! `t_b < t_h`. Hence gc's `head` came after W's step (a) at `t_a`, which left B with a
 //! timestamp newer than `t_a - KNOWN_TTL` (timestamps only move forward; a copy stored
-//! again is newer still). Step 3 deleted it, so `t_a - KNOWN_TTL < L - G`, i.e.
-//! `L > t_a + G - KNOWN_TTL`. Either the listing saw B after `t_a`, with the same bound
-//! on its timestamp, so `L > t_a + G - KNOWN_TTL` and the reference scan, which follows
-//! `L`, ran after W's commit at `t_a + KNOWN_TTL + D` at the latest (a blob W reuses from
-//! memory was confirmed at most `KNOWN_TTL` earlier); it saw the reference and B was no
-//! candidate. Or the listing saw B before `t_a`, and the pass lasted from `L < t_a` to
-//! `t_h > t_a + G - KNOWN_TTL`, which step 4 forbids. Both contradict the delete.
+//! again is newer still). Step 3 deleted it, so that timestamp was older than `L - G`:
+//! `L > t_a + G - KNOWN_TTL >= t_a + KNOWN_TTL + D`. W commits by `t_a + KNOWN_TTL + D`
+//! (`D` after (a), or after reusing the blob from memory, which it does at most
+//! `KNOWN_TTL` after a confirmation that followed its (a) by a few requests). So the
+//! reference scan, which starts after `L`, saw W's commit, and B was no candidate: a
+//! contradiction. (The listing's own age check only saves requests; step 3 decides.)
 //!
 //! What is left is what any lease leaves: a gc process frozen for longer than
 //! [`layout::GC_LEASE_STALE`] between the freshness check of its lease and its delete
@@ -67,7 +65,7 @@ use crate::error::{Error, Result};
 use crate::maintenance::references::references;
 use crate::store::datastore::Listed;
 use crate::store::layout;
-use crate::store::{Backend, Datastore, KNOWN_TTL};
+use crate::store::{Backend, Datastore};
 
 /// What `gc` found.
 #[derive(Clone, Debug, Default)]
@@ -120,7 +118,6 @@ pub enum Garbage {
 /// progress.
 pub fn gc(ds: &Datastore, dry_run: bool, grace: Duration) -> Result<GcReport> {
     // Step 1: the cutoff is taken before the listing; the references are read after it.
-    let started = Instant::now();
     let listed_at = chrono::Utc::now();
     let cutoff = listed_at - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
     let blobs = ds.list(layout::BLOBS)?;
@@ -150,8 +147,6 @@ pub fn gc(ds: &Datastore, dry_run: bool, grace: Duration) -> Result<GcReport> {
     let mut sweep = Sweep {
         ds,
         cutoff,
-        // Step 4.
-        deadline: (grace > KNOWN_TTL).then(|| started + (grace - KNOWN_TTL)),
         lease: None,
         report: GcReport {
             dry_run,
@@ -182,8 +177,6 @@ struct Sweep<'a> {
     ds: &'a Datastore,
     /// Objects younger than this are kept: the grace period before the listing.
     cutoff: chrono::DateTime<chrono::Utc>,
-    /// No deletes after this (step 4 of the protocol).
-    deadline: Option<Instant>,
     /// Held from the first delete to the last (step 2).
     lease: Option<Lease<'a>>,
     report: GcReport,
@@ -203,10 +196,6 @@ impl Sweep<'_> {
                 continue;
             }
             if obj.last_modified > self.cutoff {
-                self.report.kept_young += 1;
-                continue;
-            }
-            if self.deadline.is_some_and(|d| Instant::now() > d) {
                 self.report.kept_young += 1;
                 continue;
             }

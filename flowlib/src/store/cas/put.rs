@@ -69,7 +69,8 @@ impl Put<'_> {
             return Ok(());
         }
         let rel = layout::blob(&blob.digest);
-        for _ in 0..STORE_ATTEMPTS {
+        let mut gone = 0;
+        loop {
             match ds.put_bytes(&rel, bytes.clone(), PutMode::Create) {
                 Ok(()) => {}
                 Err(e) if e.is_already_exists() => self.keep_or_repair(&rel, blob, &bytes)?,
@@ -79,13 +80,16 @@ impl Put<'_> {
                         .err(blob.digest, format!("cannot store: {}", chain(&e))))
                 }
             }
-            if self.confirm(&rel, blob)? {
-                ds.mark_known(blob.digest);
-                ds.cache_put(blob.digest, &bytes);
-                return Ok(());
+            match self.confirm(&rel, blob)? {
+                Confirm::Held => {
+                    ds.mark_known(blob.digest);
+                    ds.cache_put(blob.digest, &bytes);
+                    return Ok(());
+                }
+                Confirm::Waited => {}
+                Confirm::Gone => self.count_gone(&mut gone, blob)?,
             }
         }
-        Err(self.swept_again(blob))
     }
 
     /// The same digest is already stored. Guard against a damaged copy (e.g. truncated by
@@ -109,23 +113,34 @@ impl Put<'_> {
     }
 
     /// The writer's half of the `gc` protocol (argued at the top of `maintenance/gc.rs`):
-    /// the blob was just stored, refreshed or found young. Wait until no gc sweep is in
-    /// progress, then check that it is still there. `false`: a sweep deleted it; store it
-    /// again.
-    fn confirm(&self, rel: &str, blob: BlobRef) -> Result<bool> {
+    /// the blob was just stored, refreshed or found young (step a). Wait until no gc sweep
+    /// is in progress (b), then check that it is still there (c).
+    fn confirm(&self, rel: &str, blob: BlobRef) -> Result<Confirm> {
         let (ds, what) = (self.ds, self.what);
-        let check = || -> Result<bool> {
-            await_no_gc_sweep(ds)?;
-            Ok(ds.head(rel)?.is_some_and(|m| m.size == blob.size))
+        let check = || -> Result<Confirm> {
+            if await_no_gc_sweep(ds)? {
+                // Step (a) may be long past: do it again, so that (a) to (c) stays short.
+                return Ok(Confirm::Waited);
+            }
+            Ok(match ds.head(rel)? {
+                Some(m) if m.size == blob.size => Confirm::Held,
+                _ => Confirm::Gone,
+            })
         };
         check().map_err(|e| what.err(blob.digest, format!("cannot check stored blob: {e}")))
     }
 
-    fn swept_again(&self, blob: BlobRef) -> Error {
-        self.what.err(
+    /// A sweep deleted the blob under the writer: store it again, a bounded number of
+    /// times (a blob just stored is young, so one retry suffices unless something is off).
+    fn count_gone(&self, gone: &mut usize, blob: BlobRef) -> Result<()> {
+        *gone += 1;
+        if *gone < STORE_ATTEMPTS {
+            return Ok(());
+        }
+        Err(self.what.err(
             blob.digest,
             format!("cannot store: gc deleted it {STORE_ATTEMPTS} times in a row"),
-        )
+        ))
     }
 
     /// A large value on a remote store: hash first (dedup before upload), then upload.
@@ -136,7 +151,8 @@ impl Put<'_> {
             return Ok(blob);
         }
         let rel = layout::blob(&blob.digest);
-        for _ in 0..STORE_ATTEMPTS {
+        let mut gone = 0;
+        loop {
             let found = match ds.head(&rel) {
                 // An old copy is uploaded again rather than trusted, to refresh its timestamp.
                 Ok(Some(meta)) => meta.size == blob.size && !is_old(meta.last_modified),
@@ -145,12 +161,15 @@ impl Put<'_> {
             if !found {
                 self.upload_verified(&rel, blob, encode)?;
             }
-            if self.confirm(&rel, blob)? {
-                ds.mark_known(blob.digest);
-                return Ok(blob);
+            match self.confirm(&rel, blob)? {
+                Confirm::Held => {
+                    ds.mark_known(blob.digest);
+                    return Ok(blob);
+                }
+                Confirm::Waited => {}
+                Confirm::Gone => self.count_gone(&mut gone, blob)?,
             }
         }
-        Err(self.swept_again(blob))
     }
 
     /// Pass 2 of a remote write: upload to `rel` while hashing again; abort on any mismatch.
@@ -202,17 +221,34 @@ impl Put<'_> {
                 return Ok(b);
             }
         }
-        let mut last = None;
-        for _ in 0..STORE_ATTEMPTS {
-            let (blob, rel) = self.stage_and_rename(encode)?;
+        let (mut blob, mut rel) = self.stage_and_rename(encode)?;
+        let mut gone = 0;
+        loop {
             // The rename may have replaced a copy a gc sweep had already judged old.
-            if self.confirm(&rel, blob)? {
-                self.ds.mark_known(blob.digest);
-                return Ok(blob);
+            match self.confirm(&rel, blob)? {
+                Confirm::Held => {
+                    self.ds.mark_known(blob.digest);
+                    return Ok(blob);
+                }
+                // Step (a) again without rewriting: refresh the copy if it is still there.
+                Confirm::Waited if self.refresh_local(&rel, blob) => continue,
+                Confirm::Waited => {}
+                Confirm::Gone => self.count_gone(&mut gone, blob)?,
             }
-            last = Some(blob);
+            (blob, rel) = self.stage_and_rename(encode)?;
         }
-        Err(self.swept_again(last.expect("at least one attempt")))
+    }
+
+    /// Make a stored local blob young again; `false` if it is gone or cannot be touched.
+    fn refresh_local(&self, rel: &str, blob: BlobRef) -> bool {
+        let ds = self.ds;
+        match ds.head(rel) {
+            Ok(Some(m)) if m.size == blob.size => {
+                // A local touch only sets the timestamp: it needs no bytes.
+                !is_old(m.last_modified) || ds.touch(rel, &Bytes::new()).is_ok()
+            }
+            _ => false,
+        }
     }
 
     /// One staged local write: encode into a staging object, then rename it to its address.
@@ -242,15 +278,26 @@ impl Put<'_> {
     }
 }
 
-/// How many times a writer stores a blob that gc sweeps keep deleting before giving up
-/// (a blob it stores is young, so a second sweep never deletes it: one retry suffices).
+/// How many times a writer stores a blob that gc sweeps keep deleting before giving up.
 const STORE_ATTEMPTS: usize = 4;
 
-/// Wait until no live `gc` sweep lease exists (see the protocol in `maintenance/gc.rs`).
-/// A lease older than [`layout::GC_LEASE_STALE`] is a dead gc's and does not count.
-pub(crate) fn await_no_gc_sweep(ds: &Datastore) -> Result<()> {
+/// What step (c) of the gc protocol found.
+enum Confirm {
+    /// The blob is there and no sweep is deleting: rely on it.
+    Held,
+    /// A sweep was in progress and is over now: do step (a) again.
+    Waited,
+    /// A sweep deleted it: store it again.
+    Gone,
+}
+
+/// Wait until no live `gc` sweep lease exists (see the protocol in `maintenance/gc.rs`);
+/// `true` if there was one to wait for. A lease older than [`layout::GC_LEASE_STALE`] is
+/// a dead gc's and does not count.
+fn await_no_gc_sweep(ds: &Datastore) -> Result<bool> {
     let stale = chrono::Duration::from_std(layout::GC_LEASE_STALE).expect("small");
     let mut delay = std::time::Duration::from_millis(10);
+    let mut waited = false;
     loop {
         let now = chrono::Utc::now();
         let live = ds
@@ -258,8 +305,9 @@ pub(crate) fn await_no_gc_sweep(ds: &Datastore) -> Result<()> {
             .iter()
             .any(|l| l.last_modified > now - stale);
         if !live {
-            return Ok(());
+            return Ok(waited);
         }
+        waited = true;
         std::thread::sleep(delay);
         delay = (delay * 2).min(std::time::Duration::from_millis(500));
     }
