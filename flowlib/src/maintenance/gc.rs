@@ -163,9 +163,8 @@ pub fn gc(ds: &Datastore, dry_run: bool, grace: Duration) -> Result<GcReport> {
     if let Backend::Local(root) = ds.backend() {
         sweep.interrupted_writes(root, SystemTime::now() - grace);
     }
-    if let Some(lease) = sweep.lease.take() {
-        lease.release();
-    }
+    // The last delete is done: release the lease.
+    drop(sweep.lease.take());
     if !dry_run {
         ds.forget_known();
     }
@@ -322,9 +321,12 @@ impl<'a> Lease<'a> {
         }
         Ok(())
     }
+}
 
-    fn release(self) {
-        // A lease left behind only delays writers until it is stale.
+impl Drop for Lease<'_> {
+    /// Released when the sweep ends, on errors too; a lease left behind (a killed gc) only
+    /// delays writers until it is stale.
+    fn drop(&mut self) {
         let _ = self.ds.delete(&self.rel);
     }
 }
