@@ -270,3 +270,94 @@ fn verify_repair_quarantines_every_corrupt_blob_and_the_next_run_rewrites_them()
     let total: u32 = fresh.artifact("Keep", &run, "end", "total").unwrap();
     assert_eq!(total, 6);
 }
+
+/// A wide foreach whose tasks store values that old unreferenced blobs already hold.
+#[derive(FlowState, Default, Serialize, Deserialize)]
+struct Fan {
+    #[param(default = 0u32)]
+    round: u32,
+    items: Vec<u32>,
+    out: String,
+    count: usize,
+}
+
+const FAN: u32 = 1500;
+
+fn fan_value(round: u32, item: u32) -> String {
+    format!("gc race round {round} item {item}")
+}
+
+#[flow]
+impl Fan {
+    #[step(start, next = work, foreach = items)]
+    fn start(&mut self) -> Result<()> {
+        self.items = (0..FAN).collect();
+        Ok(())
+    }
+
+    #[step(next = join)]
+    fn work(&mut self, item: &u32) -> Result<()> {
+        self.out = fan_value(self.round, *item);
+        Ok(())
+    }
+
+    #[step(join, next = end)]
+    fn join(&mut self, inputs: Inputs<Self>) -> Result<()> {
+        self.count = inputs.iter().count();
+        Ok(())
+    }
+
+    #[step(end)]
+    fn end(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Issue #8 item 1: a `gc` running next to a run must not delete an old unreferenced blob
+/// that the run finds, refreshes and then commits. Old orphans hold exactly the values the
+/// run's tasks produce (as deleted runs and abandoned attempts leave them), among many
+/// unrelated old orphans that keep gc's sweep busy; gc runs in a loop for the whole run.
+#[test]
+fn gc_next_to_a_run_never_deletes_what_the_run_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ds");
+    let ds = Datastore::open(root.to_str().unwrap(), OpenMode::Create).unwrap();
+    for round in 0..3u32 {
+        for item in 0..FAN {
+            age(&orphan(&root, &fan_value(round, item)), 2 * DAY);
+        }
+        for n in 0..4 * FAN {
+            age(&orphan(&root, &format!("unrelated {round} {n}")), 2 * DAY);
+        }
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let (summary, passes) = std::thread::scope(|s| {
+            let gc = s.spawn(|| {
+                let gc_ds = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
+                let mut passes = 0;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    flowlib::gc(&gc_ds, false, DAY).unwrap();
+                    passes += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                passes
+            });
+            let run_ds = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
+            let opts = run_options(2).with_param("round", round.to_string());
+            let summary = flowlib::run::<Fan>(&run_ds, &opts);
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            (summary, gc.join().unwrap())
+        });
+        let summary = summary.unwrap();
+        assert_eq!(summary.status, RunStatus::Succeeded);
+        assert!(passes > 0);
+        let report = flowlib::verify(&ds, None, None).unwrap();
+        assert!(
+            report.problems.is_empty(),
+            "round {round}: gc deleted {} blobs the run committed, e.g. {:?}",
+            report.problems.len(),
+            report.problems.first()
+        );
+        let count: usize = ds.artifact("Fan", &summary.run_id, "end", "count").unwrap();
+        assert_eq!(count, FAN as usize);
+    }
+}

@@ -1,8 +1,65 @@
 //! `gc`: delete what no committed run references, once it is older than the grace period.
+//!
+//! # Why a run in progress never loses a blob it commits
+//!
+//! The rule: `gc` deletes an object only if no committed record references it and it is
+//! older than the grace period `G`. A run in progress has not committed yet, so the age is
+//! what protects it, and age is only judged from timestamps that writers keep fresh. The
+//! race this must survive: a writer W finds blob B already stored (old, unreferenced) and
+//! will commit a manifest naming B; a gc pass listed B as old and scanned references before
+//! W committed. Checking B's age once more before deleting it is not enough, because a
+//! delete cannot be made conditional (a local unlink, a plain object-store DELETE): W may
+//! refresh B between gc's last look and the delete. So both sides take a step.
+//!
+//! **gc** (this file), one pass:
+//! 1. Note the time `L`, then list. An object is a candidate only if the listing shows it
+//!    older than `L - G` and the reference scan, taken after the listing, does not name it.
+//! 2. Before the first delete, create a lease `leases/gc/<unique>.json`
+//!    ([`layout::gc_lease`]) and keep it until the last delete is done. The lease is
+//!    refreshed (rewritten) so that it is never older than a quarter of
+//!    [`layout::GC_LEASE_STALE`] when a delete is issued.
+//! 3. For each candidate, under the lease: `head` it again, and delete it only if it still
+//!    exists and is still older than `L - G` (the same cutoff, however long the pass took).
+//!
+//! **Writers** (`store/cas/put.rs`): before relying on a blob, whether it created the blob,
+//! replaced it, refreshed an old copy (its timestamp is set to now when older than
+//! `KNOWN_TTL`) or found a copy younger than that, the writer
+//! (a) makes it young as just said, then (b) checks that no live gc lease exists (one
+//! refreshed within [`layout::GC_LEASE_STALE`]); if one does, it waits until none does and
+//! starts again at (a), so that (a) to (c) takes only a few requests. Then (c) it checks
+//! with `head` that the blob is still there, storing it again from (a) if not. Afterwards
+//! it trusts its memory that the blob exists for at most `KNOWN_TTL`.
+//!
+//! **Claim.** Let `D` be the longest time between a writer's step (a) and the commit that
+//! references the blob, and assume `G >= 2 * KNOWN_TTL + D` (24 h against 1 h: `D` up to
+//! 22 h). Then no gc pass deletes a blob that a writer commits.
+//!
+//! **Argument.** Suppose a pass deletes B at `t_d`, after W's check (c) at `t_c` (a delete
+//! before `t_c` is seen by (c), and B is stored again) and before W's commit. The pass's
+//! lease was live over its whole sweep, from before its `head` of B (`t_h`) to after
+//! `t_d`. W's last check (b) at some `t_b < t_c < t_d` saw no live lease, and listings are
+//! linearizable (local filesystems, S3, GCS, Azure), so the lease did not exist yet:
+//! `t_b < t_h`. Hence gc's `head` came after W's step (a) at `t_a`, which left B with a
+//! timestamp newer than `t_a - KNOWN_TTL` (timestamps only move forward; a copy stored
+//! again is newer still). Step 3 deleted it, so that timestamp was older than `L - G`:
+//! `L > t_a + G - KNOWN_TTL >= t_a + KNOWN_TTL + D`. W commits by `t_a + KNOWN_TTL + D`
+//! (`D` after (a), or after reusing the blob from memory, which it does at most
+//! `KNOWN_TTL` after a confirmation that followed its (a) by a few requests). So the
+//! reference scan, which starts after `L`, saw W's commit, and B was no candidate: a
+//! contradiction. (The listing's own age check only saves requests; step 3 decides.)
+//!
+//! What is left is what any lease leaves: a gc process frozen for longer than
+//! [`layout::GC_LEASE_STALE`] between the freshness check of its lease and its delete
+//! call, and clock skew between machines beyond minutes. A stale lease of a killed gc only
+//! delays writers until it is [`layout::GC_LEASE_STALE`] old; the next gc deletes it.
+//! Writers wait only while a sweep deletes, not while gc lists and scans.
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use object_store::PutMode;
 
 use crate::error::{Error, Result};
 use crate::maintenance::references::references;
@@ -57,10 +114,12 @@ pub enum Garbage {
 }
 
 /// Delete unreferenced blobs and orphaned records older than `grace`; with `dry_run`,
-/// only report what would go.
+/// only report what would go. See the module docs for why this is safe next to runs in
+/// progress.
 pub fn gc(ds: &Datastore, dry_run: bool, grace: Duration) -> Result<GcReport> {
-    // List first, then read references: anything committed after the listing references
-    // objects that are either listed (and then young) or not listed at all.
+    // Step 1: the cutoff is taken before the listing; the references are read after it.
+    let listed_at = chrono::Utc::now();
+    let cutoff = listed_at - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
     let blobs = ds.list(layout::BLOBS)?;
     let manifests = ds.list(layout::MANIFESTS)?;
     // Staging objects of killed large writes and task specs are never referenced once
@@ -68,6 +127,13 @@ pub fn gc(ds: &Datastore, dry_run: bool, grace: Duration) -> Result<GcReport> {
     let mut transient = ds.list(layout::TMP)?;
     transient.extend(ds.list(layout::SPECS)?);
     transient.extend(ds.list(layout::QUARANTINE)?);
+    // Leases of gc passes that died long ago.
+    let stale = chrono::Duration::from_std(2 * layout::GC_LEASE_STALE).expect("small");
+    let leases: Vec<Listed> = ds
+        .list(layout::GC_LEASES)?
+        .into_iter()
+        .filter(|l| l.last_modified < listed_at - stale)
+        .collect();
     let refs = references(ds, None, None)?;
     if !refs.unreadable.is_empty() {
         let problems: Vec<String> = refs.unreadable.iter().map(|u| u.to_string()).collect();
@@ -81,8 +147,8 @@ pub fn gc(ds: &Datastore, dry_run: bool, grace: Duration) -> Result<GcReport> {
     }
     let mut sweep = Sweep {
         ds,
-        cutoff: chrono::Utc::now()
-            - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX),
+        cutoff,
+        lease: None,
         report: GcReport {
             dry_run,
             ..GcReport::default()
@@ -93,10 +159,13 @@ pub fn gc(ds: &Datastore, dry_run: bool, grace: Duration) -> Result<GcReport> {
     let referenced: HashSet<String> = refs.manifests.iter().map(layout::manifest).collect();
     sweep.listed(&manifests, &referenced, Garbage::Manifest)?;
     sweep.listed(&transient, &HashSet::new(), Garbage::Transient)?;
+    sweep.listed(&leases, &HashSet::new(), Garbage::Transient)?;
     // Staging files of interrupted local writes are invisible to listings.
     if let Backend::Local(root) = ds.backend() {
         sweep.interrupted_writes(root, SystemTime::now() - grace);
     }
+    // The last delete is done: release the lease.
+    drop(sweep.lease.take());
     if !dry_run {
         ds.forget_known();
     }
@@ -106,12 +175,16 @@ pub fn gc(ds: &Datastore, dry_run: bool, grace: Duration) -> Result<GcReport> {
 /// One gc pass: what it deletes, and the report it fills.
 struct Sweep<'a> {
     ds: &'a Datastore,
+    /// Objects younger than this are kept: the grace period before the listing.
     cutoff: chrono::DateTime<chrono::Utc>,
+    /// Held from the first delete to the last (step 2).
+    lease: Option<Lease<'a>>,
     report: GcReport,
 }
 
 impl Sweep<'_> {
-    /// Delete the listed objects that are not referenced and older than the cutoff.
+    /// Delete the listed objects that are not referenced and older than the cutoff, both
+    /// in the listing and again just before the delete.
     fn listed(
         &mut self,
         objects: &[Listed],
@@ -127,11 +200,38 @@ impl Sweep<'_> {
                 continue;
             }
             if !self.report.dry_run {
+                self.lease()?;
+            }
+            // Step 3: its age again, under the lease.
+            let now = match self.ds.head(&obj.rel)? {
+                None => continue,
+                Some(m) => m,
+            };
+            if now.last_modified > self.cutoff || now.size != obj.size {
+                // Refreshed or replaced since the listing.
+                self.report.kept_young += 1;
+                continue;
+            }
+            if !self.report.dry_run {
+                #[cfg(test)]
+                tests::before_delete(&obj.rel);
+                self.lease()?;
                 self.ds.delete(&obj.rel)?;
             }
-            self.record(obj.rel.clone(), obj.size, kind);
+            self.record(obj.rel.clone(), now.size, kind);
         }
         Ok(())
+    }
+
+    /// Take the lease, or refresh it when it is getting old (step 2).
+    fn lease(&mut self) -> Result<()> {
+        match &mut self.lease {
+            Some(l) => l.keep_fresh(),
+            None => {
+                self.lease = Some(Lease::take(self.ds)?);
+                Ok(())
+            }
+        }
     }
 
     /// Delete `name#N` staging files older than `cutoff` anywhere under a local root.
@@ -185,12 +285,140 @@ fn is_staged(name: &str) -> bool {
         .is_some_and(|(_, n)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
 }
 
+/// The lease a sweep holds while it deletes; writers wait while it is live.
+struct Lease<'a> {
+    ds: &'a Datastore,
+    rel: String,
+    refreshed: Instant,
+}
+
+impl<'a> Lease<'a> {
+    fn take(ds: &'a Datastore) -> Result<Lease<'a>> {
+        let rel = layout::gc_lease(&crate::store::unique_name());
+        let lease = Lease {
+            ds,
+            rel,
+            refreshed: Instant::now(),
+        };
+        lease.write(PutMode::Create)?;
+        Ok(lease)
+    }
+
+    fn write(&self, mode: PutMode) -> Result<()> {
+        let body = format!(
+            "{{\"pid\": {}, \"refreshed\": \"{}\"}}\n",
+            std::process::id(),
+            crate::store::now_rfc3339()
+        );
+        self.ds.put_bytes(&self.rel, Bytes::from(body), mode)
+    }
+
+    /// Rewrite the lease when a quarter of its staleness has passed since the last write.
+    fn keep_fresh(&mut self) -> Result<()> {
+        if self.refreshed.elapsed() >= layout::GC_LEASE_STALE / 4 {
+            let at = Instant::now();
+            self.write(PutMode::Overwrite)?;
+            self.refreshed = at;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Lease<'_> {
+    /// Released when the sweep ends, on errors too; a lease left behind (a killed gc) only
+    /// delays writers until it is stale.
+    fn drop(&mut self) {
+        let _ = self.ds.delete(&self.rel);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::OpenMode;
 
     const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    type Hook = Box<dyn FnMut() + Send>;
+
+    /// Runs when gc is about to delete the object at the given path.
+    static BEFORE_DELETE: std::sync::Mutex<Option<(String, Hook)>> = std::sync::Mutex::new(None);
+
+    pub(super) fn before_delete(rel: &str) {
+        let mut hook = BEFORE_DELETE.lock().unwrap();
+        if let Some((r, h)) = hook.as_mut() {
+            if r == rel {
+                h();
+            }
+        }
+    }
+
+    /// The exact race of issue #8: gc has judged an old unreferenced blob garbage (in its
+    /// listing and in its last look), and a writer that produces the same value finds it,
+    /// refreshes it and relies on it before gc's delete lands. The writer must wait for the
+    /// sweep and store the blob again.
+    #[test]
+    fn a_writer_that_reuses_a_blob_gc_is_deleting_stores_it_again() {
+        use crate::error::Site;
+        use crate::store::cas::{put_encoded, What};
+        use crate::store::codec::{encode_blob, Tag, ViaSerde};
+        use crate::store::{BlobRef, Digest};
+
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ds");
+        let ds = Datastore::open(root.to_str().unwrap(), OpenMode::Create).unwrap();
+        let value = "left by a deleted run, produced again".to_string();
+        let bytes = encode_blob(&value).unwrap();
+        let digest = Digest::of(&bytes);
+        let rel = layout::blob(&digest);
+        let path = root.join(&rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(SystemTime::now() - 2 * DAY).unwrap();
+
+        type Writer = std::thread::JoinHandle<BlobRef>;
+        let writer: std::sync::Arc<std::sync::Mutex<Option<(Writer, bool)>>> = Default::default();
+        let (w, url) = (writer.clone(), ds.url().to_string());
+        let hook: Hook = Box::new(move || {
+            let (ds, value) = (
+                Datastore::open(&url, OpenMode::Existing).unwrap(),
+                value.clone(),
+            );
+            let h = std::thread::spawn(move || {
+                put_encoded(&ds, None, &What::new("out", Site::default()), &mut |w| {
+                    (&Tag::<String>::NEW).encode_field(&value, w)
+                })
+                .unwrap()
+            });
+            // Long enough for the writer to find the blob, refresh it and return, as it
+            // did before the fix; with the fix it waits for the sweep's lease instead.
+            std::thread::sleep(Duration::from_millis(500));
+            let returned = h.is_finished();
+            *w.lock().unwrap() = Some((h, returned));
+        });
+        *BEFORE_DELETE.lock().unwrap() = Some((rel.clone(), hook));
+        let r = gc(&ds, false, DAY);
+        *BEFORE_DELETE.lock().unwrap() = None;
+        let r = r.unwrap();
+        assert_eq!(
+            r.blobs, 1,
+            "gc deleted the blob it had judged garbage: {r:?}"
+        );
+        let (h, returned) = writer.lock().unwrap().take().expect("the hook ran");
+        assert!(
+            !returned,
+            "the writer waited for the sweep instead of relying on the blob"
+        );
+        let blob = h.join().unwrap();
+        assert_eq!(blob.digest, digest);
+        let stored = std::fs::read(&path).expect("the writer stored the blob again");
+        assert_eq!(Digest::of(&stored), digest);
+        assert!(
+            ds.list(layout::GC_LEASES).unwrap().is_empty(),
+            "the sweep released its lease"
+        );
+    }
 
     fn staged(root: &Path, name: &str, age: Duration) -> std::path::PathBuf {
         let p = root.join(layout::TMP).join(name);

@@ -5,11 +5,10 @@
 //! and hashes to its address; each problem names run, step, task, artifact and digest.
 //!
 //! `gc` deletes what no committed run references. The rule that keeps it safe next to runs
-//! in progress: nothing younger than the grace period (default 24 h) is deleted. A task
-//! writes its blobs moments before its commit record, and a writer that reuses an existing
-//! blob refreshes its timestamp when it is older than an hour (and trusts its own memory
-//! that a blob exists for at most an hour), so a blob a run is about to reference is always
-//! younger than the grace period.
+//! in progress: nothing younger than the grace period (default 24 h) is deleted, judged in
+//! the listing and again just before each delete, while the deleting pass holds a lease
+//! that writers wait on before they confirm a blob they rely on still exists. The protocol
+//! and why it holds are at the top of `gc.rs`.
 
 mod gc;
 mod references;

@@ -37,7 +37,9 @@ const FORMAT: &str = "flowlib-datastore";
 const FORMAT_VERSION: u32 = 1;
 
 /// How long a process trusts its memory that a blob exists, and how old a reused blob may
-/// get before its timestamp is refreshed. Must stay well below `gc`'s grace period.
+/// get before its timestamp is refreshed. `gc` is safe next to runs in progress while its
+/// grace period is at least twice this plus the longest time between a task storing a blob
+/// and committing it (the argument is in `maintenance/gc.rs`).
 pub(crate) const KNOWN_TTL: Duration = Duration::from_secs(3600);
 
 /// Blobs up to this size are cached in memory after a read or a write.
@@ -343,7 +345,7 @@ impl Datastore {
     }
 
     /// Whether this process saw the blob stored within the last [`KNOWN_TTL`]. The bound
-    /// keeps `gc` safe next to long-running processes (see `integrity`).
+    /// keeps `gc` safe next to long-running processes (see `maintenance/gc.rs`).
     pub(crate) fn is_known(&self, digest: &Digest) -> bool {
         self.inner
             .known

@@ -7,6 +7,7 @@
 //! manifests/sha256/<2 hex>/<62 hex>.json           content-addressed task manifests
 //! tmp/<random>                                     staging objects of large local writes
 //! quarantine/sha256/<2 hex>/<62 hex>/<unique>     blobs found not to match their address
+//! leases/gc/<unique>.json                          leases of gc sweeps in progress
 //! flows/<Flow>/runs/<run>/run.json                 run record (create-only)
 //! flows/<Flow>/runs/<run>/end.json                 end record (create-only)
 //! flows/<Flow>/runs/<run>/reuse.json               tasks a resumed run reuses (create-only)
@@ -123,6 +124,20 @@ pub(crate) fn quarantined(digest: &Digest, unique: &str) -> String {
 pub(crate) fn staging(unique: &str) -> String {
     format!("{TMP}{unique}")
 }
+
+/// Leases of `gc` sweeps in progress, one `leases/gc/<unique>.json` per sweep. A writer
+/// that is about to rely on a stored blob first waits until no live lease is left (the
+/// protocol is argued at the top of `maintenance/gc.rs`).
+pub(crate) const GC_LEASES: &str = "leases/gc/";
+
+/// The lease of one `gc` sweep.
+pub(crate) fn gc_lease(unique: &str) -> String {
+    format!("{GC_LEASES}{unique}.json")
+}
+
+/// A gc lease not refreshed for this long belongs to a gc that died: writers ignore it.
+/// A live sweep refreshes its lease well within this (see `maintenance/gc.rs`).
+pub(crate) const GC_LEASE_STALE: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Content-addressed task specs, read by remote executors (`<exe> step --spec <digest>`).
 pub(crate) const SPECS: &str = "specs/";

@@ -75,14 +75,23 @@ impl Put<'_> {
             return Ok(());
         }
         let rel = layout::blob(&blob.digest);
-        match ds.put_bytes(&rel, bytes.clone(), PutMode::Create) {
-            Ok(()) => {}
-            Err(e) if e.is_already_exists() => self.keep_or_replace(&rel, blob, &bytes)?,
-            Err(e) => return Err(self.cannot_store(blob, &e)),
+        let mut gone = 0;
+        loop {
+            match ds.put_bytes(&rel, bytes.clone(), PutMode::Create) {
+                Ok(()) => {}
+                Err(e) if e.is_already_exists() => self.keep_or_replace(&rel, blob, &bytes)?,
+                Err(e) => return Err(self.cannot_store(blob, &e)),
+            }
+            match self.confirm(&rel, blob)? {
+                Confirm::Held => {
+                    ds.mark_known(blob.digest);
+                    ds.cache_put(blob.digest, &bytes);
+                    return Ok(());
+                }
+                Confirm::Waited => {}
+                Confirm::Gone => self.count_gone(&mut gone, blob)?,
+            }
         }
-        ds.mark_known(blob.digest);
-        ds.cache_put(blob.digest, &bytes);
-        Ok(())
     }
 
     fn cannot_store(&self, blob: BlobRef, e: &Error) -> Error {
@@ -97,10 +106,11 @@ impl Put<'_> {
     fn keep_or_replace(&self, rel: &str, blob: BlobRef, bytes: &Bytes) -> Result<()> {
         let (ds, what) = (self.ds, self.what);
         if let Some(modified) = self.stored_copy(rel, blob, bytes)? {
-            if is_old(modified) {
-                ds.touch(rel, bytes).map_err(|e| {
-                    what.err(blob.digest, format!("cannot refresh stored blob: {e}"))
-                })?;
+            if is_old(modified) && ds.touch(rel, bytes).is_err() {
+                // Gone since (a gc swept it), or not ours to touch: store it again.
+                return ds
+                    .put_bytes(rel, bytes.clone(), PutMode::Overwrite)
+                    .map_err(|e| self.cannot_store(blob, &e));
             }
             return Ok(());
         }
@@ -149,6 +159,37 @@ impl Put<'_> {
         Ok(Some(meta.last_modified))
     }
 
+    /// The writer's half of the `gc` protocol (argued at the top of `maintenance/gc.rs`):
+    /// the blob was just stored, refreshed or found young (step a). Wait until no gc sweep
+    /// is in progress (b), then check that it is still there (c).
+    fn confirm(&self, rel: &str, blob: BlobRef) -> Result<Confirm> {
+        let (ds, what) = (self.ds, self.what);
+        let check = || -> Result<Confirm> {
+            if await_no_gc_sweep(ds)? {
+                // Step (a) may be long past: do it again, so that (a) to (c) stays short.
+                return Ok(Confirm::Waited);
+            }
+            Ok(match ds.head(rel)? {
+                Some(m) if m.size == blob.size => Confirm::Held,
+                _ => Confirm::Gone,
+            })
+        };
+        check().map_err(|e| what.err(blob.digest, format!("cannot check stored blob: {e}")))
+    }
+
+    /// A sweep deleted the blob under the writer: store it again, a bounded number of
+    /// times (a blob just stored is young, so one retry suffices unless something is off).
+    fn count_gone(&self, gone: &mut usize, blob: BlobRef) -> Result<()> {
+        *gone += 1;
+        if *gone < STORE_ATTEMPTS {
+            return Ok(());
+        }
+        Err(self.what.err(
+            blob.digest,
+            format!("cannot store: gc deleted it {STORE_ATTEMPTS} times in a row"),
+        ))
+    }
+
     /// A large value on a remote store: hash first (dedup before upload), then upload.
     fn large_remote(&self, encode: &mut Encode<'_>) -> Result<BlobRef> {
         let ds = self.ds;
@@ -157,16 +198,25 @@ impl Put<'_> {
             return Ok(blob);
         }
         let rel = layout::blob(&blob.digest);
-        if let Ok(Some(meta)) = ds.head(&rel) {
-            // An old copy is uploaded again rather than trusted, to refresh its timestamp.
-            if meta.size == blob.size && !is_old(meta.last_modified) {
-                ds.mark_known(blob.digest);
-                return Ok(blob);
+        let mut gone = 0;
+        loop {
+            let found = match ds.head(&rel) {
+                // An old copy is uploaded again rather than trusted, to refresh its timestamp.
+                Ok(Some(meta)) => meta.size == blob.size && !is_old(meta.last_modified),
+                _ => false,
+            };
+            if !found {
+                self.upload_verified(&rel, blob, encode)?;
+            }
+            match self.confirm(&rel, blob)? {
+                Confirm::Held => {
+                    ds.mark_known(blob.digest);
+                    return Ok(blob);
+                }
+                Confirm::Waited => {}
+                Confirm::Gone => self.count_gone(&mut gone, blob)?,
             }
         }
-        self.upload_verified(&rel, blob, encode)?;
-        ds.mark_known(blob.digest);
-        Ok(blob)
     }
 
     /// Pass 2 of a remote write: upload to `rel` while hashing again; abort on any mismatch.
@@ -211,7 +261,6 @@ impl Put<'_> {
     /// than a second SHA-256 pass. Only when the value may be unchanged (same size as the
     /// input's blob) is it hashed first, so an unchanged artifact is never rewritten.
     fn large_local(&self, encode: &mut Encode<'_>) -> Result<BlobRef> {
-        let (ds, what) = (self.ds, self.what);
         if let Some(b) = self.base {
             let mut count = CountSink(0);
             self.encode_into(&mut count, encode)?;
@@ -219,6 +268,39 @@ impl Put<'_> {
                 return Ok(b);
             }
         }
+        let (mut blob, mut rel) = self.stage_and_rename(encode)?;
+        let mut gone = 0;
+        loop {
+            // The rename may have replaced a copy a gc sweep had already judged old.
+            match self.confirm(&rel, blob)? {
+                Confirm::Held => {
+                    self.ds.mark_known(blob.digest);
+                    return Ok(blob);
+                }
+                // Step (a) again without rewriting: refresh the copy if it is still there.
+                Confirm::Waited if self.refresh_local(&rel, blob) => continue,
+                Confirm::Waited => {}
+                Confirm::Gone => self.count_gone(&mut gone, blob)?,
+            }
+            (blob, rel) = self.stage_and_rename(encode)?;
+        }
+    }
+
+    /// Make a stored local blob young again; `false` if it is gone or cannot be touched.
+    fn refresh_local(&self, rel: &str, blob: BlobRef) -> bool {
+        let ds = self.ds;
+        match ds.head(rel) {
+            Ok(Some(m)) if m.size == blob.size => {
+                // A local touch only sets the timestamp: it needs no bytes.
+                !is_old(m.last_modified) || ds.touch(rel, &Bytes::new()).is_ok()
+            }
+            _ => false,
+        }
+    }
+
+    /// One staged local write: encode into a staging object, then rename it to its address.
+    fn stage_and_rename(&self, encode: &mut Encode<'_>) -> Result<(BlobRef, String)> {
+        let (ds, what) = (self.ds, self.what);
         let staging = layout::staging(&crate::store::unique_name());
         let upload = ds
             .put_multipart(&staging)
@@ -239,13 +321,47 @@ impl Put<'_> {
                 format!("cannot move the staged blob into place: {e}"),
             )
         })?;
-        ds.mark_known(blob.digest);
-        Ok(blob)
+        Ok((blob, rel))
+    }
+}
+
+/// How many times a writer stores a blob that gc sweeps keep deleting before giving up.
+const STORE_ATTEMPTS: usize = 4;
+
+/// What step (c) of the gc protocol found.
+enum Confirm {
+    /// The blob is there and no sweep is deleting: rely on it.
+    Held,
+    /// A sweep was in progress and is over now: do step (a) again.
+    Waited,
+    /// A sweep deleted it: store it again.
+    Gone,
+}
+
+/// Wait until no live `gc` sweep lease exists (see the protocol in `maintenance/gc.rs`);
+/// `true` if there was one to wait for. A lease older than [`layout::GC_LEASE_STALE`] is
+/// a dead gc's and does not count.
+fn await_no_gc_sweep(ds: &Datastore) -> Result<bool> {
+    let stale = chrono::Duration::from_std(layout::GC_LEASE_STALE).expect("small");
+    let mut delay = std::time::Duration::from_millis(10);
+    let mut waited = false;
+    loop {
+        let now = chrono::Utc::now();
+        let live = ds
+            .list(layout::GC_LEASES)?
+            .iter()
+            .any(|l| l.last_modified > now - stale);
+        if !live {
+            return Ok(waited);
+        }
+        waited = true;
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(std::time::Duration::from_millis(500));
     }
 }
 
 /// Whether a stored object is older than the time a writer may rely on it without
-/// refreshing it (see `integrity` for the `gc` rule this protects).
+/// refreshing it (the `gc` protocol this is part of is argued in `maintenance/gc.rs`).
 fn is_old(t: chrono::DateTime<chrono::Utc>) -> bool {
     let ttl = chrono::Duration::from_std(crate::store::KNOWN_TTL).unwrap_or(chrono::Duration::MAX);
     t < chrono::Utc::now() - ttl
