@@ -117,7 +117,7 @@ fn main() {
         .expect("child attempt");
 
     // Baselines on the same bytes (the stored blob file): coreutils `sha256sum`, and SHA-256
-    // in process with the sha2 crate flowlib uses, which takes the CPU's SHA instructions
+    // in process with the hasher flowlib uses (ring), which takes the CPU's SHA instructions
     // when present (this machine's sha256sum does not).
     let blob = run.task("start").unwrap().manifest().artifacts["data"];
     let hex = blob.digest.hex();
@@ -125,7 +125,7 @@ fn main() {
     let file_bytes = std::fs::read(&blob_file).unwrap();
     let t3 = Instant::now();
     let inproc = flowlib::Digest::of(&file_bytes);
-    let sha2_s = t3.elapsed().as_secs_f64();
+    let inproc_s = t3.elapsed().as_secs_f64();
     assert_eq!(inproc, blob.digest);
     drop(file_bytes);
     let t2 = Instant::now();
@@ -148,8 +148,8 @@ fn main() {
     );
     println!(
         "SHA-256 in process (sha2):      {:.2} s  = {:.2} GB/s",
-        sha2_s,
-        bytes / sha2_s / 1e9
+        inproc_s,
+        bytes / inproc_s / 1e9
     );
     println!(
         "write (start task store phase): {:.2} s  = {:.2} GB/s  ({:.0}% of sha256sum)",

@@ -5,7 +5,10 @@ use std::io::Read;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest as _, Sha256};
+// SHA-256 from ring: its block function is assembly (SHA-NI or AVX2, picked at run time),
+// so hashing runs at full speed in a user's debug build too, where a pure-Rust hasher
+// compiled at opt-level 0 is 25-30x slower (issue #8).
+use ring::digest::{Context, SHA256};
 
 /// The SHA-256 of a blob's encoded bytes. Displays as `sha256:<64 hex digits>`.
 ///
@@ -20,7 +23,8 @@ pub struct Digest([u8; 32]);
 impl Digest {
     /// Hash `bytes` in one go.
     pub fn of(bytes: &[u8]) -> Self {
-        Digest(Sha256::digest(bytes).into())
+        let d = ring::digest::digest(&SHA256, bytes);
+        Digest(d.as_ref().try_into().expect("SHA-256 is 32 bytes"))
     }
 
     /// The raw 32 bytes.
@@ -119,10 +123,19 @@ impl fmt::Display for BlobRef {
 }
 
 /// Incremental SHA-256 that also counts bytes.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Hasher {
-    inner: Sha256,
+    inner: Context,
     len: u64,
+}
+
+impl Default for Hasher {
+    fn default() -> Self {
+        Hasher {
+            inner: Context::new(&SHA256),
+            len: 0,
+        }
+    }
 }
 
 impl Hasher {
@@ -137,7 +150,13 @@ impl Hasher {
 
     pub(crate) fn finish(self) -> BlobRef {
         BlobRef {
-            digest: Digest(self.inner.finalize().into()),
+            digest: Digest(
+                self.inner
+                    .finish()
+                    .as_ref()
+                    .try_into()
+                    .expect("SHA-256 is 32 bytes"),
+            ),
             size: self.len,
         }
     }
