@@ -386,3 +386,48 @@ pub(crate) fn successful_attempt(
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beat(host: &str, pid: u32, age: std::time::Duration, ended: bool) -> Heartbeat {
+        let at = chrono::Utc::now() - chrono::Duration::from_std(age).unwrap();
+        Heartbeat {
+            host: host.to_string(),
+            pid,
+            refreshed: at.to_rfc3339(),
+            ended,
+            writer: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_heartbeat_tells_whether_a_run_is_alive() {
+        let s = std::time::Duration::from_secs;
+        let me = crate::meta::hostname();
+        let pid = std::process::id();
+        assert!(
+            heartbeat_alive(&beat(&me, pid, s(1), false)),
+            "fresh, process here"
+        );
+        assert!(!heartbeat_alive(&beat(&me, pid, s(1), true)), "ended");
+        assert!(
+            !heartbeat_alive(&beat(&me, pid, HEARTBEAT_STALE + s(1), false)),
+            "stale, even with the process there (a reused pid)"
+        );
+        assert!(
+            heartbeat_alive(&beat("elsewhere.invalid", 1, s(5), false)),
+            "fresh on another host: alive"
+        );
+        assert!(
+            !heartbeat_alive(&beat("elsewhere.invalid", 1, HEARTBEAT_STALE + s(1), false)),
+            "stale on another host: dead"
+        );
+        // A pid that cannot exist on this host: dead at once, however fresh the heartbeat.
+        assert!(!heartbeat_alive(&beat(&me, i32::MAX as u32, s(0), false)));
+        let mut h = beat(&me, pid, s(0), false);
+        h.refreshed = "not a time".into();
+        assert!(!heartbeat_alive(&h), "an unreadable time counts as stale");
+    }
+}

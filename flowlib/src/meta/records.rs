@@ -310,6 +310,10 @@ pub struct Heartbeat {
     /// The driver stopped (the run ended, or could not go on).
     #[serde(default)]
     pub ended: bool,
+    /// A tag unique to the driver: makes its create-only first write recognisable as its
+    /// own on a retry, and nobody else's.
+    #[serde(default)]
+    pub writer: String,
 }
 
 /// How often a live run rewrites its heartbeat.

@@ -18,6 +18,7 @@ use crate::store::{layout, Datastore};
 pub(crate) struct Beating {
     ds: Datastore,
     rel: String,
+    writer: String,
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     /// Whether the run record exists (else the heartbeat is removed on drop).
@@ -30,12 +31,13 @@ impl std::fmt::Debug for Beating {
     }
 }
 
-fn beat(ended: bool) -> Heartbeat {
+fn beat(writer: &str, ended: bool) -> Heartbeat {
     Heartbeat {
         host: hostname(),
         pid: std::process::id(),
         refreshed: now_rfc3339(),
         ended,
+        writer: writer.to_string(),
     }
 }
 
@@ -44,18 +46,19 @@ impl Beating {
     /// `None` if that run id is taken.
     pub(crate) fn start(ds: &Datastore, flow: &str, run: &str) -> Result<Option<Beating>> {
         let rel = layout::heartbeat(flow, run);
-        if !ds.create_json(&rel, &beat(false))? {
+        let writer = crate::store::unique_name();
+        if !ds.create_json(&rel, &beat(&writer, false))? {
             return Ok(None);
         }
         let (tx, rx) = mpsc::channel::<()>();
-        let (tds, trel) = (ds.clone(), rel.clone());
+        let (tds, trel, twriter) = (ds.clone(), rel.clone(), writer.clone());
         let thread = std::thread::Builder::new()
             .name("flowlib-heartbeat".into())
             .spawn(move || loop {
                 match rx.recv_timeout(HEARTBEAT_PERIOD) {
                     // A failed write is tried again next period; readers allow three.
                     Err(RecvTimeoutError::Timeout) => {
-                        let _ = tds.put_json(&trel, &beat(false), PutMode::Overwrite);
+                        let _ = tds.put_json(&trel, &beat(&twriter, false), PutMode::Overwrite);
                     }
                     Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
                 }
@@ -64,6 +67,7 @@ impl Beating {
         Ok(Some(Beating {
             ds: ds.clone(),
             rel,
+            writer,
             stop: Some(tx),
             thread: Some(thread),
             recorded: false,
@@ -81,7 +85,7 @@ impl Drop for Beating {
         // is gone at once on its own host).
         let _ = if self.recorded {
             self.ds
-                .put_json(&self.rel, &beat(true), PutMode::Overwrite)
+                .put_json(&self.rel, &beat(&self.writer, true), PutMode::Overwrite)
                 .map(|_| ())
         } else {
             self.ds.delete(&self.rel)

@@ -479,3 +479,41 @@ fn describe_change(old: &StepShape, new: &StepShape) -> String {
     }
     format!("step `{}` changed ({})", new.name, what.join(", "))
 }
+
+#[cfg(test)]
+mod claim_tests {
+    use super::*;
+    use crate::run::heartbeat::Beating;
+    use crate::store::OpenMode;
+
+    #[test]
+    fn one_live_claim_per_origin_and_dead_or_finished_claimants_are_taken_over() {
+        let ds = Datastore::open("memory://resume-claims", OpenMode::Create).unwrap();
+        let (flow, origin) = ("F", "origin");
+        // A claimant that never started its heartbeat holds nothing.
+        claim_origin(&ds, flow, origin, "r1").unwrap();
+        claim_origin(&ds, flow, origin, "r2").unwrap();
+
+        // A live claimant (fresh heartbeat, this process) refuses every other resume.
+        let mut live = Beating::start(&ds, flow, "r3").unwrap().expect("fresh id");
+        live.recorded = true;
+        claim_origin(&ds, flow, origin, "r3").unwrap();
+        let err = claim_origin(&ds, flow, origin, "r4").unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("run r3 is resuming it") && msg.contains(origin),
+            "{msg}"
+        );
+        assert!(
+            Beating::start(&ds, flow, "r3").unwrap().is_none(),
+            "ids are reserved"
+        );
+
+        // Once it stops (its heartbeat is marked ended), the next resume proceeds.
+        drop(live);
+        claim_origin(&ds, flow, origin, "r4").unwrap();
+        let claims = ds.list(&layout::resume_claims(flow, origin)).unwrap();
+        assert_eq!(claims.len(), 4, "claims 0..=3, none overwritten");
+    }
+}
