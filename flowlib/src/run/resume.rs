@@ -516,4 +516,39 @@ mod claim_tests {
         let claims = ds.list(&layout::resume_claims(flow, origin)).unwrap();
         assert_eq!(claims.len(), 4, "claims 0..=3, none overwritten");
     }
+
+    #[test]
+    fn of_many_resumes_claiming_one_origin_at_once_exactly_one_wins() {
+        let ds = Datastore::open("memory://resume-claims-race", OpenMode::Create).unwrap();
+        for round in 0..20 {
+            let origin = format!("origin{round}");
+            let barrier = std::sync::Barrier::new(4);
+            let won: Vec<bool> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..4)
+                    .map(|i| {
+                        let (ds, barrier, origin) = (&ds, &barrier, &origin);
+                        s.spawn(move || {
+                            let run = format!("{origin}-r{i}");
+                            let mut b = Beating::start(ds, "F", &run).unwrap().unwrap();
+                            b.recorded = true;
+                            barrier.wait();
+                            let r = claim_origin(ds, "F", origin, &run);
+                            if let Err(e) = &r {
+                                assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
+                            }
+                            // Stay alive until every claim was tried.
+                            barrier.wait();
+                            r.is_ok()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert_eq!(
+                won.iter().filter(|w| **w).count(),
+                1,
+                "round {round}: {won:?}"
+            );
+        }
+    }
 }
