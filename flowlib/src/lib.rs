@@ -95,8 +95,9 @@ pub use maintenance::{
     gc, verify, Deleted, Garbage, GcReport, Place, Problem, Unreadable, VerifyReport,
 };
 pub use meta::{
-    AttemptStatus, CodeIdentity, CommitRecord, IndexPath, ResumeInfo, ReuseRecord, ReusedTask,
-    RunEnd, RunInfo, RunRecord, RunStatus, StepShape, TaskAttempt, TaskManifest, TaskRef, Timings,
+    AttemptStatus, CodeIdentity, CommitRecord, Heartbeat, IndexPath, ResumeInfo, ReuseRecord,
+    ReusedTask, RunEnd, RunInfo, RunRecord, RunStatus, StepShape, TaskAttempt, TaskManifest,
+    TaskRef, Timings,
 };
 pub use run::progress::ProgressMode;
 pub use run::{initial_state, resume, run, ResumeOptions, RunOptions, RunSummary};

@@ -343,3 +343,64 @@ fn two_processes_running_one_flow_in_one_datastore_do_not_interfere() {
     assert_eq!(widths, [5, 6]);
     assert_eq!(flowlib::verify(&ds, None, None).unwrap().problems.len(), 0);
 }
+
+/// Exclusivity across processes: a run that is alive (held before its end record) is not
+/// resumed, and while one resume of an origin is alive (held after its run record) a
+/// second resume of that origin refuses; once the holder is killed, a resume proceeds.
+#[test]
+fn a_live_run_or_resume_is_never_resumed_twice_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let spawn_held = |args: &[&str], point: &str| {
+        let mut child = command(dir.path())
+            .args(args)
+            .env("FLOWLIB_TEST_HOLD", point)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert!(
+            wait_for_hold(&mut child, Duration::from_secs(60)),
+            "never reached {point}"
+        );
+        child
+    };
+    let refused = |args: &[&str], want: &[&str]| {
+        let out = command(dir.path()).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?} was not refused: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        for w in want {
+            assert!(err.contains(w), "{err} does not say {w}");
+        }
+    };
+
+    let mut origin = spawn_held(&["run", "-q", "--big-mib", "8"], "before-run-end");
+    let origin_id = open(dir.path()).latest_run("Crash").unwrap().unwrap();
+    refused(
+        &["resume", "-q"],
+        &[&format!("run {origin_id} is still running"), "heartbeat"],
+    );
+    sigkill(&mut origin);
+
+    let resume = ["resume", "-q", "--origin", &origin_id];
+    let mut first = spawn_held(&resume, "after-run-record");
+    let held = open(dir.path()).latest_run("Crash").unwrap().unwrap();
+    assert_ne!(held, origin_id);
+    refused(
+        &resume,
+        &[&origin_id, &format!("run {held} is resuming it")],
+    );
+    sigkill(&mut first);
+
+    let out = command(dir.path()).args(resume).output().unwrap();
+    assert!(
+        out.status.success(),
+        "a resume after the other one died: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(open(dir.path()).run_ids("Crash").unwrap().len(), 3);
+}

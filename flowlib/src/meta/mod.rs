@@ -14,8 +14,8 @@ pub use ids::IndexPath;
 pub(crate) use ids::{hostname, new_run_id, parse_task_id, username};
 pub(crate) use ids::{task_id, validate_run_id};
 pub use query::{RunInfo, TaskAttempt};
-pub(crate) use records::METADATA_VERSION;
 pub use records::{
-    AttemptStatus, CodeIdentity, CommitRecord, ResumeInfo, ReuseRecord, ReusedTask, RunEnd,
-    RunRecord, RunStatus, StepShape, TaskManifest, TaskRef, Timings,
+    AttemptStatus, CodeIdentity, CommitRecord, Heartbeat, ResumeInfo, ReuseRecord, ReusedTask,
+    RunEnd, RunRecord, RunStatus, StepShape, TaskManifest, TaskRef, Timings,
 };
+pub(crate) use records::{ResumeClaim, HEARTBEAT_PERIOD, HEARTBEAT_STALE, METADATA_VERSION};

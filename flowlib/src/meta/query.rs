@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use crate::error::{Error, Result, Site};
 use crate::meta::commit::{read_commit, read_manifest};
 use crate::meta::{
-    parse_task_id, task_id, validate_run_id, AttemptStatus, Committed, IndexPath, ReuseRecord,
-    RunEnd, RunRecord, RunStatus, TaskManifest, TaskRef,
+    parse_task_id, task_id, validate_run_id, AttemptStatus, Committed, Heartbeat, IndexPath,
+    ReuseRecord, RunEnd, RunRecord, RunStatus, TaskManifest, TaskRef, HEARTBEAT_STALE,
 };
 use crate::store::cas::{self, What};
 use crate::store::codec::{Tag, ViaSerde};
@@ -21,6 +21,9 @@ pub struct RunInfo {
     pub record: RunRecord,
     /// The end record, once the run finished.
     pub end: Option<RunEnd>,
+    /// The heartbeat of a run without an end record (absent in runs of older flowlib).
+    #[serde(skip)]
+    pub heartbeat: Option<Heartbeat>,
 }
 
 impl RunInfo {
@@ -32,26 +35,51 @@ impl RunInfo {
             .unwrap_or(RunStatus::Running)
     }
 
-    /// Whether a run without an end record is still alive, when that can be told (same host).
+    /// Whether a run without an end record is still alive, when that can be told: by its
+    /// heartbeat (any host), else, for runs of older flowlib, by its pid (same host only).
     pub fn is_alive(&self) -> Option<bool> {
         if self.end.is_some() {
             return Some(false);
         }
-        if self.record.host != crate::meta::hostname() {
-            return None;
+        match &self.heartbeat {
+            Some(h) => Some(heartbeat_alive(h)),
+            None => pid_alive(&self.record.host, self.record.pid),
         }
-        let pid = self.record.pid;
-        // A zombie (killed, not yet reaped) is dead for our purposes.
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next());
-            return Some(!matches!(state, Some("Z") | Some("X") | None));
-        }
-        // SAFETY: kill with signal 0 only checks that the process exists.
-        let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-        Some(rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
     }
+}
+
+/// How long ago a heartbeat was written (`None`: its time is unreadable).
+pub(crate) fn heartbeat_age(h: &Heartbeat) -> Option<std::time::Duration> {
+    let t = chrono::DateTime::parse_from_rfc3339(&h.refreshed).ok()?;
+    let age = chrono::Utc::now().signed_duration_since(t);
+    // A writer's clock slightly ahead of ours: just written.
+    Some(age.to_std().unwrap_or_default())
+}
+
+/// Whether the driver that writes heartbeat `h` is alive: it has not ended, it wrote the
+/// heartbeat within [`HEARTBEAT_STALE`], and, on this host, its process exists (a killed
+/// driver is dead at once, not only once its heartbeat is stale).
+pub(crate) fn heartbeat_alive(h: &Heartbeat) -> bool {
+    !h.ended
+        && heartbeat_age(h).is_some_and(|a| a < HEARTBEAT_STALE)
+        && pid_alive(&h.host, h.pid) != Some(false)
+}
+
+/// Whether process `pid` of `host` exists, when that can be told (same host).
+fn pid_alive(host: &str, pid: u32) -> Option<bool> {
+    if host != crate::meta::hostname() {
+        return None;
+    }
+    // A zombie (killed, not yet reaped) is dead for our purposes.
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        return Some(!matches!(state, Some("Z") | Some("X") | None));
+    }
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    Some(rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
 /// One committed task attempt of a run (executed in it, or reused from an origin).
@@ -115,7 +143,38 @@ impl Datastore {
                     Error::not_found(format!("no run `{run}` of flow {flow} in {}", self.url()))
                 })?;
         let end = self.get_json(&layout::run_end(flow, run))?;
-        Ok(RunInfo { record, end })
+        let heartbeat = match end {
+            Some(_) => None,
+            None => self.heartbeat(flow, run)?,
+        };
+        Ok(RunInfo {
+            record,
+            end,
+            heartbeat,
+        })
+    }
+
+    /// The heartbeat of a run, if it has one. A damaged one counts as none: it must not
+    /// keep a run listed as alive, nor hide the run.
+    pub(crate) fn heartbeat(&self, flow: &str, run: &str) -> Result<Option<Heartbeat>> {
+        match self.get_json(&layout::heartbeat(flow, run)) {
+            Ok(h) => Ok(h),
+            Err(Error::Metadata { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The heartbeat of a run whose driver is alive right now (no end record, heartbeat
+    /// fresh); `None` if it is finished, dead, or never started its driver.
+    pub(crate) fn live_heartbeat(&self, flow: &str, run: &str) -> Result<Option<Heartbeat>> {
+        // The heartbeat first: a driver marks it ended only after writing its end record.
+        let Some(h) = self.heartbeat(flow, run)? else {
+            return Ok(None);
+        };
+        if !heartbeat_alive(&h) || self.get_bytes(&layout::run_end(flow, run))?.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(h))
     }
 
     /// Every run of `flow`, oldest first.
@@ -326,4 +385,49 @@ pub(crate) fn successful_attempt(
         return Ok(Some(Committed::of(t.source.clone(), t.manifest, m)));
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beat(host: &str, pid: u32, age: std::time::Duration, ended: bool) -> Heartbeat {
+        let at = chrono::Utc::now() - chrono::Duration::from_std(age).unwrap();
+        Heartbeat {
+            host: host.to_string(),
+            pid,
+            refreshed: at.to_rfc3339(),
+            ended,
+            writer: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_heartbeat_tells_whether_a_run_is_alive() {
+        let s = std::time::Duration::from_secs;
+        let me = crate::meta::hostname();
+        let pid = std::process::id();
+        assert!(
+            heartbeat_alive(&beat(&me, pid, s(1), false)),
+            "fresh, process here"
+        );
+        assert!(!heartbeat_alive(&beat(&me, pid, s(1), true)), "ended");
+        assert!(
+            !heartbeat_alive(&beat(&me, pid, HEARTBEAT_STALE + s(1), false)),
+            "stale, even with the process there (a reused pid)"
+        );
+        assert!(
+            heartbeat_alive(&beat("elsewhere.invalid", 1, s(5), false)),
+            "fresh on another host: alive"
+        );
+        assert!(
+            !heartbeat_alive(&beat("elsewhere.invalid", 1, HEARTBEAT_STALE + s(1), false)),
+            "stale on another host: dead"
+        );
+        // A pid that cannot exist on this host: dead at once, however fresh the heartbeat.
+        assert!(!heartbeat_alive(&beat(&me, i32::MAX as u32, s(0), false)));
+        let mut h = beat(&me, pid, s(0), false);
+        h.refreshed = "not a time".into();
+        assert!(!heartbeat_alive(&h), "an unreadable time counts as stale");
+    }
 }

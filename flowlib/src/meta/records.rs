@@ -293,3 +293,49 @@ pub struct ReusedTask {
     /// Its manifest digest, pinned like a commit record pins it.
     pub manifest: BlobRef,
 }
+
+/// `heartbeat.json`: written create-only when a run starts (it reserves the run id),
+/// rewritten every [`HEARTBEAT_PERIOD`] while the run's driver is alive, and marked
+/// `ended` when the driver stops. A run whose heartbeat is older than [`HEARTBEAT_STALE`]
+/// is dead, on any host.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Heartbeat {
+    /// Host of the run's driver.
+    pub host: String,
+    /// Process id of the run's driver.
+    pub pid: u32,
+    /// When it was last written (RFC 3339).
+    pub refreshed: String,
+    /// The driver stopped (the run ended, or could not go on).
+    #[serde(default)]
+    pub ended: bool,
+    /// A tag unique to the driver: makes its create-only first write recognisable as its
+    /// own on a retry, and nobody else's.
+    #[serde(default)]
+    pub writer: String,
+}
+
+/// How often a live run rewrites its heartbeat.
+pub(crate) const HEARTBEAT_PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A heartbeat not rewritten for this long (three periods) belongs to a dead run.
+pub(crate) const HEARTBEAT_STALE: std::time::Duration =
+    std::time::Duration::from_secs(3 * HEARTBEAT_PERIOD.as_secs());
+
+/// One claim of `resume-claims/<n>.json`: resume number `n` of an origin, by the run that
+/// makes it. Claims are create-only and numbered: a resume takes the next number only when
+/// the newest claimant is dead or finished, so two concurrent resumes of one origin cannot
+/// both proceed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[non_exhaustive]
+pub(crate) struct ResumeClaim {
+    /// The resumed run that holds the claim.
+    pub(crate) run: String,
+    /// Its host.
+    pub(crate) host: String,
+    /// Its process id.
+    pub(crate) pid: u32,
+    /// When the claim was made (RFC 3339).
+    pub(crate) claimed: String,
+}

@@ -3,6 +3,7 @@
 
 mod drive;
 pub(crate) mod events;
+mod heartbeat;
 mod policy;
 pub(crate) mod progress;
 mod resume;
@@ -257,7 +258,7 @@ fn launch<F: Flow>(
         argv: opts.argv.clone(),
         resume: l.resume,
     };
-    let record = create_run_record(ds, record, l.reuse.as_ref())?;
+    let (record, _heartbeat) = create_run_record(ds, record, l.reuse.as_ref())?;
     crate::failpoint::hold("after-run-record", &record.run_id);
     if opts.progress != ProgressMode::Quiet {
         let mut line = format!("flowlib: run {} of {} started", record.run_id, F::NAME);
@@ -309,7 +310,13 @@ fn launch<F: Flow>(
 }
 
 /// Write `run.json` create-only under a fresh run id (ids are unique by construction;
-/// create-only makes sure).
+/// create-only makes sure), and start the run's heartbeat, which the run keeps until it
+/// ends.
+///
+/// The heartbeat comes first, create-only: it reserves the id, and a run record never
+/// exists without a heartbeat that tells whether the run is alive. A resume then claims
+/// its origin (`resume::claim_origin`), so that of two concurrent resumes of one origin
+/// the second refuses before writing anything.
 ///
 /// A resume's reuse record goes first, create-only under the same id, and the run record
 /// names its digest: a run record never exists without the reuse record it names, so a
@@ -319,11 +326,17 @@ fn create_run_record(
     ds: &Datastore,
     mut record: RunRecord,
     reuse: Option<&ReuseRecord>,
-) -> Result<RunRecord> {
+) -> Result<(RunRecord, heartbeat::Beating)> {
     let reuse = reuse
         .map(|r| Bytes::from(serde_json::to_vec_pretty(r).expect("metadata serializes to JSON")));
     for _ in 0..6 {
         record.run_id = new_run_id();
+        let Some(mut beating) = heartbeat::Beating::start(ds, &record.flow, &record.run_id)? else {
+            continue;
+        };
+        if let Some(r) = &record.resume {
+            resume::claim_origin(ds, &record.flow, &r.origin, &record.run_id)?;
+        }
         if let Some(bytes) = &reuse {
             if !ds.create(&layout::reuse(&record.flow, &record.run_id), bytes.clone())? {
                 continue;
@@ -340,7 +353,8 @@ fn create_run_record(
             crate::failpoint::hold("after-reuse-record", &record.run_id);
         }
         if ds.create_json(&layout::run_record(&record.flow, &record.run_id), &record)? {
-            return Ok(record);
+            beating.recorded = true;
+            return Ok((record, beating));
         }
     }
     Err(Error::metadata(

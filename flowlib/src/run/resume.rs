@@ -8,15 +8,16 @@ use std::sync::Arc;
 use crate::error::{Error, Result, Site};
 use crate::exec::Executor;
 use crate::flow::{Flow, Graph, Step};
+use crate::meta::query::heartbeat_age;
 use crate::meta::query::successful;
 use crate::meta::{
-    validate_run_id, Committed, ResumeInfo, ReuseRecord, ReusedTask, RunInfo, StepShape,
-    TaskAttempt, METADATA_VERSION,
+    hostname, now_rfc3339, validate_run_id, Committed, Heartbeat, ResumeClaim, ResumeInfo,
+    ReuseRecord, ReusedTask, RunInfo, StepShape, TaskAttempt, METADATA_VERSION,
 };
 use crate::run::scheduler::Prefilled;
 use crate::run::start::{apply_params, param_encodings, params_json, store_initial};
 use crate::run::{launch, prepare, shape, Launch, ResumeOptions, RunOptions, RunSummary};
-use crate::store::{BlobRef, Datastore};
+use crate::store::{layout, BlobRef, Datastore};
 use crate::task::{load_state, RunContext};
 
 /// Resume a run of `F`: a new run that reuses every committed task of the origin that is not
@@ -40,6 +41,15 @@ pub(crate) fn resume_prepared<F: Flow>(
     let graph = F::graph();
     let origin_id = origin_of::<F>(ds, ropts)?;
     let origin = ds.run_info(F::NAME, &origin_id)?;
+    refuse_live_origin(&origin)?;
+    // Refuse early, before writing anything, when another resume of it is alive; the
+    // claim itself is made when the run record is written (`claim_origin`).
+    refuse_live_claim(
+        ds,
+        F::NAME,
+        &origin_id,
+        newest_claim(ds, F::NAME, &origin_id)?,
+    )?;
     let step = resume_step::<F>(graph, ropts)?;
     let mut rerun: Vec<bool> = match step {
         Some(s) => graph.downstream_of(s.index),
@@ -99,6 +109,95 @@ pub(crate) fn resume_prepared<F: Flow>(
         ..Launch::new(state)
     };
     launch::<F>(ds, opts, executor, l)
+}
+
+/// A run that is still alive is not resumed: its in-flight tasks would run twice.
+fn refuse_live_origin(origin: &RunInfo) -> Result<()> {
+    if origin.is_alive() != Some(true) {
+        return Ok(());
+    }
+    let r = &origin.record;
+    let how = match &origin.heartbeat {
+        Some(h) => describe_heartbeat(h),
+        None => format!("pid {} on this host", r.pid),
+    };
+    Err(Error::invalid(format!(
+        "run {} is still running ({how}); wait for it to finish, then resume it if it failed",
+        r.run_id
+    )))
+}
+
+fn describe_heartbeat(h: &Heartbeat) -> String {
+    let ago = heartbeat_age(h).map_or_else(|| "?".to_string(), |a| a.as_secs().to_string());
+    format!("heartbeat {ago} s ago on host {} pid {}", h.host, h.pid)
+}
+
+/// Claim origin `origin` for resumed run `run`, before that run writes anything but its
+/// heartbeat: refuse if another resume of the same origin is alive.
+///
+/// Claims are numbered, create-only records `resume-claims/<n>.json` under the origin.
+/// A resume reads the newest claim; if its claimant's heartbeat is live (no end record,
+/// fresh, its process exists) it refuses, else it creates claim `n + 1`. Two resumes that
+/// both found claimant `n` dead race for the same name `n + 1`, and create-only lets one
+/// win: the other refuses. A resume that starts after claim `n + 1` exists sees it, and
+/// its claimant's heartbeat, which was created before the claim. So at most one resume of
+/// an origin is alive at any time, while a resume after an earlier one finished (or died)
+/// proceeds.
+pub(crate) fn claim_origin(ds: &Datastore, flow: &str, origin: &str, run: &str) -> Result<()> {
+    let newest = newest_claim(ds, flow, origin)?;
+    refuse_live_claim(ds, flow, origin, newest)?;
+    let next = newest.map_or(0, |n| n + 1);
+    let claim = ResumeClaim {
+        run: run.to_string(),
+        host: hostname(),
+        pid: std::process::id(),
+        claimed: now_rfc3339(),
+    };
+    if ds.create_json(&layout::resume_claim(flow, origin, next), &claim)? {
+        return Ok(());
+    }
+    // Another resume took this number first: it is alive (it has just claimed).
+    refuse_live_claim(ds, flow, origin, Some(next))?;
+    Err(Error::invalid(format!(
+        "cannot resume run {origin}: another resume claimed it at the same time"
+    )))
+}
+
+/// The number of the newest claim on `origin`, if it has any.
+fn newest_claim(ds: &Datastore, flow: &str, origin: &str) -> Result<Option<u64>> {
+    let prefix = layout::resume_claims(flow, origin);
+    Ok(ds
+        .list(&prefix)?
+        .iter()
+        .filter_map(|l| {
+            l.rel
+                .strip_prefix(&prefix)
+                .and_then(layout::parse_resume_claim)
+        })
+        .max())
+}
+
+/// Refuse if the claimant of claim `n` of `origin` is alive.
+fn refuse_live_claim(ds: &Datastore, flow: &str, origin: &str, n: Option<u64>) -> Result<()> {
+    let Some(n) = n else {
+        return Ok(());
+    };
+    let claim: ResumeClaim = match ds.get_json(&layout::resume_claim(flow, origin, n)) {
+        Ok(Some(c)) => c,
+        // A damaged claim holds nothing.
+        Ok(None) | Err(Error::Metadata { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    match ds.live_heartbeat(flow, &claim.run)? {
+        None => Ok(()),
+        Some(h) => Err(Error::invalid(format!(
+            "cannot resume run {origin}: run {} is resuming it right now ({}); wait for it to \
+             finish, then resume {origin} again or resume {} if it failed",
+            claim.run,
+            describe_heartbeat(&h),
+            claim.run
+        ))),
+    }
 }
 
 /// The run to resume: the one asked for, or the latest run of the flow.
@@ -379,4 +478,77 @@ fn describe_change(old: &StepShape, new: &StepShape) -> String {
         ));
     }
     format!("step `{}` changed ({})", new.name, what.join(", "))
+}
+
+#[cfg(test)]
+mod claim_tests {
+    use super::*;
+    use crate::run::heartbeat::Beating;
+    use crate::store::OpenMode;
+
+    #[test]
+    fn one_live_claim_per_origin_and_dead_or_finished_claimants_are_taken_over() {
+        let ds = Datastore::open("memory://resume-claims", OpenMode::Create).unwrap();
+        let (flow, origin) = ("F", "origin");
+        // A claimant that never started its heartbeat holds nothing.
+        claim_origin(&ds, flow, origin, "r1").unwrap();
+        claim_origin(&ds, flow, origin, "r2").unwrap();
+
+        // A live claimant (fresh heartbeat, this process) refuses every other resume.
+        let mut live = Beating::start(&ds, flow, "r3").unwrap().expect("fresh id");
+        live.recorded = true;
+        claim_origin(&ds, flow, origin, "r3").unwrap();
+        let err = claim_origin(&ds, flow, origin, "r4").unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("run r3 is resuming it") && msg.contains(origin),
+            "{msg}"
+        );
+        assert!(
+            Beating::start(&ds, flow, "r3").unwrap().is_none(),
+            "ids are reserved"
+        );
+
+        // Once it stops (its heartbeat is marked ended), the next resume proceeds.
+        drop(live);
+        claim_origin(&ds, flow, origin, "r4").unwrap();
+        let claims = ds.list(&layout::resume_claims(flow, origin)).unwrap();
+        assert_eq!(claims.len(), 4, "claims 0..=3, none overwritten");
+    }
+
+    #[test]
+    fn of_many_resumes_claiming_one_origin_at_once_exactly_one_wins() {
+        let ds = Datastore::open("memory://resume-claims-race", OpenMode::Create).unwrap();
+        for round in 0..20 {
+            let origin = format!("origin{round}");
+            let barrier = std::sync::Barrier::new(4);
+            let won: Vec<bool> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..4)
+                    .map(|i| {
+                        let (ds, barrier, origin) = (&ds, &barrier, &origin);
+                        s.spawn(move || {
+                            let run = format!("{origin}-r{i}");
+                            let mut b = Beating::start(ds, "F", &run).unwrap().unwrap();
+                            b.recorded = true;
+                            barrier.wait();
+                            let r = claim_origin(ds, "F", origin, &run);
+                            if let Err(e) = &r {
+                                assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
+                            }
+                            // Stay alive until every claim was tried.
+                            barrier.wait();
+                            r.is_ok()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert_eq!(
+                won.iter().filter(|w| **w).count(),
+                1,
+                "round {round}: {won:?}"
+            );
+        }
+    }
 }

@@ -11,6 +11,8 @@
 //! flows/<Flow>/runs/<run>/run.json                 run record (create-only)
 //! flows/<Flow>/runs/<run>/end.json                 end record (create-only)
 //! flows/<Flow>/runs/<run>/reuse.json               tasks a resumed run reuses (create-only)
+//! flows/<Flow>/runs/<run>/heartbeat.json           the run's driver is alive (rewritten)
+//! flows/<Flow>/runs/<run>/resume-claims/<n>.json   resume number n of this run (create-only)
 //! flows/<Flow>/runs/<run>/tasks/<step>/<index>@<attempt>.commit.json  (create-only, written
 //!                                                  last; names the attempt's manifest)
 //! flows/<Flow>/runs/<run>/checkpoints/<step>/<index>/latest.json
@@ -37,6 +39,27 @@ pub(crate) fn run_end(flow: &str, run: &str) -> String {
 
 pub(crate) fn reuse(flow: &str, run: &str) -> String {
     format!("flows/{flow}/runs/{run}/reuse.json")
+}
+
+/// The run's heartbeat: created when the run starts (reserving its id), rewritten while
+/// its driver lives.
+pub(crate) fn heartbeat(flow: &str, run: &str) -> String {
+    format!("flows/{flow}/runs/{run}/heartbeat.json")
+}
+
+/// The numbered claims of the resumes of run `run`.
+pub(crate) fn resume_claims(flow: &str, run: &str) -> String {
+    format!("flows/{flow}/runs/{run}/resume-claims/")
+}
+
+/// Claim number `n` (zero-padded, so listings sort by number).
+pub(crate) fn resume_claim(flow: &str, run: &str, n: u64) -> String {
+    format!("{}{n:010}.json", resume_claims(flow, run))
+}
+
+/// The claim number of a file name under `resume-claims/`.
+pub(crate) fn parse_resume_claim(name: &str) -> Option<u64> {
+    name.strip_suffix(".json")?.parse().ok()
 }
 
 pub(crate) fn tasks(flow: &str, run: &str) -> String {
