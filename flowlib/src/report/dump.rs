@@ -6,7 +6,7 @@ use crate::client::{Run, TaskView};
 use crate::error::{chain, Error, Result};
 use crate::flow::graph::format_bytes;
 use crate::flow::Flow;
-use crate::meta::query::successful;
+use crate::meta::query::{successful, Damaged};
 use crate::meta::{AttemptStatus, RunInfo, Timings};
 use crate::report::{plural, RunState};
 use crate::store::{BlobRef, Datastore};
@@ -36,6 +36,8 @@ pub(crate) struct RunDump {
     pub(crate) state: RunState,
     /// Every step of the graph, in graph order.
     pub(crate) steps: Vec<StepTally>,
+    /// The run's records that cannot be read (their tasks count as not run).
+    pub(crate) damaged: Vec<Damaged>,
 }
 
 /// How one step of a run went.
@@ -227,6 +229,7 @@ impl RunDump {
             info: run.info().clone(),
             state: RunState::of(run.info()),
             steps,
+            damaged: run.damaged().to_vec(),
         }
     }
 
@@ -284,6 +287,10 @@ impl RunDump {
                 let _ = write!(out, "; {}", failed.join(", "));
             }
             out.push('\n');
+        }
+        // Skipped records: their tasks count as not run (`resume` runs them again).
+        for d in &self.damaged {
+            let _ = writeln!(out, "  damaged   {d}");
         }
         out
     }
