@@ -205,14 +205,23 @@ impl Datastore {
     /// Every committed attempt of a run that can be read, including tasks reused from its
     /// origin. Damaged records are skipped (a task whose successful attempt cannot be read
     /// counts as not run); [`task_attempts_checked`](Self::task_attempts_checked) lists them.
+    ///
+    /// A reuse record that is not the one the run record names (or is missing, or does not
+    /// parse) is still an error here: what the run reused is then unknown, and guessing
+    /// would misstate the run.
     pub fn task_attempts(&self, flow: &str, run: &str) -> Result<Vec<TaskAttempt>> {
-        Ok(self.task_attempts_checked(flow, run)?.attempts)
+        Ok(self.attempts_of(flow, run, true)?.attempts)
     }
 
     /// Every committed attempt of a run that can be read, including tasks reused from its
     /// origin, and every commit record, manifest or reuse record that cannot. Errors only
     /// when the store itself cannot be read.
     pub fn task_attempts_checked(&self, flow: &str, run: &str) -> Result<Attempts> {
+        self.attempts_of(flow, run, false)
+    }
+
+    /// The attempts of a run; with `strict_reuse`, a damaged reuse record is an error.
+    fn attempts_of(&self, flow: &str, run: &str, strict_reuse: bool) -> Result<Attempts> {
         validate_run_id(run)?;
         let prefix = layout::tasks(flow, run);
         let mut commits: Vec<(String, IndexPath, u32)> = Vec::new();
@@ -271,6 +280,7 @@ impl Datastore {
         }
         let reuse = match self.reuse_record(flow, run) {
             Ok(r) => r,
+            Err(e) if strict_reuse => return Err(e),
             Err(e) => {
                 damaged.push(damage(e, None, None)?);
                 None
