@@ -76,6 +76,8 @@ pub(crate) struct StepDump {
     pub(crate) step: String,
     /// Its successful tasks.
     pub(crate) tasks: Vec<AttemptLine>,
+    /// The records of its tasks that cannot be read.
+    pub(crate) damaged: Vec<Damaged>,
 }
 
 /// One task: its attempt, parents, timings and artifacts.
@@ -172,6 +174,14 @@ impl DumpReport {
                     run: run_id.to_string(),
                     step: step.to_string(),
                     tasks: view.tasks().map(|t| AttemptLine::of(&t)).collect(),
+                    damaged: run
+                        .damaged()
+                        .iter()
+                        .filter(|d| {
+                            d.task.as_deref().and_then(|t| t.split('/').next()) == Some(step)
+                        })
+                        .cloned()
+                        .collect(),
                 }));
             }
             None => view.only_task()?,
@@ -323,6 +333,9 @@ impl StepDump {
                 "  {:<24} attempt {} {} ({ms:.1} ms)",
                 t.task, t.attempt, t.status
             );
+        }
+        for d in &self.damaged {
+            let _ = writeln!(out, "  damaged   {d}");
         }
         out
     }
