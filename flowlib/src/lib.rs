@@ -94,6 +94,7 @@ pub use flow::{
 pub use maintenance::{
     gc, verify, Deleted, Garbage, GcReport, Place, Problem, Unreadable, VerifyReport,
 };
+pub use meta::query::{Attempts, Damaged};
 pub use meta::{
     AttemptStatus, CodeIdentity, CommitRecord, Heartbeat, IndexPath, ResumeInfo, ReuseRecord,
     ReusedTask, RunEnd, RunInfo, RunRecord, RunStatus, StepShape, TaskAttempt, TaskManifest,

@@ -9,6 +9,7 @@ mod cli;
 mod cli_resume;
 mod cloud;
 mod crash;
+mod damaged;
 mod executor;
 mod integrity;
 mod resume;

@@ -18,6 +18,7 @@ use std::marker::PhantomData;
 
 use crate::error::{Error, Result, Site};
 use crate::flow::Flow;
+use crate::meta::query::Damaged;
 use crate::meta::{parse_task_id, Committed, RunInfo, RunStatus, TaskAttempt, TaskManifest};
 use crate::store::cas::{self, What};
 use crate::store::codec::{Tag, ViaSerde};
@@ -30,18 +31,21 @@ pub struct Run<F: Flow> {
     ds: Datastore,
     info: RunInfo,
     attempts: Vec<TaskAttempt>,
+    damaged: Vec<Damaged>,
     _flow: PhantomData<fn() -> F>,
 }
 
 impl<F: Flow> Run<F> {
-    /// Open run `run_id` of `F`.
+    /// Open run `run_id` of `F`. Its task records that cannot be read are skipped (and
+    /// listed by [`damaged`](Self::damaged)); every other task stays readable.
     pub fn open(ds: &Datastore, run_id: &str) -> Result<Self> {
         let info = ds.run_info(F::NAME, run_id)?;
-        let attempts = ds.task_attempts(F::NAME, run_id)?;
+        let checked = ds.task_attempts_checked(F::NAME, run_id)?;
         Ok(Run {
             ds: ds.clone(),
             info,
-            attempts,
+            attempts: checked.attempts,
+            damaged: checked.damaged,
             _flow: PhantomData,
         })
     }
@@ -69,9 +73,15 @@ impl<F: Flow> Run<F> {
         self.info.status()
     }
 
-    /// Every committed attempt (failed ones included).
+    /// Every committed attempt (failed ones included) whose records can be read.
     pub fn attempts(&self) -> &[TaskAttempt] {
         &self.attempts
+    }
+
+    /// The run's records that could not be read (commit records, manifests, the reuse
+    /// record); the attempts they describe are not in [`attempts`](Self::attempts).
+    pub fn damaged(&self) -> &[Damaged] {
+        &self.damaged
     }
 
     /// The tasks of step `name` that succeeded.
@@ -109,6 +119,17 @@ impl<F: Flow> Run<F> {
                 attempt: a,
             })
             .ok_or_else(|| {
+                let wanted = crate::meta::task_id(step, &index);
+                if let Some(d) = self
+                    .damaged
+                    .iter()
+                    .find(|d| d.task.as_deref() == Some(wanted.as_str()))
+                {
+                    return Error::not_found(format!(
+                        "run {} has no readable successful task `{id}`: a record of it is damaged ({d})",
+                        self.id()
+                    ));
+                }
                 let ids: Vec<String> = view.tasks.iter().take(10).map(|t| t.task_id()).collect();
                 Error::not_found(format!(
                     "run {} has no successful task `{id}`{}",

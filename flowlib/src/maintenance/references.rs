@@ -95,7 +95,11 @@ pub(crate) fn references(
         let runs = match run_filter {
             Some(r) => {
                 crate::meta::validate_run_id(r)?;
-                ds.run_info(&flow, r)?;
+                // A run that does not exist is an error; one whose records are damaged is
+                // scanned for what can still be read, and its damage reported.
+                if let Err(e @ Error::NotFound(_)) = ds.run_info(&flow, r) {
+                    return Err(e);
+                }
                 vec![r.to_string()]
             }
             None => ds.run_ids(&flow)?,
@@ -114,31 +118,30 @@ fn run_references(ds: &Datastore, flow: &str, run: &str, refs: &mut References) 
         task,
         artifact: artifact.to_string(),
     };
-    let info = match ds.run_info(flow, run) {
-        Ok(i) => i,
-        Err(Error::NotFound(_)) => return Ok(()),
-        Err(e) => {
-            refs.unreadable(flow, run, format!("run record: {}", chain(&e)));
-            return Ok(());
-        }
-    };
-    for (name, blob) in &info.record.initial {
-        refs.add(*blob, place("(initial state)".into(), name));
-    }
-    match ds.task_attempts(flow, run) {
-        Ok(attempts) => {
-            for a in attempts {
-                if let Some(r) = a.manifest_ref {
-                    refs.manifests.insert(r.digest);
-                }
-                let Some(m) = &a.manifest else { continue };
-                let task = format!("{} attempt {}", a.task_id(), a.source.attempt);
-                for (name, blob) in &m.artifacts {
-                    refs.add(*blob, place(task.clone(), name));
-                }
+    // Every record is read on its own: a damaged one is reported and the scan goes on, so
+    // every blob the readable records reference is still found (and checked by `verify`).
+    match ds.run_info(flow, run) {
+        Ok(info) => {
+            for (name, blob) in &info.record.initial {
+                refs.add(*blob, place("(initial state)".into(), name));
             }
         }
-        Err(e) => refs.unreadable(flow, run, chain(&e)),
+        Err(Error::NotFound(_)) => return Ok(()),
+        Err(e) => refs.unreadable(flow, run, format!("run record: {}", chain(&e))),
+    }
+    let checked = ds.task_attempts_checked(flow, run)?;
+    for d in checked.damaged {
+        refs.unreadable(flow, run, d.to_string());
+    }
+    for a in checked.attempts {
+        if let Some(r) = a.manifest_ref {
+            refs.manifests.insert(r.digest);
+        }
+        let Some(m) = &a.manifest else { continue };
+        let task = format!("{} attempt {}", a.task_id(), a.source.attempt);
+        for (name, blob) in &m.artifacts {
+            refs.add(*blob, place(task.clone(), name));
+        }
     }
     // Checkpoints are referenced by their latest pointers.
     #[derive(serde::Deserialize)]

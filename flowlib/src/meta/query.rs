@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::{Error, Result, Site};
+use crate::error::{chain, Error, Result, Site};
 use crate::meta::commit::{read_commit, read_manifest};
 use crate::meta::{
-    parse_task_id, task_id, validate_run_id, AttemptStatus, Committed, Heartbeat, IndexPath,
-    ReuseRecord, RunEnd, RunRecord, RunStatus, TaskManifest, TaskRef, HEARTBEAT_STALE,
+    parse_task_id, task_id, validate_run_id, AttemptStatus, CommitRecord, Committed, Heartbeat,
+    IndexPath, ReuseRecord, RunEnd, RunRecord, RunStatus, TaskManifest, TaskRef,
+    HEARTBEAT_STALE,
 };
 use crate::store::cas::{self, What};
 use crate::store::codec::{Tag, ViaSerde};
@@ -111,6 +112,60 @@ impl TaskAttempt {
     }
 }
 
+/// A record of a run that could not be read (a commit record, a manifest, a reuse record
+/// or the run record itself): what readers of the run report and skip.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Damaged {
+    /// The record's path in the datastore.
+    pub path: String,
+    /// The task it belongs to (`fit/2`), when that is known.
+    pub task: Option<String>,
+    /// The attempt it belongs to, when that is known.
+    pub attempt: Option<u32>,
+    /// Why it could not be read.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Damaged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.task, self.attempt) {
+            (Some(t), Some(a)) => write!(f, "task {t} attempt {a}: ")?,
+            (Some(t), None) => write!(f, "task {t}: ")?,
+            _ => {}
+        }
+        write!(f, "{}", self.reason)
+    }
+}
+
+/// The committed attempts of a run that could be read, and the records that could not.
+///
+/// A damaged record never makes a task look successful: a task whose only successful
+/// attempt has a damaged commit record or manifest is simply absent from `attempts`, so
+/// `resume` runs it again.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Attempts {
+    /// Every attempt whose records read and verified.
+    pub attempts: Vec<TaskAttempt>,
+    /// Every record that could not be read, in path order.
+    pub damaged: Vec<Damaged>,
+}
+
+/// The damaged record an error describes (unreadable, corrupt, missing while named), or
+/// the error itself when it is not about a record (the store cannot be reached).
+fn damage(e: Error, task: Option<&str>, attempt: Option<u32>) -> Result<Damaged> {
+    let Error::Metadata { path, .. } = &e else {
+        return Err(e);
+    };
+    Ok(Damaged {
+        path: path.clone(),
+        task: task.map(str::to_string),
+        attempt,
+        reason: chain(&e),
+    })
+}
+
 impl Datastore {
     /// Flows that have runs in this datastore.
     pub fn flows(&self) -> Result<Vec<String>> {
@@ -177,21 +232,56 @@ impl Datastore {
         Ok(Some(h))
     }
 
-    /// Every run of `flow`, oldest first.
+    /// Every run of `flow` whose records can be read, oldest first. A run whose run or end
+    /// record is damaged is left out ([`runs_checked`](Self::runs_checked) lists it).
     pub fn runs(&self, flow: &str) -> Result<Vec<RunInfo>> {
+        Ok(self
+            .runs_checked(flow)?
+            .into_iter()
+            .filter_map(|(_, r)| r.ok())
+            .collect())
+    }
+
+    /// Every run of `flow`, oldest first, by id: its records, or why they cannot be read.
+    #[allow(clippy::type_complexity)]
+    pub fn runs_checked(
+        &self,
+        flow: &str,
+    ) -> Result<Vec<(String, std::result::Result<RunInfo, Damaged>)>> {
         let mut out = Vec::new();
         for id in self.run_ids(flow)? {
             match self.run_info(flow, &id) {
-                Ok(i) => out.push(i),
+                Ok(i) => out.push((id, Ok(i))),
                 Err(Error::NotFound(_)) => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    let d = damage(e, None, None)?;
+                    out.push((id, Err(d)));
+                }
             }
         }
         Ok(out)
     }
 
-    /// Every committed attempt of a run, including tasks reused from its origin.
+    /// Every committed attempt of a run that can be read, including tasks reused from its
+    /// origin. Damaged records are skipped (a task whose successful attempt cannot be read
+    /// counts as not run); [`task_attempts_checked`](Self::task_attempts_checked) lists them.
+    ///
+    /// A reuse record that is not the one the run record names (or is missing, or does not
+    /// parse) is still an error here: what the run reused is then unknown, and guessing
+    /// would misstate the run.
     pub fn task_attempts(&self, flow: &str, run: &str) -> Result<Vec<TaskAttempt>> {
+        Ok(self.attempts_of(flow, run, true)?.attempts)
+    }
+
+    /// Every committed attempt of a run that can be read, including tasks reused from its
+    /// origin, and every commit record, manifest or reuse record that cannot. Errors only
+    /// when the store itself cannot be read.
+    pub fn task_attempts_checked(&self, flow: &str, run: &str) -> Result<Attempts> {
+        self.attempts_of(flow, run, false)
+    }
+
+    /// The attempts of a run; with `strict_reuse`, a damaged reuse record is an error.
+    fn attempts_of(&self, flow: &str, run: &str, strict_reuse: bool) -> Result<Attempts> {
         validate_run_id(run)?;
         let prefix = layout::tasks(flow, run);
         let mut commits: Vec<(String, IndexPath, u32)> = Vec::new();
@@ -209,6 +299,7 @@ impl Datastore {
         }
         commits.sort();
         let mut out = Vec::with_capacity(commits.len());
+        let mut damaged = Vec::new();
         for (step, index, attempt) in commits {
             let source = TaskRef {
                 run: run.to_string(),
@@ -216,8 +307,25 @@ impl Datastore {
                 index,
                 attempt,
             };
-            let Some((record, manifest)) = read_commit(self, flow, &source)? else {
-                continue;
+            let id = source.task_id();
+            let rel = layout::commit(flow, run, &source.step, &source.index.dir_name(), attempt);
+            let record = match self.get_json::<CommitRecord>(&rel) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    damaged.push(damage(e, Some(&id), Some(attempt))?);
+                    continue;
+                }
+            };
+            let manifest = match record.manifest {
+                None => None,
+                Some(m_ref) => match read_manifest(self, m_ref, &id) {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        damaged.push(damage(e, Some(&id), Some(attempt))?);
+                        continue;
+                    }
+                },
             };
             out.push(TaskAttempt {
                 step: source.step.clone(),
@@ -230,10 +338,25 @@ impl Datastore {
                 reused: false,
             });
         }
-        if let Some(reuse) = self.reuse_record(flow, run)? {
+        let reuse = match self.reuse_record(flow, run) {
+            Ok(r) => r,
+            Err(e) if strict_reuse => return Err(e),
+            Err(e) => {
+                damaged.push(damage(e, None, None)?);
+                None
+            }
+        };
+        if let Some(reuse) = reuse {
             for t in reuse.tasks {
                 let src = &t.source;
-                let manifest = read_manifest(self, t.manifest, &src.task_id())?;
+                let id = src.task_id();
+                let manifest = match read_manifest(self, t.manifest, &id) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        damaged.push(damage(e, Some(&id), None)?);
+                        continue;
+                    }
+                };
                 out.push(TaskAttempt {
                     step: src.step.clone(),
                     index: src.index.clone(),
@@ -246,7 +369,10 @@ impl Datastore {
                 });
             }
         }
-        Ok(out)
+        Ok(Attempts {
+            attempts: out,
+            damaged,
+        })
     }
 
     /// The reuse record of a resumed run: the one its run record names by digest (written

@@ -6,7 +6,7 @@ use crate::client::{Run, TaskView};
 use crate::error::{chain, Error, Result};
 use crate::flow::graph::format_bytes;
 use crate::flow::Flow;
-use crate::meta::query::successful;
+use crate::meta::query::{successful, Damaged};
 use crate::meta::{AttemptStatus, RunInfo, Timings};
 use crate::report::{plural, RunState};
 use crate::store::{BlobRef, Datastore};
@@ -36,6 +36,8 @@ pub(crate) struct RunDump {
     pub(crate) state: RunState,
     /// Every step of the graph, in graph order.
     pub(crate) steps: Vec<StepTally>,
+    /// The run's records that cannot be read (their tasks count as not run).
+    pub(crate) damaged: Vec<Damaged>,
 }
 
 /// How one step of a run went.
@@ -74,6 +76,8 @@ pub(crate) struct StepDump {
     pub(crate) step: String,
     /// Its successful tasks.
     pub(crate) tasks: Vec<AttemptLine>,
+    /// The records of its tasks that cannot be read.
+    pub(crate) damaged: Vec<Damaged>,
 }
 
 /// One task: its attempt, parents, timings and artifacts.
@@ -170,6 +174,14 @@ impl DumpReport {
                     run: run_id.to_string(),
                     step: step.to_string(),
                     tasks: view.tasks().map(|t| AttemptLine::of(&t)).collect(),
+                    damaged: run
+                        .damaged()
+                        .iter()
+                        .filter(|d| {
+                            d.task.as_deref().and_then(|t| t.split('/').next()) == Some(step)
+                        })
+                        .cloned()
+                        .collect(),
                 }));
             }
             None => view.only_task()?,
@@ -227,6 +239,7 @@ impl RunDump {
             info: run.info().clone(),
             state: RunState::of(run.info()),
             steps,
+            damaged: run.damaged().to_vec(),
         }
     }
 
@@ -285,6 +298,10 @@ impl RunDump {
             }
             out.push('\n');
         }
+        // Skipped records: their tasks count as not run (`resume` runs them again).
+        for d in &self.damaged {
+            let _ = writeln!(out, "  damaged   {d}");
+        }
         out
     }
 }
@@ -316,6 +333,9 @@ impl StepDump {
                 "  {:<24} attempt {} {} ({ms:.1} ms)",
                 t.task, t.attempt, t.status
             );
+        }
+        for d in &self.damaged {
+            let _ = writeln!(out, "  damaged   {d}");
         }
         out
     }

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use crate::error::Result;
+use crate::meta::query::Damaged;
 use crate::meta::RunInfo;
 use crate::report::RunState;
 use crate::store::Datastore;
@@ -21,20 +22,29 @@ pub(crate) struct RunsReport {
     pub(crate) runs: Vec<RunRow>,
 }
 
-/// One run of the table.
+/// One run of the table: its records and state, or why its records cannot be read.
 #[derive(Clone, Debug, serde::Serialize)]
 #[non_exhaustive]
 pub(crate) struct RunRow {
+    /// Run id.
+    #[serde(skip)]
+    pub(crate) run: String,
     /// Its records.
-    pub(crate) info: RunInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) info: Option<RunInfo>,
     /// Its state when listed.
-    pub(crate) state: RunState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) state: Option<RunState>,
+    /// Its run or end record, when one cannot be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) damaged: Option<Damaged>,
 }
 
 impl RunsReport {
     /// The runs of `flow` in `ds`, or the last `limit` of them.
     pub(crate) fn build(ds: &Datastore, flow: &str, limit: Option<usize>) -> Result<RunsReport> {
-        let mut runs = ds.runs(flow)?;
+        // A run whose records are damaged is a row saying so, never a failed listing.
+        let mut runs = ds.runs_checked(flow)?;
         if let Some(n) = limit {
             let skip = runs.len().saturating_sub(n);
             runs.drain(..skip);
@@ -45,9 +55,19 @@ impl RunsReport {
             limit,
             runs: runs
                 .into_iter()
-                .map(|info| RunRow {
-                    state: RunState::of(&info),
-                    info,
+                .map(|(run, r)| match r {
+                    Ok(info) => RunRow {
+                        run,
+                        state: Some(RunState::of(&info)),
+                        info: Some(info),
+                        damaged: None,
+                    },
+                    Err(d) => RunRow {
+                        run,
+                        info: None,
+                        state: None,
+                        damaged: Some(d),
+                    },
                 })
                 .collect(),
         })
@@ -76,7 +96,19 @@ impl RunsReport {
 
 impl RunRow {
     fn render_text(&self) -> String {
-        let (r, end) = (&self.info.record, &self.info.end);
+        let (Some(info), Some(state)) = (&self.info, self.state) else {
+            let why = self.damaged.as_ref().map(|d| d.to_string());
+            return format!(
+                "{:<32} {:<10} {:<24} {:>10} {:>7}  {}",
+                self.run,
+                "damaged",
+                "-",
+                "-",
+                "-",
+                why.unwrap_or_default()
+            );
+        };
+        let (r, end) = (&info.record, &info.end);
         let (dur, tasks) = match end {
             Some(e) => (
                 format!("{:.2}s", e.duration_ms as f64 / 1000.0),
@@ -102,7 +134,7 @@ impl RunRow {
         format!(
             "{:<32} {:<10} {:<24} {:>10} {:>7}  {}",
             r.run_id,
-            self.state,
+            state,
             r.started,
             dur,
             tasks,
