@@ -7,8 +7,7 @@ use crate::error::{chain, Error, Result, Site};
 use crate::meta::commit::{read_commit, read_manifest};
 use crate::meta::{
     parse_task_id, task_id, validate_run_id, AttemptStatus, CommitRecord, Committed, Heartbeat,
-    IndexPath, ReuseRecord, RunEnd, RunRecord, RunStatus, TaskManifest, TaskRef,
-    HEARTBEAT_STALE,
+    IndexPath, ReuseRecord, RunEnd, RunRecord, RunStatus, TaskManifest, TaskRef, HEARTBEAT_STALE,
 };
 use crate::store::cas::{self, What};
 use crate::store::codec::{Tag, ViaSerde};
