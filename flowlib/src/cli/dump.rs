@@ -45,13 +45,6 @@ fn parse_target<'t, F: Flow>(ds: &Datastore, target: &'t str) -> Result<(String,
         Some((r, p)) => (r, Some(p)),
         None => (target, None),
     };
-    let run_id = if run_id == "latest" {
-        ds.latest_run(F::NAME)?.ok_or_else(|| {
-            Error::not_found(format!("no runs of flow {} in {}", F::NAME, ds.url()))
-        })?
-    } else {
-        crate::meta::validate_run_id(run_id)?;
-        run_id.to_string()
-    };
+    let run_id = ds.resolve_run(F::NAME, run_id)?;
     Ok((run_id, path))
 }

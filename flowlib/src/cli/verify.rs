@@ -17,7 +17,7 @@ pub(super) fn command() -> Command {
             Arg::new("run")
                 .long("run")
                 .value_name("RUN")
-                .help("Only this run"),
+                .help("Only this run (`latest`: the latest run)"),
         )
         .arg(
             Arg::new("repair")
@@ -29,8 +29,11 @@ pub(super) fn command() -> Command {
 
 pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode> {
     let ds = open(m, OpenMode::Existing)?;
-    let run = sub.get_one::<String>("run").map(String::as_str);
-    let mut report = crate::maintenance::verify(&ds, Some(F::NAME), run)?;
+    let run = match sub.get_one::<String>("run") {
+        Some(id) => Some(ds.resolve_run(F::NAME, id)?),
+        None => None,
+    };
+    let mut report = crate::maintenance::verify(&ds, Some(F::NAME), run.as_deref())?;
     if sub.get_flag("repair") {
         report.repair(&ds)?;
     }

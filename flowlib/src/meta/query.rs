@@ -188,6 +188,21 @@ impl Datastore {
         Ok(None)
     }
 
+    /// The run id `id` names: `latest` for the flow's most recent run, else `id` itself,
+    /// checked. Every command that takes a run id accepts `latest` through this.
+    pub fn resolve_run(&self, flow: &str, id: &str) -> Result<String> {
+        if id != "latest" {
+            validate_run_id(id)?;
+            return Ok(id.to_string());
+        }
+        self.latest_run(flow)?.ok_or_else(|| {
+            Error::not_found(format!(
+                "no runs of flow {flow} in {} (for `latest`)",
+                self.url()
+            ))
+        })
+    }
+
     /// Run record and end record of one run.
     pub fn run_info(&self, flow: &str, run: &str) -> Result<RunInfo> {
         validate_run_id(run)?;

@@ -11,8 +11,8 @@ use crate::flow::{Flow, Graph, Step};
 use crate::meta::query::heartbeat_age;
 use crate::meta::query::successful;
 use crate::meta::{
-    hostname, now_rfc3339, validate_run_id, Committed, Heartbeat, ResumeClaim, ResumeInfo,
-    ReuseRecord, ReusedTask, RunInfo, StepShape, TaskAttempt, METADATA_VERSION,
+    hostname, now_rfc3339, Committed, Heartbeat, ResumeClaim, ResumeInfo, ReuseRecord, ReusedTask,
+    RunInfo, StepShape, TaskAttempt, METADATA_VERSION,
 };
 use crate::run::scheduler::Prefilled;
 use crate::run::start::{apply_params, param_encodings, params_json, store_initial};
@@ -203,10 +203,7 @@ fn refuse_live_claim(ds: &Datastore, flow: &str, origin: &str, n: Option<u64>) -
 /// The run to resume: the one asked for, or the latest run of the flow.
 fn origin_of<F: Flow>(ds: &Datastore, ropts: &ResumeOptions) -> Result<String> {
     match &ropts.origin {
-        Some(id) => {
-            validate_run_id(id)?;
-            Ok(id.clone())
-        }
+        Some(id) => ds.resolve_run(F::NAME, id),
         None => ds.latest_run(F::NAME)?.ok_or_else(|| {
             Error::not_found(format!(
                 "no earlier run of flow {} in {} to resume",

@@ -276,3 +276,19 @@ fn runs_and_dump_print_json_with_format_json() {
     let o = sb.run("hello", &["runs"]);
     assert!(serde_json::from_str::<Value>(&stdout(&o)).is_err());
 }
+
+/// Regression (#8.16): `latest` is accepted wherever a run id is taken.
+#[test]
+fn latest_names_the_latest_run_everywhere() {
+    let (sb, id) = super::hello_sandbox();
+    let o = sb.run("hello", &["verify", "--run", "latest"]);
+    assert_ok(&o);
+    let o = sb.run("hello", &["resume", "-q", "--origin", "latest"]);
+    assert_ok(&o);
+    let resumed = announced_run(&o);
+    assert_ne!(resumed, id);
+    let o = sb.run("hello", &["dump", "latest", "--format", "json"]);
+    assert_ok(&o);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["info"]["record"]["run_id"], json!(resumed));
+}
