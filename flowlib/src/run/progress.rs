@@ -1,4 +1,9 @@
 //! Run progress on stderr: a live status line on a terminal, plain lines otherwise.
+//!
+//! A live line is redrawn in place (`\r`), so anything else written to the same terminal
+//! would run into it. When stdout is that terminal too, steps' own output goes there, so
+//! the status is printed as whole lines instead, at most every few seconds (#8.18): step
+//! output and progress interleave line by line and never garble each other.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -26,9 +31,39 @@ struct StepCount {
     failed: usize,
 }
 
+/// How a run with `mode` shows progress, given which of stderr and stdout are terminals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Display {
+    /// The status line redrawn in place.
+    Live,
+    /// The status as a whole line, every [`STATUS_EVERY`] while it changes.
+    Lines,
+    /// One line per finished task.
+    Plain,
+    /// Failures only.
+    Quiet,
+}
+
+/// How often [`Display::Lines`] prints the status.
+const STATUS_EVERY: Duration = Duration::from_secs(2);
+
+impl Display {
+    fn choose(mode: ProgressMode, stderr_tty: bool, stdout_tty: bool) -> Display {
+        match mode {
+            ProgressMode::Auto if stderr_tty && stdout_tty => Display::Lines,
+            ProgressMode::Auto if stderr_tty => Display::Live,
+            ProgressMode::Auto | ProgressMode::Plain => Display::Plain,
+            ProgressMode::Quiet => Display::Quiet,
+        }
+    }
+}
+
 pub(crate) struct Progress {
     live: bool,
     plain: bool,
+    /// Print the status as whole lines (stdout shares the terminal).
+    lines: bool,
+    last_status: String,
     names: Vec<&'static str>,
     counts: Vec<StepCount>,
     last_draw: Instant,
@@ -37,15 +72,16 @@ pub(crate) struct Progress {
 
 impl Progress {
     pub(crate) fn new(mode: ProgressMode, names: Vec<&'static str>) -> Self {
-        let tty = std::io::stderr().is_terminal();
-        let (live, plain) = match mode {
-            ProgressMode::Auto => (tty, !tty),
-            ProgressMode::Plain => (false, true),
-            ProgressMode::Quiet => (false, false),
-        };
+        let display = Display::choose(
+            mode,
+            std::io::stderr().is_terminal(),
+            std::io::stdout().is_terminal(),
+        );
         Progress {
-            live,
-            plain,
+            live: display == Display::Live,
+            plain: display == Display::Plain,
+            lines: display == Display::Lines,
+            last_status: String::new(),
             counts: vec![StepCount::default(); names.len()],
             names,
             last_draw: Instant::now() - Duration::from_secs(1),
@@ -95,10 +131,37 @@ impl Progress {
     }
 
     fn redraw(&mut self, force: bool) {
+        if self.lines {
+            return self.status_line(force);
+        }
         if !self.live || (!force && self.last_draw.elapsed() < Duration::from_millis(100)) {
             return;
         }
         self.last_draw = Instant::now();
+        let status = self.status();
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[2K{status}");
+        let _ = err.flush();
+        self.drawn = true;
+    }
+
+    /// The status as a whole line, when it changed and [`STATUS_EVERY`] has passed (or at
+    /// the end).
+    fn status_line(&mut self, force: bool) {
+        if !force && self.last_draw.elapsed() < STATUS_EVERY {
+            return;
+        }
+        let status = self.status();
+        if status.is_empty() || status == self.last_status {
+            return;
+        }
+        self.last_draw = Instant::now();
+        eprintln!("  [{status}]");
+        self.last_status = status;
+    }
+
+    /// `fit 3/10 (2 running) · pick 0/1`.
+    fn status(&self) -> String {
         let mut parts = Vec::new();
         for (name, c) in self.names.iter().zip(&self.counts) {
             if c.total == 0 && c.done == 0 {
@@ -113,10 +176,7 @@ impl Progress {
             }
             parts.push(p);
         }
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[2K{}", parts.join(" · "));
-        let _ = err.flush();
-        self.drawn = true;
+        parts.join(" · ")
     }
 }
 
@@ -171,10 +231,45 @@ impl EventSink for Progress {
     }
 
     fn finish(&mut self) {
+        if self.lines {
+            self.status_line(true);
+        }
         if self.live && self.drawn {
             self.redraw(true);
             eprintln!();
             self.drawn = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (#8.18): when steps' stdout shares the terminal, the status is printed
+    /// as whole lines, never redrawn in place where step output would run into it.
+    #[test]
+    fn the_live_line_is_only_used_when_stdout_is_elsewhere() {
+        use Display::*;
+        let auto = ProgressMode::Auto;
+        assert_eq!(Display::choose(auto, true, true), Lines);
+        assert_eq!(Display::choose(auto, true, false), Live);
+        assert_eq!(Display::choose(auto, false, true), Plain);
+        assert_eq!(Display::choose(ProgressMode::Plain, true, true), Plain);
+        assert_eq!(Display::choose(ProgressMode::Quiet, true, true), Quiet);
+    }
+
+    #[test]
+    fn status_lines_are_printed_only_when_the_status_changed() {
+        let mut p = Progress::new(ProgressMode::Quiet, vec!["a", "b"]);
+        p.lines = true;
+        p.add_total(0, 2);
+        p.status_line(true);
+        assert_eq!(p.last_status, "a 0/2");
+        p.finished(0, "a/0", true, "ok");
+        p.status_line(false);
+        assert_eq!(p.last_status, "a 0/2", "not before STATUS_EVERY");
+        p.status_line(true);
+        assert_eq!(p.last_status, "a 1/2");
     }
 }
