@@ -15,7 +15,7 @@ use flowlib::prelude::*;
 use flowlib::{
     AttemptStatus, CacheConfig, Datastore, OpenMode, ResumeOptions, RunStatus, TaskOutcome,
 };
-use flowlib_testkit::fault_proxy::{FaultProxy, Faults};
+use flowlib_testkit::fault_proxy::{Action, FaultProxy, Faults};
 use flowlib_testkit::{run_options, text, Sandbox};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
@@ -485,6 +485,36 @@ fn s3_flow_completes_through_resets_503s_and_cut_responses() {
     eprintln!(
         "faults injected: {} resets, {} 503s, {} cut responses over {} requests",
         stats.resets, stats.injected_503, stats.truncated, stats.requests
+    );
+}
+
+/// Regression (#8.9): a large read whose responses are cut mid-body more often than
+/// object_store's own retry budget (10) still completes: flowlib resumes from the byte it
+/// reached with a range request, and the whole digest is still verified.
+#[test]
+fn a_large_read_cut_mid_body_resumes_from_the_byte_reached() {
+    let proxy = FaultProxy::start(s3_upstream(), Faults::none()).unwrap();
+    let url = location("FLOWLIB_TEST_S3", "cut-read");
+    let s = flowlib::run::<Race>(&through(&proxy, &url), &run_options(2)).unwrap();
+    assert_eq!(s.status, RunStatus::Succeeded);
+    let ds = through(&proxy, &url);
+    let run = flowlib::Run::<Race>::open(&ds, &s.run_id).unwrap();
+    let end = run.task("end").unwrap();
+    let hex = end.blob("payload").unwrap().digest.hex();
+    proxy.clear_log();
+    proxy.script([Action::Truncate; 12]);
+    let payload: Vec<u8> = end.artifact("payload").unwrap();
+    assert!(
+        payload == expected_payload(),
+        "the bytes read back are the payload"
+    );
+    let stats = proxy.stats();
+    assert_eq!(stats.truncated, 12, "{:?}", proxy.requests());
+    assert_eq!(
+        stats.count("GET", &hex[2..]),
+        13,
+        "12 cut reads, then one that completes: {:?}",
+        proxy.requests()
     );
 }
 

@@ -218,6 +218,9 @@ impl Load<'_> {
     ) -> Result<Option<Tee>, Failure> {
         let mut src = StreamSource {
             ds: self.ds,
+            rel: layout::blob(&self.blob.digest),
+            size: self.blob.size,
+            resumes: 0,
             kind,
             chunk: Bytes::new(),
             hasher: Hasher::new(),
@@ -285,9 +288,17 @@ enum Failure {
     Undecodable(Error),
 }
 
+/// How many times one read of a large remote blob is resumed after a cut response.
+const MAX_RESUMES: u32 = 5;
+
 /// A verified, hashing byte source over a streamed blob.
 struct StreamSource<'a> {
     ds: &'a Datastore,
+    /// The blob's object path and size, to resume a remote read cut mid-body.
+    rel: String,
+    size: u64,
+    /// Reads resumed so far (bounded by [`MAX_RESUMES`]).
+    resumes: u32,
     kind: StreamKind,
     chunk: Bytes,
     hasher: Hasher,
@@ -303,21 +314,49 @@ enum StreamKind {
 }
 
 impl StreamSource<'_> {
-    /// The next chunk of a remote stream, or `false` at its end or on an error.
+    /// The next chunk of a remote stream, or `false` at its end or on an error. A response
+    /// cut in the middle of its body (a transport error, or an early end) is resumed from
+    /// the byte reached with a range request, a few times; every byte is still hashed
+    /// once, so the digest check at the end covers the whole blob (#8.9).
     fn next_chunk(&mut self) -> bool {
-        let StreamKind::Remote(stream) = &mut self.kind else {
-            return false;
-        };
-        match self.ds.block_on(stream.next()) {
-            Some(Ok(b)) => {
-                self.chunk = b;
-                true
+        loop {
+            let StreamKind::Remote(stream) = &mut self.kind else {
+                return false;
+            };
+            let failure = match self.ds.block_on(stream.next()) {
+                Some(Ok(b)) if b.is_empty() => continue,
+                Some(Ok(b)) => {
+                    self.chunk = b;
+                    return true;
+                }
+                Some(Err(e)) => e.to_string(),
+                None if self.remaining == 0 => return false,
+                None => format!("the response ended {} bytes early", self.remaining),
+            };
+            if self.resumes >= MAX_RESUMES {
+                self.io_error = Some(format!("{failure} (after {} resumed reads)", self.resumes));
+                return false;
             }
-            Some(Err(e)) => {
-                self.io_error = Some(e.to_string());
-                false
+            self.resumes += 1;
+            let offset = self.size - self.remaining;
+            match self.ds.get_from(&self.rel, offset) {
+                Ok(Some(got)) => match got.payload {
+                    GetResultPayload::Stream(s) => self.kind = StreamKind::Remote(s),
+                    // Only remote stores stream; a local read never gets here.
+                    GetResultPayload::File(..) => {
+                        self.io_error = Some(failure);
+                        return false;
+                    }
+                },
+                Ok(None) => {
+                    self.io_error = Some(format!("{failure}; and the blob is gone"));
+                    return false;
+                }
+                Err(e) => {
+                    self.io_error = Some(format!("{failure}; resuming failed: {}", chain(&e)));
+                    return false;
+                }
             }
-            None => false,
         }
     }
 

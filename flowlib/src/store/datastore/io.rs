@@ -125,6 +125,17 @@ impl Datastore {
         self.retry_found("get", &path, || self.inner.store.get(&path))
     }
 
+    /// Stream an object from byte `offset` on (to resume a read cut mid-body); `None` if it
+    /// does not exist.
+    pub(crate) fn get_from(&self, rel: &str, offset: u64) -> Result<Option<GetResult>> {
+        let path = self.path(rel);
+        let opts = || object_store::GetOptions {
+            range: Some(object_store::GetRange::Offset(offset)),
+            ..Default::default()
+        };
+        self.retry_found("get", &path, || self.inner.store.get_opts(&path, opts()))
+    }
+
     /// Read an object whole; `None` if it does not exist.
     pub(crate) fn get_bytes(&self, rel: &str) -> Result<Option<Bytes>> {
         let path = self.path(rel);
