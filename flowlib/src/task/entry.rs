@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::flow::Flow;
 use crate::meta::query::successful_attempt;
 use crate::meta::{parse_task_id, task_id, validate_run_id, Committed, ReuseRecord, TaskRef};
-use crate::store::{layout, Datastore, Digest};
+use crate::store::{Datastore, Digest};
 use crate::task::attempt::{execute, Outcome};
 use crate::task::spec::{Pin, TaskSpec, SPEC_VERSION};
 use crate::task::state::RunContext;
@@ -99,7 +99,8 @@ fn spec_of_task<F: Flow>(
         )));
     }
     let info = ds.run_info(F::NAME, run_id)?;
-    let reuse: Option<ReuseRecord> = ds.get_json(&layout::reuse(F::NAME, run_id))?;
+    // The reuse record the run record pins (digest-checked), as every reader reads it.
+    let reuse: Option<ReuseRecord> = ds.reuse_record(F::NAME, run_id)?;
     let lookup = |s: usize, p: &crate::meta::IndexPath| -> Result<Committed> {
         let name = graph.steps()[s].name;
         successful_attempt(ds, F::NAME, run_id, name, p, reuse.as_ref())?.ok_or_else(|| {
@@ -164,7 +165,7 @@ mod tests {
     use super::*;
     use crate::prelude::Result;
     use crate::prelude::*;
-    use crate::store::OpenMode;
+    use crate::store::{layout, OpenMode};
 
     #[derive(FlowState, Default, Serialize, Deserialize)]
     struct Twice {
