@@ -543,8 +543,8 @@ fn step_def(ir: &FlowIr, an: &Analysis, i: usize, step: &Step) -> TokenStream {
     let gpu = a.gpu.unwrap_or(0);
     let memory = option(a.memory);
     let retry = option(a.retry.as_ref().map(|r| {
-        let (t, d) = (r.times, r.delay_ms);
-        quote!(::flowlib::__private::RetryDef { times: #t, delay_ms: #d })
+        let (t, d, p) = (r.times, r.delay_ms, r.platform);
+        quote!(::flowlib::__private::RetryDef { times: #t, delay_ms: #d, platform: #p })
     }));
     let timeout = option(a.timeout_ms);
     let catch = option(a.catch.as_ref().map(|c| {
@@ -552,6 +552,24 @@ fn step_def(ir: &FlowIr, an: &Analysis, i: usize, step: &Step) -> TokenStream {
         quote!(::flowlib::__private::CatchDef { field: #field })
     }));
     let checkpoint = a.checkpoint;
+    let slurm = option(a.slurm.as_ref().map(|s| {
+        let partition = option(s.partition.as_ref());
+        let account = option(s.account.as_ref());
+        let qos = option(s.qos.as_ref());
+        let constraint = option(s.constraint.as_ref());
+        let time = option(s.time_ms);
+        let extra = &s.extra;
+        let max_parallel = option(s.max_parallel);
+        quote!(::flowlib::__private::SlurmDef {
+            partition: #partition,
+            account: #account,
+            qos: #qos,
+            constraint: #constraint,
+            time_ms: #time,
+            extra: &[#(#extra),*],
+            max_parallel: #max_parallel,
+        })
+    }));
     // The fields the task must load and store: what the body touches through
     // `self.field`, plus what generated code reads (the foreach field of a split, the
     // source field of a foreach item).
@@ -583,6 +601,7 @@ fn step_def(ir: &FlowIr, an: &Analysis, i: usize, step: &Step) -> TokenStream {
             timeout_ms: #timeout,
             catch: #catch,
             checkpoint: #checkpoint,
+            slurm: #slurm,
             uses: #uses,
             foreach_read: #own_foreach,
             item_source: #item_source,

@@ -85,6 +85,15 @@ pub fn retry(_args: TokenStream, input: TokenStream) -> TokenStream {
     outside_flow("retry", input)
 }
 
+/// How the step's tasks are submitted when the step runs on Slurm (`--with slurm`):
+/// `#[slurm(partition = "gpu", account = "ml", qos = "high", constraint = "a100", time = "2h",
+/// extra = ["--exclusive"], max_parallel = 8)]`. Without `--with slurm` the step runs where
+/// the rest of the run does, unchanged.
+#[proc_macro_attribute]
+pub fn slurm(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_flow("slurm", input)
+}
+
 /// Fail an attempt that runs too long: `#[timeout("30m")]` or `#[timeout(minutes = 30)]`.
 #[proc_macro_attribute]
 pub fn timeout(_args: TokenStream, input: TokenStream) -> TokenStream {

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::de::DeserializeOwned;
 
-use crate::flow::graph::{Resources, RetryPolicy, Step, Transition};
+use crate::flow::graph::{Resources, RetryPolicy, SlurmOptions, Step, Transition};
 
 pub use crate::error::StepError;
 pub use crate::flow::graph::JoinKind;
@@ -66,6 +66,7 @@ pub struct StepDef {
     pub timeout_ms: Option<u64>,
     pub catch: Option<CatchDef>,
     pub checkpoint: bool,
+    pub slurm: Option<SlurmDef>,
     pub uses: Option<&'static [&'static str]>,
     pub foreach_read: Option<&'static str>,
     pub item_source: Option<&'static str>,
@@ -88,6 +89,18 @@ pub struct ResourcesDef {
 pub struct RetryDef {
     pub times: u32,
     pub delay_ms: u64,
+    pub platform: u32,
+}
+
+#[derive(Debug)]
+pub struct SlurmDef {
+    pub partition: Option<&'static str>,
+    pub account: Option<&'static str>,
+    pub qos: Option<&'static str>,
+    pub constraint: Option<&'static str>,
+    pub time_ms: Option<u64>,
+    pub extra: &'static [&'static str],
+    pub max_parallel: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -133,10 +146,20 @@ pub fn build_graph(
             retry: d.retry.as_ref().map(|r| RetryPolicy {
                 times: r.times,
                 delay_ms: r.delay_ms,
+                platform: r.platform,
             }),
             timeout_ms: d.timeout_ms,
             catch: d.catch.as_ref().map(|c| c.field),
             checkpoint: d.checkpoint,
+            slurm: d.slurm.as_ref().map(|s| SlurmOptions {
+                partition: s.partition,
+                account: s.account,
+                qos: s.qos,
+                constraint: s.constraint,
+                time_ms: s.time_ms,
+                extra: s.extra,
+                max_parallel: s.max_parallel,
+            }),
             uses: d.uses.map(|u| u.to_vec()),
             field_set: d.uses.map(|u| {
                 (0..fields.len())

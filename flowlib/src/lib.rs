@@ -86,17 +86,17 @@ pub mod __private;
 pub use cli::{command, main, main_with_args};
 pub use client::{Run, StepView, TaskView};
 pub use error::{Error, Result, RunFailure, Site, StepError};
-pub use exec::{cpu_count, gpu_count, total_memory, Limits};
+pub use exec::{cpu_count, gpu_count, total_memory, Limits, Placement, With, EXECUTORS};
 pub use flow::{
     Checkpoint, Ctx, FieldInfo, Flow, FlowState, Graph, Input, Inputs, JoinKind, ParamInfo,
-    Resources, RetryPolicy, Step, Transition,
+    Resources, RetryPolicy, SlurmOptions, Step, Transition, DEFAULT_PLATFORM_RETRIES,
 };
 pub use maintenance::{
     gc, verify, Deleted, Garbage, GcReport, Place, Problem, Unreadable, VerifyReport,
 };
 pub use meta::query::{Attempts, Damaged};
 pub use meta::{
-    AttemptStatus, CodeIdentity, CommitRecord, Heartbeat, IndexPath, ResumeInfo, ReuseRecord,
+    AttemptStatus, CodeIdentity, CommitRecord, ExitRecord, Heartbeat, IndexPath, ResumeInfo, ReuseRecord,
     ReusedTask, RunEnd, RunInfo, RunRecord, RunStatus, StepShape, TaskAttempt, TaskManifest,
     TaskRef, Timings,
 };
@@ -109,12 +109,16 @@ pub use store::{
 };
 pub use task::{run_spec, run_task, Pin, TaskOutcome, TaskSpec};
 
-pub use flowlib_macros::{catch, checkpoint, flow, resources, retry, step, timeout, FlowState};
+pub use flowlib_macros::{
+    catch, checkpoint, flow, resources, retry, slurm, step, timeout, FlowState,
+};
 
 /// Everything a flow definition needs: `use flowlib::prelude::*;`.
 pub mod prelude {
     pub use crate::flow::{Ctx, Flow, FlowState, Input, Inputs};
-    pub use flowlib_macros::{catch, checkpoint, flow, resources, retry, step, timeout, FlowState};
+    pub use flowlib_macros::{
+        catch, checkpoint, flow, resources, retry, slurm, step, timeout, FlowState,
+    };
     pub use serde::{Deserialize, Serialize};
 
     /// The result of a step: `Ok(())`, or any error (`?` converts it).

@@ -17,11 +17,21 @@ pub(crate) const STEP_ATTRS: &[&str] = &[
     "timeout",
     "catch",
     "checkpoint",
+    "slurm",
 ];
 
 const STEP_KEYS: &[&str] = &["start", "end", "join", "next", "foreach"];
 const RESOURCE_KEYS: &[&str] = &["cpu", "memory", "gpu"];
-const RETRY_KEYS: &[&str] = &["times", "delay"];
+const RETRY_KEYS: &[&str] = &["times", "delay", "platform"];
+const SLURM_KEYS: &[&str] = &[
+    "partition",
+    "account",
+    "qos",
+    "constraint",
+    "time",
+    "extra",
+    "max_parallel",
+];
 const TIMEOUT_KEYS: &[&str] = &["seconds", "minutes", "hours"];
 const CATCH_KEYS: &[&str] = &["field"];
 
@@ -49,6 +59,7 @@ pub(crate) struct StepAttrs {
     pub timeout_ms: Option<u64>,
     pub catch: Option<Catch>,
     pub checkpoint: bool,
+    pub slurm: Option<Slurm>,
     /// The non-`step` attributes, to complain when `#[step]` is missing.
     pub other_attrs: Vec<(String, Loc)>,
 }
@@ -56,6 +67,19 @@ pub(crate) struct StepAttrs {
 pub(crate) struct Retry {
     pub times: u32,
     pub delay_ms: u64,
+    pub platform: u32,
+}
+
+/// `#[slurm(...)]`.
+#[derive(Default)]
+pub(crate) struct Slurm {
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    pub qos: Option<String>,
+    pub constraint: Option<String>,
+    pub time_ms: Option<u64>,
+    pub extra: Vec<String>,
+    pub max_parallel: Option<u32>,
 }
 
 pub(crate) struct Catch {
@@ -100,6 +124,7 @@ pub(crate) fn parse_step_attrs(cx: &Ctxt, attrs: &[Attribute]) -> StepAttrs {
             "timeout" => parse_timeout(cx, attr, &mut out),
             "catch" => parse_catch(cx, attr, &mut out),
             "checkpoint" => parse_checkpoint(cx, attr, &mut out),
+            "slurm" => parse_slurm(cx, attr, &mut out),
             _ => unreachable!("filtered by is_step_attr"),
         }
         if name != "step" {
@@ -169,6 +194,12 @@ fn alias(attr: &str, key: &str) -> Option<&'static str> {
         ("resources", "gpus") => "gpu",
         ("retry", "attempts" | "retries" | "max_retries" | "tries" | "count") => "times",
         ("retry", "backoff" | "wait" | "interval" | "sleep") => "delay",
+        ("retry", "system" | "infra" | "infrastructure" | "preemption" | "spot") => "platform",
+        ("slurm", "queue" | "p") => "partition",
+        ("slurm", "project" | "a" | "A") => "account",
+        ("slurm", "time_limit" | "walltime" | "t") => "time",
+        ("slurm", "args" | "flags" | "options" | "sbatch") => "extra",
+        ("slurm", "array_parallel" | "throttle" | "max_workers" | "parallel") => "max_parallel",
         ("timeout", "secs" | "sec" | "s") => "seconds",
         ("timeout", "mins" | "min" | "m") => "minutes",
         ("timeout", "hrs" | "hr" | "h") => "hours",
@@ -450,10 +481,14 @@ fn parse_duration_value(cx: &Ctxt, meta: &ParseNestedMeta, what: &str) -> syn::R
 fn parse_retry(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
     let mut times: Option<u32> = None;
     let mut delay: Option<u64> = None;
+    let mut platform: Option<u32> = None;
     if !matches!(attr.meta, syn::Meta::Path(_)) {
         each_key(cx, attr, |key, meta| match key {
             "times" => once(cx, meta, "retry", &mut times, |m| {
                 parse_u32(cx, m, "times", 0)
+            }),
+            "platform" => once(cx, meta, "retry", &mut platform, |m| {
+                parse_u32(cx, m, "platform", 0)
             }),
             "delay" => once(cx, meta, "retry", &mut delay, |m| {
                 parse_duration_value(cx, m, "delay")
@@ -464,7 +499,112 @@ fn parse_retry(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
     out.retry = Some(Retry {
         times: times.unwrap_or(3),
         delay_ms: delay.unwrap_or(1_000),
+        platform: platform.unwrap_or(3),
     });
+}
+
+/// `#[slurm(partition = "gpu", account = "ml", qos = "high", constraint = "a100",
+/// time = "2h", extra = ["--exclusive"], max_parallel = 8)]`.
+fn parse_slurm(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
+    let mut s = Slurm::default();
+    if !matches!(attr.meta, syn::Meta::Path(_)) {
+        let mut extra: Option<Vec<String>> = None;
+        each_key(cx, attr, |key, meta| match key {
+            "partition" => once(cx, meta, "slurm", &mut s.partition, |m| {
+                slurm_word(cx, m, "partition")
+            }),
+            "account" => once(cx, meta, "slurm", &mut s.account, |m| {
+                slurm_word(cx, m, "account")
+            }),
+            "qos" => once(cx, meta, "slurm", &mut s.qos, |m| slurm_word(cx, m, "qos")),
+            "constraint" => once(cx, meta, "slurm", &mut s.constraint, |m| {
+                slurm_word(cx, m, "constraint")
+            }),
+            "time" => once(cx, meta, "slurm", &mut s.time_ms, |m| {
+                match parse_duration_value(cx, m, "time")? {
+                    Some(0) => {
+                        cx.error(m.path.span(), "a Slurm time limit must be longer than zero");
+                        Ok(None)
+                    }
+                    v => Ok(v),
+                }
+            }),
+            "max_parallel" => once(cx, meta, "slurm", &mut s.max_parallel, |m| {
+                parse_u32(cx, m, "max_parallel", 1)
+            }),
+            "extra" => once(cx, meta, "slurm", &mut extra, |m| slurm_extra(cx, m)),
+            _ => unknown_key(cx, meta, "slurm", SLURM_KEYS),
+        });
+        s.extra = extra.unwrap_or_default();
+    }
+    out.slurm = Some(s);
+}
+
+/// A string value without whitespace (it becomes one `sbatch` argument).
+fn slurm_word(cx: &Ctxt, meta: &ParseNestedMeta, what: &str) -> syn::Result<Option<String>> {
+    let expr: syn::Expr = meta.value()?.parse()?;
+    match &expr {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) => {
+            let v = s.value();
+            if v.trim().is_empty() {
+                cx.error(s.span(), format!("`{what}` must not be empty"));
+                Ok(None)
+            } else if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                cx.error(
+                    s.span(),
+                    format!("`{what}` must be one word (no spaces): it becomes `--{what}=<value>`"),
+                );
+                Ok(None)
+            } else {
+                Ok(Some(v))
+            }
+        }
+        other => {
+            cx.error_spanned(
+                other,
+                format!("`{what}` must be a string, like `{what} = \"gpu\"`"),
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// `extra = ["--exclusive", "--nodes=2"]`: each an `sbatch` option starting with `-`.
+fn slurm_extra(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Option<Vec<String>>> {
+    let expr: syn::Expr = meta.value()?.parse()?;
+    let syn::Expr::Array(arr) = &expr else {
+        cx.error_spanned(
+            &expr,
+            "`extra` must be a list of sbatch options, like `extra = [\"--exclusive\"]`",
+        );
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for e in &arr.elems {
+        match e {
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(s),
+                ..
+            }) => {
+                let v = s.value();
+                if !v.starts_with('-') {
+                    cx.error(
+                        s.span(),
+                        format!("`{v}` is not an sbatch option: each item of `extra` starts with `-`, like \"--exclusive\""),
+                    );
+                } else if v.contains('\n') || v.contains('\0') {
+                    cx.error(s.span(), "an sbatch option cannot contain a newline");
+                } else {
+                    out.push(v);
+                }
+            }
+            other => cx.error_spanned(other, "each item of `extra` must be a string literal"),
+        }
+    }
+    Ok(Some(out))
 }
 
 fn parse_timeout(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {

@@ -1,9 +1,12 @@
 //! Arguments several commands share: the datastore, flow parameters, resource limits.
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::error::{Error, Result};
-use crate::exec::{Executor, Limits};
+use crate::exec::{Executor, Limits, With};
 use crate::flow::Flow;
 use crate::run::progress::ProgressMode;
 use crate::run::RunOptions;
@@ -93,7 +96,39 @@ fn limit_args() -> Vec<Arg> {
             .action(ArgAction::SetTrue)
             .conflicts_with("quiet")
             .help("One line per finished task, even on a terminal"),
+        with_arg(),
+        Arg::new("pending-timeout")
+            .long("pending-timeout")
+            .value_name("DURATION")
+            .help("Fail a Slurm task whose job is still pending after this long, like 30m [default: wait]"),
     ]
+}
+
+/// `--with EXECUTOR[:STEP,...]`, repeatable: where steps run.
+pub(super) fn with_arg() -> Arg {
+    Arg::new("with")
+        .long("with")
+        .value_name("EXECUTOR[:STEPS]")
+        .action(ArgAction::Append)
+        .help("Run steps on threads (default), processes or slurm: `--with slurm` for every step, `--with slurm:train,score` for some")
+}
+
+/// The `--with` choices of `m`.
+pub(super) fn with_of(m: &ArgMatches) -> Result<With> {
+    let values: Vec<String> = m
+        .get_many::<String>("with")
+        .map(|v| v.cloned().collect())
+        .unwrap_or_default();
+    let mut with = With::parse(&values)?;
+    if let Some(t) = m.try_get_one::<String>("pending-timeout").ok().flatten() {
+        with = with.with_pending_timeout(Some(parse_duration(t)?));
+    }
+    with.slurm.max_parallel = m
+        .try_get_one::<usize>("max-workers")
+        .ok()
+        .flatten()
+        .copied();
+    Ok(with)
 }
 
 fn params_of<F: Flow>(m: &ArgMatches) -> Vec<(String, String)> {
@@ -133,12 +168,22 @@ fn run_options<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<RunOptions>
     } else {
         ProgressMode::Auto
     };
-    Ok(RunOptions {
-        limits: Limits::detect(m.get_one::<usize>("max-workers").copied(), max_memory),
-        progress,
-        params: params_of::<F>(m),
-        argv,
-    })
+    let cancel = Arc::new(AtomicBool::new(false));
+    // Ctrl-C (or SIGTERM) cancels the run cleanly; a second one exits at once.
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, cancel.clone());
+        let _ = signal_hook::flag::register(sig, cancel.clone());
+    }
+    Ok(RunOptions::default()
+        .with_limits(Limits::detect(
+            m.get_one::<usize>("max-workers").copied(),
+            max_memory,
+        ))
+        .with_progress(progress)
+        .with_argv(argv)
+        .with_executors(with_of(m)?)
+        .with_cancel_flag(cancel)
+        .with_params(params_of::<F>(m)))
 }
 
 /// A size from the command line (`8GiB`), in the grammar `#[resources(memory)]` uses.

@@ -22,7 +22,7 @@ pub(super) fn exec<F: Flow>() -> Result<ExitCode> {
         ..RunOptions::default()
     })?;
     println!(
-        "flow {}: {} steps, {} artifacts, graph {}: ok (executor {}; this machine: {} CPUs, {}, {} GPUs)",
+        "flow {}: {} steps, {} artifacts, graph {}: ok (executor {}; this machine: {} CPUs, {}, {} GPUs; memory limits of task processes: {})",
         F::NAME,
         g.steps().len(),
         F::FIELDS.len(),
@@ -30,7 +30,8 @@ pub(super) fn exec<F: Flow>() -> Result<ExitCode> {
         executor.name(),
         limits.max_workers,
         format_bytes(limits.max_memory),
-        limits.gpus
+        limits.gpus,
+        crate::exec::limit::memory_mode().describe()
     );
     Ok(ExitCode::SUCCESS)
 }

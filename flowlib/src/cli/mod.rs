@@ -6,9 +6,11 @@
 //! run that failed or an operation that could not complete.
 
 mod args;
+mod cancel;
 mod check;
 mod dump;
 mod gc;
+mod logs;
 mod resume;
 mod run;
 mod runs;
@@ -124,7 +126,10 @@ pub fn command<F: Flow>() -> Command {
         .subcommand(dump::command())
         .subcommand(verify::command())
         .subcommand(gc::command())
+        .subcommand(logs::command())
+        .subcommand(cancel::command())
         .subcommand(step::command())
+        .subcommand(step::task_exec_command())
 }
 
 fn dispatch<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<ExitCode> {
@@ -138,6 +143,9 @@ fn dispatch<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<ExitCode> {
         Some(("verify", sub)) => verify::exec::<F>(m, sub),
         Some(("gc", sub)) => gc::exec(m, sub),
         Some(("step", sub)) => step::exec::<F>(m, sub),
+        Some(("task-exec", sub)) => step::task_exec::<F>(m, sub),
+        Some(("logs", sub)) => logs::exec::<F>(m, sub),
+        Some(("cancel", sub)) => cancel::exec::<F>(m, sub),
         _ => unreachable!("clap requires a subcommand"),
     }
 }

@@ -8,13 +8,36 @@ use crate::error::Result;
 use crate::flow::Flow;
 
 pub(super) fn command() -> Command {
-    Command::new("show").about("Show the graph").arg(
-        Arg::new("format")
-            .long("format")
-            .value_parser(["text", "mermaid", "dot", "json"])
-            .default_value("text")
-            .help("Output format"),
-    )
+    Command::new("show")
+        .about("Show the graph, and where each step runs")
+        .arg(
+            Arg::new("format")
+                .long("format")
+                .value_parser(["text", "mermaid", "dot", "json"])
+                .default_value("text")
+                .help("Output format"),
+        )
+        .arg(crate::cli::args::with_arg())
+}
+
+/// `where each step runs` lines: the executor from `--with`, with the Slurm options.
+fn placement_text(g: &crate::flow::Graph, with: &crate::exec::With) -> Result<String> {
+    let p = with.placement(g)?;
+    let mut out = format!("\nwhere steps run (--with {}):\n", with.describe());
+    let width = g.steps().iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for s in g.steps() {
+        let exec = p.executor_of(s.index);
+        let mut line = format!("  {:width$}  {exec}", s.name);
+        if exec == "slurm" {
+            let args = crate::exec::slurm::sbatch_args(s);
+            line.push_str(&format!(" ({})", args.join(" ")));
+        } else if s.slurm.is_some() {
+            line.push_str(" (has #[slurm]: on Slurm with `--with slurm`)");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 pub(super) fn exec<F: Flow>(sub: &ArgMatches) -> Result<ExitCode> {
@@ -32,7 +55,10 @@ pub(super) fn exec<F: Flow>(sub: &ArgMatches) -> Result<ExitCode> {
             s.push('\n');
             s
         }
-        _ => g.to_text(),
+        _ => {
+            let with = crate::cli::args::with_of(sub)?;
+            g.to_text() + &placement_text(g, &with)?
+        }
     };
     print!("{out}");
     Ok(ExitCode::SUCCESS)

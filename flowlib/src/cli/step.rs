@@ -80,11 +80,16 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
 fn outcome_exit(what: &str, outcome: TaskOutcome) -> ExitCode {
     match outcome {
         TaskOutcome::Committed => {
-            eprintln!("flowlib: {what} committed");
+            // Under a watcher the output is the task's log: keep it the task's own.
+            if std::env::var_os(crate::task::CAPTURED_ENV).is_none() {
+                eprintln!("flowlib: {what} committed");
+            }
             ExitCode::SUCCESS
         }
         TaskOutcome::Failed(e) => {
-            eprintln!("flowlib: {what} failed: {e}");
+            if std::env::var_os(crate::task::CAPTURED_ENV).is_none() {
+                eprintln!("flowlib: {what} failed: {e}");
+            }
             ExitCode::from(1)
         }
         TaskOutcome::AlreadyCommitted => {
@@ -92,4 +97,38 @@ fn outcome_exit(what: &str, outcome: TaskOutcome) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `task-exec` (hidden): what a batch job runs. It starts `<exe> step --spec <digest>` as a
+/// child, stores the child's stdout and stderr in chunks while it runs (and copies them to
+/// its own, which the engine keeps in the job's output file), and records how the child
+/// ended. Its exit code is the child's (128 + signal when a signal ended it).
+pub(super) fn task_exec_command() -> Command {
+    Command::new("task-exec")
+        .about("Run one task spec in a watched child process (what batch jobs run)")
+        .hide(true)
+        .arg(
+            Arg::new("spec")
+                .long("spec")
+                .required(true)
+                .value_name("DIGEST"),
+        )
+}
+
+pub(super) fn task_exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode> {
+    let ds = open(m, OpenMode::Existing)?;
+    let text = sub.get_one::<String>("spec").expect("required");
+    let digest: Digest = text
+        .parse()
+        .map_err(|e| Error::invalid(format!("invalid --spec {text:?}: {e}")))?;
+    let ended = crate::exec::child::watch_spec::<F>(&ds, digest)?;
+    let code = match (ended.record.code, ended.record.signal) {
+        (Some(c), _) => c,
+        (None, Some(s)) => 128 + s,
+        _ => 1,
+    };
+    if code != 0 {
+        eprintln!("flowlib: {}", ended.record.reason);
+    }
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }

@@ -5,6 +5,12 @@
 //!
 //! A new executor is one file here implementing [`Executor`], plus one line in [`create`].
 
+pub(crate) mod child;
+pub(crate) mod limit;
+pub(crate) mod package;
+mod processes;
+mod routed;
+pub(crate) mod slurm;
 mod threads;
 
 use std::sync::Arc;
@@ -13,8 +19,10 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::flow::graph::TaskKey;
 use crate::flow::{Flow, Graph, Resources};
+
 use crate::task::{Outcome, Resolved, RunContext, TaskSpec};
 
+pub use routed::{Placement, With};
 pub use threads::{cpu_count, gpu_count, total_memory, Limits};
 
 /// A task attempt handed to an executor.
@@ -45,14 +53,25 @@ pub(crate) trait Executor {
     /// Short name, as `--with` takes it.
     fn name(&self) -> &'static str;
 
-    /// Refuse, before the run writes anything, steps this executor could never place.
-    fn check(&self, graph: &Graph) -> Result<()>;
+    /// Refuse, before the run writes anything, steps this executor could never place;
+    /// `steps` are the indices of the steps it will run.
+    fn check(&self, graph: &Graph, steps: &[usize]) -> Result<()>;
 
     /// How many tasks may run at once, at most (bounds how long a big task may be passed over).
     fn slots(&self) -> usize;
 
-    /// Whether a task asking for `resources` could start now.
-    fn has_room(&self, resources: &Resources) -> bool;
+    /// Whether a task of step `step` asking for `resources` could start now.
+    fn has_room(&self, step: usize, resources: &Resources) -> bool;
+
+    /// Get ready to run tasks of a run in `ds`, before the run record is written (a remote
+    /// executor stores the code package here). An error stops the run from starting.
+    fn begin(&mut self, _ds: &crate::store::Datastore) -> Result<()> {
+        Ok(())
+    }
+
+    /// The run is cancelled: stop every running attempt (kill processes, cancel jobs).
+    /// Their results, if they still arrive, are recorded as cancelled.
+    fn cancel(&mut self) {}
 
     /// Start the attempt if there is capacity for it now; hand it back if not.
     fn try_start(&mut self, task: Dispatch) -> Result<(), Box<Dispatch>>;
@@ -65,12 +84,87 @@ pub(crate) trait Executor {
     fn abandon(&mut self, key: &TaskKey, attempt: u32);
 }
 
-/// The executor named `name` for a run of `F` with `limits`.
-pub(crate) fn create<F: Flow>(name: &str, limits: &Limits) -> Result<Box<dyn Executor>> {
+/// The executor for a run of `F` with `limits`, placing steps as `with` says (every step
+/// on threads when it is empty).
+pub(crate) fn create<F: Flow>(with: &With, limits: &Limits) -> Result<Box<dyn Executor>> {
+    let placement = with.placement(F::graph())?;
+    let mut parts: Vec<Box<dyn Executor>> = Vec::new();
+    for name in placement.executors() {
+        parts.push(create_one::<F>(name, limits, with)?);
+    }
+    if parts.len() == 1 {
+        return Ok(parts.pop().expect("one"));
+    }
+    Ok(Box::new(routed::Routed::new(placement, parts)))
+}
+
+/// The executors `--with` accepts.
+pub const EXECUTORS: &[&str] = &["threads", "processes", "slurm"];
+
+fn create_one<F: Flow>(name: &str, limits: &Limits, with: &With) -> Result<Box<dyn Executor>> {
     match name {
         "threads" => Ok(Box::new(threads::Threads::<F>::new(limits.clone()))),
+        "processes" => Ok(Box::new(processes::Processes::new(limits.clone(), F::NAME))),
+        "slurm" => Ok(Box::new(slurm::Slurm::new(
+            F::NAME,
+            F::graph(),
+            limits,
+            with.slurm.clone(),
+        )?)),
         other => Err(crate::error::Error::invalid(format!(
-            "unknown executor `{other}`; available: threads"
+            "unknown executor `{other}`; available: {}",
+            EXECUTORS.join(", ")
         ))),
+    }
+}
+
+/// CPU, memory and GPU capacity of an executor that runs tasks on this machine.
+#[derive(Debug)]
+pub(crate) struct Capacity {
+    cpu: usize,
+    memory: u64,
+    gpu: u32,
+}
+
+/// Capacity one running attempt holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Held {
+    cpu: usize,
+    memory: u64,
+    gpu: u32,
+}
+
+impl Capacity {
+    pub(crate) fn new(l: &Limits) -> Capacity {
+        Capacity {
+            cpu: l.max_workers,
+            memory: l.max_memory,
+            gpu: l.gpus,
+        }
+    }
+
+    pub(crate) fn fits(&self, r: &Resources) -> bool {
+        r.cpu as usize <= self.cpu && r.memory.unwrap_or(0) <= self.memory && r.gpu <= self.gpu
+    }
+
+    pub(crate) fn take(&mut self, r: &Resources) -> Option<Held> {
+        if !self.fits(r) {
+            return None;
+        }
+        let h = Held {
+            cpu: r.cpu as usize,
+            memory: r.memory.unwrap_or(0),
+            gpu: r.gpu,
+        };
+        self.cpu -= h.cpu;
+        self.memory -= h.memory;
+        self.gpu -= h.gpu;
+        Some(h)
+    }
+
+    pub(crate) fn give(&mut self, h: Held) {
+        self.cpu += h.cpu;
+        self.memory += h.memory;
+        self.gpu += h.gpu;
     }
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::exec::{Dispatch, Executor, Finished};
+use crate::exec::{Capacity, Dispatch, Executor, Finished, Held};
 use crate::flow::graph::{format_bytes, TaskKey};
 use crate::flow::{Flow, Graph, Resources};
 use crate::task::execute;
@@ -38,9 +38,9 @@ impl Limits {
     }
 
     /// Refuse steps that could never be scheduled.
-    fn check(&self, graph: &Graph) -> Result<()> {
+    pub(crate) fn check(&self, graph: &Graph, steps: &[usize]) -> Result<()> {
         let mut problems = Vec::new();
-        for s in graph.steps() {
+        for s in graph.steps().iter().filter(|s| steps.contains(&s.index)) {
             let r = s.resources;
             if r.cpu as usize > self.max_workers {
                 problems.push(format!(
@@ -126,21 +126,17 @@ pub fn gpu_count() -> u32 {
         .unwrap_or(0)
 }
 
-/// Capacity held by one running attempt.
+/// A running attempt: the capacity it holds and its cancel flag.
 #[derive(Debug)]
 struct Slot {
-    cpu: usize,
-    memory: u64,
-    gpu: u32,
+    held: Held,
     cancel: Arc<AtomicBool>,
 }
 
 /// The thread executor of one run of `F`.
 pub(crate) struct Threads<F> {
     limits: Limits,
-    free_cpu: usize,
-    free_mem: u64,
-    free_gpu: u32,
+    capacity: Capacity,
     pool: Pool,
     tx: mpsc::Sender<Finished>,
     rx: mpsc::Receiver<Finished>,
@@ -161,9 +157,7 @@ impl<F: Flow> Threads<F> {
     pub(crate) fn new(limits: Limits) -> Self {
         let (tx, rx) = mpsc::channel();
         Threads {
-            free_cpu: limits.max_workers,
-            free_mem: limits.max_memory,
-            free_gpu: limits.gpus,
+            capacity: Capacity::new(&limits),
             pool: Pool::new(limits.max_workers),
             limits,
             tx,
@@ -173,11 +167,6 @@ impl<F: Flow> Threads<F> {
         }
     }
 
-    fn release(&mut self, s: &Slot) {
-        self.free_cpu += s.cpu;
-        self.free_mem += s.memory;
-        self.free_gpu += s.gpu;
-    }
 }
 
 impl<F: Flow> Executor for Threads<F> {
@@ -185,37 +174,28 @@ impl<F: Flow> Executor for Threads<F> {
         "threads"
     }
 
-    fn check(&self, graph: &Graph) -> Result<()> {
-        self.limits.check(graph)
+    fn check(&self, graph: &Graph, steps: &[usize]) -> Result<()> {
+        self.limits.check(graph, steps)
     }
 
     fn slots(&self) -> usize {
         self.limits.max_workers
     }
 
-    fn has_room(&self, r: &Resources) -> bool {
-        r.cpu as usize <= self.free_cpu
-            && r.memory.unwrap_or(0) <= self.free_mem
-            && r.gpu <= self.free_gpu
+    fn has_room(&self, _step: usize, r: &Resources) -> bool {
+        self.capacity.fits(r)
     }
 
     fn try_start(&mut self, d: Dispatch) -> Result<(), Box<Dispatch>> {
-        let r = d.spec.resources;
-        if !self.has_room(&r) {
+        let Some(held) = self.capacity.take(&d.spec.resources) else {
             return Err(Box::new(d));
-        }
-        let (cpu, memory, gpu) = (r.cpu as usize, r.memory.unwrap_or(0), r.gpu);
-        self.free_cpu -= cpu;
-        self.free_mem -= memory;
-        self.free_gpu -= gpu;
+        };
         let cancel = Arc::new(AtomicBool::new(false));
         let attempt = d.spec.task.attempt;
         self.running.insert(
             (d.key.clone(), attempt),
             Slot {
-                cpu,
-                memory,
-                gpu,
+                held,
                 cancel: cancel.clone(),
             },
         );
@@ -244,7 +224,7 @@ impl<F: Flow> Executor for Threads<F> {
         // Results of abandoned attempts are dropped: their capacity was freed when they were fenced.
         out.retain(|f| match self.running.remove(&(f.key.clone(), f.attempt)) {
             Some(slot) => {
-                self.release(&slot);
+                self.capacity.give(slot.held);
                 true
             }
             None => false,
@@ -252,11 +232,17 @@ impl<F: Flow> Executor for Threads<F> {
         out
     }
 
+    fn cancel(&mut self) {
+        for slot in self.running.values() {
+            slot.cancel.store(true, Ordering::Relaxed);
+        }
+    }
+
     fn abandon(&mut self, key: &TaskKey, attempt: u32) {
         if let Some(slot) = self.running.remove(&(key.clone(), attempt)) {
             // The thread cannot be killed: tell the step, give the pool a replacement.
             slot.cancel.store(true, Ordering::Relaxed);
-            self.release(&slot);
+            self.capacity.give(slot.held);
             self.pool.spawn_worker();
         }
     }

@@ -19,6 +19,9 @@ pub struct Ctx {
     pub(crate) attempt: u32,
     pub(crate) cancel: Arc<AtomicBool>,
     pub(crate) checkpoint: Option<Checkpoint>,
+    /// Where [`Ctx::log`] lines are stored: `None` when the task's process output is
+    /// captured whole by its watcher (processes, Slurm), so printing is enough.
+    pub(crate) log: Option<Arc<crate::meta::logs::LogStream>>,
 }
 
 impl Ctx {
@@ -61,6 +64,30 @@ impl Ctx {
     /// discarded, so long loops may stop early.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// Write a line to this task's log, on every executor.
+    ///
+    /// The line is printed to stdout and stored with the attempt's output in the datastore
+    /// (`logs <run>/<step>/<task>` prints it). On the processes and batch executors everything
+    /// a step prints is captured anyway; on the thread executor, where tasks share the
+    /// process's stdout, only what goes through `ctx.log` is stored per task.
+    ///
+    /// ```no_run
+    /// # fn demo(ctx: &mut flowlib::Ctx) {
+    /// ctx.log(format_args!("epoch {} loss {:.3}", 3, 0.25));
+    /// # }
+    /// ```
+    pub fn log(&self, line: impl fmt::Display) {
+        let mut text = line.to_string();
+        text.push('\n');
+        {
+            use std::io::Write;
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        }
+        if let Some(l) = &self.log {
+            l.append(text.as_bytes());
+        }
     }
 
     /// In-step checkpoints of this task: `save` progress, `load` it back after a retry or a resume.

@@ -93,6 +93,33 @@ pub struct RetryPolicy {
     pub times: u32,
     /// Delay before the first retry, in ms; doubled after each retry.
     pub delay_ms: u64,
+    /// Retries after platform failures (node lost, job preempted, could not start), counted
+    /// apart from `times`. Not part of the graph's digest.
+    #[serde(skip)]
+    pub platform: u32,
+}
+
+/// Platform retries of a step without `#[retry(platform = N)]`.
+pub const DEFAULT_PLATFORM_RETRIES: u32 = 3;
+
+/// `#[slurm(...)]`: how a step's tasks are submitted when the step runs on Slurm.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SlurmOptions {
+    /// `--partition`.
+    pub partition: Option<&'static str>,
+    /// `--account`.
+    pub account: Option<&'static str>,
+    /// `--qos`.
+    pub qos: Option<&'static str>,
+    /// `--constraint`.
+    pub constraint: Option<&'static str>,
+    /// `--time` in ms (default: the step's `#[timeout]`).
+    pub time_ms: Option<u64>,
+    /// More `sbatch` arguments, as given.
+    pub extra: &'static [&'static str],
+    /// At most this many array tasks of the step at once (`--array=...%P`).
+    pub max_parallel: Option<u32>,
 }
 
 /// One step of the graph.
@@ -134,6 +161,9 @@ pub struct Step {
     pub catch: Option<Option<&'static str>>,
     /// Uses in-step checkpoints.
     pub checkpoint: bool,
+    /// `#[slurm(...)]` options. Where a step runs is not part of the graph's digest.
+    #[serde(skip)]
+    pub slurm: Option<SlurmOptions>,
     /// The fields the step's body reaches through `self.field` (`None`: possibly all).
     /// Only these are loaded for the task and stored again; the others pass through.
     /// Not part of the graph digest: it follows the step's code, not the graph.
@@ -153,6 +183,14 @@ impl Step {
     /// Whether this step is a join.
     pub fn is_join(&self) -> bool {
         self.join.is_some()
+    }
+
+    /// Retries left for platform failures (`#[retry(platform = N)]`, default
+    /// [`DEFAULT_PLATFORM_RETRIES`]).
+    pub fn platform_retries(&self) -> u32 {
+        self.retry
+            .map(|r| r.platform)
+            .unwrap_or(DEFAULT_PLATFORM_RETRIES)
     }
 
     /// Whether this is the end step.

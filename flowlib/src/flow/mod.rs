@@ -10,7 +10,10 @@ pub use checkpoint::Checkpoint;
 pub use ctx::Ctx;
 #[doc(hidden)]
 pub use ctx::StepCall;
-pub use graph::{FieldInfo, Graph, JoinKind, ParamInfo, Resources, RetryPolicy, Step, Transition};
+pub use graph::{
+    FieldInfo, Graph, JoinKind, ParamInfo, Resources, RetryPolicy, SlurmOptions, Step, Transition,
+    DEFAULT_PLATFORM_RETRIES,
+};
 pub use inputs::{Input, Inputs};
 pub(crate) use inputs::{InputRef, LoadInput, UnreadableInput};
 

@@ -111,6 +111,8 @@ pub enum Garbage {
     Transient,
     /// The staging file of an interrupted local write (`name#N`).
     InterruptedWrite,
+    /// A flow executable stored for remote tasks that no run record names.
+    Package,
 }
 
 /// Delete unreferenced blobs and orphaned records older than `grace`; with `dry_run`,
@@ -122,6 +124,7 @@ pub fn gc(ds: &Datastore, dry_run: bool, grace: Duration) -> Result<GcReport> {
     let cutoff = listed_at - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
     let blobs = ds.list(layout::BLOBS)?;
     let manifests = ds.list(layout::MANIFESTS)?;
+    let packages = ds.list(layout::PACKAGES)?;
     // Staging objects of killed large writes and task specs are never referenced once
     // their writer is gone: they only wait out the grace period.
     let mut transient = ds.list(layout::TMP)?;
@@ -158,6 +161,8 @@ pub fn gc(ds: &Datastore, dry_run: bool, grace: Duration) -> Result<GcReport> {
     sweep.listed(&blobs, &referenced, Garbage::Blob)?;
     let referenced: HashSet<String> = refs.manifests.iter().map(layout::manifest).collect();
     sweep.listed(&manifests, &referenced, Garbage::Manifest)?;
+    let referenced: HashSet<String> = refs.packages.iter().map(layout::package).collect();
+    sweep.listed(&packages, &referenced, Garbage::Package)?;
     sweep.listed(&transient, &HashSet::new(), Garbage::Transient)?;
     sweep.listed(&leases, &HashSet::new(), Garbage::Transient)?;
     // Staging files of interrupted local writes are invisible to listings.

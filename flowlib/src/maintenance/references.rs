@@ -58,6 +58,8 @@ pub(crate) struct References {
     pub(crate) blobs: HashMap<Digest, (BlobRef, Vec<Place>)>,
     /// The manifests commit records name.
     pub(crate) manifests: HashSet<Digest>,
+    /// The code packages (flow executables) run records name.
+    pub(crate) packages: HashSet<Digest>,
     /// Metadata that could not be read.
     pub(crate) unreadable: Vec<Unreadable>,
 }
@@ -124,6 +126,9 @@ fn run_references(ds: &Datastore, flow: &str, run: &str, refs: &mut References) 
         Ok(info) => {
             for (name, blob) in &info.record.initial {
                 refs.add(*blob, place("(initial state)".into(), name));
+            }
+            if let Some(d) = info.record.code.exe_digest {
+                refs.packages.insert(d);
             }
         }
         Err(Error::NotFound(_)) => return Ok(()),

@@ -82,6 +82,20 @@ pub(crate) fn fence(ds: &Datastore, flow: &str, attempt: &TaskRef, error: &str) 
     write_record(ds, flow, attempt, AttemptStatus::TimedOut, None, error)
 }
 
+/// Record an attempt whose process died without recording itself (`lost`, with why),
+/// create-only, so that a late writer of that attempt (a job the engine reported dead but
+/// that still runs) can never commit. Returns false if the attempt committed first: then
+/// its own record stands and is the truth.
+pub(crate) fn record_lost(
+    ds: &Datastore,
+    flow: &str,
+    attempt: &TaskRef,
+    error: &str,
+) -> Result<bool> {
+    let error = Some(error.to_string());
+    write_record(ds, flow, attempt, AttemptStatus::Lost, None, error)
+}
+
 /// Create the commit record of `attempt`; false when another writer created it first.
 fn write_record(
     ds: &Datastore,

@@ -5,12 +5,14 @@ pub(crate) mod commit;
 mod committed;
 pub(crate) mod identity;
 mod ids;
+pub(crate) mod logs;
 pub(crate) mod query;
 mod records;
 
 pub(crate) use crate::store::now_rfc3339;
 pub(crate) use committed::Committed;
 pub use ids::IndexPath;
+pub use logs::ExitRecord;
 pub(crate) use ids::{hostname, new_run_id, parse_task_id, username};
 pub(crate) use ids::{task_id, validate_run_id};
 pub use query::{RunInfo, TaskAttempt};

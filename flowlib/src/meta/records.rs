@@ -111,6 +111,8 @@ pub enum RunStatus {
     Failed,
     /// Still running, or killed before it could say so.
     Running,
+    /// Cancelled (Ctrl-C, or `cancel <run>`): what committed stays, `resume` continues it.
+    Cancelled,
 }
 
 impl fmt::Display for RunStatus {
@@ -119,6 +121,7 @@ impl fmt::Display for RunStatus {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Running => "running",
+            RunStatus::Cancelled => "cancelled",
         })
     }
 }
@@ -156,6 +159,9 @@ pub enum AttemptStatus {
     Failed,
     /// The attempt ran past its timeout and was fenced off.
     TimedOut,
+    /// The attempt's process or job died without recording itself (killed, crashed, out of
+    /// memory, node lost); the watcher recorded why.
+    Lost,
 }
 
 impl AttemptStatus {
@@ -172,6 +178,7 @@ impl fmt::Display for AttemptStatus {
             AttemptStatus::Caught => "caught",
             AttemptStatus::Failed => "failed",
             AttemptStatus::TimedOut => "timed-out",
+            AttemptStatus::Lost => "lost",
         })
     }
 }
@@ -245,6 +252,9 @@ pub struct TaskManifest {
     pub host: String,
     /// Process id that ran the attempt.
     pub pid: u32,
+    /// Where the attempt's captured output is (a store prefix; see `logs`), when any was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<String>,
 }
 
 /// The commit record of an attempt: written create-only, last. Its presence is what makes

@@ -70,6 +70,7 @@ impl GcReport {
                     Garbage::Manifest => "manifest never committed".into(),
                     Garbage::Transient => "staging object, task spec or quarantined blob".into(),
                     Garbage::InterruptedWrite => "interrupted write".into(),
+                    Garbage::Package => "flow executable no run names".into(),
                 };
                 let _ = writeln!(out, "would delete {} ({why})", d.path);
             }

@@ -29,6 +29,8 @@ pub(crate) enum RunState {
     Running,
     /// No end record, and its process on this host is gone.
     Killed,
+    /// Cancelled (Ctrl-C or `cancel`); `resume` continues it.
+    Cancelled,
 }
 
 impl RunState {
@@ -37,6 +39,7 @@ impl RunState {
         match info.status() {
             RunStatus::Succeeded => RunState::Succeeded,
             RunStatus::Failed => RunState::Failed,
+            RunStatus::Cancelled => RunState::Cancelled,
             RunStatus::Running if info.is_alive() == Some(false) => RunState::Killed,
             RunStatus::Running => RunState::Running,
         }
@@ -51,6 +54,7 @@ impl std::fmt::Display for RunState {
             RunState::Failed => "failed",
             RunState::Running => "running",
             RunState::Killed => "killed",
+            RunState::Cancelled => "cancelled",
         })
     }
 }

@@ -40,14 +40,78 @@ impl Fence for StoreFence<'_> {
     }
 }
 
-/// Run the scheduler to completion.
+/// Whether a run was cancelled: its flag (Ctrl-C) or a `cancel.json` request in the store,
+/// looked for every two seconds.
+pub(crate) struct CancelWatch<'a> {
+    ds: &'a Datastore,
+    rel: String,
+    flag: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    last_look: Option<Instant>,
+    seen: bool,
+}
+
+impl<'a> CancelWatch<'a> {
+    pub(crate) fn new(
+        ds: &'a Datastore,
+        flow: &str,
+        run: &str,
+        flag: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    ) -> Self {
+        CancelWatch {
+            ds,
+            rel: crate::store::layout::cancel_request(flow, run),
+            flag,
+            last_look: None,
+            seen: false,
+        }
+    }
+
+    pub(crate) fn is_cancelled(&mut self) -> bool {
+        if self.seen {
+            return true;
+        }
+        if self
+            .flag
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            self.seen = true;
+            return true;
+        }
+        if self
+            .last_look
+            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(2))
+        {
+            self.last_look = Some(Instant::now());
+            // A store error here is not a cancel; the next look tries again.
+            self.seen = matches!(self.ds.head(&self.rel), Ok(Some(_)));
+        }
+        self.seen
+    }
+}
+
+/// After a cancel, how long running attempts have to report before they are given up.
+const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Run the scheduler to completion; `cancelled` is asked on every turn whether the run
+/// was cancelled (Ctrl-C, `cancel <run>`).
 pub(crate) fn drive(
     mut sched: Scheduler,
     exec: &mut dyn Executor,
     sink: &mut dyn EventSink,
     fencer: &dyn Fence,
+    cancelled: &mut dyn FnMut() -> bool,
 ) -> Tally {
+    let mut cancel_at: Option<Instant> = None;
     loop {
+        if cancel_at.is_none() && cancelled() {
+            cancel_at = Some(Instant::now());
+            sched.cancel();
+            exec.cancel();
+        }
+        if cancel_at.is_some_and(|t| t.elapsed() > CANCEL_GRACE) {
+            sched.give_up_running();
+        }
         sched.dispatch(Instant::now(), exec);
         for e in sched.drain_events() {
             sink.event(&e);

@@ -13,13 +13,14 @@ mod start;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use crate::error::{Error, Result, RunFailure};
-use crate::exec::{Executor, Limits};
+use crate::exec::{Executor, Limits, With};
 use crate::flow::Flow;
 use crate::meta::{
     hostname, new_run_id, now_rfc3339, username, Committed, ResumeInfo, ReuseRecord, RunEnd,
@@ -56,6 +57,11 @@ pub struct RunOptions {
     pub params: Vec<(String, String)>,
     /// The command line, recorded in the run record.
     pub argv: Vec<String>,
+    /// Where each step runs (`--with`; default: every step on threads).
+    pub with: With,
+    /// Set this flag to cancel the run (the CLI sets it on Ctrl-C): running tasks are
+    /// stopped, nothing new starts, and `resume` continues the run later.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for RunOptions {
@@ -65,6 +71,8 @@ impl Default for RunOptions {
             progress: ProgressMode::Quiet,
             params: Vec::new(),
             argv: std::env::args().collect(),
+            with: With::default(),
+            cancel: None,
         }
     }
 }
@@ -85,6 +93,24 @@ impl RunOptions {
     /// Set parameter `name` (the field name) from its command-line text.
     pub fn with_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.params.push((name.into(), value.into()));
+        self
+    }
+
+    /// Set several parameters: (field name, raw text) pairs.
+    pub fn with_params(mut self, params: Vec<(String, String)>) -> Self {
+        self.params.extend(params);
+        self
+    }
+
+    /// Run steps where `with` says (`--with`).
+    pub fn with_executors(mut self, with: With) -> Self {
+        self.with = with;
+        self
+    }
+
+    /// Cancel the run when `flag` becomes true.
+    pub fn with_cancel_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(flag);
         self
     }
 
@@ -194,15 +220,13 @@ impl<F> Launch<F> {
     }
 }
 
-/// The executor every run uses until `--with` chooses another.
-const DEFAULT_EXECUTOR: &str = "threads";
-
 /// The executor for a run with `opts`, checked against the graph: a run it could never
 /// complete (a step asking for more CPUs, memory or GPUs than it has) is refused here,
 /// before anything is written.
 pub(crate) fn prepare<F: Flow>(opts: &RunOptions) -> Result<Box<dyn Executor>> {
-    let executor = crate::exec::create::<F>(DEFAULT_EXECUTOR, &opts.limits)?;
-    executor.check(F::graph())?;
+    let executor = crate::exec::create::<F>(&opts.with, &opts.limits)?;
+    let all: Vec<usize> = (0..F::graph().steps().len()).collect();
+    executor.check(F::graph(), &all)?;
     Ok(executor)
 }
 
@@ -258,6 +282,9 @@ fn launch<F: Flow>(
         argv: opts.argv.clone(),
         resume: l.resume,
     };
+    // A remote executor stores the code package now: a run that cannot ship its code
+    // never starts.
+    executor.begin(ds)?;
     let (record, _heartbeat) = create_run_record(ds, record, l.reuse.as_ref())?;
     crate::failpoint::hold("after-run-record", &record.run_id);
     if opts.progress != ProgressMode::Quiet {
@@ -286,7 +313,14 @@ fn launch<F: Flow>(
         flow: F::NAME,
         run: &record.run_id,
     };
-    let tally = drive::drive(scheduler, executor.as_mut(), &mut progress, &fence);
+    let mut cancelled = drive::CancelWatch::new(ds, F::NAME, &record.run_id, opts.cancel.clone());
+    let tally = drive::drive(
+        scheduler,
+        executor.as_mut(),
+        &mut progress,
+        &fence,
+        &mut || cancelled.is_cancelled(),
+    );
     let summary = RunSummary {
         run_id: record.run_id.clone(),
         status: tally.status,

@@ -17,6 +17,17 @@ pub(crate) fn retry_after(step: &Step, attempt: u32) -> Option<(Duration, u32)> 
     })
 }
 
+/// After `used` platform failures of a task of `step` (the machine or the engine failed,
+/// not the code): the delay before the next attempt and the platform budget, or `None`
+/// when it is used up. Platform retries do not use up the step's `#[retry(times)]`.
+pub(crate) fn platform_retry_after(step: &Step, used: u32) -> Option<(Duration, u32)> {
+    let budget = step.platform_retries();
+    (used < budget).then(|| {
+        let delay = 1_000u64.saturating_mul(1u64 << used.min(6));
+        (Duration::from_millis(delay), budget + 1)
+    })
+}
+
 /// When an attempt of `step` started at `started` must be fenced.
 pub(crate) fn deadline(step: &Step, started: Instant) -> Option<Instant> {
     step.timeout_ms

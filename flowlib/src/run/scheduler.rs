@@ -95,6 +95,11 @@ pub(crate) struct Scheduler {
     ok_count: usize,
     reused_count: usize,
     events: Vec<RunEvent>,
+    /// Platform failures (node lost, preempted, could not start) per task so far: they have
+    /// a retry budget of their own.
+    platform_failures: HashMap<TaskKey, u32>,
+    /// The run was cancelled: nothing new starts, and nothing is retried.
+    cancelled: bool,
 }
 
 impl Scheduler {
@@ -114,6 +119,8 @@ impl Scheduler {
             ok_count: 0,
             reused_count: 0,
             events: Vec::new(),
+            platform_failures: HashMap::new(),
+            cancelled: false,
         }
     }
 
@@ -137,6 +144,36 @@ impl Scheduler {
     /// Events emitted since the last call.
     pub(crate) fn drain_events(&mut self) -> std::vec::Drain<'_, RunEvent> {
         self.events.drain(..)
+    }
+
+    /// Cancel the run: nothing new starts and nothing is retried; what runs now finishes
+    /// (the executor is told to stop it) and is recorded as it ends.
+    pub(crate) fn cancel(&mut self) {
+        if self.cancelled {
+            return;
+        }
+        self.cancelled = true;
+        self.ready.clear();
+        self.delayed.clear();
+        self.events.push(RunEvent::Note {
+            message: format!(
+                "cancelled: stopping {} running task(s); nothing new starts (resume continues the run)",
+                self.running.len()
+            ),
+        });
+    }
+
+    /// After a cancel, give up on attempts that have not reported (a thread cannot be
+    /// killed): each is counted as failed, cancelled.
+    pub(crate) fn give_up_running(&mut self) {
+        let keys: Vec<TaskKey> = self.running.keys().cloned().collect();
+        for key in keys {
+            let step = &self.graph.steps()[key.0];
+            let task = task_id(step.name, &key.1);
+            self.running.remove(&key);
+            self.failed_steps.insert(key.0);
+            self.failed.push((task, "cancelled while running".into()));
+        }
     }
 
     /// Nothing is running, ready or waiting to be retried: the run is over.
@@ -166,8 +203,9 @@ impl Scheduler {
         let mut scanned = 0;
         while i < self.ready.len() && scanned < WINDOW {
             scanned += 1;
-            let resources = self.graph.steps()[self.ready[i].key.0].resources;
-            if exec.has_room(&resources) {
+            let step = self.ready[i].key.0;
+            let resources = self.graph.steps()[step].resources;
+            if exec.has_room(step, &resources) {
                 let r = self.ready.remove(i).expect("index in range");
                 let d = Dispatch {
                     run: self.run.clone(),
@@ -238,6 +276,7 @@ impl Scheduler {
             checkpoint_sources,
             timeout_ms: step.timeout_ms,
             resources: step.resources,
+            code: None,
         }
     }
 
@@ -255,6 +294,9 @@ impl Scheduler {
 
     /// A task's inputs are committed: queue it, or take it from the origin run.
     fn enqueue(&mut self, key: TaskKey, resolved: Resolved) {
+        if self.cancelled {
+            return;
+        }
         self.events.push(RunEvent::Queued {
             step: key.0,
             tasks: 1,
@@ -298,6 +340,14 @@ impl Scheduler {
                 self.on_committed(f.key, c);
             }
             Ok(Outcome::Failed(msg)) => self.on_failed(f.key, r, msg, now),
+            Ok(Outcome::Lost { error, platform }) => {
+                let error = if self.cancelled {
+                    format!("cancelled: {error}")
+                } else {
+                    error
+                };
+                self.on_failed_as(f.key, r, error, now, platform)
+            }
             Ok(Outcome::Fenced) => self.on_failed(
                 f.key,
                 r,
@@ -314,9 +364,24 @@ impl Scheduler {
     }
 
     fn on_failed(&mut self, key: TaskKey, r: Running, msg: String, now: Instant) {
+        self.on_failed_as(key, r, msg, now, false)
+    }
+
+    /// A failed attempt: retried within the step's user budget, or within its platform
+    /// budget when the machine or the engine failed (`platform`), else the task fails.
+    fn on_failed_as(&mut self, key: TaskKey, r: Running, msg: String, now: Instant, platform: bool) {
         let step = &self.graph.steps()[key.0];
         let task = task_id(step.name, &key.1);
-        if let Some((delay, of)) = policy::retry_after(step, r.attempt) {
+        let platform_used = self.platform_failures.get(&key).copied().unwrap_or(0);
+        let retry = if platform {
+            policy::platform_retry_after(step, platform_used)
+        } else {
+            policy::retry_after(step, r.attempt - platform_used)
+        };
+        if platform && retry.is_some() {
+            self.platform_failures.insert(key.clone(), platform_used + 1);
+        }
+        if let Some((delay, of)) = retry.filter(|_| !self.cancelled) {
             self.events.push(RunEvent::Retrying {
                 step: key.0,
                 task,
@@ -500,12 +565,16 @@ impl Scheduler {
             .steps()
             .iter()
             .filter(|s| {
-                blocked[s.index] && !self.failed_steps.contains(&s.index) && !ran.contains(&s.index)
+                (blocked[s.index] || self.cancelled)
+                    && !self.failed_steps.contains(&s.index)
+                    && !ran.contains(&s.index)
             })
             .map(|s| s.name.to_string())
             .collect();
         Tally {
-            status: if self.failed.is_empty() {
+            status: if self.cancelled {
+                RunStatus::Cancelled
+            } else if self.failed.is_empty() {
                 RunStatus::Succeeded
             } else {
                 RunStatus::Failed

@@ -29,13 +29,13 @@ impl Executor for Fake {
     fn name(&self) -> &'static str {
         "fake"
     }
-    fn check(&self, _: &Graph) -> Result<()> {
+    fn check(&self, _: &Graph, _: &[usize]) -> Result<()> {
         Ok(())
     }
     fn slots(&self) -> usize {
         self.slots
     }
-    fn has_room(&self, _: &Resources) -> bool {
+    fn has_room(&self, _: usize, _: &Resources) -> bool {
         self.running.len() < self.slots
     }
     fn try_start(&mut self, task: Dispatch) -> std::result::Result<(), Box<Dispatch>> {

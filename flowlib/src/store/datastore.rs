@@ -254,6 +254,11 @@ impl Datastore {
         &self.inner.url
     }
 
+    /// Whether other processes can open this store (everything but `memory://`).
+    pub(crate) fn is_shared(&self) -> bool {
+        !matches!(self.inner.backend, Backend::Memory)
+    }
+
     /// Whether the store is a local directory.
     pub(crate) fn is_local(&self) -> bool {
         matches!(self.inner.backend, Backend::Local(_))

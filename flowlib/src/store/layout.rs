@@ -170,3 +170,35 @@ pub(crate) fn spec(digest: &Digest) -> String {
     let hex = digest.hex();
     format!("specs/sha256/{}/{}.json", &hex[..2], &hex[2..])
 }
+
+/// One attempt's captured output: `<prefix><stream>/<seq>.log` chunks, written create-only
+/// while the task runs, so what a killed task printed before it died is kept.
+pub(crate) fn logs(flow: &str, run: &str, step: &str, index: &str, attempt: u32) -> String {
+    format!("flows/{flow}/runs/{run}/logs/{step}/{index}@{attempt}/")
+}
+
+/// Chunk `seq` of one stream of an attempt's log (`prefix` from [`logs`]).
+pub(crate) fn log_chunk(prefix: &str, stream: &str, seq: u64) -> String {
+    format!("{prefix}{stream}/{seq:08}.log")
+}
+
+/// How an attempt's process ended, as the process that watched it saw it (exit code,
+/// signal, out of memory), written next to its logs: it explains an attempt that died
+/// without a commit record.
+pub(crate) fn exit_record(prefix: &str) -> String {
+    format!("{prefix}exit.json")
+}
+
+/// Flow executables stored for remote tasks, by the SHA-256 of their bytes.
+pub(crate) const PACKAGES: &str = "packages/";
+
+/// The executable whose bytes hash to `digest`.
+pub(crate) fn package(digest: &Digest) -> String {
+    let hex = digest.hex();
+    format!("packages/sha256/{}/{}", &hex[..2], &hex[2..])
+}
+
+/// A request to cancel a run, made by `cancel` (create-only); the run's driver watches it.
+pub(crate) fn cancel_request(flow: &str, run: &str) -> String {
+    format!("flows/{flow}/runs/{run}/cancel.json")
+}

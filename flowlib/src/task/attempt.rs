@@ -10,6 +10,7 @@ use crate::error::{chain, Error, Result, Site};
 use crate::flow::checkpoint::Checkpoint;
 use crate::flow::{Ctx, Flow, InputRef, Inputs, Step, StepCall};
 use crate::meta::commit::commit;
+use crate::meta::logs;
 use crate::meta::{
     now_rfc3339, AttemptStatus, Committed, TaskManifest, TaskRef, Timings, METADATA_VERSION,
 };
@@ -31,6 +32,11 @@ pub(crate) enum Outcome {
     Failed(String),
     /// Another writer committed or fenced (timed out) this attempt first.
     Fenced,
+    /// The attempt's process or job died without recording itself; its watcher recorded it
+    /// `lost` with this reason. `platform`: the machine or the engine failed (node lost,
+    /// preempted, could not start), not the task's code, so it counts against the
+    /// platform retry budget.
+    Lost { error: String, platform: bool },
 }
 
 /// Execute one attempt of the task `spec` describes and commit its outcome. `resolved`
@@ -83,6 +89,12 @@ pub(crate) fn execute<F: Flow>(
         call_step(&mut state, step.index, &mut call)
     };
     attempt.timings.step_ms = ms_since(t1);
+    if let Some(l) = ctx.log.take() {
+        l.flush();
+        if l.written() {
+            attempt.logs = Some(logs::prefix(run.flow, &spec.task));
+        }
+    }
 
     crate::failpoint::hold("before-store", &attempt.task_id);
     let t2 = Instant::now();
@@ -116,6 +128,8 @@ struct Attempt<'a> {
     parents: Vec<TaskRef>,
     started: String,
     timings: Timings,
+    /// Where the attempt's output is stored, when it is.
+    logs: Option<String>,
 }
 
 impl<'a> Attempt<'a> {
@@ -127,6 +141,7 @@ impl<'a> Attempt<'a> {
             parents: Vec::new(),
             started: now_rfc3339(),
             timings: Timings::default(),
+            logs: captured().then(|| logs::prefix(run.flow, &spec.task)),
         }
     }
 
@@ -148,6 +163,7 @@ impl<'a> Attempt<'a> {
             timings: self.timings.clone(),
             host: self.run.host.clone(),
             pid: std::process::id(),
+            logs: self.logs.clone(),
         }
     }
 
@@ -245,13 +261,31 @@ fn join_inputs<F: Flow>(run: &Arc<RunContext>, step: &Step, r: &Resolved) -> Inp
     Inputs::new(refs, loader)
 }
 
+/// Whether this process's output is captured whole by a watcher (the processes executor or
+/// a batch job's wrapper set `FLOWLIB_CAPTURED=1` when they start `step --spec`).
+pub(crate) fn captured() -> bool {
+    static CAPTURED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CAPTURED.get_or_init(|| std::env::var_os(CAPTURED_ENV).is_some_and(|v| v == "1"))
+}
+
+/// Set to `1` in the environment of a task process whose stdout and stderr are captured.
+pub(crate) const CAPTURED_ENV: &str = "FLOWLIB_CAPTURED";
+
 fn context<F: Flow>(
     run: &RunContext,
     spec: &TaskSpec,
     step: &Step,
     cancel: Arc<AtomicBool>,
 ) -> Ctx {
+    let log = (!captured()).then(|| {
+        Arc::new(logs::LogStream::new(
+            &run.ds,
+            &logs::prefix(run.flow, &spec.task),
+            "stdout",
+        ))
+    });
     Ctx {
+        log,
         flow: F::NAME,
         run_id: run.run_id.clone(),
         step: step.name,

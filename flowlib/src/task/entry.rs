@@ -31,6 +31,7 @@ impl From<Outcome> for TaskOutcome {
             Outcome::Committed(_) => TaskOutcome::Committed,
             Outcome::Failed(e) => TaskOutcome::Failed(e),
             Outcome::Fenced => TaskOutcome::AlreadyCommitted,
+            Outcome::Lost { error, .. } => TaskOutcome::Failed(error),
         }
     }
 }
@@ -46,6 +47,19 @@ pub fn run_spec<F: Flow>(ds: &Datastore, digest: &Digest) -> Result<TaskOutcome>
             spec.flow,
             F::NAME
         )));
+    }
+    if let Some(want) = spec.code {
+        let exe = std::env::current_exe().ok();
+        let have = exe.as_deref().and_then(crate::meta::identity::exe_digest);
+        if have != Some(want) {
+            return Err(Error::invalid(format!(
+                "task {} of run {} was planned for the binary {want}, but this binary ({}) is {}: run the run's own binary (stored in the datastore under packages/)",
+                spec.task_id(),
+                spec.task.run,
+                exe.map(|p| p.display().to_string()).unwrap_or_else(|| "?".into()),
+                have.map(|d| d.to_string()).unwrap_or_else(|| "unreadable".into()),
+            )));
+        }
     }
     execute_alone::<F>(ds, &spec)
 }
@@ -157,6 +171,7 @@ fn spec_of_task<F: Flow>(
         checkpoint_sources: vec![run_id.to_string()],
         timeout_ms: step.timeout_ms,
         resources: step.resources,
+        code: None,
     })
 }
 

@@ -7,7 +7,7 @@ mod entry;
 mod spec;
 mod state;
 
-pub(crate) use attempt::{execute, Outcome};
+pub(crate) use attempt::{execute, Outcome, CAPTURED_ENV};
 pub use entry::{run_spec, run_task, TaskOutcome};
 pub use spec::{Pin, TaskSpec};
 pub(crate) use spec::{Resolved, SPEC_VERSION};

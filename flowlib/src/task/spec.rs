@@ -42,6 +42,10 @@ pub struct TaskSpec {
     pub timeout_ms: Option<u64>,
     /// What the step asks for.
     pub resources: Resources,
+    /// The SHA-256 of the executable the run's driver runs, when the task runs in another
+    /// process: the task refuses to run under a different binary.
+    #[serde(default)]
+    pub code: Option<Digest>,
 }
 
 /// One input of a task, pinned.

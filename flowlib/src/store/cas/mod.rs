@@ -17,6 +17,7 @@
 //! a writer of the same value or `verify --repair` finds it (`quarantine.rs`), so that the
 //! next write of the value stores it again instead of trusting the damaged copy.
 
+mod file;
 mod put;
 mod quarantine;
 mod read;
@@ -26,6 +27,7 @@ mod verify;
 use crate::error::{Error, Site};
 use crate::store::codec::{DecodeError, EncodeError, FieldReader, FieldWriter};
 
+pub(crate) use file::put_file;
 pub(crate) use put::put_encoded;
 pub(crate) use quarantine::quarantine;
 pub(crate) use read::load_decoded;

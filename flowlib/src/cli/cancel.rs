@@ -1,0 +1,53 @@
+//! `cancel`: cancel a running run from anywhere: a cancel request in the store (the run's
+//! driver sees it within seconds, stops its tasks and ends the run as cancelled), and
+//! `scancel` of the run's Slurm jobs where Slurm is reachable, so jobs stop even when the
+//! driver is gone.
+
+use std::process::ExitCode;
+
+use clap::{Arg, ArgMatches, Command};
+
+use crate::cli::args::open;
+use crate::error::{chain, Result};
+use crate::flow::Flow;
+use crate::store::{layout, OpenMode};
+
+pub(super) fn command() -> Command {
+    Command::new("cancel")
+        .about("Cancel a running run: its driver stops its tasks (Slurm jobs are cancelled); resume continues it")
+        .arg(
+            Arg::new("run")
+                .required(true)
+                .value_name("RUN")
+                .help("The run id, or `latest`"),
+        )
+}
+
+pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode> {
+    let ds = open(m, OpenMode::Existing)?;
+    let run = ds.resolve_run(F::NAME, sub.get_one::<String>("run").expect("required"))?;
+    let info = ds.run_info(F::NAME, &run)?;
+    let request = serde_json::json!({
+        "requested": crate::meta::now_rfc3339(),
+        "host": crate::meta::hostname(),
+        "user": crate::meta::username(),
+    });
+    let new = ds.create_json(&layout::cancel_request(F::NAME, &run), &request)?;
+    let alive = info.is_alive() == Some(true);
+    let mut line = format!(
+        "flowlib: cancel of run {run} {}",
+        if new { "requested" } else { "was already requested" }
+    );
+    line.push_str(if alive {
+        "; its driver stops within a few seconds"
+    } else {
+        "; its driver is not running"
+    });
+    match crate::exec::slurm::cancel_run_jobs(F::NAME, &run) {
+        Ok(0) => {}
+        Ok(n) => line.push_str(&format!("; scancel of {n} Slurm job(s)")),
+        Err(e) => line.push_str(&format!("; could not cancel its Slurm jobs: {}", chain(&e))),
+    }
+    println!("{line}");
+    Ok(ExitCode::SUCCESS)
+}
