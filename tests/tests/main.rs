@@ -12,4 +12,5 @@ mod crash;
 mod damaged;
 mod executor;
 mod integrity;
+mod remote;
 mod resume;

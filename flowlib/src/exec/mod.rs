@@ -48,6 +48,17 @@ pub(crate) struct Finished {
     pub(crate) outcome: Result<Outcome>,
 }
 
+/// When an attempt began to run, as its executor knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Started {
+    /// When it was dispatched (it starts at once).
+    AtDispatch,
+    /// Not yet: it waits in the engine's queue.
+    Pending,
+    /// At this instant.
+    At(std::time::Instant),
+}
+
 /// Runs task attempts somewhere and reports when they finish.
 pub(crate) trait Executor {
     /// Short name, as `--with` takes it.
@@ -67,6 +78,12 @@ pub(crate) trait Executor {
     /// executor stores the code package here). An error stops the run from starting.
     fn begin(&mut self, _ds: &crate::store::Datastore) -> Result<()> {
         Ok(())
+    }
+
+    /// When attempt `attempt` of `key` began to run: its timeout counts from then, not
+    /// from when it was handed over (a batch job may wait in the queue first).
+    fn started(&self, _key: &TaskKey, _attempt: u32) -> Started {
+        Started::AtDispatch
     }
 
     /// The run is cancelled: stop every running attempt (kill processes, cancel jobs).

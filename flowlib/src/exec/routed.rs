@@ -272,6 +272,10 @@ impl Executor for Routed {
         self.parts[i].abandon(key, attempt);
     }
 
+    fn started(&self, key: &TaskKey, attempt: u32) -> crate::exec::Started {
+        self.parts[self.part_of(key.0)].started(key, attempt)
+    }
+
     fn cancel(&mut self) {
         for p in &mut self.parts {
             p.cancel();

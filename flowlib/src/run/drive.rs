@@ -124,7 +124,7 @@ pub(crate) fn drive(
             sched.on_finished(f, Instant::now());
         }
         let now = Instant::now();
-        for (key, attempt, error) in sched.expired(now) {
+        for (key, attempt, error) in sched.expired(now, exec) {
             let step = sched.step_name(key.0);
             let result = fencer.fence(step, &key, attempt, &error);
             if sched.on_fence(key.clone(), attempt, result, now) {

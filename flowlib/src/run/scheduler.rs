@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::chain;
-use crate::exec::{Dispatch, Executor, Finished};
+use crate::exec::{Dispatch, Executor, Finished, Started};
 use crate::flow::graph::TaskKey;
 use crate::flow::{Graph, JoinKind, Transition};
 use crate::meta::{task_id, Committed, IndexPath, RunStatus, TaskRef};
@@ -410,10 +410,18 @@ impl Scheduler {
     }
 
     /// Attempts past their deadline, with the error to fence them with.
-    pub(crate) fn expired(&self, now: Instant) -> Vec<(TaskKey, u32, String)> {
+    /// An attempt's time counts from when its executor says it began to run.
+    pub(crate) fn expired(&self, now: Instant, exec: &dyn Executor) -> Vec<(TaskKey, u32, String)> {
         self.running
             .iter()
-            .filter(|(_, r)| r.deadline.is_some_and(|d| d <= now))
+            .filter(|(k, r)| {
+                let Some(d) = r.deadline else { return false };
+                match exec.started(k, r.attempt) {
+                    Started::AtDispatch => d <= now,
+                    Started::Pending => false,
+                    Started::At(t) => t + d.saturating_duration_since(r.started) <= now,
+                }
+            })
             .map(|(k, r)| {
                 let step = &self.graph.steps()[k.0];
                 (k.clone(), r.attempt, policy::timeout_error(step))

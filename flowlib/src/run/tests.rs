@@ -316,9 +316,9 @@ fn a_branch_join_takes_its_arms_in_declaration_order() {
 fn a_timed_out_attempt_is_fenced_abandoned_and_fails_alone() {
     let mut h = Harness::new::<Arms>(8);
     h.commit("start", None);
-    assert!(h.sched.expired(h.now).is_empty());
+    assert!(h.sched.expired(h.now, &h.exec).is_empty());
     let later = h.now + Duration::from_millis(1500);
-    let expired = h.sched.expired(later);
+    let expired = h.sched.expired(later, &h.exec);
     assert_eq!(expired.len(), 1);
     let (key, attempt, error) = expired.into_iter().next().unwrap();
     assert_eq!(error, "timed out after 1s");
@@ -329,9 +329,9 @@ fn a_timed_out_attempt_is_fenced_abandoned_and_fails_alone() {
         FenceResult::Error("disk full".into()),
         later
     ));
-    assert!(h.sched.expired(later).is_empty());
+    assert!(h.sched.expired(later, &h.exec).is_empty());
     let retry_at = later + Duration::from_millis(600);
-    assert_eq!(h.sched.expired(retry_at).len(), 1);
+    assert_eq!(h.sched.expired(retry_at, &h.exec).len(), 1);
     assert!(h
         .sched
         .on_fence(key.clone(), attempt, FenceResult::Fenced, retry_at));
@@ -362,11 +362,11 @@ fn an_attempt_that_committed_before_its_fence_stands() {
     let mut h = Harness::new::<Arms>(8);
     h.commit("start", None);
     let later = h.now + Duration::from_secs(2);
-    let (key, attempt, _) = h.sched.expired(later).remove(0);
+    let (key, attempt, _) = h.sched.expired(later, &h.exec).remove(0);
     assert!(!h
         .sched
         .on_fence(key, attempt, FenceResult::AlreadyCommitted, later));
-    assert!(h.sched.expired(later).is_empty(), "no second fence");
+    assert!(h.sched.expired(later, &h.exec).is_empty(), "no second fence");
     h.commit("left", None);
     h.commit("right", None);
     h.commit("meet", None);

@@ -62,6 +62,8 @@ struct Tracked {
     output: PathBuf,
     submitted: Instant,
     pending_since: Option<Instant>,
+    /// When it was first seen running (its timeout counts from then).
+    running_since: Option<Instant>,
     last: Option<QueueState>,
     /// Fenced (timed out) or given up: its result is not reported.
     abandoned: bool,
@@ -220,6 +222,7 @@ impl Slurm {
                             output,
                             submitted: now,
                             pending_since: Some(now),
+                            running_since: None,
                             last: None,
                             abandoned: false,
                         },
@@ -253,6 +256,7 @@ impl Slurm {
 
     /// One `squeue` over every job in flight; resolve the tasks that ended.
     fn poll(&mut self) {
+        self.next_poll = Instant::now() + self.poll_every;
         let mut jobs: Vec<u64> = self
             .tracked
             .iter()
@@ -293,6 +297,7 @@ impl Slurm {
                         }
                     } else {
                         t.pending_since = None;
+                        t.running_since.get_or_insert(now);
                     }
                     if st.is_terminal() {
                         ended.push(jt.clone());
@@ -524,6 +529,21 @@ impl Executor for Slurm {
                 return Vec::new();
             }
             std::thread::sleep(self.next_poll.min(until).saturating_duration_since(now));
+        }
+    }
+
+    fn started(&self, key: &TaskKey, attempt: u32) -> crate::exec::Started {
+        let Some(t) = self
+            .by_attempt
+            .get(&(key.clone(), attempt))
+            .and_then(|jt| self.tracked.get(jt))
+        else {
+            // Not submitted yet (buffered): it waits.
+            return crate::exec::Started::Pending;
+        };
+        match t.running_since {
+            Some(at) => crate::exec::Started::At(at),
+            None => crate::exec::Started::Pending,
         }
     }
 
