@@ -18,6 +18,7 @@ fn remote(sb: &Sandbox, args: &[&str]) -> Output {
     sb.cmd(&fixture("remoteflow"))
         .env("REMOTE_LOG", sb.path().join("tasks.log"))
         .env("FLOWLIB_SLURM_OUTPUT", sb.path().join("slurm-out"))
+        .env("FLOWLIB_SLURM_EXPORT", "REMOTE_LOG")
         .args(args)
         .output()
         .expect("spawn remoteflow")

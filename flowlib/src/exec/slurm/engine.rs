@@ -148,6 +148,85 @@ pub(crate) fn test_only(args: &[String]) -> Result<()> {
     Err(Error::invalid(msg.join("; ")))
 }
 
+/// Memory limits of a partition, in MiB (`None`: unlimited), from `scontrol`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PartitionMemory {
+    pub(crate) name: String,
+    pub(crate) max_per_node: Option<u64>,
+    pub(crate) max_per_cpu: Option<u64>,
+    /// What a job without `--mem` gets per CPU (the partition's, else the cluster's).
+    pub(crate) default_per_cpu: Option<u64>,
+}
+
+/// The memory limits of `partition` (`None`: the default partition).
+pub(crate) fn partition_memory(partition: Option<&str>) -> Result<Option<PartitionMemory>> {
+    let out = run(
+        Command::new("scontrol").args(["-o", "show", "partition"]),
+        "scontrol show partition",
+    )?;
+    let config = run(Command::new("scontrol").args(["show", "config"]), "scontrol show config")?;
+    let cluster_default = config.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == "DefMemPerCPU").then(|| v.trim().parse::<u64>().ok()).flatten()
+    });
+    Ok(parse_partitions(&out, partition, cluster_default))
+}
+
+/// The partition named `partition` (or the `Default=YES` one) in `scontrol -o` output.
+pub(crate) fn parse_partitions(
+    out: &str,
+    partition: Option<&str>,
+    cluster_default: Option<u64>,
+) -> Option<PartitionMemory> {
+    for line in out.lines() {
+        let kv: HashMap<&str, &str> = line
+            .split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .collect();
+        let name = kv.get("PartitionName").copied().unwrap_or("");
+        let pick = match partition {
+            Some(p) => name == p,
+            None => kv.get("Default") == Some(&"YES"),
+        };
+        if !pick {
+            continue;
+        }
+        let num = |k: &str| kv.get(k).and_then(|v| v.parse::<u64>().ok());
+        return Some(PartitionMemory {
+            name: name.to_string(),
+            max_per_node: num("MaxMemPerNode"),
+            max_per_cpu: num("MaxMemPerCPU"),
+            default_per_cpu: num("DefMemPerCPU").or(cluster_default),
+        });
+    }
+    None
+}
+
+/// Why a job of `cpus` CPUs asking `mem_mib` (or the default) does not fit partition `p`.
+pub(crate) fn memory_misfit(p: &PartitionMemory, cpus: u64, mem_mib: Option<u64>) -> Option<String> {
+    let (mem, how) = match (mem_mib, p.default_per_cpu) {
+        (Some(m), _) => (m, "its #[resources(memory)]".to_string()),
+        (None, Some(d)) => (
+            d * cpus,
+            format!("Slurm's default of {d} MiB per CPU, as the step sets no #[resources(memory)]"),
+        ),
+        (None, None) => return None,
+    };
+    if let Some(max) = p.max_per_node.filter(|&m| mem > m) {
+        return Some(format!(
+            "it would ask for {mem} MiB ({how}) but partition `{}` allows at most {max} MiB per node",
+            p.name
+        ));
+    }
+    if let Some(max) = p.max_per_cpu.filter(|&m| mem > m * cpus) {
+        return Some(format!(
+            "it would ask for {mem} MiB ({how}) but partition `{}` allows at most {max} MiB per CPU",
+            p.name
+        ));
+    }
+    None
+}
+
 /// The state of every listed task, finished ones included (`squeue -t all` keeps them for
 /// `MinJobAge`). Jobs Slurm no longer knows are simply absent.
 pub(crate) fn squeue(jobs: &[u64]) -> Result<HashMap<JobTask, QueueState>> {
@@ -448,6 +527,21 @@ mod tests {
         assert!(explain(&rec("PREEMPTED", None), "", None).1);
         let (m, _) = explain(&rec("FAILED", Some((0, 11))), "", None);
         assert!(m.contains("SIGSEGV"), "{m}");
+    }
+
+    #[test]
+    fn partition_memory_limits() {
+        let out = "PartitionName=debug Default=YES MaxMemPerNode=UNLIMITED DefMemPerNode=UNLIMITED\n\
+                   PartitionName=small Default=NO MaxMemPerNode=512 DefMemPerNode=UNLIMITED\n";
+        let d = parse_partitions(out, None, Some(1024)).unwrap();
+        assert_eq!((d.name.as_str(), d.max_per_node), ("debug", None));
+        let s = parse_partitions(out, Some("small"), Some(1024)).unwrap();
+        assert_eq!(s.max_per_node, Some(512));
+        let why = memory_misfit(&s, 1, None).unwrap();
+        assert!(why.contains("1024 MiB") && why.contains("at most 512"), "{why}");
+        assert!(memory_misfit(&s, 1, Some(256)).is_none());
+        assert!(memory_misfit(&s, 1, Some(600)).is_some());
+        assert!(parse_partitions(out, Some("nosuch"), None).is_none());
     }
 
     #[test]

@@ -475,6 +475,16 @@ impl Executor for Slurm {
                     s.name,
                     args.join(" ")
                 ));
+                continue;
+            }
+            // `--test-only` does not apply a partition's memory limits to the default
+            // memory of a job without `--mem`; check them here.
+            let partition = args.iter().find_map(|a| a.strip_prefix("--partition="));
+            if let Ok(Some(p)) = engine::partition_memory(partition) {
+                let mem = s.resources.memory.map(|m| m.div_ceil(1 << 20));
+                if let Some(why) = engine::memory_misfit(&p, u64::from(s.resources.cpu.max(1)), mem) {
+                    problems.push(format!("step `{}`: Slurm would refuse its job: {why}", s.name));
+                }
             }
         }
         if problems.is_empty() {

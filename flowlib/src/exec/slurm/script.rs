@@ -29,7 +29,12 @@ pub(crate) fn resource_args(s: &Step) -> Vec<String> {
         a.push(format!("--gres=gpu:{}", r.gpu));
     }
     let o = s.slurm.unwrap_or_default();
-    if let Some(p) = o.partition {
+    // A step's own partition, else the run's default (`FLOWLIB_SLURM_PARTITION`), else the
+    // cluster's default partition.
+    let default_partition = std::env::var("FLOWLIB_SLURM_PARTITION")
+        .ok()
+        .filter(|p| !p.trim().is_empty());
+    if let Some(p) = o.partition.map(str::to_string).or(default_partition) {
         a.push(format!("--partition={p}"));
     }
     if let Some(v) = o.account {
@@ -118,8 +123,17 @@ impl Job<'_> {
         }
         args.extend(resource_args(self.step));
 
+        // More names a user's tasks need: `FLOWLIB_SLURM_EXPORT=VAR1,VAR2`.
+        let extra: Vec<String> = std::env::var("FLOWLIB_SLURM_EXPORT")
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
         let mut env: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| EXPORT_PREFIXES.iter().any(|p| k.starts_with(p)))
+            .filter(|(k, _)| {
+                EXPORT_PREFIXES.iter().any(|p| k.starts_with(p)) || extra.contains(k)
+            })
             .filter(|(k, _)| k != DATASTORE_ENV)
             .collect();
         env.push((DATASTORE_ENV.to_string(), self.ds.url().to_string()));
