@@ -11,7 +11,8 @@
 #   scripts/test-all.sh cloud           # extra arguments go to `cargo test` (here: a name filter)
 #   scripts/test-all.sh -- --nocapture
 #
-# .ci/run calls this. Needs: cargo, python3 (with venv), node + npm.
+# .ci/run calls this. Needs: cargo, python3 (with venv), node + npm; for the Slurm tests root
+# and apt (scripts/slurm.sh installs slurmctld, slurmd, slurm-client and munge, ~15 s).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -65,6 +66,21 @@ _phase_start "start services"
 # services a developer started with `scripts/services.sh start` are reused and left running
 if _svc_running; then _KEEP_SERVICES=1; fi
 services_start
+_phase_end
+
+_phase_start "install and start Slurm"
+# A real single-node Slurm for the Slurm executor's tests (scripts/slurm.sh; needs root and
+# the Debian registry). In CI (FLOWLIB_CI=1, set by .ci/run) it must come up; elsewhere the
+# Slurm tests skip, loudly, when it cannot.
+if { [ "$(id -u)" = 0 ] && "$ROOT/scripts/slurm.sh" install && "$ROOT/scripts/slurm.sh" start; } ||
+   "$ROOT/scripts/slurm.sh" status >/dev/null 2>&1; then
+  eval "$("$ROOT/scripts/slurm.sh" env)"
+elif [ "${FLOWLIB_CI:-0}" = 1 ]; then
+  echo "==> [test-all] Slurm could not be installed or started, and CI requires it" >&2
+  exit 1
+else
+  echo "==> [test-all] WARNING: no Slurm here (not root, or no Debian registry): the Slurm tests will skip"
+fi
 _phase_end
 
 _phase_start "build tests (cargo test --no-run)"
