@@ -245,6 +245,24 @@ mod tests {
         // A spec of another flow is refused with both names.
         let err = run_spec::<Other>(&ds, &digest).unwrap_err().to_string();
         assert!(err.contains("Twice") && err.contains("Other"), "{err}");
+        // A spec planned for another binary is refused, naming both digests.
+        let mut other = spec_of_task::<Twice>(&ds, &run, "sum", 2).unwrap();
+        let planned = crate::store::Digest::of(b"another build of the flow");
+        other.code = Some(planned);
+        let digest = other.store(&ds).unwrap();
+        let err = run_spec::<Twice>(&ds, &digest).unwrap_err().to_string();
+        let mine = crate::meta::identity::exe_digest(&std::env::current_exe().unwrap()).unwrap();
+        assert!(
+            err.contains(&planned.to_string()) && err.contains(&mine.to_string()),
+            "{err}"
+        );
+        // ... and with the right digest it runs.
+        other.code = Some(mine);
+        let digest = other.store(&ds).unwrap();
+        assert_eq!(
+            run_spec::<Twice>(&ds, &digest).unwrap(),
+            TaskOutcome::Committed
+        );
     }
 
     /// Regression (#8): a corrupted join input fails the join with an ordinary error that

@@ -394,3 +394,28 @@ fn slurm_bad_requests_are_refused_before_anything_is_submitted() {
     assert!(submitted(&sb).is_empty(), "nothing was submitted");
     assert!(!sb.datastore().join("flows").exists(), "nothing was written");
 }
+
+#[test]
+fn slurm_job_fetches_the_binary_by_digest_when_its_path_is_not_visible() {
+    if !slurm() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let tmp = sb.path().join("node-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let o = sb
+        .cmd(&fixture("remoteflow"))
+        .env("FLOWLIB_SLURM_OUTPUT", sb.path().join("slurm-out"))
+        // As if the compute node saw no file at the driver's path.
+        .env("FLOWLIB_SLURM_EXE", "/nonexistent/remoteflow")
+        .env("FLOWLIB_SLURM_EXPORT", "TMPDIR")
+        .env("TMPDIR", &tmp)
+        .args(["run", "--with", "slurm:work", "--n", "1"])
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    let digest = latest(&sb).record.code.exe_digest.unwrap();
+    let fetched = tmp.join(format!("flowlib-exe-{}", digest.hex()));
+    let bytes = std::fs::read(&fetched).expect("the job fetched the binary into its TMPDIR");
+    assert_eq!(flowlib::Digest::of(&bytes), digest, "verified by digest");
+}
