@@ -520,15 +520,19 @@ fn parse_slurm(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
             "constraint" => once(cx, meta, "slurm", &mut s.constraint, |m| {
                 slurm_word(cx, m, "constraint")
             }),
-            "time" => once(cx, meta, "slurm", &mut s.time_ms, |m| {
-                match parse_duration_value(cx, m, "time")? {
+            "time" => once(
+                cx,
+                meta,
+                "slurm",
+                &mut s.time_ms,
+                |m| match parse_duration_value(cx, m, "time")? {
                     Some(0) => {
                         cx.error(m.path.span(), "a Slurm time limit must be longer than zero");
                         Ok(None)
                     }
                     v => Ok(v),
-                }
-            }),
+                },
+            ),
             "max_parallel" => once(cx, meta, "slurm", &mut s.max_parallel, |m| {
                 parse_u32(cx, m, "max_parallel", 1)
             }),

@@ -36,7 +36,11 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
     let alive = info.is_alive() == Some(true);
     let mut line = format!(
         "flowlib: cancel of run {run} {}",
-        if new { "requested" } else { "was already requested" }
+        if new {
+            "requested"
+        } else {
+            "was already requested"
+        }
     );
     line.push_str(if alive {
         "; its driver stops within a few seconds"

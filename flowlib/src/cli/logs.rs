@@ -49,16 +49,14 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
     let mut parts = spec.splitn(3, '/');
     let (run, step) = match (parts.next(), parts.next()) {
         (Some(r), Some(s)) if !r.is_empty() && !s.is_empty() => (r, s),
-        _ => {
-            return Err(Error::invalid(format!(
-                "logs {spec}: give RUN/STEP or RUN/STEP/INDEX, like `latest/train` or `latest/work/3`"
-            )))
-        }
+        _ => return Err(Error::invalid(format!(
+            "logs {spec}: give RUN/STEP or RUN/STEP/INDEX, like `latest/train` or `latest/work/3`"
+        ))),
     };
     let graph = F::graph();
-    let st = graph.step(step).ok_or_else(|| {
-        Error::invalid(format!("flow {} has no step `{step}`", F::NAME))
-    })?;
+    let st = graph
+        .step(step)
+        .ok_or_else(|| Error::invalid(format!("flow {} has no step `{step}`", F::NAME)))?;
     let index = match parts.next() {
         Some(i) => IndexPath::parse(i).ok_or_else(|| {
             Error::invalid(format!(
@@ -90,7 +88,11 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
         index,
         attempt,
     };
-    let stream = if sub.get_flag("stderr") { "stderr" } else { "stdout" };
+    let stream = if sub.get_flag("stderr") {
+        "stderr"
+    } else {
+        "stdout"
+    };
     let mut next = 0;
     let mut out = std::io::stdout().lock();
     loop {

@@ -184,7 +184,11 @@ fn prepare_child(cmd: &mut Command, limit: Option<&MemoryLimit>) {
 
 /// Wait for the child to exit without reaping it, mark it reaped under the lock (so no
 /// kill can reach a reused pid), then reap it.
-fn wait_child(child: &mut Child, pid: i32, reaped: &Mutex<bool>) -> Option<std::process::ExitStatus> {
+fn wait_child(
+    child: &mut Child,
+    pid: i32,
+    reaped: &Mutex<bool>,
+) -> Option<std::process::ExitStatus> {
     loop {
         // SAFETY: waitid with WNOWAIT only observes the child's state; `info` is a plain
         // C struct the kernel fills in.
@@ -235,7 +239,11 @@ fn merge_tails(out: Vec<String>, err: Vec<String>) -> Vec<String> {
         .iter()
         .map(|l| format!("stdout: {l}"))
         .collect();
-    v.extend(err[err.len() - err_n..].iter().map(|l| format!("stderr: {l}")));
+    v.extend(
+        err[err.len() - err_n..]
+            .iter()
+            .map(|l| format!("stderr: {l}")),
+    );
     v
 }
 
@@ -300,7 +308,10 @@ pub(crate) fn describe_status(code: Option<i32>, signal: Option<i32>) -> String 
     match (code, signal) {
         (Some(0), _) => "the task process exited with code 0 without recording its result".into(),
         (Some(c), _) => format!("the task process exited with code {c}"),
-        (None, Some(s)) => format!("the task process was killed by signal {s} ({})", signal_name(s)),
+        (None, Some(s)) => format!(
+            "the task process was killed by signal {s} ({})",
+            signal_name(s)
+        ),
         (None, None) => "the task process ended in an unknown way".into(),
     }
 }

@@ -70,8 +70,8 @@ fn cgroup_base() -> Option<(MemoryMode, PathBuf)> {
             if let Some(path) = line.strip_prefix("0::") {
                 for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
                     let dir = Path::new(root).join(path.trim_start_matches('/'));
-                    let controllers =
-                        std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+                    let controllers = std::fs::read_to_string(dir.join("cgroup.subtree_control"))
+                        .unwrap_or_default();
                     if controllers.split_whitespace().any(|c| c == "memory")
                         && probe(&dir, "memory.max")
                     {

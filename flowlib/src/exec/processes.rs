@@ -99,7 +99,12 @@ pub(crate) fn with_code(spec: &TaskSpec, pkg: &Package) -> TaskSpec {
 /// recorded `lost` with the decoded reason, create-only, so a late writer can never commit
 /// that attempt; if the record appeared just before (the process committed and then died),
 /// that record stands.
-pub(crate) fn outcome_of(ds: &Datastore, flow: &str, task: &TaskRef, ended: &Ended) -> Result<Outcome> {
+pub(crate) fn outcome_of(
+    ds: &Datastore,
+    flow: &str,
+    task: &TaskRef,
+    ended: &Ended,
+) -> Result<Outcome> {
     if let Some(o) = committed_outcome(ds, flow, task, ended)? {
         return Ok(o);
     }

@@ -166,7 +166,6 @@ impl<F: Flow> Threads<F> {
             _flow: PhantomData,
         }
     }
-
 }
 
 impl<F: Flow> Executor for Threads<F> {

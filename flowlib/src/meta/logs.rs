@@ -35,7 +35,13 @@ pub(crate) const TAIL_LINES: usize = 20;
 
 /// The store prefix of attempt `task`'s logs.
 pub(crate) fn prefix(flow: &str, task: &TaskRef) -> String {
-    layout::logs(flow, &task.run, &task.step, &task.index.dir_name(), task.attempt)
+    layout::logs(
+        flow,
+        &task.run,
+        &task.step,
+        &task.index.dir_name(),
+        task.attempt,
+    )
 }
 
 /// How a task's process ended, as its watcher saw it.
@@ -72,7 +78,6 @@ pub(crate) fn write_exit(ds: &Datastore, flow: &str, task: &TaskRef, record: &Ex
         );
     }
 }
-
 
 /// One stream of one attempt's log, being written.
 #[derive(Debug)]

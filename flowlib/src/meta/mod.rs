@@ -12,9 +12,9 @@ mod records;
 pub(crate) use crate::store::now_rfc3339;
 pub(crate) use committed::Committed;
 pub use ids::IndexPath;
-pub use logs::ExitRecord;
 pub(crate) use ids::{hostname, new_run_id, parse_task_id, username};
 pub(crate) use ids::{task_id, validate_run_id};
+pub use logs::ExitRecord;
 pub use query::{RunInfo, TaskAttempt};
 pub use records::{
     AttemptStatus, CodeIdentity, CommitRecord, Heartbeat, ResumeInfo, ReuseRecord, ReusedTask,

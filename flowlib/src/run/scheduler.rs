@@ -369,7 +369,14 @@ impl Scheduler {
 
     /// A failed attempt: retried within the step's user budget, or within its platform
     /// budget when the machine or the engine failed (`platform`), else the task fails.
-    fn on_failed_as(&mut self, key: TaskKey, r: Running, msg: String, now: Instant, platform: bool) {
+    fn on_failed_as(
+        &mut self,
+        key: TaskKey,
+        r: Running,
+        msg: String,
+        now: Instant,
+        platform: bool,
+    ) {
         let step = &self.graph.steps()[key.0];
         let task = task_id(step.name, &key.1);
         let platform_used = self.platform_failures.get(&key).copied().unwrap_or(0);
@@ -379,7 +386,8 @@ impl Scheduler {
             policy::retry_after(step, r.attempt - platform_used)
         };
         if platform && retry.is_some() {
-            self.platform_failures.insert(key.clone(), platform_used + 1);
+            self.platform_failures
+                .insert(key.clone(), platform_used + 1);
         }
         if let Some((delay, of)) = retry.filter(|_| !self.cancelled) {
             self.events.push(RunEvent::Retrying {

@@ -366,7 +366,10 @@ fn an_attempt_that_committed_before_its_fence_stands() {
     assert!(!h
         .sched
         .on_fence(key, attempt, FenceResult::AlreadyCommitted, later));
-    assert!(h.sched.expired(later, &h.exec).is_empty(), "no second fence");
+    assert!(
+        h.sched.expired(later, &h.exec).is_empty(),
+        "no second fence"
+    );
     h.commit("left", None);
     h.commit("right", None);
     h.commit("meet", None);

@@ -13,11 +13,22 @@ fn every_task_runs_in_a_child_process_and_its_output_is_stored() {
     for (task, p) in &pids {
         assert_eq!(p.len(), 1, "{task} ran once: {pids:?}");
         assert_ne!(p[0], driver);
-        assert!(seen.insert(p[0]), "{task} has a process of its own: {pids:?}");
+        assert!(
+            seen.insert(p[0]),
+            "{task} has a process of its own: {pids:?}"
+        );
     }
-    assert_eq!(pids.len(), 3 + 1, "start and the three work tasks: {pids:?}");
+    assert_eq!(
+        pids.len(),
+        3 + 1,
+        "start and the three work tasks: {pids:?}"
+    );
     // Each line of a task is echoed to the driver's terminal with the task in front.
-    assert!(stdout(&o).contains("[work/2] work 2 says hello on stdout"), "{}", text(&o));
+    assert!(
+        stdout(&o).contains("[work/2] work 2 says hello on stdout"),
+        "{}",
+        text(&o)
+    );
     // ... and stored with the attempt: `logs` prints it, stdout and stderr apart.
     let l = remote(&sb, &["logs", "latest/work/2"]);
     assert_exit(&l, 0);
@@ -37,7 +48,8 @@ fn every_task_runs_in_a_child_process_and_its_output_is_stored() {
         .expect("work/2 attempt");
     let logs = work2.manifest.as_ref().and_then(|m| m.logs.clone());
     assert!(
-        logs.as_deref().is_some_and(|l| l.contains("/logs/work/2@0/")),
+        logs.as_deref()
+            .is_some_and(|l| l.contains("/logs/work/2@0/")),
         "{logs:?}"
     );
     // The code package is stored once, by digest, and the run record names it.
@@ -66,13 +78,19 @@ fn a_segfault_fails_only_that_task_with_the_signal_named_and_resume_finishes() {
     assert_exit(&o, 1);
     let err = stderr(&o);
     assert!(
-        err.contains("work/1: the task process was killed by signal 11 (SIGSEGV: segmentation fault)"),
+        err.contains(
+            "work/1: the task process was killed by signal 11 (SIGSEGV: segmentation fault)"
+        ),
         "{}",
         text(&o)
     );
     // Its last output is in the failure summary, stdout and stderr marked.
     assert!(err.contains("| stdout: about to crash"), "{}", text(&o));
-    assert!(err.contains("4 succeeded"), "the other tasks finished: {}", text(&o));
+    assert!(
+        err.contains("4 succeeded"),
+        "the other tasks finished: {}",
+        text(&o)
+    );
     // The attempt is recorded as lost, with the reason, so a late writer cannot commit it.
     let info = latest(&sb);
     let ds = Datastore::open(sb.datastore().to_str().unwrap(), OpenMode::Existing).unwrap();
@@ -85,7 +103,10 @@ fn a_segfault_fails_only_that_task_with_the_signal_named_and_resume_finishes() {
     assert!(!lost.is_empty());
     for a in &lost {
         assert_eq!(a.status, flowlib::AttemptStatus::Lost, "{a:?}");
-        assert!(a.error.as_deref().unwrap_or("").contains("SIGSEGV"), "{a:?}");
+        assert!(
+            a.error.as_deref().unwrap_or("").contains("SIGSEGV"),
+            "{a:?}"
+        );
     }
     // Resuming with the bug fixed (`--mode ok`) re-runs `work`, which reads `mode`, and
     // reuses `start`, which does not.
@@ -93,14 +114,21 @@ fn a_segfault_fails_only_that_task_with_the_signal_named_and_resume_finishes() {
     let r = remote(&sb, &["resume", "--with", "processes", "--mode", "ok"]);
     assert_exit(&r, 0);
     let after = task_pids(&sb);
-    assert_eq!(first.get("start@0"), after.get("start@0"), "start was reused");
+    assert_eq!(
+        first.get("start@0"),
+        after.get("start@0"),
+        "start was reused"
+    );
     assert!(stderr(&r).contains("1 tasks reused"), "{}", text(&r));
 }
 
 #[test]
 fn out_of_memory_is_reported_as_such() {
     let sb = Sandbox::new();
-    let o = remote(&sb, &["run", "--with", "processes", "--mode", "oom", "--n", "2"]);
+    let o = remote(
+        &sb,
+        &["run", "--with", "processes", "--mode", "oom", "--n", "2"],
+    );
     assert_exit(&o, 1);
     assert!(
         stderr(&o).contains(
@@ -116,38 +144,85 @@ fn a_timed_out_task_process_is_killed_not_abandoned() {
     let sb = Sandbox::new();
     let o = remote(
         &sb,
-        &["run", "--with", "processes", "--mode", "sleep", "--sleep-ms", "60000", "--n", "2"],
+        &[
+            "run",
+            "--with",
+            "processes",
+            "--mode",
+            "sleep",
+            "--sleep-ms",
+            "60000",
+            "--n",
+            "2",
+        ],
     );
     assert_exit(&o, 1);
-    assert!(stderr(&o).contains("work/1: timed out after 3s"), "{}", text(&o));
+    assert!(
+        stderr(&o).contains("work/1: timed out after 3s"),
+        "{}",
+        text(&o)
+    );
     let pids = task_pids(&sb);
     for attempt in ["work/1@0", "work/1@1"] {
         let pid = pids[attempt][0];
-        assert!(!alive(pid), "{attempt} (pid {pid}) was killed at its timeout");
+        assert!(
+            !alive(pid),
+            "{attempt} (pid {pid}) was killed at its timeout"
+        );
     }
 }
 
 #[test]
 fn an_exit_without_a_result_keeps_the_last_lines() {
     let sb = Sandbox::new();
-    let o = remote(&sb, &["run", "--with", "processes", "--mode", "exit", "--n", "2"]);
+    let o = remote(
+        &sb,
+        &["run", "--with", "processes", "--mode", "exit", "--n", "2"],
+    );
     assert_exit(&o, 1);
     let err = stderr(&o);
-    assert!(err.contains("work/1: the task process exited with code 3"), "{}", text(&o));
-    assert!(err.contains("stdout: last words before exit(3)"), "{}", text(&o));
+    assert!(
+        err.contains("work/1: the task process exited with code 3"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        err.contains("stdout: last words before exit(3)"),
+        "{}",
+        text(&o)
+    );
     let l = remote(&sb, &["logs", "latest/work/1", "--attempt", "1"]);
     assert_exit(&l, 0);
-    assert!(stdout(&l).ends_with("last words before exit(3)\n"), "{}", text(&l));
+    assert!(
+        stdout(&l).ends_with("last words before exit(3)\n"),
+        "{}",
+        text(&l)
+    );
 }
 
 #[test]
 fn a_failing_task_is_retried_in_a_new_process() {
     let sb = Sandbox::new();
-    let o = remote(&sb, &["run", "--with", "processes", "--mode", "fail-once", "--n", "2"]);
+    let o = remote(
+        &sb,
+        &[
+            "run",
+            "--with",
+            "processes",
+            "--mode",
+            "fail-once",
+            "--n",
+            "2",
+        ],
+    );
     assert_exit(&o, 0);
     let pids = task_pids(&sb);
     assert_ne!(pids["work/1@0"], pids["work/1@1"], "{pids:?}");
-    assert!(stderr(&o).contains("item 1 fails on its first attempt"), "{}", text(&o));
+    assert!(
+        stderr(&o).contains("item 1 fails on its first attempt"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -156,7 +231,17 @@ fn ctrl_c_kills_every_child_and_the_run_resumes() {
     let child = sb
         .cmd(&fixture("remoteflow"))
         .env("REMOTE_LOG", sb.path().join("tasks.log"))
-        .args(["run", "--with", "processes", "--mode", "sleep", "--sleep-ms", "2500", "--n", "2"])
+        .args([
+            "run",
+            "--with",
+            "processes",
+            "--mode",
+            "sleep",
+            "--sleep-ms",
+            "2500",
+            "--n",
+            "2",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -185,7 +270,10 @@ fn ctrl_c_kills_every_child_and_the_run_resumes() {
 #[test]
 fn bad_executor_requests_are_one_line_errors() {
     let sb = Sandbox::new();
-    let o = remote(&sb, &["--datastore", "memory://x", "run", "--with", "processes"]);
+    let o = remote(
+        &sb,
+        &["--datastore", "memory://x", "run", "--with", "processes"],
+    );
     assert_exit(&o, 2);
     assert!(
         stderr(&o).contains("exists only in this process"),
@@ -194,8 +282,14 @@ fn bad_executor_requests_are_one_line_errors() {
     );
     assert_eq!(stderr(&o).lines().count(), 1, "{}", text(&o));
     for (args, needle) in [
-        (vec!["run", "--with", "gpu-farm"], "unknown executor `gpu-farm`"),
-        (vec!["run", "--with", "processes:nosuch"], "has no step `nosuch`"),
+        (
+            vec!["run", "--with", "gpu-farm"],
+            "unknown executor `gpu-farm`",
+        ),
+        (
+            vec!["run", "--with", "processes:nosuch"],
+            "has no step `nosuch`",
+        ),
         (
             vec!["run", "--with", "processes:work", "--with", "threads:work"],
             "two executors",
@@ -209,10 +303,74 @@ fn bad_executor_requests_are_one_line_errors() {
     let s = remote(&sb, &["show", "--with", "processes:work"]);
     assert_exit(&s, 0);
     let out = stdout(&s);
-    assert!(out.contains("where steps run (--with processes:work)"), "{out}");
     assert!(
-        out.lines().any(|l| l.trim().starts_with("work   processes")),
+        out.contains("where steps run (--with processes:work)"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.trim().starts_with("work   processes")),
         "{out}"
     );
     assert!(out.lines().any(|l| l.trim() == "start  threads"), "{out}");
+}
+
+#[test]
+fn cancel_from_another_process_stops_the_run() {
+    let sb = Sandbox::new();
+    let child = sb
+        .cmd(&fixture("remoteflow"))
+        .env("REMOTE_LOG", sb.path().join("tasks.log"))
+        .args([
+            "run",
+            "--with",
+            "processes",
+            "--mode",
+            "sleep",
+            "--sleep-ms",
+            "2800",
+            "--n",
+            "2",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !task_pids(&sb).contains_key("work/1@0") {
+        assert!(t0.elapsed().as_secs() < 60, "work/1 never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let c = remote(&sb, &["cancel", "latest"]);
+    assert_exit(&c, 0);
+    assert!(stdout(&c).contains("requested"), "{}", text(&c));
+    let o = child.wait_with_output().unwrap();
+    assert_exit(&o, 1);
+    assert_eq!(latest(&sb).status(), flowlib::RunStatus::Cancelled);
+    assert!(
+        t0.elapsed().as_secs() < 20,
+        "the driver saw the request within seconds"
+    );
+    let r = remote(&sb, &["runs"]);
+    assert!(stdout(&r).contains("cancelled"), "{}", text(&r));
+}
+
+#[test]
+fn the_cluster_example_runs_unchanged_on_every_local_executor() {
+    let sb = Sandbox::new();
+    for with in [None, Some("processes"), Some("processes:simulate")] {
+        let mut args = vec!["run", "--chunks", "3", "--points", "1000"];
+        if let Some(w) = with {
+            args.extend(["--with", w]);
+        }
+        let o = sb.run("cluster", &args);
+        assert_exit(&o, 0);
+        assert!(stdout(&o).contains("π ≈"), "{with:?}: {}", text(&o));
+    }
+    let l = sb.run("cluster", &["logs", "latest/simulate/2"]);
+    assert!(
+        stdout(&l).starts_with("chunk 2 on this machine: "),
+        "{}",
+        text(&l)
+    );
 }

@@ -42,8 +42,12 @@ fn submitted(sb: &Sandbox) -> Vec<(String, u64, Option<u32>)> {
     for run in runs.flatten() {
         for f in std::fs::read_dir(run.path()).unwrap().flatten() {
             let name = f.file_name().to_string_lossy().into_owned();
-            let Some(stem) = name.strip_suffix(".out") else { continue };
-            let Some((step, id)) = stem.rsplit_once('-') else { continue };
+            let Some(stem) = name.strip_suffix(".out") else {
+                continue;
+            };
+            let Some((step, id)) = stem.rsplit_once('-') else {
+                continue;
+            };
             let (job, index) = match id.split_once('_') {
                 Some((j, i)) => (j.parse().unwrap(), Some(i.parse().unwrap())),
                 None => (id.parse().unwrap(), None),
@@ -76,7 +80,11 @@ fn slurm_linear_and_foreach_flow_runs_every_step_on_slurm() {
     assert_exit(&o, 0);
     let jobs = submitted(&sb);
     let steps: Vec<&str> = jobs.iter().map(|(s, _, _)| s.as_str()).collect();
-    assert_eq!(steps, ["end", "join", "start", "work", "work", "work"], "{jobs:?}");
+    assert_eq!(
+        steps,
+        ["end", "join", "start", "work", "work", "work"],
+        "{jobs:?}"
+    );
     // The foreach went as one array of three; the others as plain jobs.
     let arrays: std::collections::BTreeSet<u64> = jobs
         .iter()
@@ -84,13 +92,24 @@ fn slurm_linear_and_foreach_flow_runs_every_step_on_slurm() {
         .map(|(_, j, _)| *j)
         .collect();
     assert_eq!(arrays.len(), 1, "{jobs:?}");
-    assert!(jobs.iter().filter(|(s, _, _)| s != "work").all(|(_, _, i)| i.is_none()));
+    assert!(jobs
+        .iter()
+        .filter(|(s, _, _)| s != "work")
+        .all(|(_, _, i)| i.is_none()));
     let lines = scontrol_lines(*arrays.iter().next().unwrap());
     assert_eq!(lines.len(), 3, "{lines:?}");
-    assert!(lines.iter().all(|l| l.contains("JobState=COMPLETED")), "{lines:?}");
+    assert!(
+        lines.iter().all(|l| l.contains("JobState=COMPLETED")),
+        "{lines:?}"
+    );
     // No job script holds a datastore value: the environment goes by name.
     let script = Command::new("scontrol")
-        .args(["write", "batch_script", &arrays.iter().next().unwrap().to_string(), "-"])
+        .args([
+            "write",
+            "batch_script",
+            &arrays.iter().next().unwrap().to_string(),
+            "-",
+        ])
         .output()
         .unwrap();
     let script = String::from_utf8_lossy(&script.stdout);
@@ -149,14 +168,23 @@ fn slurm_foreach_of_50_is_one_throttled_job_array() {
     let o = child.wait_with_output().unwrap();
     assert_exit(&o, 0);
     assert!(array_seen);
-    assert!(max_running <= 2, "at most 2 running at once, saw {max_running}");
-    assert!(throttled, "the array throttle held tasks back (Reason=JobArrayTaskLimit)");
+    assert!(
+        max_running <= 2,
+        "at most 2 running at once, saw {max_running}"
+    );
+    assert!(
+        throttled,
+        "the array throttle held tasks back (Reason=JobArrayTaskLimit)"
+    );
     let work: Vec<_> = submitted(&sb)
         .into_iter()
         .filter(|(s, _, _)| s == "work")
         .collect();
     assert_eq!(work.len(), 50);
-    assert!(work.iter().all(|(_, j, _)| *j == work[0].1), "one array: {work:?}");
+    assert!(
+        work.iter().all(|(_, j, _)| *j == work[0].1),
+        "one array: {work:?}"
+    );
     assert_eq!(scontrol_lines(work[0].1).len(), 50);
 }
 
@@ -166,20 +194,38 @@ fn slurm_out_of_memory_and_timeout_are_reported_for_what_they_are() {
         return;
     }
     let sb = Sandbox::new();
-    let o = run_slurm(&sb, &["run", "--with", "slurm:work", "--mode", "oom", "--n", "2"]);
+    let o = run_slurm(
+        &sb,
+        &["run", "--with", "slurm:work", "--mode", "oom", "--n", "2"],
+    );
     assert_exit(&o, 1);
     assert!(
-        stderr(&o).contains("work/1: out of memory: Slurm killed the job at its memory limit of 64MiB"),
+        stderr(&o)
+            .contains("work/1: out of memory: Slurm killed the job at its memory limit of 64MiB"),
         "{}",
         text(&o)
     );
     let sb = Sandbox::new();
     let o = run_slurm(
         &sb,
-        &["run", "--with", "slurm:work", "--mode", "sleep", "--sleep-ms", "60000", "--n", "2"],
+        &[
+            "run",
+            "--with",
+            "slurm:work",
+            "--mode",
+            "sleep",
+            "--sleep-ms",
+            "60000",
+            "--n",
+            "2",
+        ],
     );
     assert_exit(&o, 1);
-    assert!(stderr(&o).contains("work/1: timed out after 3s"), "{}", text(&o));
+    assert!(
+        stderr(&o).contains("work/1: timed out after 3s"),
+        "{}",
+        text(&o)
+    );
     // The timed-out jobs were cancelled on Slurm, not left running.
     let jobs = submitted(&sb);
     for (_, job, index) in jobs.iter().filter(|(s, _, i)| s == "work" && *i == Some(1)) {
@@ -198,7 +244,18 @@ fn slurm_failing_task_is_retried_by_flowlib_with_attempts_recorded() {
         return;
     }
     let sb = Sandbox::new();
-    let o = run_slurm(&sb, &["run", "--with", "slurm:work", "--mode", "fail-once", "--n", "2"]);
+    let o = run_slurm(
+        &sb,
+        &[
+            "run",
+            "--with",
+            "slurm:work",
+            "--mode",
+            "fail-once",
+            "--n",
+            "2",
+        ],
+    );
     assert_exit(&o, 0);
     let info = latest(&sb);
     let ds = Datastore::open(sb.datastore().to_str().unwrap(), OpenMode::Existing).unwrap();
@@ -211,7 +268,10 @@ fn slurm_failing_task_is_retried_by_flowlib_with_attempts_recorded() {
     let statuses: Vec<_> = w1.iter().map(|a| (a.source.attempt, a.status)).collect();
     assert_eq!(
         statuses,
-        [(0, flowlib::AttemptStatus::Failed), (1, flowlib::AttemptStatus::Ok)]
+        [
+            (0, flowlib::AttemptStatus::Failed),
+            (1, flowlib::AttemptStatus::Ok)
+        ]
     );
     // Two Slurm jobs for work/1: the array task of attempt 0, a plain job for the retry.
     let work = submitted(&sb)
@@ -238,12 +298,16 @@ fn slurm_driver_killed_mid_run_then_resume_reuses_what_committed_on_slurm() {
         .spawn()
         .unwrap();
     let t0 = Instant::now();
-    let commits = |sb: &Sandbox| {
-        flowlib_testkit::count_files(&sb.datastore().join("flows/Remote/runs"))
-    };
+    let commits =
+        |sb: &Sandbox| flowlib_testkit::count_files(&sb.datastore().join("flows/Remote/runs"));
     let before = commits(&sb);
     // Kill -9 the driver once a couple of work tasks have run on Slurm.
-    while task_pids(&sb).keys().filter(|k| k.starts_with("work/")).count() < 2 {
+    while task_pids(&sb)
+        .keys()
+        .filter(|k| k.starts_with("work/"))
+        .count()
+        < 2
+    {
         assert!(t0.elapsed() < Duration::from_secs(120), "work never ran");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -268,7 +332,10 @@ fn slurm_driver_killed_mid_run_then_resume_reuses_what_committed_on_slurm() {
         if !alive {
             break;
         }
-        assert!(t1.elapsed() < Duration::from_secs(120), "jobs never finished");
+        assert!(
+            t1.elapsed() < Duration::from_secs(120),
+            "jobs never finished"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
     let ran_before: Vec<String> = task_pids(&sb)
@@ -305,7 +372,17 @@ fn slurm_scancel_from_outside_is_reported_as_cancelled() {
         .env("REMOTE_LOG", sb.path().join("tasks.log"))
         .env("FLOWLIB_SLURM_OUTPUT", sb.path().join("slurm-out"))
         .env("FLOWLIB_SLURM_EXPORT", "REMOTE_LOG")
-        .args(["run", "--with", "slurm:work", "--n", "2", "--mode", "sleep", "--sleep-ms", "1500"])
+        .args([
+            "run",
+            "--with",
+            "slurm:work",
+            "--n",
+            "2",
+            "--mode",
+            "sleep",
+            "--sleep-ms",
+            "1500",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -320,7 +397,11 @@ fn slurm_scancel_from_outside_is_reported_as_cancelled() {
         .find(|(s, _, i)| s == "work" && *i == Some(1))
         .expect("work/1's array task");
     let target = format!("{job}_{}", index.unwrap());
-    assert!(Command::new("scancel").arg(&target).status().unwrap().success());
+    assert!(Command::new("scancel")
+        .arg(&target)
+        .status()
+        .unwrap()
+        .success());
     let o = child.wait_with_output().unwrap();
     // flowlib retries it (times = 1), so the run succeeds; attempt 0 says what happened.
     assert_exit(&o, 0);
@@ -386,13 +467,27 @@ fn slurm_bad_requests_are_refused_before_anything_is_submitted() {
         .output()
         .unwrap();
     assert_exit(&o, 2);
-    assert!(stderr(&o).contains("`sbatch` is not on PATH"), "{}", text(&o));
+    assert!(
+        stderr(&o).contains("`sbatch` is not on PATH"),
+        "{}",
+        text(&o)
+    );
     // A datastore the cluster cannot see.
-    let o = remote(&sb, &["--datastore", "memory://x", "run", "--with", "slurm"]);
+    let o = remote(
+        &sb,
+        &["--datastore", "memory://x", "run", "--with", "slurm"],
+    );
     assert_exit(&o, 2);
-    assert!(stderr(&o).contains("exists only in this process"), "{}", text(&o));
+    assert!(
+        stderr(&o).contains("exists only in this process"),
+        "{}",
+        text(&o)
+    );
     assert!(submitted(&sb).is_empty(), "nothing was submitted");
-    assert!(!sb.datastore().join("flows").exists(), "nothing was written");
+    assert!(
+        !sb.datastore().join("flows").exists(),
+        "nothing was written"
+    );
 }
 
 #[test]
@@ -418,4 +513,36 @@ fn slurm_job_fetches_the_binary_by_digest_when_its_path_is_not_visible() {
     let fetched = tmp.join(format!("flowlib-exe-{}", digest.hex()));
     let bytes = std::fs::read(&fetched).expect("the job fetched the binary into its TMPDIR");
     assert_eq!(flowlib::Digest::of(&bytes), digest, "verified by digest");
+}
+
+#[test]
+fn slurm_cluster_example_runs_its_heavy_step_on_slurm() {
+    if !slurm() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let o = sb
+        .cmd(&flowlib_testkit::example("cluster"))
+        .env("FLOWLIB_SLURM_OUTPUT", sb.path().join("slurm-out"))
+        .args([
+            "run",
+            "--with",
+            "slurm:simulate",
+            "--chunks",
+            "3",
+            "--points",
+            "1000",
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    let jobs = submitted(&sb);
+    assert_eq!(jobs.len(), 3, "only simulate went to Slurm: {jobs:?}");
+    assert!(jobs.iter().all(|(s, _, _)| s == "simulate"));
+    let l = sb.run("cluster", &["logs", "latest/simulate/1"]);
+    assert!(
+        !stdout(&l).contains("this machine"),
+        "ran on a Slurm node: {}",
+        text(&l)
+    );
 }

@@ -164,10 +164,15 @@ pub(crate) fn partition_memory(partition: Option<&str>) -> Result<Option<Partiti
         Command::new("scontrol").args(["-o", "show", "partition"]),
         "scontrol show partition",
     )?;
-    let config = run(Command::new("scontrol").args(["show", "config"]), "scontrol show config")?;
+    let config = run(
+        Command::new("scontrol").args(["show", "config"]),
+        "scontrol show config",
+    )?;
     let cluster_default = config.lines().find_map(|l| {
         let (k, v) = l.split_once('=')?;
-        (k.trim() == "DefMemPerCPU").then(|| v.trim().parse::<u64>().ok()).flatten()
+        (k.trim() == "DefMemPerCPU")
+            .then(|| v.trim().parse::<u64>().ok())
+            .flatten()
     });
     Ok(parse_partitions(&out, partition, cluster_default))
 }
@@ -203,7 +208,11 @@ pub(crate) fn parse_partitions(
 }
 
 /// Why a job of `cpus` CPUs asking `mem_mib` (or the default) does not fit partition `p`.
-pub(crate) fn memory_misfit(p: &PartitionMemory, cpus: u64, mem_mib: Option<u64>) -> Option<String> {
+pub(crate) fn memory_misfit(
+    p: &PartitionMemory,
+    cpus: u64,
+    mem_mib: Option<u64>,
+) -> Option<String> {
     let (mem, how) = match (mem_mib, p.default_per_cpu) {
         (Some(m), _) => (m, "its #[resources(memory)]".to_string()),
         (None, Some(d)) => (
@@ -387,10 +396,7 @@ pub(crate) fn scancel(targets: &[String]) -> Result<()> {
 
 /// Jobs whose name starts with `prefix` (the jobs of one run): `squeue -h -o '%F|%j'`.
 pub(crate) fn jobs_named(prefix: &str) -> Result<Vec<u64>> {
-    let out = run(
-        Command::new("squeue").args(["-h", "-o", "%F|%j"]),
-        "squeue",
-    )?;
+    let out = run(Command::new("squeue").args(["-h", "-o", "%F|%j"]), "squeue")?;
     let mut ids: Vec<u64> = out
         .lines()
         .filter_map(|l| {
@@ -494,13 +500,35 @@ mod tests {
     fn scontrol_record_of_an_array_task() {
         let out = "JobId=18 ArrayJobId=18 ArrayTaskId=9 JobState=COMPLETED Reason=None ExitCode=0:0 NodeList=vm\n\
                    JobId=46 ArrayJobId=18 ArrayTaskId=5 JobState=FAILED Reason=NonZeroExitCode ExitCode=7:0 NodeList=vm StdOut=/tmp/x_18_5.out TimeLimit=00:01:00\n";
-        let r = parse_scontrol(out, &JobTask { job: 18, index: Some(5) }).unwrap();
+        let r = parse_scontrol(
+            out,
+            &JobTask {
+                job: 18,
+                index: Some(5),
+            },
+        )
+        .unwrap();
         assert_eq!(r.state, "FAILED");
         assert_eq!(r.exit, Some((7, 0)));
         assert_eq!(r.stdout, "/tmp/x_18_5.out");
-        assert!(parse_scontrol(out, &JobTask { job: 18, index: Some(4) }).is_none());
-        let plain = "JobId=5 JobName=x JobState=FAILED Reason=JobLaunchFailure ExitCode=0:9 NodeList=vm";
-        let r = parse_scontrol(plain, &JobTask { job: 5, index: None }).unwrap();
+        assert!(parse_scontrol(
+            out,
+            &JobTask {
+                job: 18,
+                index: Some(4)
+            }
+        )
+        .is_none());
+        let plain =
+            "JobId=5 JobName=x JobState=FAILED Reason=JobLaunchFailure ExitCode=0:9 NodeList=vm";
+        let r = parse_scontrol(
+            plain,
+            &JobTask {
+                job: 5,
+                index: None,
+            },
+        )
+        .unwrap();
         assert_eq!(r.exit, Some((0, 9)));
     }
 
@@ -516,7 +544,10 @@ mod tests {
         };
         let oom_tail = "slurmstepd-vm: error: StepId=5.batch exceeded memory limit (436252672 > 52428800), being killed";
         let (m, p) = explain(&rec("FAILED", Some((0, 9))), oom_tail, Some(64 << 20));
-        assert!(m.starts_with("out of memory") && m.contains("64 MiB"), "{m}");
+        assert!(
+            m.starts_with("out of memory") && m.contains("64 MiB"),
+            "{m}"
+        );
         assert!(!p);
         let (m, _) = explain(&rec("TIMEOUT", Some((0, 15))), "", None);
         assert!(m.starts_with("timed out") && m.contains("00:01:00"), "{m}");
@@ -531,14 +562,18 @@ mod tests {
 
     #[test]
     fn partition_memory_limits() {
-        let out = "PartitionName=debug Default=YES MaxMemPerNode=UNLIMITED DefMemPerNode=UNLIMITED\n\
+        let out =
+            "PartitionName=debug Default=YES MaxMemPerNode=UNLIMITED DefMemPerNode=UNLIMITED\n\
                    PartitionName=small Default=NO MaxMemPerNode=512 DefMemPerNode=UNLIMITED\n";
         let d = parse_partitions(out, None, Some(1024)).unwrap();
         assert_eq!((d.name.as_str(), d.max_per_node), ("debug", None));
         let s = parse_partitions(out, Some("small"), Some(1024)).unwrap();
         assert_eq!(s.max_per_node, Some(512));
         let why = memory_misfit(&s, 1, None).unwrap();
-        assert!(why.contains("1024 MiB") && why.contains("at most 512"), "{why}");
+        assert!(
+            why.contains("1024 MiB") && why.contains("at most 512"),
+            "{why}"
+        );
         assert!(memory_misfit(&s, 1, Some(256)).is_none());
         assert!(memory_misfit(&s, 1, Some(600)).is_some());
         assert!(parse_partitions(out, Some("nosuch"), None).is_none());

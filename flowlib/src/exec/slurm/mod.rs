@@ -159,7 +159,10 @@ impl Slurm {
 
     fn submit_group(&mut self, step: usize, tasks: Vec<Dispatch>) {
         let ds = self.ds.clone().expect("begin() opens the store first");
-        let pkg = self.package.clone().expect("begin() stores the package first");
+        let pkg = self
+            .package
+            .clone()
+            .expect("begin() stores the package first");
         let s = &self.graph.steps()[step];
         let mut digests = Vec::with_capacity(tasks.len());
         for d in &tasks {
@@ -330,7 +333,9 @@ impl Slurm {
     fn never_started(&mut self, jt: JobTask) {
         let _ = engine::scancel(&[jt.to_string()]);
         let limit = self.cfg.pending_timeout.unwrap_or_default();
-        let Some(t) = self.tracked.get_mut(&jt) else { return };
+        let Some(t) = self.tracked.get_mut(&jt) else {
+            return;
+        };
         t.abandoned = true;
         let reason = t
             .last
@@ -348,13 +353,11 @@ impl Slurm {
     /// A job that ended: its commit record says how; without one, Slurm's record explains.
     fn resolve(&mut self, jt: JobTask) {
         let ds = self.ds.clone().expect("open");
-        let Some(t) = self.tracked.get(&jt) else { return };
-        let (key, task, memory, output) = (
-            t.key.clone(),
-            t.task.clone(),
-            t.memory,
-            t.output.clone(),
-        );
+        let Some(t) = self.tracked.get(&jt) else {
+            return;
+        };
+        let (key, task, memory, output) =
+            (t.key.clone(), t.task.clone(), t.memory, t.output.clone());
         let tail = read_tail(&output, 40);
         let ended = Ended {
             record: ExitRecord::default(),
@@ -404,7 +407,14 @@ impl Slurm {
     }
 
     /// Record the attempt `lost` (create-only: a commit that won the race stands) and report.
-    fn report_lost(&mut self, jt: &JobTask, key: TaskKey, task: TaskRef, msg: String, platform: bool) {
+    fn report_lost(
+        &mut self,
+        jt: &JobTask,
+        key: TaskKey,
+        task: TaskRef,
+        msg: String,
+        platform: bool,
+    ) {
         let ds = self.ds.clone().expect("open");
         let outcome = match record_lost(&ds, self.flow, &task, &msg) {
             Ok(true) => Ok(Outcome::Lost {
@@ -427,7 +437,9 @@ impl Slurm {
     }
 
     fn finish(&mut self, jt: &JobTask, key: TaskKey, attempt: u32, outcome: Result<Outcome>) {
-        let Some(t) = self.tracked.remove(jt) else { return };
+        let Some(t) = self.tracked.remove(jt) else {
+            return;
+        };
         self.by_attempt.remove(&(key.clone(), attempt));
         if t.abandoned && !matches!(outcome, Ok(Outcome::Lost { .. })) {
             return;
@@ -482,8 +494,12 @@ impl Executor for Slurm {
             let partition = args.iter().find_map(|a| a.strip_prefix("--partition="));
             if let Ok(Some(p)) = engine::partition_memory(partition) {
                 let mem = s.resources.memory.map(|m| m.div_ceil(1 << 20));
-                if let Some(why) = engine::memory_misfit(&p, u64::from(s.resources.cpu.max(1)), mem) {
-                    problems.push(format!("step `{}`: Slurm would refuse its job: {why}", s.name));
+                if let Some(why) = engine::memory_misfit(&p, u64::from(s.resources.cpu.max(1)), mem)
+                {
+                    problems.push(format!(
+                        "step `{}`: Slurm would refuse its job: {why}",
+                        s.name
+                    ));
                 }
             }
         }

@@ -131,9 +131,7 @@ impl Job<'_> {
             .filter(|s| !s.is_empty())
             .collect();
         let mut env: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| {
-                EXPORT_PREFIXES.iter().any(|p| k.starts_with(p)) || extra.contains(k)
-            })
+            .filter(|(k, _)| EXPORT_PREFIXES.iter().any(|p| k.starts_with(p)) || extra.contains(k))
             .filter(|(k, _)| k != DATASTORE_ENV)
             .collect();
         env.push((DATASTORE_ENV.to_string(), self.ds.url().to_string()));
