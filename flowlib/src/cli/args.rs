@@ -181,7 +181,11 @@ fn run_options<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<RunOptions>
         ))
         .with_progress(progress)
         .with_argv(argv)
-        .with_executors(with_of(m)?)
+        .with_executors({
+            let mut w = with_of(m)?;
+            w.slurm.announce = progress != ProgressMode::Quiet;
+            w
+        })
         .with_cancel_flag(cancel)
         .with_params(params_of::<F>(m)))
 }

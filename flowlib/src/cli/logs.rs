@@ -49,9 +49,11 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
     let mut parts = spec.splitn(3, '/');
     let (run, step) = match (parts.next(), parts.next()) {
         (Some(r), Some(s)) if !r.is_empty() && !s.is_empty() => (r, s),
-        _ => return Err(Error::invalid(format!(
+        _ => {
+            return Err(Error::invalid(format!(
             "logs {spec}: give RUN/STEP or RUN/STEP/INDEX, like `latest/train` or `latest/work/3`"
-        ))),
+        )))
+        }
     };
     let graph = F::graph();
     let st = graph

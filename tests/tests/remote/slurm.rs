@@ -546,3 +546,62 @@ fn slurm_cluster_example_runs_its_heavy_step_on_slurm() {
         text(&l)
     );
 }
+
+#[test]
+fn slurm_cancel_of_a_run_scancels_its_jobs() {
+    if !slurm() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let child = sb
+        .cmd(&fixture("remoteflow"))
+        .env("REMOTE_LOG", sb.path().join("tasks.log"))
+        .env("FLOWLIB_SLURM_OUTPUT", sb.path().join("slurm-out"))
+        .env("FLOWLIB_SLURM_EXPORT", "REMOTE_LOG")
+        .args([
+            "run",
+            "--with",
+            "slurm:work",
+            "--n",
+            "4",
+            "--mode",
+            "sleep",
+            "--sleep-ms",
+            "2000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !task_pids(&sb).contains_key("work/1@0") {
+        assert!(t0.elapsed() < Duration::from_secs(120), "work/1 never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let c = remote(&sb, &["cancel", "latest"]);
+    assert_exit(&c, 0);
+    let o = child.wait_with_output().unwrap();
+    assert_exit(&o, 1);
+    assert_eq!(
+        latest(&sb).status(),
+        flowlib::RunStatus::Cancelled,
+        "{}",
+        text(&o)
+    );
+    // Every job of the run has ended; none is left running or pending on Slurm.
+    let (_, job, _) = submitted(&sb)
+        .into_iter()
+        .find(|(s, _, _)| s == "work")
+        .expect("the array");
+    let lines = scontrol_lines(job);
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains("JobState=RUNNING") && !l.contains("JobState=PENDING")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("JobState=CANCELLED")),
+        "{lines:?}"
+    );
+}

@@ -45,6 +45,8 @@ pub(crate) struct SlurmConfig {
     pub(crate) pending_timeout: Option<Duration>,
     /// At most this many tasks of a job array at once (`--max-workers` when given).
     pub(crate) max_parallel: Option<usize>,
+    /// Say on stderr what was submitted (job ids), unless the run is quiet.
+    pub(crate) announce: bool,
 }
 
 /// Tasks in flight at once, at most.
@@ -84,6 +86,8 @@ pub(crate) struct Slurm {
     next_poll: Instant,
     poll_every: Duration,
     output_dir: PathBuf,
+    /// The run was cancelled: the jobs were `scancel`led by flowlib.
+    cancelling: bool,
 }
 
 impl std::fmt::Debug for Slurm {
@@ -128,6 +132,7 @@ impl Slurm {
             next_poll: Instant::now(),
             poll_every: POLL_MIN,
             output_dir,
+            cancelling: false,
         })
     }
 
@@ -189,6 +194,14 @@ impl Slurm {
             }
             return;
         }
+        // `FLOWLIB_SLURM_ARRAYS=off`: one job per task, for clusters that allow no arrays.
+        let arrays = std::env::var("FLOWLIB_SLURM_ARRAYS").map_or(true, |v| v != "off");
+        if !arrays && tasks.len() > 1 {
+            for d in tasks {
+                self.submit_group(step, vec![d]);
+            }
+            return;
+        }
         let array = tasks.len() > 1;
         let throttle = s
             .slurm
@@ -205,8 +218,20 @@ impl Slurm {
             array: array.then_some(throttle),
         };
         let (args, env, text) = job.render();
+        let t0 = Instant::now();
         match engine::sbatch(&args, &env, &text) {
             Ok(id) => {
+                if self.cfg.announce {
+                    let what = if array {
+                        format!("{} tasks of `{}` as job array {id}", tasks.len(), s.name)
+                    } else {
+                        format!("{} as job {id}", tasks[0].spec.task_id())
+                    };
+                    eprintln!(
+                        "flowlib: slurm: submitted {what} ({:.0} ms)",
+                        t0.elapsed().as_secs_f64() * 1e3
+                    );
+                }
                 let now = Instant::now();
                 for (i, d) in tasks.into_iter().enumerate() {
                     let jt = JobTask {
@@ -385,6 +410,9 @@ impl Slurm {
         }
         let rec = engine::scontrol_show(&jt).ok().flatten();
         let (mut msg, platform) = match &rec {
+            Some(r) if self.cancelling && r.state == "CANCELLED" => {
+                ("the run was cancelled: its Slurm job was cancelled".into(), false)
+            }
             Some(r) => engine::explain(r, &tail, memory),
             None => (
                 format!("Slurm no longer knows job {jt} (purged, or the controller lost it) and the task recorded no result"),
@@ -585,7 +613,14 @@ impl Executor for Slurm {
     }
 
     fn cancel(&mut self) {
-        self.pending.clear();
+        self.cancelling = true;
+        for d in std::mem::take(&mut self.pending) {
+            self.fail_unsubmitted(
+                &d,
+                "the run was cancelled before the job was submitted".into(),
+                false,
+            );
+        }
         let mut jobs: Vec<String> = self.tracked.keys().map(|j| j.job.to_string()).collect();
         jobs.dedup();
         if let Err(e) = engine::scancel(&jobs) {
