@@ -56,6 +56,16 @@ impl QueueState {
     }
 }
 
+/// A tool's stderr as one line: its non-empty lines, `sbatch: error: ` prefixes dropped.
+fn error_lines(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .map(|l| l.trim_start_matches("sbatch: error: ").trim())
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Run a Slurm tool; its stdout, or an error with its stderr.
 fn run(cmd: &mut Command, what: &str) -> Result<String> {
     let out = cmd
@@ -63,13 +73,7 @@ fn run(cmd: &mut Command, what: &str) -> Result<String> {
         .output()
         .map_err(|e| Error::invalid(format!("cannot run `{what}`: {e}")))?;
     if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let err = err
-            .lines()
-            .map(|l| l.trim_start_matches("sbatch: error: ").trim())
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join("; ");
+        let err = error_lines(&out.stderr);
         return Err(Error::invalid(format!("`{what}` failed: {err}")));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -104,13 +108,7 @@ pub(crate) fn sbatch(args: &[String], env: &[(String, String)], script: &str) ->
         .wait_with_output()
         .map_err(|e| Error::invalid(format!("sbatch: {e}")))?;
     if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let err = err
-            .lines()
-            .map(|l| l.trim_start_matches("sbatch: error: ").trim())
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join("; ");
+        let err = error_lines(&out.stderr);
         return Err(Error::invalid(format!("sbatch refused the job: {err}")));
     }
     parse_parsable(&String::from_utf8_lossy(&out.stdout))
