@@ -13,15 +13,38 @@ use std::process::Output;
 use flowlib::{Datastore, OpenMode, RunInfo};
 use flowlib_testkit::{fixture, text, Sandbox};
 
-/// Run `remoteflow` in `sb` with `args`, logging each task's pid to `log`.
-fn remote(sb: &Sandbox, args: &[&str]) -> Output {
-    sb.cmd(&fixture("remoteflow"))
-        .env("REMOTE_LOG", sb.path().join("tasks.log"))
+/// `remoteflow` in `sb` with `args`: each task logs its pid to `tasks.log` (on Slurm too),
+/// Slurm writes the jobs' own output under `slurm-out/`.
+fn remote_cmd(sb: &Sandbox, args: &[&str]) -> std::process::Command {
+    let mut c = sb.cmd(&fixture("remoteflow"));
+    c.env("REMOTE_LOG", sb.path().join("tasks.log"))
         .env("FLOWLIB_SLURM_OUTPUT", sb.path().join("slurm-out"))
         .env("FLOWLIB_SLURM_EXPORT", "REMOTE_LOG")
-        .args(args)
-        .output()
+        .args(args);
+    c
+}
+
+/// Run `remoteflow` in `sb` with `args` to its end.
+fn remote(sb: &Sandbox, args: &[&str]) -> Output {
+    remote_cmd(sb, args).output().expect("spawn remoteflow")
+}
+
+/// Start `remoteflow` in `sb` with `args` in the background, its output piped.
+fn spawn_remote(sb: &Sandbox, args: &[&str]) -> std::process::Child {
+    remote_cmd(sb, args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("spawn remoteflow")
+}
+
+/// Wait (at most two minutes) until task attempt `key` (`work/1@0`) has started.
+fn wait_for_task(sb: &Sandbox, key: &str) {
+    let t0 = std::time::Instant::now();
+    while !task_pids(sb).contains_key(key) {
+        assert!(t0.elapsed().as_secs() < 120, "{key} never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 fn stderr(o: &Output) -> String {

@@ -228,10 +228,9 @@ fn a_failing_task_is_retried_in_a_new_process() {
 #[test]
 fn ctrl_c_kills_every_child_and_the_run_resumes() {
     let sb = Sandbox::new();
-    let child = sb
-        .cmd(&fixture("remoteflow"))
-        .env("REMOTE_LOG", sb.path().join("tasks.log"))
-        .args([
+    let child = spawn_remote(
+        &sb,
+        &[
             "run",
             "--with",
             "processes",
@@ -241,17 +240,10 @@ fn ctrl_c_kills_every_child_and_the_run_resumes() {
             "2500",
             "--n",
             "2",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    );
     // Wait until work/1 runs, then interrupt the driver as a terminal would.
-    let t0 = std::time::Instant::now();
-    while !task_pids(&sb).contains_key("work/1@0") {
-        assert!(t0.elapsed().as_secs() < 60, "work/1 never started");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_task(&sb, "work/1@0");
     let sleeper = task_pids(&sb)["work/1@0"][0];
     // SAFETY: kill with a valid pid and signal.
     unsafe {
@@ -318,10 +310,9 @@ fn bad_executor_requests_are_one_line_errors() {
 #[test]
 fn cancel_from_another_process_stops_the_run() {
     let sb = Sandbox::new();
-    let child = sb
-        .cmd(&fixture("remoteflow"))
-        .env("REMOTE_LOG", sb.path().join("tasks.log"))
-        .args([
+    let child = spawn_remote(
+        &sb,
+        &[
             "run",
             "--with",
             "processes",
@@ -331,16 +322,10 @@ fn cancel_from_another_process_stops_the_run() {
             "2800",
             "--n",
             "2",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+    );
+    wait_for_task(&sb, "work/1@0");
     let t0 = std::time::Instant::now();
-    while !task_pids(&sb).contains_key("work/1@0") {
-        assert!(t0.elapsed().as_secs() < 60, "work/1 never started");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
     let c = remote(&sb, &["cancel", "latest"]);
     assert_exit(&c, 0);
     assert!(stdout(&c).contains("requested"), "{}", text(&c));

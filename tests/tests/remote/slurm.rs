@@ -133,14 +133,7 @@ fn slurm_foreach_of_50_is_one_throttled_job_array() {
         return;
     }
     let sb = Sandbox::new();
-    let child = sb
-        .cmd(&fixture("remoteflow"))
-        .env("FLOWLIB_SLURM_OUTPUT", sb.path().join("slurm-out"))
-        .args(["run", "--with", "slurm:work", "--n", "50"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_remote(&sb, &["run", "--with", "slurm:work", "--n", "50"]);
     // Watch the queue while it runs: never more than 2 tasks of the array at once
     // (`#[slurm(max_parallel = 2)]`), the others held by the array throttle.
     let t0 = Instant::now();
@@ -287,20 +280,8 @@ fn slurm_driver_killed_mid_run_then_resume_reuses_what_committed_on_slurm() {
         return;
     }
     let sb = Sandbox::new();
-    let mut child = sb
-        .cmd(&fixture("remoteflow"))
-        .env("REMOTE_LOG", sb.path().join("tasks.log"))
-        .env("FLOWLIB_SLURM_OUTPUT", sb.path().join("slurm-out"))
-        .env("FLOWLIB_SLURM_EXPORT", "REMOTE_LOG")
-        .args(["run", "--with", "slurm:work", "--n", "6"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_remote(&sb, &["run", "--with", "slurm:work", "--n", "6"]);
     let t0 = Instant::now();
-    let commits =
-        |sb: &Sandbox| flowlib_testkit::count_files(&sb.datastore().join("flows/Remote/runs"));
-    let before = commits(&sb);
     // Kill -9 the driver once a couple of work tasks have run on Slurm.
     while task_pids(&sb)
         .keys()
@@ -311,16 +292,11 @@ fn slurm_driver_killed_mid_run_then_resume_reuses_what_committed_on_slurm() {
         assert!(t0.elapsed() < Duration::from_secs(120), "work never ran");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = before;
     child.kill().unwrap();
     child.wait().unwrap();
     // The jobs already on Slurm run to their end and commit without the driver.
     let t1 = Instant::now();
     loop {
-        let q = Command::new("squeue")
-            .args(["-h", "-o", "%i", "-n", "fl-Remote-"])
-            .output()
-            .unwrap();
         let alive = submitted(&sb).iter().any(|(_, job, _)| {
             let q = Command::new("squeue")
                 .args(["-h", "-r", "-j", &job.to_string(), "-o", "%T"])
@@ -328,7 +304,6 @@ fn slurm_driver_killed_mid_run_then_resume_reuses_what_committed_on_slurm() {
                 .unwrap();
             !String::from_utf8_lossy(&q.stdout).trim().is_empty()
         });
-        let _ = q;
         if !alive {
             break;
         }
@@ -367,12 +342,9 @@ fn slurm_scancel_from_outside_is_reported_as_cancelled() {
         return;
     }
     let sb = Sandbox::new();
-    let child = sb
-        .cmd(&fixture("remoteflow"))
-        .env("REMOTE_LOG", sb.path().join("tasks.log"))
-        .env("FLOWLIB_SLURM_OUTPUT", sb.path().join("slurm-out"))
-        .env("FLOWLIB_SLURM_EXPORT", "REMOTE_LOG")
-        .args([
+    let child = spawn_remote(
+        &sb,
+        &[
             "run",
             "--with",
             "slurm:work",
@@ -382,16 +354,9 @@ fn slurm_scancel_from_outside_is_reported_as_cancelled() {
             "sleep",
             "--sleep-ms",
             "1500",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while !task_pids(&sb).contains_key("work/1@0") {
-        assert!(t0.elapsed() < Duration::from_secs(120), "work/1 never ran");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        ],
+    );
+    wait_for_task(&sb, "work/1@0");
     let (_, job, index) = submitted(&sb)
         .into_iter()
         .find(|(s, _, i)| s == "work" && *i == Some(1))
@@ -553,12 +518,9 @@ fn slurm_cancel_of_a_run_scancels_its_jobs() {
         return;
     }
     let sb = Sandbox::new();
-    let child = sb
-        .cmd(&fixture("remoteflow"))
-        .env("REMOTE_LOG", sb.path().join("tasks.log"))
-        .env("FLOWLIB_SLURM_OUTPUT", sb.path().join("slurm-out"))
-        .env("FLOWLIB_SLURM_EXPORT", "REMOTE_LOG")
-        .args([
+    let child = spawn_remote(
+        &sb,
+        &[
             "run",
             "--with",
             "slurm:work",
@@ -568,16 +530,9 @@ fn slurm_cancel_of_a_run_scancels_its_jobs() {
             "sleep",
             "--sleep-ms",
             "2000",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while !task_pids(&sb).contains_key("work/1@0") {
-        assert!(t0.elapsed() < Duration::from_secs(120), "work/1 never ran");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        ],
+    );
+    wait_for_task(&sb, "work/1@0");
     let c = remote(&sb, &["cancel", "latest"]);
     assert_exit(&c, 0);
     let o = child.wait_with_output().unwrap();
