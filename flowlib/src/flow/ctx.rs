@@ -21,7 +21,8 @@ pub struct Ctx {
     pub(crate) checkpoint: Option<Checkpoint>,
     /// Where [`Ctx::log`] lines are stored: `None` when the task's process output is
     /// captured whole by its watcher (processes, Slurm), so printing is enough.
-    pub(crate) log: Option<Arc<crate::meta::logs::LogStream>>,
+    /// Created on the first line, so a task that logs nothing pays nothing.
+    pub(crate) log: Option<LogTarget>,
 }
 
 impl Ctx {
@@ -85,8 +86,8 @@ impl Ctx {
             use std::io::Write;
             let _ = std::io::stdout().lock().write_all(text.as_bytes());
         }
-        if let Some(l) = &self.log {
-            l.append(text.as_bytes());
+        if let Some(t) = &self.log {
+            t.stream(self).append(text.as_bytes());
         }
     }
 
@@ -105,6 +106,27 @@ impl Ctx {
         self.checkpoint
             .as_mut()
             .expect("checkpoints are available in every task run by flowlib")
+    }
+}
+
+/// Where a thread-executor task's `ctx.log` lines go: its attempt's log in this datastore.
+pub(crate) struct LogTarget {
+    pub(crate) ds: crate::store::Datastore,
+    pub(crate) stream: OnceLock<crate::meta::logs::LogStream>,
+}
+
+impl LogTarget {
+    fn stream(&self, ctx: &Ctx) -> &crate::meta::logs::LogStream {
+        self.stream.get_or_init(|| {
+            let task = crate::meta::TaskRef {
+                run: ctx.run_id.clone(),
+                step: ctx.step.to_string(),
+                index: ctx.index.clone(),
+                attempt: ctx.attempt,
+            };
+            let prefix = crate::meta::logs::prefix(ctx.flow, &task);
+            crate::meta::logs::LogStream::new(&self.ds, &prefix, "stdout")
+        })
     }
 }
 

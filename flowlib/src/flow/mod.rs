@@ -8,6 +8,7 @@ mod inputs;
 
 pub use checkpoint::Checkpoint;
 pub use ctx::Ctx;
+pub(crate) use ctx::LogTarget;
 #[doc(hidden)]
 pub use ctx::StepCall;
 pub use graph::{

@@ -89,7 +89,7 @@ pub(crate) fn execute<F: Flow>(
         call_step(&mut state, step.index, &mut call)
     };
     attempt.timings.step_ms = ms_since(t1);
-    if let Some(l) = ctx.log.take() {
+    if let Some(l) = ctx.log.take().and_then(|t| t.stream.into_inner()) {
         l.flush();
         if l.written() {
             attempt.logs = Some(logs::prefix(run.flow, &spec.task));
@@ -277,12 +277,9 @@ fn context<F: Flow>(
     step: &Step,
     cancel: Arc<AtomicBool>,
 ) -> Ctx {
-    let log = (!captured()).then(|| {
-        Arc::new(logs::LogStream::new(
-            &run.ds,
-            &logs::prefix(run.flow, &spec.task),
-            "stdout",
-        ))
+    let log = (!captured()).then(|| crate::flow::LogTarget {
+        ds: run.ds.clone(),
+        stream: std::sync::OnceLock::new(),
     });
     Ctx {
         log,

@@ -343,7 +343,8 @@ fn cancel_from_another_process_stops_the_run() {
 #[test]
 fn the_cluster_example_runs_unchanged_on_every_local_executor() {
     let sb = Sandbox::new();
-    for with in [None, Some("processes"), Some("processes:simulate")] {
+    // Threads last: `logs` then reads what `ctx.log` stored on the thread executor.
+    for with in [Some("processes"), Some("processes:simulate"), None] {
         let mut args = vec!["run", "--chunks", "3", "--points", "1000"];
         if let Some(w) = with {
             args.extend(["--with", w]);

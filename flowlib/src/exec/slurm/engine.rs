@@ -543,7 +543,7 @@ mod tests {
         let oom_tail = "slurmstepd-vm: error: StepId=5.batch exceeded memory limit (436252672 > 52428800), being killed";
         let (m, p) = explain(&rec("FAILED", Some((0, 9))), oom_tail, Some(64 << 20));
         assert!(
-            m.starts_with("out of memory") && m.contains("64 MiB"),
+            m.starts_with("out of memory") && m.contains("64MiB"),
             "{m}"
         );
         assert!(!p);
