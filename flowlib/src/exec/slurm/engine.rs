@@ -542,10 +542,7 @@ mod tests {
         };
         let oom_tail = "slurmstepd-vm: error: StepId=5.batch exceeded memory limit (436252672 > 52428800), being killed";
         let (m, p) = explain(&rec("FAILED", Some((0, 9))), oom_tail, Some(64 << 20));
-        assert!(
-            m.starts_with("out of memory") && m.contains("64MiB"),
-            "{m}"
-        );
+        assert!(m.starts_with("out of memory") && m.contains("64MiB"), "{m}");
         assert!(!p);
         let (m, _) = explain(&rec("TIMEOUT", Some((0, 15))), "", None);
         assert!(m.starts_with("timed out") && m.contains("00:01:00"), "{m}");
