@@ -5,6 +5,7 @@ pub(crate) mod commit;
 mod committed;
 pub(crate) mod identity;
 mod ids;
+mod parents;
 pub(crate) mod query;
 mod records;
 
@@ -13,6 +14,7 @@ pub(crate) use committed::Committed;
 pub use ids::IndexPath;
 pub(crate) use ids::{hostname, new_run_id, parse_task_id, username};
 pub(crate) use ids::{task_id, validate_run_id};
+pub use parents::Parents;
 pub use query::{RunInfo, TaskAttempt};
 pub use records::{
     AttemptStatus, CodeIdentity, CommitRecord, Heartbeat, ResumeInfo, ReuseRecord, ReusedTask,

@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::meta::{task_id, IndexPath};
+use crate::meta::{task_id, IndexPath, Parents};
 use crate::store::{BlobRef, Digest};
 
 /// Version of the metadata records written by this flowlib.
@@ -225,8 +225,9 @@ pub struct TaskManifest {
     pub index: IndexPath,
     /// Attempt number.
     pub attempt: u32,
-    /// Tasks whose artifacts this task started from or joined.
-    pub parents: Vec<TaskRef>,
+    /// Tasks whose artifacts this task started from or joined, in order; a join's foreach
+    /// inputs are stored as ranges (see [`Parents`]).
+    pub parents: Parents,
     /// Artifact name to blob.
     pub artifacts: BTreeMap<String, BlobRef>,
     /// For foreach steps: the number of splits.

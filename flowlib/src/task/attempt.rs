@@ -11,7 +11,8 @@ use crate::flow::checkpoint::Checkpoint;
 use crate::flow::{Ctx, Flow, InputRef, Inputs, Step, StepCall};
 use crate::meta::commit::commit;
 use crate::meta::{
-    now_rfc3339, AttemptStatus, Committed, TaskManifest, TaskRef, Timings, METADATA_VERSION,
+    now_rfc3339, AttemptStatus, Committed, Parents, TaskManifest, TaskRef, Timings,
+    METADATA_VERSION,
 };
 use crate::store::cas::{self, What};
 use crate::store::BlobRef;
@@ -113,7 +114,7 @@ struct Attempt<'a> {
     run: &'a RunContext,
     spec: &'a TaskSpec,
     task_id: String,
-    parents: Vec<TaskRef>,
+    parents: Parents,
     started: String,
     timings: Timings,
 }
@@ -124,7 +125,7 @@ impl<'a> Attempt<'a> {
             run,
             spec,
             task_id: crate::meta::task_id(step.name, &spec.task.index),
-            parents: Vec::new(),
+            parents: Parents::new(),
             started: now_rfc3339(),
             timings: Timings::default(),
         }
@@ -190,15 +191,22 @@ fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
-/// The tasks this attempt starts from and joins, each once.
-/// Linear in the number of inputs: a join over 100,000 items must not pay a quadratic scan.
-fn parents_of(r: &Resolved) -> Vec<TaskRef> {
-    let mut seen = std::collections::HashSet::new();
-    let all = std::iter::once(&r.base).chain(r.inputs.iter().map(|(_, _, c)| c));
-    all.filter_map(|c| c.task.as_ref())
-        .filter(|t| seen.insert(*t))
-        .cloned()
-        .collect()
+/// The tasks this attempt starts from and joins, each once, compactly: a join's foreach
+/// inputs become one range. Linear in the number of inputs, and no per-input allocation.
+/// The joined tasks are distinct (`Graph::inputs_of`), and the base is the split, never one
+/// of them; the check against the base only keeps "each once" true whatever the caller.
+fn parents_of(r: &Resolved) -> Parents {
+    let mut parents = Parents::new();
+    let base = r.base.task.as_ref();
+    if let Some(t) = base {
+        parents.push(&t.run, &t.step, &t.index, t.attempt);
+    }
+    for t in r.inputs.iter().filter_map(|(_, _, c)| c.task.as_ref()) {
+        if Some(t) != base {
+            parents.push(&t.run, &t.step, &t.index, t.attempt);
+        }
+    }
+    parents
 }
 
 /// Load the fields the step can see; the others pass through by reference. A foreach
