@@ -15,6 +15,7 @@ pub use ids::IndexPath;
 pub(crate) use ids::{hostname, new_run_id, parse_task_id, username};
 pub(crate) use ids::{task_id, validate_run_id};
 pub use parents::Parents;
+pub(crate) use parents::{last_within, string_keys};
 pub use query::{RunInfo, TaskAttempt};
 pub use records::{
     AttemptStatus, CodeIdentity, CommitRecord, Heartbeat, ResumeInfo, ReuseRecord, ReusedTask,

@@ -50,19 +50,19 @@ struct Range {
 
 /// JSON object keys are strings; inside an untagged enum serde does not turn them back into
 /// numbers by itself.
-mod string_keys {
+pub(crate) mod string_keys {
     use std::collections::BTreeMap;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(
+    pub(crate) fn serialize<S: Serializer>(
         m: &BTreeMap<u32, u32>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
         s.collect_map(m.iter().map(|(k, v)| (k.to_string(), v)))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<BTreeMap<u32, u32>, D::Error> {
         BTreeMap::<String, u32>::deserialize(d)?
@@ -138,7 +138,7 @@ impl Range {
 }
 
 /// Whether `index` is `within.child(i)` for some `i`: then `Some(i)`.
-fn last_within(index: &IndexPath, within: &IndexPath) -> Option<u32> {
+pub(crate) fn last_within(index: &IndexPath, within: &IndexPath) -> Option<u32> {
     let (last, head) = index.0.split_last()?;
     (head == within.0.as_slice()).then_some(*last)
 }

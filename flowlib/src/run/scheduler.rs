@@ -228,12 +228,7 @@ impl Scheduler {
                 attempt: r.attempt,
             },
             base: Pin::of(&r.resolved.base),
-            inputs: r
-                .resolved
-                .inputs
-                .iter()
-                .map(|(_, _, c)| Pin::of(c))
-                .collect(),
+            inputs: Pin::all(r.resolved.inputs.iter().map(|(_, _, c)| &**c)),
             params: self.run.params.clone(),
             checkpoint_sources,
             timeout_ms: step.timeout_ms,

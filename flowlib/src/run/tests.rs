@@ -198,14 +198,17 @@ fn foreach_join_waits_for_every_item_and_orders_its_inputs() {
     h.commit("work/1", None);
     assert_eq!(h.running(), ["gather"]);
     let join = h.take("gather");
+    assert!(
+        matches!(&join.spec.inputs[..], [Pin::Foreach { manifests, .. }] if manifests.len() == 3),
+        "a foreach join pins its inputs as one range: {:?}",
+        join.spec.inputs
+    );
     let order: Vec<String> = join
         .spec
         .inputs
         .iter()
-        .map(|p| match p {
-            Pin::Task { task, .. } => task.task_id(),
-            other => panic!("join input pinned as {other:?}"),
-        })
+        .flat_map(|p| p.tasks())
+        .map(|(task, _)| task.task_id())
         .collect();
     assert_eq!(order, ["work/0", "work/1", "work/2"]);
     assert!(matches!(&join.spec.base, Pin::Task { task, .. } if task.step == "start"));
@@ -421,11 +424,11 @@ fn nested_foreach_joins_close_each_level() {
     h.commit("cell/0.1", None);
     h.commit("cell/0.0", None);
     let inner = h.take("row_done/0");
-    assert_eq!(inner.spec.inputs.len(), 2);
+    assert_eq!(inner.spec.input_tasks().count(), 2);
     h.exec.running.push(inner);
     h.commit("row_done/0", None);
     let outer = h.take("grid_done");
-    assert_eq!(outer.spec.inputs.len(), 2);
+    assert_eq!(outer.spec.input_tasks().count(), 2);
     h.exec.running.push(outer);
     h.commit("grid_done", None);
     h.commit("end", None);

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::flow::{Graph, Resources};
 use crate::meta::commit::read_manifest;
-use crate::meta::{Committed, IndexPath, TaskRef};
+use crate::meta::{last_within, string_keys, Committed, IndexPath, TaskRef};
 use crate::store::{layout, BlobRef, Datastore, Digest};
 
 /// Version of the task spec format.
@@ -32,7 +32,7 @@ pub struct TaskSpec {
     pub task: TaskRef,
     /// The state the step starts from.
     pub base: Pin,
-    /// A join's inputs, in order.
+    /// A join's inputs, in order (a [`Pin::Foreach`] stands for a range of them).
     pub inputs: Vec<Pin>,
     /// The run's parameter blobs: they override inherited values.
     pub params: BTreeMap<String, BlobRef>,
@@ -61,6 +61,29 @@ pub enum Pin {
         /// Its manifest.
         manifest: BlobRef,
     },
+    /// Consecutive foreach siblings of one step of one run, each by the digest of its
+    /// manifest: a join over a foreach pins its inputs in one entry, not one per input.
+    Foreach {
+        /// The run holding the attempts.
+        run: String,
+        /// Their step.
+        step: String,
+        /// The index path of the split's task: member `k` is `within.child(start + k)`.
+        within: IndexPath,
+        /// The foreach index of the first member.
+        start: u32,
+        /// The attempt of every member not listed in `attempts`.
+        attempt: u32,
+        /// Members whose attempt differs: foreach index → attempt.
+        #[serde(
+            default,
+            skip_serializing_if = "BTreeMap::is_empty",
+            with = "string_keys"
+        )]
+        attempts: BTreeMap<u32, u32>,
+        /// Each member's manifest, in index order.
+        manifests: Vec<BlobRef>,
+    },
 }
 
 impl Pin {
@@ -77,26 +100,137 @@ impl Pin {
         }
     }
 
-    /// Read the pinned input from the store: one request for a task, none for an initial state.
+    /// The committed attempts this pin stands for, each with its manifest: none for an
+    /// initial state, one for a task, every member of a foreach range.
+    pub fn tasks(&self) -> impl Iterator<Item = (TaskRef, BlobRef)> + '_ {
+        let (one, range) = match self {
+            Pin::Initial { .. } => (None, None),
+            Pin::Task { task, manifest } => (Some((task.clone(), *manifest)), None),
+            Pin::Foreach {
+                run,
+                step,
+                within,
+                start,
+                attempt,
+                attempts,
+                manifests,
+            } => (
+                None,
+                Some((run, step, within, *start, *attempt, attempts, manifests)),
+            ),
+        };
+        one.into_iter().chain(range.into_iter().flat_map(
+            |(run, step, within, start, attempt, attempts, manifests)| {
+                manifests.iter().zip(start..).map(move |(m, i)| {
+                    let task = TaskRef {
+                        run: run.clone(),
+                        step: step.clone(),
+                        index: within.child(i),
+                        attempt: attempts.get(&i).copied().unwrap_or(attempt),
+                    };
+                    (task, *m)
+                })
+            },
+        ))
+    }
+
+    /// Append committed task `c` to `pins`: a foreach sibling of the previous pin joins
+    /// its range (a join over 100,000 items is one pin with 100,000 manifest digests).
+    fn push(pins: &mut Vec<Pin>, c: &Committed) {
+        let (Some(t), Some(m)) = (&c.task, c.manifest) else {
+            pins.push(Pin::of(c));
+            return;
+        };
+        match pins.last_mut() {
+            Some(Pin::Foreach {
+                run,
+                step,
+                within,
+                start,
+                attempt,
+                attempts,
+                manifests,
+            }) if *run == t.run
+                && *step == t.step
+                && last_within(&t.index, within).map(u64::from)
+                    == Some(u64::from(*start) + manifests.len() as u64) =>
+            {
+                let i = *start + manifests.len() as u32;
+                if t.attempt != *attempt {
+                    attempts.insert(i, t.attempt);
+                }
+                manifests.push(m);
+            }
+            Some(Pin::Task { task, manifest })
+                if task.run == t.run
+                    && task.step == t.step
+                    && next_sibling(&task.index, &t.index).is_some() =>
+            {
+                let within = t.index.parent();
+                let start = next_sibling(&task.index, &t.index).expect("checked");
+                let mut attempts = BTreeMap::new();
+                if t.attempt != task.attempt {
+                    attempts.insert(start + 1, t.attempt);
+                }
+                let first = Pin::Foreach {
+                    run: t.run.clone(),
+                    step: t.step.clone(),
+                    within,
+                    start,
+                    attempt: task.attempt,
+                    attempts,
+                    manifests: vec![*manifest, m],
+                };
+                *pins.last_mut().expect("a last pin") = first;
+            }
+            _ => pins.push(Pin::of(c)),
+        }
+    }
+
+    /// Pin a join's inputs, in order.
+    pub(crate) fn all<'a>(inputs: impl IntoIterator<Item = &'a Committed>) -> Vec<Pin> {
+        let mut pins = Vec::new();
+        for c in inputs {
+            Pin::push(&mut pins, c);
+        }
+        pins
+    }
+
+    /// Read the pinned input from the store: one request for a task, none for an initial
+    /// state. A foreach range stands for several inputs: use [`TaskSpec::resolve`].
     pub(crate) fn resolve(&self, ds: &Datastore) -> Result<Committed> {
         match self {
             Pin::Initial { artifacts } => Ok(Committed::initial(artifacts.clone())),
-            Pin::Task { task, manifest } => {
-                let m = read_manifest(ds, *manifest, &task.task_id())?;
-                if !m.status.is_success() {
-                    return Err(Error::metadata(
-                        ds.path(&layout::manifest(&manifest.digest)),
-                        format!(
-                            "input task {} did not succeed ({})",
-                            task.task_id(),
-                            m.status
-                        ),
-                    ));
-                }
-                Ok(Committed::of(task.clone(), *manifest, m))
-            }
+            Pin::Task { task, manifest } => resolve_task(ds, task.clone(), *manifest),
+            Pin::Foreach { .. } => Err(Error::internal(
+                "a foreach range pins join inputs, never the state a task starts from",
+            )),
         }
     }
+}
+
+/// `Some(i)` when `b` is the foreach sibling right after `a`, which is `within.child(i)`.
+fn next_sibling(a: &IndexPath, b: &IndexPath) -> Option<u32> {
+    let within = b.parent();
+    let i = last_within(a, &within)?;
+    (i.checked_add(1) == last_within(b, &within)).then_some(i)
+}
+
+/// Read attempt `task` by the manifest `manifest` its commit record pins; it must have
+/// succeeded.
+fn resolve_task(ds: &Datastore, task: TaskRef, manifest: BlobRef) -> Result<Committed> {
+    let m = read_manifest(ds, manifest, &task.task_id())?;
+    if !m.status.is_success() {
+        return Err(Error::metadata(
+            ds.path(&layout::manifest(&manifest.digest)),
+            format!(
+                "input task {} did not succeed ({})",
+                task.task_id(),
+                m.status
+            ),
+        ));
+    }
+    Ok(Committed::of(task, manifest, m))
 }
 
 /// A task's inputs, read: what the thread executor passes along in memory.
@@ -113,20 +247,31 @@ impl TaskSpec {
         self.task.task_id()
     }
 
+    /// A join's inputs, one by one, each with the manifest that pins it (a foreach range
+    /// expanded).
+    pub fn input_tasks(&self) -> impl Iterator<Item = (TaskRef, BlobRef)> + '_ {
+        self.inputs.iter().flat_map(Pin::tasks)
+    }
+
     /// Read every pinned input from the store (one request per task input).
     pub(crate) fn resolve(&self, ds: &Datastore, graph: &Graph) -> Result<Resolved> {
         let base = Arc::new(self.base.resolve(ds)?);
         let inputs = self
             .inputs
             .iter()
-            .map(|pin| {
-                let c = pin.resolve(ds)?;
-                let t = c.task.clone().ok_or_else(|| {
-                    Error::internal(format!(
+            .flat_map(|pin| {
+                let tasks = pin.tasks().map(Ok);
+                let initial = matches!(pin, Pin::Initial { .. }).then(|| {
+                    Err(Error::internal(format!(
                         "task {}: a join input must be a committed task",
                         self.task_id()
-                    ))
-                })?;
+                    )))
+                });
+                initial.into_iter().chain(tasks)
+            })
+            .map(|pinned: Result<(TaskRef, BlobRef)>| {
+                let (t, manifest) = pinned?;
+                let c = resolve_task(ds, t.clone(), manifest)?;
                 let step = graph.step(&t.step).ok_or_else(|| {
                     Error::internal(format!(
                         "task {}: flow {} has no step `{}`",
