@@ -10,7 +10,9 @@ pub(crate) mod query;
 mod records;
 
 pub(crate) use crate::store::now_rfc3339;
-pub(crate) use committed::Committed;
+#[cfg(test)]
+pub(crate) use committed::Artifacts;
+pub(crate) use committed::{Committed, TaskAt};
 pub use ids::IndexPath;
 pub(crate) use ids::{hostname, new_run_id, parse_task_id, username};
 pub(crate) use ids::{task_id, validate_run_id};

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::exec::{Dispatch, Executor, Finished};
 use crate::flow::graph::TaskKey;
 use crate::flow::{Flow, Graph, Resources};
-use crate::meta::{AttemptStatus, Committed, IndexPath, RunStatus, TaskRef};
+use crate::meta::{Artifacts, AttemptStatus, Committed, IndexPath, RunStatus, TaskAt};
 use crate::prelude::*;
 use crate::run::events::{EventSink, Recorder, RunEvent};
 use crate::run::scheduler::{FenceResult, Prefilled, Scheduler, Tally};
@@ -144,7 +144,7 @@ impl Harness {
 fn committed(step: &str, index: &IndexPath, attempt: u32, items: Option<u64>) -> Committed {
     let bytes = format!("{step}/{index}@{attempt}");
     Committed {
-        task: Some(TaskRef {
+        task: Some(TaskAt {
             run: "r1".into(),
             step: step.into(),
             index: index.clone(),
@@ -154,7 +154,7 @@ fn committed(step: &str, index: &IndexPath, attempt: u32, items: Option<u64>) ->
             digest: Digest::of(bytes.as_bytes()),
             size: bytes.len() as u64,
         }),
-        artifacts: BTreeMap::new(),
+        artifacts: Artifacts::default(),
         foreach_count: items,
         status: AttemptStatus::Ok,
     }

@@ -96,7 +96,7 @@ pub(crate) fn execute<F: Flow>(
     };
     attempt.timings.store_ms = ms_since(t2);
     match stored {
-        Ok(s) => attempt.commit(s),
+        Ok(s) => attempt.commit(s, &resolved.base),
         Err(msg) => attempt.fail(msg),
     }
 }
@@ -152,24 +152,22 @@ impl<'a> Attempt<'a> {
         }
     }
 
-    /// Commit a successful or caught attempt.
-    fn commit(self, stored: Stored) -> Result<Outcome> {
+    /// Commit a successful or caught attempt that started from `base`.
+    fn commit(self, stored: Stored, base: &Committed) -> Result<Outcome> {
         let manifest = self.manifest(stored);
         let Some(pin) = commit(&self.run.ds, &manifest)? else {
             return Ok(Outcome::Fenced);
         };
-        Ok(Outcome::Committed(Arc::new(Committed {
-            task: Some(TaskRef {
-                run: manifest.run,
-                step: manifest.step,
-                index: manifest.index,
-                attempt: manifest.attempt,
-            }),
-            manifest: Some(pin),
-            artifacts: manifest.artifacts,
-            foreach_count: manifest.foreach_count,
-            status: manifest.status,
-        })))
+        let task = TaskRef {
+            run: manifest.run.clone(),
+            step: manifest.step.clone(),
+            index: manifest.index.clone(),
+            attempt: manifest.attempt,
+        };
+        // The view the driver keeps until the task's successors start: compact.
+        Ok(Outcome::Committed(Arc::new(Committed::over(
+            base, task, pin, manifest,
+        ))))
     }
 
     /// Commit a failed attempt with its error.
@@ -324,7 +322,7 @@ fn store_caught<F: Flow>(
     base: &Committed,
     msg: String,
 ) -> Result<Stored, String> {
-    let mut artifacts = base.artifacts.clone();
+    let mut artifacts = base.artifacts.to_map();
     for (name, blob) in &run.params {
         artifacts.insert(name.clone(), *blob);
     }

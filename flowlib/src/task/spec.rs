@@ -91,11 +91,11 @@ impl Pin {
     pub(crate) fn of(c: &Committed) -> Pin {
         match (&c.task, c.manifest) {
             (Some(task), Some(manifest)) => Pin::Task {
-                task: task.clone(),
+                task: task.to_ref(),
                 manifest,
             },
             _ => Pin::Initial {
-                artifacts: c.artifacts.clone(),
+                artifacts: c.artifacts.to_map(),
             },
         }
     }
@@ -150,8 +150,8 @@ impl Pin {
                 attempt,
                 attempts,
                 manifests,
-            }) if *run == t.run
-                && *step == t.step
+            }) if **run == *t.run
+                && **step == *t.step
                 && last_within(&t.index, within).map(u64::from)
                     == Some(u64::from(*start) + manifests.len() as u64) =>
             {
@@ -162,8 +162,8 @@ impl Pin {
                 manifests.push(m);
             }
             Some(Pin::Task { task, manifest })
-                if task.run == t.run
-                    && task.step == t.step
+                if *task.run == *t.run
+                    && *task.step == *t.step
                     && next_sibling(&task.index, &t.index).is_some() =>
             {
                 let within = t.index.parent();
@@ -173,8 +173,8 @@ impl Pin {
                     attempts.insert(start + 1, t.attempt);
                 }
                 let first = Pin::Foreach {
-                    run: t.run.clone(),
-                    step: t.step.clone(),
+                    run: t.run.to_string(),
+                    step: t.step.to_string(),
                     within,
                     start,
                     attempt: task.attempt,
