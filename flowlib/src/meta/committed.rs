@@ -65,9 +65,7 @@ impl Artifacts {
         if !shared.iter().all(|(k, _)| map.contains_key(&**k)) {
             return Artifacts::full(map);
         }
-        let own = map
-            .into_iter()
-            .filter(|(k, v)| find(&shared, k) != Some(v));
+        let own = map.into_iter().filter(|(k, v)| find(&shared, k) != Some(v));
         Artifacts {
             own: table(own),
             inherited: Some(shared),
@@ -166,7 +164,12 @@ impl Committed {
 
     /// The view of attempt `task` that started from `base`, just committed with manifest
     /// `m` as `pin`: stored as what differs from `base`, sharing its names.
-    pub(crate) fn over(base: &Committed, task: TaskRef, pin: BlobRef, m: TaskManifest) -> Committed {
+    pub(crate) fn over(
+        base: &Committed,
+        task: TaskRef,
+        pin: BlobRef,
+        m: TaskManifest,
+    ) -> Committed {
         Committed {
             task: Some(TaskAt::of(task, base.task.as_ref())),
             manifest: Some(pin),
@@ -199,7 +202,10 @@ mod tests {
     }
 
     fn map(entries: &[(&str, &str)]) -> BTreeMap<String, BlobRef> {
-        entries.iter().map(|(k, v)| (k.to_string(), blob(v))).collect()
+        entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), blob(v)))
+            .collect()
     }
 
     #[test]

@@ -199,7 +199,7 @@ fn parents_of(r: &Resolved) -> Parents {
     if let Some(t) = base {
         parents.push(&t.run, &t.step, &t.index, t.attempt);
     }
-    for t in r.inputs.iter().filter_map(|(_, _, c)| c.task.as_ref()) {
+    for t in r.inputs.iter().filter_map(|(_, c)| c.task.as_ref()) {
         if Some(t) != base {
             parents.push(&t.run, &t.step, &t.index, t.attempt);
         }
@@ -237,9 +237,8 @@ fn join_inputs<F: Flow>(run: &Arc<RunContext>, step: &Step, r: &Resolved) -> Inp
     let refs = r
         .inputs
         .iter()
-        .map(|(s, idx, c)| InputRef {
+        .map(|(s, c)| InputRef {
             step: graph.steps()[*s].name,
-            index: idx.clone(),
             committed: c.clone(),
         })
         .collect();
