@@ -27,60 +27,64 @@ fn intern(name: &str) -> Arc<str> {
     n
 }
 
-type Table = Arc<[(Arc<str>, BlobRef)]>;
+type Entry = (Arc<str>, BlobRef);
 
 /// A committed task's artifacts: name → blob, compactly (see the module docs).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Artifacts {
-    /// A table shared with the base: every name in it is an artifact of this task too.
-    inherited: Option<Table>,
-    /// Sorted by name: the entries that differ from `inherited` (all of them without one).
-    own: Table,
+    /// A table that tasks share (a split's, with all 100,000 of its items): every name in
+    /// it is an artifact of this task too.
+    shared: Option<Arc<[Entry]>>,
+    /// Sorted by name: the entries that differ from `shared` or are not in it.
+    own: Box<[Entry]>,
 }
 
-fn table(map: impl IntoIterator<Item = (String, BlobRef)>) -> Table {
+fn table<T: FromIterator<Entry>>(map: impl IntoIterator<Item = (String, BlobRef)>) -> T {
     // A BTreeMap iterates sorted by name; `get` relies on it.
     map.into_iter().map(|(k, v)| (intern(&k), v)).collect()
 }
 
-fn find<'a>(t: &'a [(Arc<str>, BlobRef)], name: &str) -> Option<&'a BlobRef> {
+fn find<'a>(t: &'a [Entry], name: &str) -> Option<&'a BlobRef> {
     t.binary_search_by(|(k, _)| (**k).cmp(name))
         .ok()
         .map(|i| &t[i].1)
 }
 
 impl Artifacts {
-    /// All of `map`, on its own.
+    /// All of `map`, as a table other tasks can share.
     pub(crate) fn full(map: BTreeMap<String, BlobRef>) -> Artifacts {
         Artifacts {
-            inherited: None,
-            own: table(map),
+            shared: Some(table(map)),
+            own: Box::new([]),
         }
     }
 
-    /// `map`, stored as what differs from `base` when it has every artifact `base` has
-    /// (a step's output has every field of the state), else on its own.
+    /// `map`, stored as what differs from the table `base` shares when it has every
+    /// artifact that table has (a step's output has every field of the state), else on
+    /// its own.
     pub(crate) fn over(base: &Artifacts, map: BTreeMap<String, BlobRef>) -> Artifacts {
-        let shared = base.inherited.clone().unwrap_or_else(|| base.own.clone());
+        let Some(shared) = &base.shared else {
+            return Artifacts::full(map);
+        };
         if !shared.iter().all(|(k, _)| map.contains_key(&**k)) {
             return Artifacts::full(map);
         }
-        let own = map.into_iter().filter(|(k, v)| find(&shared, k) != Some(v));
+        let own = map.into_iter().filter(|(k, v)| find(shared, k) != Some(v));
         Artifacts {
             own: table(own),
-            inherited: Some(shared),
+            shared: Some(shared.clone()),
         }
     }
 
     /// The blob of artifact `name`.
     pub(crate) fn get(&self, name: &str) -> Option<&BlobRef> {
-        find(&self.own, name).or_else(|| find(self.inherited.as_deref()?, name))
+        find(&self.own, name).or_else(|| find(self.shared.as_deref()?, name))
     }
 
     /// Every artifact, sorted by name.
     pub(crate) fn to_map(&self) -> BTreeMap<String, BlobRef> {
-        let inherited = self.inherited.iter().flat_map(|t| t.iter());
-        inherited
+        let shared = self.shared.iter().flat_map(|t| t.iter());
+        shared
             .chain(self.own.iter())
             .map(|(k, v)| (k.to_string(), *v))
             .collect()
@@ -163,17 +167,23 @@ impl Committed {
     }
 
     /// The view of attempt `task` that started from `base`, just committed with manifest
-    /// `m` as `pin`: stored as what differs from `base`, sharing its names.
+    /// `m` as `pin`, sharing names with `base`. A split's artifacts are a table of their
+    /// own, which all its items share; any other task's are what differs from its base's.
     pub(crate) fn over(
         base: &Committed,
         task: TaskRef,
         pin: BlobRef,
         m: TaskManifest,
+        split: bool,
     ) -> Committed {
+        let artifacts = match split {
+            true => Artifacts::full(m.artifacts),
+            false => Artifacts::over(&base.artifacts, m.artifacts),
+        };
         Committed {
             task: Some(TaskAt::of(task, base.task.as_ref())),
             manifest: Some(pin),
-            artifacts: Artifacts::over(&base.artifacts, m.artifacts),
+            artifacts,
             foreach_count: m.foreach_count,
             status: m.status,
         }
@@ -214,6 +224,10 @@ mod tests {
         let child_map = map(&[("a", "1"), ("b", "changed"), ("c", "3"), ("d", "new")]);
         let child = Artifacts::over(&base, child_map.clone());
         assert_eq!(child.own.len(), 2, "only b and d are its own");
+        assert!(Arc::ptr_eq(
+            child.shared.as_ref().unwrap(),
+            base.shared.as_ref().unwrap()
+        ));
         assert_eq!(child.to_map(), child_map);
         for (k, v) in &child_map {
             assert_eq!(child.get(k), Some(v), "{k}");
@@ -222,13 +236,13 @@ mod tests {
         // A grandchild shares the same table, not a chain.
         let grand = Artifacts::over(&child, child_map.clone());
         assert!(Arc::ptr_eq(
-            grand.inherited.as_ref().unwrap(),
-            child.inherited.as_ref().unwrap()
+            grand.shared.as_ref().unwrap(),
+            child.shared.as_ref().unwrap()
         ));
         assert_eq!(grand.to_map(), child_map);
         // Missing one of the base's names: stored on its own.
         let lone = Artifacts::over(&base, map(&[("a", "1")]));
-        assert!(lone.inherited.is_none());
+        assert!(lone.own.is_empty(), "a table of its own");
         assert_eq!(lone.to_map(), map(&[("a", "1")]));
     }
 }

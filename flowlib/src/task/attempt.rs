@@ -96,7 +96,7 @@ pub(crate) fn execute<F: Flow>(
     };
     attempt.timings.store_ms = ms_since(t2);
     match stored {
-        Ok(s) => attempt.commit(s, &resolved.base),
+        Ok(s) => attempt.commit(s, &resolved.base, step.closed_by.is_some()),
         Err(msg) => attempt.fail(msg),
     }
 }
@@ -152,8 +152,9 @@ impl<'a> Attempt<'a> {
         }
     }
 
-    /// Commit a successful or caught attempt that started from `base`.
-    fn commit(self, stored: Stored, base: &Committed) -> Result<Outcome> {
+    /// Commit a successful or caught attempt that started from `base` (`split`: of a
+    /// foreach or branch step).
+    fn commit(self, stored: Stored, base: &Committed, split: bool) -> Result<Outcome> {
         let manifest = self.manifest(stored);
         let Some(pin) = commit(&self.run.ds, &manifest)? else {
             return Ok(Outcome::Fenced);
@@ -166,7 +167,7 @@ impl<'a> Attempt<'a> {
         };
         // The view the driver keeps until the task's successors start: compact.
         Ok(Outcome::Committed(Arc::new(Committed::over(
-            base, task, pin, manifest,
+            base, task, pin, manifest, split,
         ))))
     }
 
