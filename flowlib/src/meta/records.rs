@@ -315,6 +315,10 @@ pub struct Heartbeat {
     /// own on a retry, and nobody else's.
     #[serde(default)]
     pub writer: String,
+    /// Set when the driver ended without its end record, with why it could not be written
+    /// (a full disk): readers show the run as failed, not killed. See `run::heartbeat`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_error: Option<String>,
 }
 
 /// How often a live run rewrites its heartbeat.

@@ -7,6 +7,7 @@
 
 mod bad_input;
 mod datastore;
+mod disk_full;
 mod run;
 mod show;
 
