@@ -8,6 +8,7 @@
 mod bad_input;
 mod datastore;
 mod disk_full;
+mod parents;
 mod run;
 mod show;
 
