@@ -70,9 +70,9 @@ pub(crate) struct InputRef {
 
 impl InputRef {
     /// The foreach index of the input's task (its committed view knows it).
-    pub(crate) fn index(&self) -> &IndexPath {
-        static ROOT: IndexPath = IndexPath(Vec::new());
-        self.committed.task.as_ref().map_or(&ROOT, |t| &t.index)
+    pub(crate) fn index(&self) -> IndexPath {
+        let t = self.committed.task.as_ref();
+        t.map_or_else(IndexPath::root, |t| t.index.path())
     }
 }
 
@@ -113,7 +113,7 @@ impl<S> Inputs<S> {
     pub fn task_ids(&self) -> Vec<String> {
         self.refs
             .iter()
-            .map(|r| crate::meta::task_id(r.step, r.index()))
+            .map(|r| crate::meta::task_id(r.step, &r.index()))
             .collect()
     }
 
@@ -197,7 +197,7 @@ impl<S> Inputs<S> {
         Some(state.map(|state| Input {
             state,
             step: r.step,
-            index: r.index().clone(),
+            index: r.index(),
         }))
     }
 
@@ -239,7 +239,7 @@ impl<S> fmt::Debug for Inputs<S> {
         let ids: Vec<String> = self
             .refs
             .iter()
-            .map(|r| crate::meta::task_id(r.step, r.index()))
+            .map(|r| crate::meta::task_id(r.step, &r.index()))
             .collect();
         f.debug_struct("Inputs").field("tasks", &ids).finish()
     }

@@ -91,12 +91,43 @@ impl Artifacts {
     }
 }
 
+/// A foreach index path held inline up to three levels deep: no allocation per task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Idx {
+    Inline(u8, [u32; 3]),
+    Heap(Box<[u32]>),
+}
+
+impl Idx {
+    pub(crate) fn of(p: IndexPath) -> Idx {
+        match p.0.len() {
+            n @ 0..=3 => {
+                let mut v = [0; 3];
+                v[..n].copy_from_slice(&p.0);
+                Idx::Inline(n as u8, v)
+            }
+            _ => Idx::Heap(p.0.into_boxed_slice()),
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u32] {
+        match self {
+            Idx::Inline(n, v) => &v[..*n as usize],
+            Idx::Heap(v) => v,
+        }
+    }
+
+    pub(crate) fn path(&self) -> IndexPath {
+        IndexPath(self.as_slice().to_vec())
+    }
+}
+
 /// The attempt that produced a committed view: a [`TaskRef`] with shared names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TaskAt {
     pub(crate) run: Arc<str>,
     pub(crate) step: Arc<str>,
-    pub(crate) index: IndexPath,
+    pub(crate) index: Idx,
     pub(crate) attempt: u32,
 }
 
@@ -110,7 +141,7 @@ impl TaskAt {
         TaskAt {
             run: share(t.run, like.map(|l| &l.run)),
             step: share(t.step, like.map(|l| &l.step)),
-            index: t.index,
+            index: Idx::of(t.index),
             attempt: t.attempt,
         }
     }
@@ -120,14 +151,14 @@ impl TaskAt {
         TaskRef {
             run: self.run.to_string(),
             step: self.step.to_string(),
-            index: self.index.clone(),
+            index: self.index.path(),
             attempt: self.attempt,
         }
     }
 
     /// `step` or `step/2.5`.
     pub(crate) fn task_id(&self) -> String {
-        crate::meta::task_id(&self.step, &self.index)
+        crate::meta::task_id(&self.step, &self.index.path())
     }
 }
 

@@ -11,7 +11,7 @@ mod records;
 
 pub(crate) use crate::store::now_rfc3339;
 #[cfg(test)]
-pub(crate) use committed::Artifacts;
+pub(crate) use committed::{Artifacts, Idx};
 pub(crate) use committed::{Committed, TaskAt};
 pub use ids::IndexPath;
 pub(crate) use ids::{hostname, new_run_id, parse_task_id, username};

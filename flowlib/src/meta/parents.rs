@@ -138,9 +138,9 @@ impl Range {
 }
 
 /// Whether `index` is `within.child(i)` for some `i`: then `Some(i)`.
-pub(crate) fn last_within(index: &IndexPath, within: &IndexPath) -> Option<u32> {
-    let (last, head) = index.0.split_last()?;
-    (head == within.0.as_slice()).then_some(*last)
+pub(crate) fn last_within(index: &[u32], within: &[u32]) -> Option<u32> {
+    let (last, head) = index.split_last()?;
+    (head == within).then_some(*last)
 }
 
 impl Parents {
@@ -185,12 +185,12 @@ impl Parents {
 
     /// Append a parent: attempt `attempt` of task `index` of step `step` of run `run`. A
     /// foreach sibling that follows the previous parent extends its range.
-    pub(crate) fn push(&mut self, run: &str, step: &str, index: &IndexPath, attempt: u32) {
+    pub(crate) fn push(&mut self, run: &str, step: &str, index: &[u32], attempt: u32) {
         match self.entries.last_mut() {
             Some(Entry::Range(r))
                 if r.run == run
                     && r.step == step
-                    && last_within(index, &r.within) == Some(r.foreach.end)
+                    && last_within(index, &r.within.0) == Some(r.foreach.end)
                     && r.foreach.end < u32::MAX =>
             {
                 if attempt != r.attempt {
@@ -201,9 +201,10 @@ impl Parents {
             }
             Some(Entry::One(t)) if t.run == run && t.step == step => {
                 let within = t.index.parent();
-                if let (Some(a), Some(b)) =
-                    (last_within(&t.index, &within), last_within(index, &within))
-                {
+                if let (Some(a), Some(b)) = (
+                    last_within(&t.index.0, &within.0),
+                    last_within(index, &within.0),
+                ) {
                     if a.checked_add(1) == Some(b) && b < u32::MAX {
                         let mut attempts = BTreeMap::new();
                         if attempt != t.attempt {
@@ -230,7 +231,7 @@ impl Parents {
         self.entries.push(Entry::One(TaskRef {
             run: run.to_string(),
             step: step.to_string(),
-            index: index.clone(),
+            index: IndexPath(index.to_vec()),
             attempt,
         }));
     }
@@ -240,7 +241,7 @@ impl FromIterator<TaskRef> for Parents {
     fn from_iter<I: IntoIterator<Item = TaskRef>>(iter: I) -> Self {
         let mut p = Parents::new();
         for t in iter {
-            p.push(&t.run, &t.step, &t.index, t.attempt);
+            p.push(&t.run, &t.step, &t.index.0, t.attempt);
         }
         p
     }

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::exec::{Dispatch, Executor, Finished};
 use crate::flow::graph::TaskKey;
 use crate::flow::{Flow, Graph, Resources};
-use crate::meta::{Artifacts, AttemptStatus, Committed, IndexPath, RunStatus, TaskAt};
+use crate::meta::{Artifacts, AttemptStatus, Committed, Idx, IndexPath, RunStatus, TaskAt};
 use crate::prelude::*;
 use crate::run::events::{EventSink, Recorder, RunEvent};
 use crate::run::scheduler::{FenceResult, Prefilled, Scheduler, Tally};
@@ -147,7 +147,7 @@ fn committed(step: &str, index: &IndexPath, attempt: u32, items: Option<u64>) ->
         task: Some(TaskAt {
             run: "r1".into(),
             step: step.into(),
-            index: index.clone(),
+            index: Idx::of(index.clone()),
             attempt,
         }),
         manifest: Some(BlobRef {

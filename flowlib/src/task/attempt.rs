@@ -198,11 +198,11 @@ fn parents_of(r: &Resolved) -> Parents {
     let mut parents = Parents::new();
     let base = r.base.task.as_ref();
     if let Some(t) = base {
-        parents.push(&t.run, &t.step, &t.index, t.attempt);
+        parents.push(&t.run, &t.step, t.index.as_slice(), t.attempt);
     }
     for t in r.inputs.iter().filter_map(|(_, c)| c.task.as_ref()) {
         if Some(t) != base {
-            parents.push(&t.run, &t.step, &t.index, t.attempt);
+            parents.push(&t.run, &t.step, t.index.as_slice(), t.attempt);
         }
     }
     parents

@@ -152,7 +152,7 @@ impl Pin {
                 manifests,
             }) if **run == *t.run
                 && **step == *t.step
-                && last_within(&t.index, within).map(u64::from)
+                && last_within(t.index.as_slice(), &within.0).map(u64::from)
                     == Some(u64::from(*start) + manifests.len() as u64) =>
             {
                 let i = *start + manifests.len() as u32;
@@ -164,10 +164,10 @@ impl Pin {
             Some(Pin::Task { task, manifest })
                 if *task.run == *t.run
                     && *task.step == *t.step
-                    && next_sibling(&task.index, &t.index).is_some() =>
+                    && next_sibling(&task.index.0, t.index.as_slice()).is_some() =>
             {
-                let within = t.index.parent();
-                let start = next_sibling(&task.index, &t.index).expect("checked");
+                let within = t.index.path().parent();
+                let start = next_sibling(&task.index.0, t.index.as_slice()).expect("checked");
                 let mut attempts = BTreeMap::new();
                 if t.attempt != task.attempt {
                     attempts.insert(start + 1, t.attempt);
@@ -216,10 +216,10 @@ impl Pin {
 }
 
 /// `Some(i)` when `b` is the foreach sibling right after `a`, which is `within.child(i)`.
-fn next_sibling(a: &IndexPath, b: &IndexPath) -> Option<u32> {
-    let within = b.parent();
-    let i = last_within(a, &within)?;
-    (i.checked_add(1) == last_within(b, &within)).then_some(i)
+fn next_sibling(a: &[u32], b: &[u32]) -> Option<u32> {
+    let (_, within) = b.split_last()?;
+    let i = last_within(a, within)?;
+    (i.checked_add(1) == last_within(b, within)).then_some(i)
 }
 
 /// Read attempt `task` by the manifest `manifest` its commit record pins; it must have

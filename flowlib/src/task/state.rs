@@ -197,7 +197,7 @@ impl<F: Flow> LoadInput<F> for JoinLoader {
             None,
             format!(
                 "input {} of join {}",
-                crate::meta::task_id(input.step, input.index()),
+                crate::meta::task_id(input.step, &input.index()),
                 self.join
             ),
         );
@@ -214,7 +214,7 @@ impl<F: Flow> LoadInput<F> for JoinLoader {
             None,
             format!(
                 "input {} of join {} (merge_artifacts)",
-                crate::meta::task_id(input.step, input.index()),
+                crate::meta::task_id(input.step, &input.index()),
                 self.join
             ),
         );
