@@ -333,3 +333,53 @@ impl TaskSpec {
         Ok(spec)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::{AttemptStatus, TaskManifest};
+
+    fn committed(run: &str, step: &str, index: &[u32], attempt: u32) -> Committed {
+        let task = TaskRef {
+            run: run.into(),
+            step: step.into(),
+            index: IndexPath(index.to_vec()),
+            attempt,
+        };
+        let m: TaskManifest = serde_json::from_value(serde_json::json!({
+            "version": 1, "flow": "F", "run": run, "step": step, "index": index,
+            "attempt": attempt, "parents": [], "artifacts": {}, "foreach_count": null,
+            "status": "ok", "error": null, "started": "", "finished": "",
+            "timings": {"load_ms": 0.0, "step_ms": 0.0, "store_ms": 0.0}, "host": "", "pid": 0
+        }))
+        .unwrap();
+        let id = format!("{run}/{step}/{index:?}@{attempt}");
+        let pin = BlobRef {
+            digest: Digest::of(id.as_bytes()),
+            size: id.len() as u64,
+        };
+        Committed::of(task, pin, m)
+    }
+
+    #[test]
+    fn a_joins_foreach_inputs_are_one_pin_that_expands_to_each_input_in_order() {
+        let mut inputs: Vec<Committed> = (0..1000)
+            .map(|i| committed("R", "work", &[4, i], u32::from(i == 3) * 2))
+            .collect();
+        // A reused item from the origin run breaks the range; so does another step.
+        inputs.push(committed("origin", "work", &[4, 1000], 0));
+        inputs.push(committed("R", "other", &[4], 0));
+        let want: Vec<(TaskRef, BlobRef)> = inputs
+            .iter()
+            .map(|c| (c.task.as_ref().unwrap().to_ref(), c.manifest.unwrap()))
+            .collect();
+        let pins = Pin::all(&inputs);
+        assert_eq!(pins.len(), 3, "{pins:?}");
+        let json = serde_json::to_string(&pins).unwrap();
+        assert!(json.contains(r#""attempts":{"3":2}"#), "{}", &json[..300]);
+        let back: Vec<Pin> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, pins);
+        let got: Vec<(TaskRef, BlobRef)> = back.iter().flat_map(Pin::tasks).collect();
+        assert_eq!(got, want);
+    }
+}
