@@ -337,7 +337,7 @@ impl TaskSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::{AttemptStatus, TaskManifest};
+    use crate::meta::TaskManifest;
 
     fn committed(run: &str, step: &str, index: &[u32], attempt: u32) -> Committed {
         let task = TaskRef {
