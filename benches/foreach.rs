@@ -4,7 +4,9 @@
 //! cargo bench -p flowlib-benches --bench foreach -- [N]   (default N = 10000; 100000 for the big join)
 //! ```
 //! Prints the join task's phase times, the wall time of the whole run, the amortized time per task, and the process's
-//! user and system CPU time. The datastore goes in `$BENCH_DIR` (default: the system temp
+//! user and system CPU time; the peak RSS of the process when the run returns (the driver,
+//! its executor threads and the join task; before the client reads anything) and the size of
+//! the join's manifest. The datastore goes in `$BENCH_DIR` (default: the system temp
 //! directory): per task the run creates three small files (an artifact blob, the manifest,
 //! the commit record), so the filesystem's file-creation cost shows in the result.
 
@@ -66,6 +68,7 @@ fn main() {
     let t0 = Instant::now();
     let summary = flowlib::run::<Fanout>(&ds, &opts).expect("run starts");
     let wall = t0.elapsed();
+    let driver_peak_kib = peak_rss_kib();
     assert_eq!(summary.status, flowlib::RunStatus::Succeeded, "{summary:?}");
     let run = flowlib::Run::<Fanout>::open(&ds, &summary.run_id).unwrap();
     let gather = run.task("gather").unwrap();
@@ -76,6 +79,10 @@ fn main() {
         t.load_ms, t.step_ms, t.store_ms
     );
     assert_eq!(total, (0..u64::from(n)).map(|i| i * 2).sum::<u64>());
+    let manifest_bytes = gather.attempt().manifest_ref.map_or(0, |r| r.size);
+    println!(
+        "run peak RSS (VmHWM when the run returned): {driver_peak_kib} KiB; join manifest: {manifest_bytes} bytes"
+    );
     let tasks = summary.tasks_ok;
     // SAFETY: getrusage only writes into the struct we pass.
     let (user, sys) = unsafe {
@@ -91,4 +98,16 @@ fn main() {
         wall.as_secs_f64() * 1e6 / tasks as f64,
         dir.path().parent().map(|p| p.display().to_string()).unwrap_or_default()
     );
+}
+
+/// The process's peak resident set size so far (`VmHWM`), in KiB; 0 where `/proc` has none.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }

@@ -1,7 +1,9 @@
 //! Crash-test hook: `FLOWLIB_TEST_HOLD=<point>[@<task>]` makes the process announce
 //! `FLOWLIB_HOLD <point> <task>` on stderr and stop at that point of the commit protocol,
 //! so a test can SIGKILL it at an exact instant (between a blob write and its commit, in
-//! the middle of a large upload, ...). Unset, it costs one atomic load.
+//! the middle of a large upload, ...). Unset, it costs one atomic load. With
+//! `FLOWLIB_TEST_RELEASE=<file>` too, the process goes on once `<file>` exists: the test
+//! changes the world at that instant (fills the disk) and lets the run continue.
 
 use std::io::Write;
 use std::sync::OnceLock;
@@ -35,6 +37,13 @@ pub(crate) fn hold(point: &str, task: &str) {
     let _ = writeln!(err, "FLOWLIB_HOLD {point} {task}");
     let _ = err.flush();
     drop(err);
+    if let Some(release) = std::env::var_os("FLOWLIB_TEST_RELEASE") {
+        let release = std::path::PathBuf::from(release);
+        while !release.exists() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        return;
+    }
     loop {
         std::thread::park();
     }

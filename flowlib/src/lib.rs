@@ -96,9 +96,9 @@ pub use maintenance::{
 };
 pub use meta::query::{Attempts, Damaged};
 pub use meta::{
-    AttemptStatus, CodeIdentity, CommitRecord, ExitRecord, Heartbeat, IndexPath, ResumeInfo,
-    ReuseRecord, ReusedTask, RunEnd, RunInfo, RunRecord, RunStatus, StepShape, TaskAttempt,
-    TaskManifest, TaskRef, Timings,
+    AttemptStatus, CodeIdentity, CommitRecord, ExitRecord, Heartbeat, IndexPath, Parents,
+    ResumeInfo, ReuseRecord, ReusedTask, RunEnd, RunInfo, RunRecord, RunStatus, StepShape,
+    TaskAttempt, TaskManifest, TaskRef, Timings,
 };
 pub use run::progress::ProgressMode;
 pub use run::{initial_state, resume, run, ResumeOptions, RunOptions, RunSummary};

@@ -65,8 +65,15 @@ pub struct Inputs<S> {
 #[derive(Clone)]
 pub(crate) struct InputRef {
     pub(crate) step: &'static str,
-    pub(crate) index: IndexPath,
     pub(crate) committed: Arc<Committed>,
+}
+
+impl InputRef {
+    /// The foreach index of the input's task (its committed view knows it).
+    pub(crate) fn index(&self) -> IndexPath {
+        let t = self.committed.task.as_ref();
+        t.map_or_else(IndexPath::root, |t| t.index.path())
+    }
 }
 
 /// The payload `Inputs::get` unwinds with when an input cannot be read.
@@ -106,7 +113,7 @@ impl<S> Inputs<S> {
     pub fn task_ids(&self) -> Vec<String> {
         self.refs
             .iter()
-            .map(|r| crate::meta::task_id(r.step, &r.index))
+            .map(|r| crate::meta::task_id(r.step, &r.index()))
             .collect()
     }
 
@@ -190,7 +197,7 @@ impl<S> Inputs<S> {
         Some(state.map(|state| Input {
             state,
             step: r.step,
-            index: r.index.clone(),
+            index: r.index(),
         }))
     }
 
@@ -232,7 +239,7 @@ impl<S> fmt::Debug for Inputs<S> {
         let ids: Vec<String> = self
             .refs
             .iter()
-            .map(|r| crate::meta::task_id(r.step, &r.index))
+            .map(|r| crate::meta::task_id(r.step, &r.index()))
             .collect();
         f.debug_struct("Inputs").field("tasks", &ids).finish()
     }

@@ -1,19 +1,175 @@
 //! The one view of a committed task that the scheduler, resume, the task entry point and
 //! the client share.
+//!
+//! The driver holds one such view per task until the tasks that read it start: a join over
+//! a foreach of 100,000 items holds 100,000 of them. So the view is compact. Names are
+//! shared (`Arc<str>`: field names are interned, a task's run and step come from its
+//! base's where they are equal), and a task's artifacts are stored as the entries that
+//! differ from a table it shares with its base: a foreach item that changes one field of
+//! five holds one entry, not five.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 
-use crate::meta::{AttemptStatus, TaskAttempt, TaskManifest, TaskRef};
+use crate::meta::{AttemptStatus, IndexPath, TaskAttempt, TaskManifest, TaskRef};
 use crate::store::BlobRef;
+
+/// One interned copy of each field name: a process sees few distinct ones.
+fn intern(name: &str) -> Arc<str> {
+    static NAMES: Mutex<Option<HashSet<Arc<str>>>> = Mutex::new(None);
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    let names = names.get_or_insert_with(HashSet::new);
+    if let Some(n) = names.get(name) {
+        return n.clone();
+    }
+    let n: Arc<str> = Arc::from(name);
+    names.insert(n.clone());
+    n
+}
+
+type Entry = (Arc<str>, BlobRef);
+
+/// A committed task's artifacts: name → blob, compactly (see the module docs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Artifacts {
+    /// A table that tasks share (a split's, with all 100,000 of its items): every name in
+    /// it is an artifact of this task too.
+    shared: Option<Arc<[Entry]>>,
+    /// Sorted by name: the entries that differ from `shared` or are not in it.
+    own: Box<[Entry]>,
+}
+
+fn table<T: FromIterator<Entry>>(map: impl IntoIterator<Item = (String, BlobRef)>) -> T {
+    // A BTreeMap iterates sorted by name; `get` relies on it.
+    map.into_iter().map(|(k, v)| (intern(&k), v)).collect()
+}
+
+fn find<'a>(t: &'a [Entry], name: &str) -> Option<&'a BlobRef> {
+    t.binary_search_by(|(k, _)| (**k).cmp(name))
+        .ok()
+        .map(|i| &t[i].1)
+}
+
+impl Artifacts {
+    /// All of `map`, as a table other tasks can share.
+    pub(crate) fn full(map: BTreeMap<String, BlobRef>) -> Artifacts {
+        Artifacts {
+            shared: Some(table(map)),
+            own: Box::new([]),
+        }
+    }
+
+    /// `map`, stored as what differs from the table `base` shares when it has every
+    /// artifact that table has (a step's output has every field of the state), else on
+    /// its own.
+    pub(crate) fn over(base: &Artifacts, map: BTreeMap<String, BlobRef>) -> Artifacts {
+        let Some(shared) = &base.shared else {
+            return Artifacts::full(map);
+        };
+        if !shared.iter().all(|(k, _)| map.contains_key(&**k)) {
+            return Artifacts::full(map);
+        }
+        let own = map.into_iter().filter(|(k, v)| find(shared, k) != Some(v));
+        Artifacts {
+            own: table(own),
+            shared: Some(shared.clone()),
+        }
+    }
+
+    /// The blob of artifact `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<&BlobRef> {
+        find(&self.own, name).or_else(|| find(self.shared.as_deref()?, name))
+    }
+
+    /// Every artifact, sorted by name.
+    pub(crate) fn to_map(&self) -> BTreeMap<String, BlobRef> {
+        let shared = self.shared.iter().flat_map(|t| t.iter());
+        shared
+            .chain(self.own.iter())
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect()
+    }
+}
+
+/// A foreach index path held inline up to three levels deep: no allocation per task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Idx {
+    Inline(u8, [u32; 3]),
+    Heap(Box<[u32]>),
+}
+
+impl Idx {
+    pub(crate) fn of(p: IndexPath) -> Idx {
+        match p.0.len() {
+            n @ 0..=3 => {
+                let mut v = [0; 3];
+                v[..n].copy_from_slice(&p.0);
+                Idx::Inline(n as u8, v)
+            }
+            _ => Idx::Heap(p.0.into_boxed_slice()),
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u32] {
+        match self {
+            Idx::Inline(n, v) => &v[..*n as usize],
+            Idx::Heap(v) => v,
+        }
+    }
+
+    pub(crate) fn path(&self) -> IndexPath {
+        IndexPath(self.as_slice().to_vec())
+    }
+}
+
+/// The attempt that produced a committed view: a [`TaskRef`] with shared names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TaskAt {
+    pub(crate) run: Arc<str>,
+    pub(crate) step: Arc<str>,
+    pub(crate) index: Idx,
+    pub(crate) attempt: u32,
+}
+
+impl TaskAt {
+    /// `t`, sharing the run's and the step's name with `like` where they are equal.
+    fn of(t: TaskRef, like: Option<&TaskAt>) -> TaskAt {
+        let share = |s: String, other: Option<&Arc<str>>| match other {
+            Some(o) if **o == *s => o.clone(),
+            _ => Arc::from(s),
+        };
+        TaskAt {
+            run: share(t.run, like.map(|l| &l.run)),
+            step: share(t.step, like.map(|l| &l.step)),
+            index: Idx::of(t.index),
+            attempt: t.attempt,
+        }
+    }
+
+    /// As a record's task reference.
+    pub(crate) fn to_ref(&self) -> TaskRef {
+        TaskRef {
+            run: self.run.to_string(),
+            step: self.step.to_string(),
+            index: self.index.path(),
+            attempt: self.attempt,
+        }
+    }
+
+    /// `step` or `step/2.5`.
+    pub(crate) fn task_id(&self) -> String {
+        crate::meta::task_id(&self.step, &self.index.path())
+    }
+}
 
 /// A committed task's artifacts, as the scheduler and readers know them.
 #[derive(Debug, Clone)]
 pub(crate) struct Committed {
     /// The attempt that produced them (`None` for a run's initial state).
-    pub(crate) task: Option<TaskRef>,
+    pub(crate) task: Option<TaskAt>,
     /// The manifest the attempt's commit record pins (`None` for a run's initial state).
     pub(crate) manifest: Option<BlobRef>,
-    pub(crate) artifacts: BTreeMap<String, BlobRef>,
+    pub(crate) artifacts: Artifacts,
     pub(crate) foreach_count: Option<u64>,
     pub(crate) status: AttemptStatus,
 }
@@ -24,7 +180,7 @@ impl Committed {
         Committed {
             task: None,
             manifest: None,
-            artifacts,
+            artifacts: Artifacts::full(artifacts),
             foreach_count: None,
             status: AttemptStatus::Ok,
         }
@@ -33,9 +189,32 @@ impl Committed {
     /// The view of attempt `task`, committed with the manifest `m` its record pins as `pin`.
     pub(crate) fn of(task: TaskRef, pin: BlobRef, m: TaskManifest) -> Committed {
         Committed {
-            task: Some(task),
+            task: Some(TaskAt::of(task, None)),
             manifest: Some(pin),
-            artifacts: m.artifacts,
+            artifacts: Artifacts::full(m.artifacts),
+            foreach_count: m.foreach_count,
+            status: m.status,
+        }
+    }
+
+    /// The view of attempt `task` that started from `base`, just committed with manifest
+    /// `m` as `pin`, sharing names with `base`. A split's artifacts are a table of their
+    /// own, which all its items share; any other task's are what differs from its base's.
+    pub(crate) fn over(
+        base: &Committed,
+        task: TaskRef,
+        pin: BlobRef,
+        m: TaskManifest,
+        split: bool,
+    ) -> Committed {
+        let artifacts = match split {
+            true => Artifacts::full(m.artifacts),
+            false => Artifacts::over(&base.artifacts, m.artifacts),
+        };
+        Committed {
+            task: Some(TaskAt::of(task, base.task.as_ref())),
+            manifest: Some(pin),
+            artifacts,
             foreach_count: m.foreach_count,
             status: m.status,
         }
@@ -48,5 +227,53 @@ impl Committed {
         let mut c = Committed::of(a.source.clone(), pin, m.clone());
         c.status = a.status;
         a.status.is_success().then_some(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Digest;
+
+    fn blob(s: &str) -> BlobRef {
+        BlobRef {
+            digest: Digest::of(s.as_bytes()),
+            size: s.len() as u64,
+        }
+    }
+
+    fn map(entries: &[(&str, &str)]) -> BTreeMap<String, BlobRef> {
+        entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), blob(v)))
+            .collect()
+    }
+
+    #[test]
+    fn artifacts_over_a_base_keep_only_what_differs_and_read_the_same() {
+        let base = Artifacts::full(map(&[("a", "1"), ("b", "2"), ("c", "3")]));
+        let child_map = map(&[("a", "1"), ("b", "changed"), ("c", "3"), ("d", "new")]);
+        let child = Artifacts::over(&base, child_map.clone());
+        assert_eq!(child.own.len(), 2, "only b and d are its own");
+        assert!(Arc::ptr_eq(
+            child.shared.as_ref().unwrap(),
+            base.shared.as_ref().unwrap()
+        ));
+        assert_eq!(child.to_map(), child_map);
+        for (k, v) in &child_map {
+            assert_eq!(child.get(k), Some(v), "{k}");
+        }
+        assert_eq!(child.get("e"), None);
+        // A grandchild shares the same table, not a chain.
+        let grand = Artifacts::over(&child, child_map.clone());
+        assert!(Arc::ptr_eq(
+            grand.shared.as_ref().unwrap(),
+            child.shared.as_ref().unwrap()
+        ));
+        assert_eq!(grand.to_map(), child_map);
+        // Missing one of the base's names: stored on its own.
+        let lone = Artifacts::over(&base, map(&[("a", "1")]));
+        assert!(lone.own.is_empty(), "a table of its own");
+        assert_eq!(lone.to_map(), map(&[("a", "1")]));
     }
 }

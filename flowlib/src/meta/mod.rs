@@ -6,15 +6,20 @@ mod committed;
 pub(crate) mod identity;
 mod ids;
 pub(crate) mod logs;
+mod parents;
 pub(crate) mod query;
 mod records;
 
 pub(crate) use crate::store::now_rfc3339;
-pub(crate) use committed::Committed;
+#[cfg(test)]
+pub(crate) use committed::{Artifacts, Idx};
+pub(crate) use committed::{Committed, TaskAt};
 pub use ids::IndexPath;
 pub(crate) use ids::{hostname, new_run_id, parse_task_id, username};
 pub(crate) use ids::{task_id, validate_run_id};
 pub use logs::ExitRecord;
+pub use parents::Parents;
+pub(crate) use parents::{last_within, string_keys};
 pub use query::{RunInfo, TaskAttempt};
 pub use records::{
     AttemptStatus, CodeIdentity, CommitRecord, Heartbeat, ResumeInfo, ReuseRecord, ReusedTask,

@@ -27,12 +27,19 @@ pub struct RunInfo {
 }
 
 impl RunInfo {
-    /// Succeeded, failed, or running (or killed before it could say).
+    /// Succeeded, failed, or running (or killed before it could say). A run whose driver
+    /// could not write its end record (a full disk) and said so in its heartbeat failed.
     pub fn status(&self) -> RunStatus {
-        self.end
-            .as_ref()
-            .map(|e| e.status)
-            .unwrap_or(RunStatus::Running)
+        match &self.end {
+            Some(e) => e.status,
+            None if self.end_error().is_some() => RunStatus::Failed,
+            None => RunStatus::Running,
+        }
+    }
+
+    /// Why the run's end record could not be written, when its driver recorded that.
+    pub fn end_error(&self) -> Option<&str> {
+        self.heartbeat.as_ref()?.end_error.as_deref()
     }
 
     /// Whether a run without an end record is still alive, when that can be told: by its
@@ -539,6 +546,7 @@ mod tests {
             refreshed: at.to_rfc3339(),
             ended,
             writer: String::new(),
+            end_error: None,
         }
     }
 

@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::meta::{task_id, IndexPath};
+use crate::meta::{task_id, IndexPath, Parents};
 use crate::store::{BlobRef, Digest};
 
 /// Version of the metadata records written by this flowlib.
@@ -232,8 +232,9 @@ pub struct TaskManifest {
     pub index: IndexPath,
     /// Attempt number.
     pub attempt: u32,
-    /// Tasks whose artifacts this task started from or joined.
-    pub parents: Vec<TaskRef>,
+    /// Tasks whose artifacts this task started from or joined, in order; a join's foreach
+    /// inputs are stored as ranges (see [`Parents`]).
+    pub parents: Parents,
     /// Artifact name to blob.
     pub artifacts: BTreeMap<String, BlobRef>,
     /// For foreach steps: the number of splits.
@@ -324,6 +325,10 @@ pub struct Heartbeat {
     /// own on a retry, and nobody else's.
     #[serde(default)]
     pub writer: String,
+    /// Set when the driver ended without its end record, with why it could not be written
+    /// (a full disk): readers show the run as failed, not killed. See `run::heartbeat`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_error: Option<String>,
 }
 
 /// How often a live run rewrites its heartbeat.

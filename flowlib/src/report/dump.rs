@@ -252,6 +252,9 @@ impl RunDump {
             let secs = e.duration_ms as f64 / 1000.0;
             let _ = writeln!(out, "  finished  {} ({secs:.2}s)", e.finished);
         }
+        if let Some(why) = self.info.end_error() {
+            let _ = writeln!(out, "  end record not written: {why}");
+        }
         let _ = writeln!(out, "  graph     {}", r.graph_digest);
         let _ = writeln!(
             out,

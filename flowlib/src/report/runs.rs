@@ -127,6 +127,9 @@ impl RunRow {
             let p: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
             details.push(p.join(" "));
         }
+        if let Some(why) = info.end_error() {
+            details.push(format!("end record not written: {why}"));
+        }
         if let Some(e) = end.as_ref().filter(|e| !e.failures.is_empty()) {
             let failed: Vec<&str> = e.failures.iter().map(|(t, _)| t.as_str()).collect();
             details.push(format!("failed: {}", failed.join(", ")));

@@ -3,6 +3,14 @@
 //! run's driver lives, and marked ended when the driver stops. Readers
 //! (`RunInfo::is_alive`, resume) judge a run dead when its heartbeat is ended, older than
 //! `HEARTBEAT_STALE`, or written by a process of this host that no longer exists.
+//!
+//! A driver that cannot write its end record (the disk is full) records why in the
+//! heartbeat ([`Beating::end_failed`]), and readers show such a run as failed. Why here: the
+//! heartbeat is the one record of the run that already exists and that the driver already
+//! rewrites, so on a local disk it can be rewritten in place, in blocks the file already
+//! has, when no new block can be had; a new record (or `end.json` itself) needs new blocks.
+//! Deriving "failed" from other evidence alone would not do: a run whose every task
+//! succeeded looks, without an end record, just like one killed before it could write it.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
@@ -23,6 +31,9 @@ pub(crate) struct Beating {
     thread: Option<JoinHandle<()>>,
     /// Whether the run record exists (else the heartbeat is removed on drop).
     pub(crate) recorded: bool,
+    /// Why the end record could not be written, once that happened: every later write of
+    /// the heartbeat keeps saying it.
+    end_error: Option<String>,
 }
 
 impl std::fmt::Debug for Beating {
@@ -31,13 +42,14 @@ impl std::fmt::Debug for Beating {
     }
 }
 
-fn beat(writer: &str, ended: bool) -> Heartbeat {
+fn beat(writer: &str, ended: bool, end_error: Option<&str>) -> Heartbeat {
     Heartbeat {
         host: hostname(),
         pid: std::process::id(),
         refreshed: now_rfc3339(),
         ended,
         writer: writer.to_string(),
+        end_error: end_error.map(str::to_string),
     }
 }
 
@@ -47,7 +59,7 @@ impl Beating {
     pub(crate) fn start(ds: &Datastore, flow: &str, run: &str) -> Result<Option<Beating>> {
         let rel = layout::heartbeat(flow, run);
         let writer = crate::store::unique_name();
-        if !ds.create_json(&rel, &beat(&writer, false))? {
+        if !ds.create_json(&rel, &beat(&writer, false, None))? {
             return Ok(None);
         }
         let (tx, rx) = mpsc::channel::<()>();
@@ -58,7 +70,8 @@ impl Beating {
                 match rx.recv_timeout(HEARTBEAT_PERIOD) {
                     // A failed write is tried again next period; readers allow three.
                     Err(RecvTimeoutError::Timeout) => {
-                        let _ = tds.put_json(&trel, &beat(&twriter, false), PutMode::Overwrite);
+                        let _ =
+                            tds.put_json(&trel, &beat(&twriter, false, None), PutMode::Overwrite);
                     }
                     Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
                 }
@@ -71,21 +84,48 @@ impl Beating {
             stop: Some(tx),
             thread: Some(thread),
             recorded: false,
+            end_error: None,
         }))
+    }
+
+    /// The end record could not be written, for reason `why`: stop refreshing and mark the
+    /// heartbeat ended with `why`, so readers show the run as failed rather than killed.
+    /// On a local disk the heartbeat is rewritten in place (see the module docs), else
+    /// overwritten. Returns whether the heartbeat now says so.
+    pub(crate) fn end_failed(&mut self, why: &str) -> bool {
+        self.stop_refreshing();
+        self.end_error = Some(why.to_string());
+        let record = beat(&self.writer, true, Some(why));
+        let bytes = serde_json::to_vec_pretty(&record).expect("metadata serializes to JSON");
+        match self.ds.rewrite_in_place(&self.rel, &bytes) {
+            Ok(true) => true,
+            Ok(false) | Err(_) => self
+                .ds
+                .put_json(&self.rel, &record, PutMode::Overwrite)
+                .is_ok(),
+        }
+    }
+
+    fn stop_refreshing(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
 impl Drop for Beating {
     fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stop_refreshing();
         // Best effort: a heartbeat left unmarked goes stale (and a killed driver's process
         // is gone at once on its own host).
         let _ = if self.recorded {
             self.ds
-                .put_json(&self.rel, &beat(&self.writer, true), PutMode::Overwrite)
+                .put_json(
+                    &self.rel,
+                    &beat(&self.writer, true, self.end_error.as_deref()),
+                    PutMode::Overwrite,
+                )
                 .map(|_| ())
         } else {
             self.ds.delete(&self.rel)

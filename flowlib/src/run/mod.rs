@@ -285,7 +285,7 @@ fn launch<F: Flow>(
     // A remote executor stores the code package now: a run that cannot ship its code
     // never starts.
     executor.begin(ds)?;
-    let (record, _heartbeat) = create_run_record(ds, record, l.reuse.as_ref())?;
+    let (record, mut heartbeat) = create_run_record(ds, record, l.reuse.as_ref())?;
     crate::failpoint::hold("after-run-record", &record.run_id);
     if opts.progress != ProgressMode::Quiet {
         let mut line = format!("flowlib: run {} of {} started", record.run_id, F::NAME);
@@ -336,11 +336,51 @@ fn launch<F: Flow>(
             .unwrap_or_default(),
     };
     crate::failpoint::hold("before-run-end", &summary.run_id);
-    ds.create_json(
-        &layout::run_end(F::NAME, &summary.run_id),
-        &summary.end_record(),
-    )?;
+    write_end(ds, F::NAME, &summary, &mut heartbeat)?;
     Ok(summary)
+}
+
+/// Write the run's `end.json`, trying a few times over a second (a disk may be freed by
+/// then). If it cannot be written, the heartbeat records why, so the run reads as failed
+/// rather than killed (see `run::heartbeat`), and the error names the record, the store
+/// and the cause (the OS error of a full disk).
+fn write_end(
+    ds: &Datastore,
+    flow: &str,
+    summary: &RunSummary,
+    heartbeat: &mut heartbeat::Beating,
+) -> Result<()> {
+    let rel = layout::run_end(flow, &summary.run_id);
+    let end = summary.end_record();
+    let mut tries = 0;
+    let e = loop {
+        match ds.create_json(&rel, &end) {
+            // Create-only: `false` means an end record is already there, which only this
+            // driver writes (its own earlier try whose response was lost).
+            Ok(_) => return Ok(()),
+            Err(e) if tries >= 2 => break e,
+            Err(_) => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(400));
+            }
+        }
+    };
+    let why = crate::error::chain(&e);
+    let recorded = heartbeat.end_failed(&why);
+    Err(Error::metadata(
+        ds.path(&rel),
+        format!(
+            "run {} finished ({}) but could not write its end record in {}: {why}; {}",
+            summary.run_id,
+            summary.status,
+            ds.url(),
+            if recorded {
+                "its heartbeat records the run as failed"
+            } else {
+                "its heartbeat could not be updated either, so it will show as killed"
+            }
+        ),
+    ))
 }
 
 /// Write `run.json` create-only under a fresh run id (ids are unique by construction;

@@ -50,11 +50,13 @@ struct Running {
     resolved: Resolved,
 }
 
-/// A join waiting for its inputs: how many it expects (known once its split committed).
+/// A join waiting for its inputs: how many it expects (known once its split committed),
+/// and those committed so far, by their place in the graph's inputs rule.
 #[derive(Debug, Default)]
 struct JoinWait {
     expected: Option<usize>,
     got: usize,
+    inputs: Vec<Option<Arc<Committed>>>,
 }
 
 /// What the run has done, when it is over.
@@ -88,8 +90,14 @@ pub(crate) struct Scheduler {
     /// Retries waiting for their backoff delay.
     delayed: Vec<Ready>,
     running: HashMap<TaskKey, Running>,
-    committed: HashMap<TaskKey, Arc<Committed>>,
+    // Per-task state is kept only while something still needs it, compactly: a committed
+    // task's view goes to its successors (`Ready`), to the join waiting for it (`joins`)
+    // or, for a split, to `splits` until its join starts; nothing is kept per task after.
+    /// Splits whose join has not started: the join's starting state.
+    splits: HashMap<TaskKey, Arc<Committed>>,
     joins: HashMap<TaskKey, JoinWait>,
+    /// Steps at least one task of which committed.
+    ran: Vec<bool>,
     failed: Vec<(String, String)>,
     failed_steps: HashSet<usize>,
     ok_count: usize,
@@ -112,8 +120,9 @@ impl Scheduler {
             ready: VecDeque::new(),
             delayed: Vec::new(),
             running: HashMap::new(),
-            committed: HashMap::new(),
+            splits: HashMap::new(),
             joins: HashMap::new(),
+            ran: vec![false; graph.steps().len()],
             failed: Vec::new(),
             failed_steps: HashSet::new(),
             ok_count: 0,
@@ -131,7 +140,7 @@ impl Scheduler {
             (start, IndexPath::root()),
             Resolved {
                 base: initial,
-                inputs: Vec::new(),
+                inputs: Arc::new([]),
             },
         );
     }
@@ -228,6 +237,11 @@ impl Scheduler {
             }
             i += 1;
         }
+        // A foreach of 100,000 items fills the queue at once; give the room back as it
+        // drains, so it does not add to the per-task state the run holds at its join.
+        if self.ready.capacity() > 1024 && self.ready.len() < self.ready.capacity() / 4 {
+            self.ready.shrink_to(self.ready.len() * 2);
+        }
     }
 
     fn on_started(&mut self, key: TaskKey, attempt: u32, now: Instant, resolved: Resolved) {
@@ -266,12 +280,7 @@ impl Scheduler {
                 attempt: r.attempt,
             },
             base: Pin::of(&r.resolved.base),
-            inputs: r
-                .resolved
-                .inputs
-                .iter()
-                .map(|(_, _, c)| Pin::of(c))
-                .collect(),
+            inputs: Pin::all(r.resolved.inputs.iter().map(|(_, c)| &**c)),
             params: self.run.params.clone(),
             checkpoint_sources,
             timeout_ms: step.timeout_ms,
@@ -301,6 +310,11 @@ impl Scheduler {
             step: key.0,
             tasks: 1,
         });
+        self.queue(key, resolved);
+    }
+
+    /// [`enqueue`](Self::enqueue) without its event (a foreach sends one for all its items).
+    fn queue(&mut self, key: TaskKey, resolved: Resolved) {
         if let Some(c) = self.pre.reuse.get(&key).cloned() {
             self.reused_count += 1;
             self.events.push(RunEvent::Reused {
@@ -476,8 +490,8 @@ impl Scheduler {
     }
 
     fn on_committed(&mut self, key: TaskKey, c: Arc<Committed>) {
-        let (s, p) = key.clone();
-        self.committed.insert(key, c.clone());
+        let (s, p) = key;
+        self.ran[s] = true;
         let step = &self.graph.steps()[s];
         match step.transition {
             Transition::End => {}
@@ -487,15 +501,22 @@ impl Scheduler {
                     .graph
                     .inputs_of(join, &p, |_| c.foreach_count.or(Some(0)))
                     .map_or(0, |i| i.joined.len());
-                self.joins.entry((join, p.clone())).or_default().expected = Some(expected);
+                let wait = self.joins.entry((join, p.clone())).or_default();
+                wait.expected = Some(expected);
+                wait.inputs.resize(expected, None);
+                self.splits.insert((s, p.clone()), c.clone());
                 let resolved = Resolved {
-                    base: c.clone(),
-                    inputs: Vec::new(),
+                    base: c,
+                    inputs: Arc::new([]),
                 };
                 if step.transition == Transition::Foreach {
                     let next = step.next[0];
+                    self.events.push(RunEvent::Queued {
+                        step: next,
+                        tasks: expected,
+                    });
                     for i in 0..expected as u32 {
-                        self.enqueue((next, p.child(i)), resolved.clone());
+                        self.queue((next, p.child(i)), resolved.clone());
                     }
                 } else {
                     for &n in &step.next {
@@ -508,19 +529,27 @@ impl Scheduler {
                 let n = step.next[0];
                 match self.graph.steps()[n].join {
                     Some((_, kind)) => {
-                        // The join's index: one level up when closing a foreach.
-                        let jp = match kind {
-                            JoinKind::Foreach => p.parent(),
-                            JoinKind::Branch => p,
+                        // The join's index (one level up when closing a foreach) and this
+                        // input's place among the join's inputs (`Graph::inputs_of` order).
+                        let (jp, place) = match kind {
+                            JoinKind::Foreach => (p.parent(), p.0.last().map(|&i| i as usize)),
+                            JoinKind::Branch => {
+                                let preds = &self.graph.steps()[n].preds;
+                                (p, preds.iter().position(|&q| q == s))
+                            }
                         };
-                        self.joins.entry((n, jp.clone())).or_default().got += 1;
+                        let wait = self.joins.entry((n, jp.clone())).or_default();
+                        wait.got += 1;
+                        if let Some(slot) = place.and_then(|i| wait.inputs.get_mut(i)) {
+                            *slot = Some(c);
+                        }
                         self.try_join(n, jp);
                     }
                     None => self.enqueue(
                         (n, p),
                         Resolved {
                             base: c,
-                            inputs: Vec::new(),
+                            inputs: Arc::new([]),
                         },
                     ),
                 }
@@ -539,21 +568,23 @@ impl Scheduler {
         if !complete {
             return;
         }
-        self.joins.remove(&key);
-        let committed = &self.committed;
-        let inputs = self
-            .graph
-            .inputs_of(join, &key.1, |k| {
-                committed.get(k).and_then(|c| c.foreach_count).or(Some(0))
-            })
+        let wait = self.joins.remove(&key).expect("complete");
+        let step = &self.graph.steps()[join];
+        let (split, kind) = step.join.expect("a join closes a split");
+        let base = self
+            .splits
+            .remove(&(split, key.1.clone()))
             .expect("the split committed before its arms");
-        let base = committed[&inputs.base.expect("a join has a split")].clone();
-        let joined = inputs
-            .joined
+        let joined = wait
+            .inputs
             .into_iter()
-            .map(|k| {
-                let c = committed[&k].clone();
-                (k.0, k.1, c)
+            .enumerate()
+            .map(|(i, c)| {
+                let pred = match kind {
+                    JoinKind::Foreach => step.preds[0],
+                    JoinKind::Branch => step.preds[i],
+                };
+                (pred, c.expect("every input of a complete join committed"))
             })
             .collect();
         self.enqueue(
@@ -575,7 +606,6 @@ impl Scheduler {
                 blocked[i] |= d;
             }
         }
-        let ran: HashSet<usize> = self.committed.keys().map(|(i, _)| *i).collect();
         let not_run = self
             .graph
             .steps()
@@ -583,7 +613,7 @@ impl Scheduler {
             .filter(|s| {
                 (blocked[s.index] || self.cancelled)
                     && !self.failed_steps.contains(&s.index)
-                    && !ran.contains(&s.index)
+                    && !self.ran[s.index]
             })
             .map(|s| s.name.to_string())
             .collect();

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::exec::{Dispatch, Executor, Finished};
 use crate::flow::graph::TaskKey;
 use crate::flow::{Flow, Graph, Resources};
-use crate::meta::{AttemptStatus, Committed, IndexPath, RunStatus, TaskRef};
+use crate::meta::{Artifacts, AttemptStatus, Committed, Idx, IndexPath, RunStatus, TaskAt};
 use crate::prelude::*;
 use crate::run::events::{EventSink, Recorder, RunEvent};
 use crate::run::scheduler::{FenceResult, Prefilled, Scheduler, Tally};
@@ -144,17 +144,17 @@ impl Harness {
 fn committed(step: &str, index: &IndexPath, attempt: u32, items: Option<u64>) -> Committed {
     let bytes = format!("{step}/{index}@{attempt}");
     Committed {
-        task: Some(TaskRef {
+        task: Some(TaskAt {
             run: "r1".into(),
             step: step.into(),
-            index: index.clone(),
+            index: Idx::of(index.clone()),
             attempt,
         }),
         manifest: Some(BlobRef {
             digest: Digest::of(bytes.as_bytes()),
             size: bytes.len() as u64,
         }),
-        artifacts: BTreeMap::new(),
+        artifacts: Artifacts::default(),
         foreach_count: items,
         status: AttemptStatus::Ok,
     }
@@ -198,14 +198,17 @@ fn foreach_join_waits_for_every_item_and_orders_its_inputs() {
     h.commit("work/1", None);
     assert_eq!(h.running(), ["gather"]);
     let join = h.take("gather");
+    assert!(
+        matches!(&join.spec.inputs[..], [Pin::Foreach { manifests, .. }] if manifests.len() == 3),
+        "a foreach join pins its inputs as one range: {:?}",
+        join.spec.inputs
+    );
     let order: Vec<String> = join
         .spec
         .inputs
         .iter()
-        .map(|p| match p {
-            Pin::Task { task, .. } => task.task_id(),
-            other => panic!("join input pinned as {other:?}"),
-        })
+        .flat_map(|p| p.tasks())
+        .map(|(task, _)| task.task_id())
         .collect();
     assert_eq!(order, ["work/0", "work/1", "work/2"]);
     assert!(matches!(&join.spec.base, Pin::Task { task, .. } if task.step == "start"));
@@ -424,11 +427,11 @@ fn nested_foreach_joins_close_each_level() {
     h.commit("cell/0.1", None);
     h.commit("cell/0.0", None);
     let inner = h.take("row_done/0");
-    assert_eq!(inner.spec.inputs.len(), 2);
+    assert_eq!(inner.spec.input_tasks().count(), 2);
     h.exec.running.push(inner);
     h.commit("row_done/0", None);
     let outer = h.take("grid_done");
-    assert_eq!(outer.spec.inputs.len(), 2);
+    assert_eq!(outer.spec.input_tasks().count(), 2);
     h.exec.running.push(outer);
     h.commit("grid_done", None);
     h.commit("end", None);

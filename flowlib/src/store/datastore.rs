@@ -46,6 +46,11 @@ pub(crate) const KNOWN_TTL: Duration = Duration::from_secs(3600);
 const CACHE_MAX_BLOB: u64 = 1 << 20;
 /// Total size of the in-memory blob cache.
 const CACHE_CAPACITY: u64 = 64 << 20;
+/// Blobs smaller than this are copied into the cache rather than shared (see `cache_put`).
+const TIGHT_COPY_BELOW: usize = 4096;
+/// What the cache spends on an entry besides the blob's bytes (map slot, digest, queue
+/// slot, `Bytes` header): counted, so that 100,000 tiny blobs do not pass as a few KiB.
+const CACHE_ENTRY_OVERHEAD: u64 = 128;
 
 /// Refuse a marker of another format or of a newer version than this flowlib reads.
 fn check_format(m: &Marker) -> std::result::Result<(), String> {
@@ -345,7 +350,15 @@ impl Datastore {
 
     pub(crate) fn cache_put(&self, digest: Digest, bytes: &Bytes) {
         if bytes.len() as u64 <= CACHE_MAX_BLOB {
-            self.inner.cache.lock().unwrap().put(digest, bytes.clone());
+            // A small blob's bytes are often a view of a larger buffer (the one it was
+            // encoded or read into), which a clone would keep alive whole: hold a tight
+            // copy, so the cache holds about what it counts.
+            let held = if bytes.len() < TIGHT_COPY_BELOW {
+                Bytes::copy_from_slice(bytes)
+            } else {
+                bytes.clone()
+            };
+            self.inner.cache.lock().unwrap().put(digest, held);
         }
     }
 
@@ -398,7 +411,7 @@ impl BlobCache {
     /// Drop an entry (its digest stays in `order` until evicted; eviction skips it).
     fn remove(&mut self, d: &Digest) {
         if let Some(b) = self.map.remove(d) {
-            self.bytes -= b.len() as u64;
+            self.bytes -= b.len() as u64 + CACHE_ENTRY_OVERHEAD;
         }
     }
 
@@ -406,7 +419,7 @@ impl BlobCache {
         if self.map.contains_key(&d) {
             return;
         }
-        self.bytes += b.len() as u64;
+        self.bytes += b.len() as u64 + CACHE_ENTRY_OVERHEAD;
         self.map.insert(d, b);
         self.order.push_back(d);
         while self.bytes > CACHE_CAPACITY {
@@ -414,7 +427,7 @@ impl BlobCache {
                 break;
             };
             if let Some(b) = self.map.remove(&old) {
-                self.bytes -= b.len() as u64;
+                self.bytes -= b.len() as u64 + CACHE_ENTRY_OVERHEAD;
             }
         }
     }

@@ -12,7 +12,8 @@ use crate::flow::{Ctx, Flow, InputRef, Inputs, Step, StepCall};
 use crate::meta::commit::commit;
 use crate::meta::logs;
 use crate::meta::{
-    now_rfc3339, AttemptStatus, Committed, TaskManifest, TaskRef, Timings, METADATA_VERSION,
+    now_rfc3339, AttemptStatus, Committed, Parents, TaskManifest, TaskRef, Timings,
+    METADATA_VERSION,
 };
 use crate::store::cas::{self, What};
 use crate::store::BlobRef;
@@ -107,7 +108,7 @@ pub(crate) fn execute<F: Flow>(
     };
     attempt.timings.store_ms = ms_since(t2);
     match stored {
-        Ok(s) => attempt.commit(s),
+        Ok(s) => attempt.commit(s, &resolved.base, step.closed_by.is_some()),
         Err(msg) => attempt.fail(msg),
     }
 }
@@ -125,7 +126,7 @@ struct Attempt<'a> {
     run: &'a RunContext,
     spec: &'a TaskSpec,
     task_id: String,
-    parents: Vec<TaskRef>,
+    parents: Parents,
     started: String,
     timings: Timings,
     /// Where the attempt's output is stored, when it is.
@@ -138,7 +139,7 @@ impl<'a> Attempt<'a> {
             run,
             spec,
             task_id: crate::meta::task_id(step.name, &spec.task.index),
-            parents: Vec::new(),
+            parents: Parents::new(),
             started: now_rfc3339(),
             timings: Timings::default(),
             logs: captured().then(|| logs::prefix(run.flow, &spec.task)),
@@ -167,24 +168,23 @@ impl<'a> Attempt<'a> {
         }
     }
 
-    /// Commit a successful or caught attempt.
-    fn commit(self, stored: Stored) -> Result<Outcome> {
+    /// Commit a successful or caught attempt that started from `base` (`split`: of a
+    /// foreach or branch step).
+    fn commit(self, stored: Stored, base: &Committed, split: bool) -> Result<Outcome> {
         let manifest = self.manifest(stored);
         let Some(pin) = commit(&self.run.ds, &manifest)? else {
             return Ok(Outcome::Fenced);
         };
-        Ok(Outcome::Committed(Arc::new(Committed {
-            task: Some(TaskRef {
-                run: manifest.run,
-                step: manifest.step,
-                index: manifest.index,
-                attempt: manifest.attempt,
-            }),
-            manifest: Some(pin),
-            artifacts: manifest.artifacts,
-            foreach_count: manifest.foreach_count,
-            status: manifest.status,
-        })))
+        let task = TaskRef {
+            run: manifest.run.clone(),
+            step: manifest.step.clone(),
+            index: manifest.index.clone(),
+            attempt: manifest.attempt,
+        };
+        // The view the driver keeps until the task's successors start: compact.
+        Ok(Outcome::Committed(Arc::new(Committed::over(
+            base, task, pin, manifest, split,
+        ))))
     }
 
     /// Commit a failed attempt with its error.
@@ -206,15 +206,22 @@ fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
-/// The tasks this attempt starts from and joins, each once.
-/// Linear in the number of inputs: a join over 100,000 items must not pay a quadratic scan.
-fn parents_of(r: &Resolved) -> Vec<TaskRef> {
-    let mut seen = std::collections::HashSet::new();
-    let all = std::iter::once(&r.base).chain(r.inputs.iter().map(|(_, _, c)| c));
-    all.filter_map(|c| c.task.as_ref())
-        .filter(|t| seen.insert(*t))
-        .cloned()
-        .collect()
+/// The tasks this attempt starts from and joins, each once, compactly: a join's foreach
+/// inputs become one range. Linear in the number of inputs, and no per-input allocation.
+/// The joined tasks are distinct (`Graph::inputs_of`), and the base is the split, never one
+/// of them; the check against the base only keeps "each once" true whatever the caller.
+fn parents_of(r: &Resolved) -> Parents {
+    let mut parents = Parents::new();
+    let base = r.base.task.as_ref();
+    if let Some(t) = base {
+        parents.push(&t.run, &t.step, t.index.as_slice(), t.attempt);
+    }
+    for t in r.inputs.iter().filter_map(|(_, c)| c.task.as_ref()) {
+        if Some(t) != base {
+            parents.push(&t.run, &t.step, t.index.as_slice(), t.attempt);
+        }
+    }
+    parents
 }
 
 /// Load the fields the step can see; the others pass through by reference. A foreach
@@ -247,9 +254,8 @@ fn join_inputs<F: Flow>(run: &Arc<RunContext>, step: &Step, r: &Resolved) -> Inp
     let refs = r
         .inputs
         .iter()
-        .map(|(s, idx, c)| InputRef {
+        .map(|(s, c)| InputRef {
             step: graph.steps()[*s].name,
-            index: idx.clone(),
             committed: c.clone(),
         })
         .collect();
@@ -347,7 +353,7 @@ fn store_caught<F: Flow>(
     base: &Committed,
     msg: String,
 ) -> Result<Stored, String> {
-    let mut artifacts = base.artifacts.clone();
+    let mut artifacts = base.artifacts.to_map();
     for (name, blob) in &run.params {
         artifacts.insert(name.clone(), *blob);
     }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::flow::{Graph, Resources};
 use crate::meta::commit::read_manifest;
-use crate::meta::{Committed, IndexPath, TaskRef};
+use crate::meta::{last_within, string_keys, Committed, IndexPath, TaskRef};
 use crate::store::{layout, BlobRef, Datastore, Digest};
 
 /// Version of the task spec format.
@@ -32,7 +32,7 @@ pub struct TaskSpec {
     pub task: TaskRef,
     /// The state the step starts from.
     pub base: Pin,
-    /// A join's inputs, in order.
+    /// A join's inputs, in order (a [`Pin::Foreach`] stands for a range of them).
     pub inputs: Vec<Pin>,
     /// The run's parameter blobs: they override inherited values.
     pub params: BTreeMap<String, BlobRef>,
@@ -65,6 +65,29 @@ pub enum Pin {
         /// Its manifest.
         manifest: BlobRef,
     },
+    /// Consecutive foreach siblings of one step of one run, each by the digest of its
+    /// manifest: a join over a foreach pins its inputs in one entry, not one per input.
+    Foreach {
+        /// The run holding the attempts.
+        run: String,
+        /// Their step.
+        step: String,
+        /// The index path of the split's task: member `k` is `within.child(start + k)`.
+        within: IndexPath,
+        /// The foreach index of the first member.
+        start: u32,
+        /// The attempt of every member not listed in `attempts`.
+        attempt: u32,
+        /// Members whose attempt differs: foreach index → attempt.
+        #[serde(
+            default,
+            skip_serializing_if = "BTreeMap::is_empty",
+            with = "string_keys"
+        )]
+        attempts: BTreeMap<u32, u32>,
+        /// Each member's manifest, in index order.
+        manifests: Vec<BlobRef>,
+    },
 }
 
 impl Pin {
@@ -72,43 +95,161 @@ impl Pin {
     pub(crate) fn of(c: &Committed) -> Pin {
         match (&c.task, c.manifest) {
             (Some(task), Some(manifest)) => Pin::Task {
-                task: task.clone(),
+                task: task.to_ref(),
                 manifest,
             },
             _ => Pin::Initial {
-                artifacts: c.artifacts.clone(),
+                artifacts: c.artifacts.to_map(),
             },
         }
     }
 
-    /// Read the pinned input from the store: one request for a task, none for an initial state.
+    /// The committed attempts this pin stands for, each with its manifest: none for an
+    /// initial state, one for a task, every member of a foreach range.
+    pub fn tasks(&self) -> impl Iterator<Item = (TaskRef, BlobRef)> + '_ {
+        let (one, range) = match self {
+            Pin::Initial { .. } => (None, None),
+            Pin::Task { task, manifest } => (Some((task.clone(), *manifest)), None),
+            Pin::Foreach {
+                run,
+                step,
+                within,
+                start,
+                attempt,
+                attempts,
+                manifests,
+            } => (
+                None,
+                Some((run, step, within, *start, *attempt, attempts, manifests)),
+            ),
+        };
+        one.into_iter().chain(range.into_iter().flat_map(
+            |(run, step, within, start, attempt, attempts, manifests)| {
+                manifests.iter().zip(start..).map(move |(m, i)| {
+                    let task = TaskRef {
+                        run: run.clone(),
+                        step: step.clone(),
+                        index: within.child(i),
+                        attempt: attempts.get(&i).copied().unwrap_or(attempt),
+                    };
+                    (task, *m)
+                })
+            },
+        ))
+    }
+
+    /// Append committed task `c` to `pins`: a foreach sibling of the previous pin joins
+    /// its range (a join over 100,000 items is one pin with 100,000 manifest digests).
+    fn push(pins: &mut Vec<Pin>, c: &Committed) {
+        let (Some(t), Some(m)) = (&c.task, c.manifest) else {
+            pins.push(Pin::of(c));
+            return;
+        };
+        match pins.last_mut() {
+            Some(Pin::Foreach {
+                run,
+                step,
+                within,
+                start,
+                attempt,
+                attempts,
+                manifests,
+            }) if **run == *t.run
+                && **step == *t.step
+                && last_within(t.index.as_slice(), &within.0).map(u64::from)
+                    == Some(u64::from(*start) + manifests.len() as u64) =>
+            {
+                let i = *start + manifests.len() as u32;
+                if t.attempt != *attempt {
+                    attempts.insert(i, t.attempt);
+                }
+                manifests.push(m);
+            }
+            Some(Pin::Task { task, manifest })
+                if *task.run == *t.run
+                    && *task.step == *t.step
+                    && next_sibling(&task.index.0, t.index.as_slice()).is_some() =>
+            {
+                let within = t.index.path().parent();
+                let start = next_sibling(&task.index.0, t.index.as_slice()).expect("checked");
+                let mut attempts = BTreeMap::new();
+                if t.attempt != task.attempt {
+                    attempts.insert(start + 1, t.attempt);
+                }
+                let first = Pin::Foreach {
+                    run: t.run.to_string(),
+                    step: t.step.to_string(),
+                    within,
+                    start,
+                    attempt: task.attempt,
+                    attempts,
+                    manifests: vec![*manifest, m],
+                };
+                *pins.last_mut().expect("a last pin") = first;
+            }
+            _ => pins.push(Pin::of(c)),
+        }
+    }
+
+    /// Pin a join's inputs, in order.
+    pub(crate) fn all<'a>(inputs: impl IntoIterator<Item = &'a Committed>) -> Vec<Pin> {
+        let mut pins = Vec::new();
+        for c in inputs {
+            Pin::push(&mut pins, c);
+        }
+        // The digests grew by doubling; a 100,000-input spec should not carry the slack.
+        for p in &mut pins {
+            if let Pin::Foreach { manifests, .. } = p {
+                manifests.shrink_to_fit();
+            }
+        }
+        pins
+    }
+
+    /// Read the pinned input from the store: one request for a task, none for an initial
+    /// state. A foreach range stands for several inputs: use [`TaskSpec::resolve`].
     pub(crate) fn resolve(&self, ds: &Datastore) -> Result<Committed> {
         match self {
             Pin::Initial { artifacts } => Ok(Committed::initial(artifacts.clone())),
-            Pin::Task { task, manifest } => {
-                let m = read_manifest(ds, *manifest, &task.task_id())?;
-                if !m.status.is_success() {
-                    return Err(Error::metadata(
-                        ds.path(&layout::manifest(&manifest.digest)),
-                        format!(
-                            "input task {} did not succeed ({})",
-                            task.task_id(),
-                            m.status
-                        ),
-                    ));
-                }
-                Ok(Committed::of(task.clone(), *manifest, m))
-            }
+            Pin::Task { task, manifest } => resolve_task(ds, task.clone(), *manifest),
+            Pin::Foreach { .. } => Err(Error::internal(
+                "a foreach range pins join inputs, never the state a task starts from",
+            )),
         }
     }
+}
+
+/// `Some(i)` when `b` is the foreach sibling right after `a`, which is `within.child(i)`.
+fn next_sibling(a: &[u32], b: &[u32]) -> Option<u32> {
+    let (_, within) = b.split_last()?;
+    let i = last_within(a, within)?;
+    (i.checked_add(1) == last_within(b, within)).then_some(i)
+}
+
+/// Read attempt `task` by the manifest `manifest` its commit record pins; it must have
+/// succeeded.
+fn resolve_task(ds: &Datastore, task: TaskRef, manifest: BlobRef) -> Result<Committed> {
+    let m = read_manifest(ds, manifest, &task.task_id())?;
+    if !m.status.is_success() {
+        return Err(Error::metadata(
+            ds.path(&layout::manifest(&manifest.digest)),
+            format!(
+                "input task {} did not succeed ({})",
+                task.task_id(),
+                m.status
+            ),
+        ));
+    }
+    Ok(Committed::of(task, manifest, m))
 }
 
 /// A task's inputs, read: what the thread executor passes along in memory.
 #[derive(Clone, Debug)]
 pub(crate) struct Resolved {
     pub(crate) base: Arc<Committed>,
-    /// Join inputs: (step index, foreach index, committed view).
-    pub(crate) inputs: Vec<(usize, IndexPath, Arc<Committed>)>,
+    /// Join inputs: (step index, committed view), shared: dispatching a join over 100,000
+    /// inputs clones one pointer.
+    pub(crate) inputs: Arc<[(usize, Arc<Committed>)]>,
 }
 
 impl TaskSpec {
@@ -117,20 +258,31 @@ impl TaskSpec {
         self.task.task_id()
     }
 
+    /// A join's inputs, one by one, each with the manifest that pins it (a foreach range
+    /// expanded).
+    pub fn input_tasks(&self) -> impl Iterator<Item = (TaskRef, BlobRef)> + '_ {
+        self.inputs.iter().flat_map(Pin::tasks)
+    }
+
     /// Read every pinned input from the store (one request per task input).
     pub(crate) fn resolve(&self, ds: &Datastore, graph: &Graph) -> Result<Resolved> {
         let base = Arc::new(self.base.resolve(ds)?);
         let inputs = self
             .inputs
             .iter()
-            .map(|pin| {
-                let c = pin.resolve(ds)?;
-                let t = c.task.clone().ok_or_else(|| {
-                    Error::internal(format!(
+            .flat_map(|pin| {
+                let tasks = pin.tasks().map(Ok);
+                let initial = matches!(pin, Pin::Initial { .. }).then(|| {
+                    Err(Error::internal(format!(
                         "task {}: a join input must be a committed task",
                         self.task_id()
-                    ))
-                })?;
+                    )))
+                });
+                initial.into_iter().chain(tasks)
+            })
+            .map(|pinned: Result<(TaskRef, BlobRef)>| {
+                let (t, manifest) = pinned?;
+                let c = resolve_task(ds, t.clone(), manifest)?;
                 let step = graph.step(&t.step).ok_or_else(|| {
                     Error::internal(format!(
                         "task {}: flow {} has no step `{}`",
@@ -139,10 +291,13 @@ impl TaskSpec {
                         t.step
                     ))
                 })?;
-                Ok((step.index, t.index, Arc::new(c)))
+                Ok((step.index, Arc::new(c)))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Resolved { base, inputs })
+        Ok(Resolved {
+            base,
+            inputs: inputs.into(),
+        })
     }
 
     // Remote executors (processes, Slurm, ...) store the spec before they submit the task.
@@ -180,5 +335,55 @@ impl TaskSpec {
             ));
         }
         Ok(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::TaskManifest;
+
+    fn committed(run: &str, step: &str, index: &[u32], attempt: u32) -> Committed {
+        let task = TaskRef {
+            run: run.into(),
+            step: step.into(),
+            index: IndexPath(index.to_vec()),
+            attempt,
+        };
+        let m: TaskManifest = serde_json::from_value(serde_json::json!({
+            "version": 1, "flow": "F", "run": run, "step": step, "index": index,
+            "attempt": attempt, "parents": [], "artifacts": {}, "foreach_count": null,
+            "status": "ok", "error": null, "started": "", "finished": "",
+            "timings": {"load_ms": 0.0, "step_ms": 0.0, "store_ms": 0.0}, "host": "", "pid": 0
+        }))
+        .unwrap();
+        let id = format!("{run}/{step}/{index:?}@{attempt}");
+        let pin = BlobRef {
+            digest: Digest::of(id.as_bytes()),
+            size: id.len() as u64,
+        };
+        Committed::of(task, pin, m)
+    }
+
+    #[test]
+    fn a_joins_foreach_inputs_are_one_pin_that_expands_to_each_input_in_order() {
+        let mut inputs: Vec<Committed> = (0..1000)
+            .map(|i| committed("R", "work", &[4, i], u32::from(i == 3) * 2))
+            .collect();
+        // A reused item from the origin run breaks the range; so does another step.
+        inputs.push(committed("origin", "work", &[4, 1000], 0));
+        inputs.push(committed("R", "other", &[4], 0));
+        let want: Vec<(TaskRef, BlobRef)> = inputs
+            .iter()
+            .map(|c| (c.task.as_ref().unwrap().to_ref(), c.manifest.unwrap()))
+            .collect();
+        let pins = Pin::all(&inputs);
+        assert_eq!(pins.len(), 3, "{pins:?}");
+        let json = serde_json::to_string(&pins).unwrap();
+        assert!(json.contains(r#""attempts":{"3":2}"#), "{}", &json[..300]);
+        let back: Vec<Pin> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, pins);
+        let got: Vec<(TaskRef, BlobRef)> = back.iter().flat_map(Pin::tasks).collect();
+        assert_eq!(got, want);
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Result, Site};
 use crate::flow::{Flow, InputRef, LoadInput};
-use crate::meta::{Committed, TaskRef};
+use crate::meta::{Committed, TaskAt};
 use crate::store::cas::{self, What};
 use crate::store::{BlobRef, Datastore, Digest};
 
@@ -140,9 +140,9 @@ pub(crate) fn load_fields<F: Flow>(
     Ok(state)
 }
 
-pub(super) fn describe(task: &Option<TaskRef>, run: &str) -> Site {
+pub(super) fn describe(task: &Option<TaskAt>, run: &str) -> Site {
     match task {
-        Some(t) if t.run == run => Site::task(None, t.task_id()),
+        Some(t) if *t.run == *run => Site::task(None, t.task_id()),
         Some(t) => Site::task(Some(&t.run), t.task_id()),
         None => Site::detail(Some(run), "initial state"),
     }
@@ -197,7 +197,7 @@ impl<F: Flow> LoadInput<F> for JoinLoader {
             None,
             format!(
                 "input {} of join {}",
-                crate::meta::task_id(input.step, &input.index),
+                crate::meta::task_id(input.step, &input.index()),
                 self.join
             ),
         );
@@ -214,7 +214,7 @@ impl<F: Flow> LoadInput<F> for JoinLoader {
             None,
             format!(
                 "input {} of join {} (merge_artifacts)",
-                crate::meta::task_id(input.step, &input.index),
+                crate::meta::task_id(input.step, &input.index()),
                 self.join
             ),
         );

@@ -7,6 +7,8 @@
 
 mod bad_input;
 mod datastore;
+mod disk_full;
+mod parents;
 mod run;
 mod show;
 

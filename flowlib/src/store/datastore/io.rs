@@ -277,6 +277,29 @@ impl Datastore {
         Ok(listed.objects.is_empty() && listed.common_prefixes.is_empty())
     }
 
+    /// Rewrite the small object `rel` in place, without allocating space: the bytes go over
+    /// the existing file's, padded with spaces to its old length (JSON readers skip them).
+    /// The write a full disk still allows, since the file's blocks are already there.
+    /// Returns false for stores that are not a local directory (they have no full disk to
+    /// work around; use `put_json`).
+    pub(crate) fn rewrite_in_place(&self, rel: &str, bytes: &[u8]) -> Result<bool> {
+        use std::io::Write;
+        let Backend::Local(root) = &self.inner.backend else {
+            return Ok(false);
+        };
+        let path = root.join(rel);
+        let failed = |e| Error::io(format!("rewriting {} in place", path.display()), e);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(failed)?;
+        let old = f.metadata().map_err(failed)?.len() as usize;
+        let mut all = bytes.to_vec();
+        all.resize(all.len().max(old), b' ');
+        f.write_all(&all).map_err(failed)?;
+        Ok(true)
+    }
+
     /// Refresh the modification time of a blob being reused, so `gc`'s grace period
     /// protects it until the run that reuses it has committed.
     pub(crate) fn touch(&self, rel: &str, bytes: &Bytes) -> Result<()> {
