@@ -123,7 +123,7 @@ pub(super) fn with_of(m: &ArgMatches) -> Result<With> {
     if let Some(t) = m.try_get_one::<String>("pending-timeout").ok().flatten() {
         with = with.with_pending_timeout(Some(parse_duration(t)?));
     }
-    with.slurm.max_parallel = m
+    with.remote.max_parallel = m
         .try_get_one::<usize>("max-workers")
         .ok()
         .flatten()
@@ -183,7 +183,7 @@ fn run_options<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<RunOptions>
         .with_argv(argv)
         .with_executors({
             let mut w = with_of(m)?;
-            w.slurm.announce = progress != ProgressMode::Quiet;
+            w.remote.announce = progress != ProgressMode::Quiet;
             w
         })
         .with_cancel_flag(cancel)

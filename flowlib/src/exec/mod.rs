@@ -3,12 +3,15 @@
 //! the same function (`task::execute`), in-process or through `<exe> step --spec <digest>`,
 //! and the datastore's commit record, never the engine's status, says whether it is done.
 //!
-//! A new executor is one file here implementing [`Executor`], plus one line in [`create`].
+//! A new executor is one file here implementing [`Executor`], plus one line in [`create`];
+//! a new batch engine implements [`remote::Engine`] and gets submission, polling, fencing and
+//! failure decoding from [`remote::Remote`].
 
 pub(crate) mod child;
 pub(crate) mod limit;
 pub(crate) mod package;
 mod processes;
+pub(crate) mod remote;
 mod routed;
 pub(crate) mod slurm;
 mod threads;
@@ -122,12 +125,12 @@ fn create_one<F: Flow>(name: &str, limits: &Limits, with: &With) -> Result<Box<d
     match name {
         "threads" => Ok(Box::new(threads::Threads::<F>::new(limits.clone()))),
         "processes" => Ok(Box::new(processes::Processes::new(limits.clone(), F::NAME))),
-        "slurm" => Ok(Box::new(slurm::Slurm::new(
+        "slurm" => Ok(Box::new(remote::Remote::new(
+            slurm::Slurm::new()?,
             F::NAME,
             F::graph(),
-            limits,
-            with.slurm.clone(),
-        )?)),
+            with.remote.clone(),
+        ))),
         other => Err(crate::error::Error::invalid(format!(
             "unknown executor `{other}`; available: {}",
             EXECUTORS.join(", ")

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::exec::slurm::SlurmConfig;
+use crate::exec::remote::RemoteConfig;
 use crate::exec::{Dispatch, Executor, Finished, EXECUTORS};
 use crate::flow::graph::TaskKey;
 use crate::flow::{Graph, Resources};
@@ -26,8 +26,8 @@ use crate::flow::{Graph, Resources};
 pub struct With {
     /// (executor, steps) pairs; `None`: every step not named elsewhere.
     entries: Vec<(String, Option<Vec<String>>)>,
-    /// Options of the Slurm executor (`--pending-timeout`, `--slurm-poll`).
-    pub(crate) slurm: SlurmConfig,
+    /// Options of the batch engine executors (`--pending-timeout`, `--max-workers`).
+    pub(crate) remote: RemoteConfig,
 }
 
 impl With {
@@ -61,7 +61,7 @@ impl With {
         }
         Ok(With {
             entries,
-            slurm: SlurmConfig::default(),
+            remote: RemoteConfig::default(),
         })
     }
 
@@ -72,7 +72,7 @@ impl With {
 
     /// Set how long a Slurm job may stay pending before its task fails (default: none).
     pub fn with_pending_timeout(mut self, t: Option<Duration>) -> Self {
-        self.slurm.pending_timeout = t;
+        self.remote.pending_timeout = t;
         self
     }
 
