@@ -8,6 +8,7 @@
 //! failure decoding from [`remote::Remote`].
 
 pub(crate) mod child;
+pub(crate) mod entry;
 pub(crate) mod limit;
 pub(crate) mod package;
 mod processes;

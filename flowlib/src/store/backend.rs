@@ -75,6 +75,13 @@ impl Exec {
     }
 }
 
+/// What presigns download URLs for a cloud store.
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+pub(crate) type SignerRef = Arc<dyn object_store::signer::Signer>;
+/// No cloud store is compiled in: nothing can presign.
+#[cfg(not(any(feature = "aws", feature = "gcp", feature = "azure")))]
+pub(crate) type SignerRef = std::convert::Infallible;
+
 /// An opened backend.
 pub(crate) struct Opened {
     pub(crate) backend: Backend,
@@ -84,6 +91,8 @@ pub(crate) struct Opened {
     pub(crate) exec: Exec,
     /// The normalized URL shown to users.
     pub(crate) url: String,
+    /// Presigns URLs for a download without credentials (cloud stores only).
+    pub(crate) signer: Option<SignerRef>,
 }
 
 impl Opened {
@@ -95,6 +104,7 @@ impl Opened {
             prefix: String::new(),
             exec: Exec::Inline,
             url,
+            signer: None,
         }
     }
 }

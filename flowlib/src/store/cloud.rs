@@ -68,9 +68,11 @@ macro_rules! remote_backends {
                 .with_retry(retry_config())
                 .build()
                 .map_err(|e| build_error(url, e))?;
+            let store = Arc::new(store);
             Ok(Opened {
                 backend: $backend,
-                store: Arc::new(store),
+                signer: Some(store.clone()),
+                store,
                 prefix,
                 exec: crate::store::backend::remote_runtime()?,
                 url: url.trim_end_matches('/').to_string(),

@@ -117,6 +117,8 @@ struct Inner {
     /// Local read cache of a remote store.
     disk: Option<DiskCache>,
     known: Mutex<HashMap<Digest, Instant>>,
+    /// Presigns download URLs (cloud stores).
+    signer: Option<crate::store::backend::SignerRef>,
 }
 
 impl std::fmt::Debug for Datastore {
@@ -221,6 +223,7 @@ impl Datastore {
             prefix,
             exec,
             url,
+            signer,
         } = open_backend(url, mode, options)?;
         let disk = match backend {
             Backend::Local(_) | Backend::Memory => None,
@@ -236,6 +239,7 @@ impl Datastore {
                 cache: Mutex::new(BlobCache::default()),
                 disk,
                 known: Mutex::new(HashMap::new()),
+                signer,
             }),
         };
         ds.check_marker(mode)?;
@@ -272,6 +276,36 @@ impl Datastore {
     /// The backend kind.
     pub fn backend(&self) -> &Backend {
         &self.inner.backend
+    }
+
+    /// A URL that downloads the object at `rel` (relative to the datastore root) without
+    /// credentials until `expires`, for stores that can presign (S3, GCS, Azure); `None`
+    /// for local and in-memory stores. Remote jobs fetch the flow binary through it.
+    pub(crate) fn signed_url(
+        &self,
+        rel: &str,
+        expires: std::time::Duration,
+    ) -> Result<Option<String>> {
+        let Some(signer) = self.inner.signer.clone() else {
+            return Ok(None);
+        };
+        #[cfg(not(any(feature = "aws", feature = "gcp", feature = "azure")))]
+        {
+            let _ = (rel, expires);
+            match signer {}
+        }
+        #[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+        let path = self.path(rel);
+        #[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+        let url = self.inner.exec.block_on(async move {
+            signer
+                .signed_url(object_store::signer::Method::GET, &path, expires)
+                .await
+                .map_err(|e| (path, e))
+        });
+        #[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+        url.map(|u| Some(u.to_string()))
+            .map_err(|(path, e)| Error::store("presign", path.as_ref(), self.url(), e))
     }
 
     /// The underlying object store.
