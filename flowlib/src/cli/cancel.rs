@@ -1,6 +1,7 @@
 //! `cancel`: cancel a running run from anywhere: a cancel request in the store (the run's
 //! driver sees it within seconds, stops its tasks and ends the run as cancelled), and
-//! `scancel` of the run's Slurm jobs where Slurm is reachable, so jobs stop even when the
+//! `scancel` of the run's Slurm jobs where Slurm is reachable (and deletion of its Kubernetes
+//! Jobs for a run on Kubernetes), so jobs stop even when the
 //! driver is gone.
 
 use std::process::ExitCode;
@@ -51,6 +52,18 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
         Ok(0) => {}
         Ok(n) => line.push_str(&format!("; scancel of {n} Slurm job(s)")),
         Err(e) => line.push_str(&format!("; could not cancel its Slurm jobs: {}", chain(&e))),
+    }
+    // Kubernetes Jobs, when the run was started with `--with kubernetes`.
+    #[cfg(feature = "kubernetes")]
+    if info.record.argv.iter().any(|a| a.contains("kubernetes")) {
+        match crate::exec::kubernetes::cancel_run_jobs(F::graph(), &run) {
+            Ok(0) => {}
+            Ok(n) => line.push_str(&format!("; deleted {n} Kubernetes Job(s)")),
+            Err(e) => line.push_str(&format!(
+                "; could not delete its Kubernetes Jobs: {}",
+                chain(&e)
+            )),
+        }
     }
     println!("{line}");
     Ok(ExitCode::SUCCESS)

@@ -9,6 +9,8 @@
 
 pub(crate) mod child;
 pub(crate) mod entry;
+#[cfg(feature = "kubernetes")]
+pub(crate) mod kubernetes;
 pub(crate) mod limit;
 pub(crate) mod package;
 mod processes;
@@ -120,7 +122,7 @@ pub(crate) fn create<F: Flow>(with: &With, limits: &Limits) -> Result<Box<dyn Ex
 }
 
 /// The executors `--with` accepts.
-pub const EXECUTORS: &[&str] = &["threads", "processes", "slurm"];
+pub const EXECUTORS: &[&str] = &["threads", "processes", "slurm", "kubernetes"];
 
 fn create_one<F: Flow>(name: &str, limits: &Limits, with: &With) -> Result<Box<dyn Executor>> {
     match name {
@@ -132,6 +134,17 @@ fn create_one<F: Flow>(name: &str, limits: &Limits, with: &With) -> Result<Box<d
             F::graph(),
             with.remote.clone(),
         ))),
+        #[cfg(feature = "kubernetes")]
+        "kubernetes" => Ok(Box::new(remote::Remote::new(
+            kubernetes::Kubernetes::new()?,
+            F::NAME,
+            F::graph(),
+            with.remote.clone(),
+        ))),
+        #[cfg(not(feature = "kubernetes"))]
+        "kubernetes" => Err(crate::error::Error::invalid(
+            "--with kubernetes: this program was built without flowlib's `kubernetes` feature; add `features = [\"kubernetes\"]` to its flowlib dependency",
+        )),
         other => Err(crate::error::Error::invalid(format!(
             "unknown executor `{other}`; available: {}",
             EXECUTORS.join(", ")
