@@ -335,9 +335,11 @@ def start_pod(pod):
     pod["metadata"]["resourceVersion"] = next_rv()
 
 
-def rss_by_group():
-    """Resident bytes of every process group, from one pass over /proc."""
-    out = {}
+def sessions():
+    """(session id -> [pids], session id -> resident bytes) from one pass over /proc. A
+    pod's processes are its session (every pod starts one): a task that puts its children
+    in process groups of their own is still all inside it, as in a container's cgroup."""
+    pids, rss = {}, {}
     page = os.sysconf("SC_PAGE_SIZE")
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -345,18 +347,22 @@ def rss_by_group():
         try:
             with open(f"/proc/{d}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            pgid, rss = int(fields[2]), int(fields[21]) * page
+            sid, r = int(fields[3]), int(fields[21]) * page
         except (OSError, IndexError, ValueError):
             continue
-        out[pgid] = out.get(pgid, 0) + rss
-    return out
+        pids.setdefault(sid, []).append(int(d))
+        rss[sid] = rss.get(sid, 0) + r
+    return pids, rss
 
 
 def kill_group(proc):
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        pass
+    """SIGKILL every process of the pod (its session), as a container's end does."""
+    members, _ = sessions()
+    for pid in members.get(proc.pid, []) + [proc.pid]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def end_pod(pod, code, reason, pod_reason=None, message=None, condition=None):
@@ -405,7 +411,7 @@ def reconcile():
         rss = {}
         if STATE["procs"] and time.time() - STATE.get("_rss_at", 0) >= 0.1:
             STATE["_rss_at"] = time.time()
-            rss = rss_by_group()
+            rss = sessions()[1]
         for key, proc in list(STATE["procs"].items()):
             pod = STATE["pods"].get(key)
             if pod is None:
