@@ -7,7 +7,7 @@ use clap::{Arg, ArgMatches, Command};
 use crate::cli::args::open;
 use crate::error::{Error, Result};
 use crate::flow::Flow;
-use crate::store::{Digest, OpenMode};
+use crate::store::{Datastore, Digest, OpenMode};
 use crate::task::{self, TaskOutcome};
 
 pub(super) fn command() -> Command {
@@ -46,6 +46,13 @@ pub(super) fn command() -> Command {
                 .default_value("0")
                 .value_parser(clap::value_parser!(u32)),
         )
+        .arg(
+            Arg::new("emit-foreach")
+                .long("emit-foreach")
+                .value_name("PATH")
+                .conflicts_with("spec")
+                .help("After a foreach split commits, write its items' task indices to PATH as a JSON list (`[\"0\",\"1\"]`, `[\"2.0\"]` nested): what an Argo `withParam` fans out over"),
+        )
 }
 
 pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode> {
@@ -70,10 +77,35 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
         format!("{step}/{index}")
     };
     let outcome = task::run_task::<F>(&ds, run, &task, attempt)?;
+    if let (Some(path), TaskOutcome::Committed) = (sub.get_one::<String>("emit-foreach"), &outcome)
+    {
+        emit_foreach::<F>(&ds, run, &task, path)?;
+    }
     Ok(outcome_exit(
         &format!("task {task} of run {run} attempt {attempt}"),
         outcome,
     ))
+}
+
+/// Write the task indices of the items of committed foreach split `task` of run `run` to
+/// `path`, as a JSON list of strings.
+fn emit_foreach<F: Flow>(ds: &Datastore, run: &str, task: &str, path: &str) -> Result<()> {
+    let attempt = ds.successful_task(F::NAME, run, task)?;
+    let count = attempt
+        .manifest
+        .as_ref()
+        .and_then(|m| m.foreach_count)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "--emit-foreach: task {task} of run {run} is not a foreach split (its manifest counts no items)"
+            ))
+        })?;
+    let items: Vec<String> = (0..count)
+        .map(|i| attempt.index.child(i as u32).to_string())
+        .collect();
+    let json = serde_json::to_string(&items).expect("strings serialize");
+    std::fs::write(path, json)
+        .map_err(|e| Error::io(format!("writing the foreach items of {task} to {path}"), e))
 }
 
 /// Say how a `step` invocation ended; exit 0 only when it committed.

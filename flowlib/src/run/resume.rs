@@ -128,6 +128,11 @@ fn refuse_live_origin(origin: &RunInfo) -> Result<()> {
 }
 
 fn describe_heartbeat(h: &Heartbeat) -> String {
+    if let Some(o) = &h.orchestrator {
+        return format!(
+            "driven by {o}, which has not ended it: wait for the workflow; if it was deleted or terminated before its exit handler ran, record the run's end with `argo-end --run RUN` first"
+        );
+    }
     let ago = heartbeat_age(h).map_or_else(|| "?".to_string(), |a| a.as_secs().to_string());
     format!("heartbeat {ago} s ago on host {} pid {}", h.host, h.pid)
 }
