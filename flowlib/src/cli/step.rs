@@ -47,6 +47,13 @@ pub(super) fn command() -> Command {
                 .value_parser(clap::value_parser!(u32)),
         )
         .arg(
+            Arg::new("capture")
+                .long("capture")
+                .action(clap::ArgAction::SetTrue)
+                .conflicts_with("spec")
+                .help("Run the attempt in a watched child whose output is stored while it runs (what `export argo` pods run)"),
+        )
+        .arg(
             Arg::new("emit-foreach")
                 .long("emit-foreach")
                 .value_name("PATH")
@@ -76,15 +83,47 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
     } else {
         format!("{step}/{index}")
     };
-    let outcome = task::run_task::<F>(&ds, run, &task, attempt)?;
-    if let (Some(path), TaskOutcome::Committed) = (sub.get_one::<String>("emit-foreach"), &outcome)
-    {
-        emit_foreach::<F>(&ds, run, &task, path)?;
+    let what = format!("task {task} of run {run} attempt {attempt}");
+    let code = if sub.get_flag("capture") {
+        captured::<F>(&ds, run, &task, attempt)?
+    } else {
+        outcome_exit(&what, task::run_task::<F>(&ds, run, &task, attempt)?)
+    };
+    if let Some(path) = sub.get_one::<String>("emit-foreach") {
+        if code == ExitCode::SUCCESS {
+            emit_foreach::<F>(&ds, run, &task, path)?;
+        }
     }
-    Ok(outcome_exit(
-        &format!("task {task} of run {run} attempt {attempt}"),
-        outcome,
-    ))
+    Ok(code)
+}
+
+/// `step NAME --run RUN --capture`: run the attempt as `task-exec` runs a spec, in a watched
+/// child whose output is stored while it runs (so `logs` shows it); an attempt whose process
+/// died without a commit record (a signal, out of memory, killed at its deadline by the
+/// engine's watcher) is recorded `lost` with the decoded reason.
+fn captured<F: Flow>(ds: &Datastore, run: &str, task: &str, attempt: u32) -> Result<ExitCode> {
+    let spec = task::spec_of_task::<F>(ds, run, task, attempt)?;
+    let digest = spec.store(ds)?;
+    let ended = crate::exec::child::watch_spec::<F>(ds, digest)?;
+    let code = match (ended.record.code, ended.record.signal) {
+        (Some(c), _) => c,
+        (None, Some(s)) => 128 + s,
+        _ => 1,
+    };
+    let committed = crate::meta::commit::read_commit(ds, F::NAME, &spec.task)
+        .ok()
+        .flatten()
+        .is_some();
+    if !committed {
+        crate::meta::commit::record_lost(ds, F::NAME, &spec.task, &ended.message())?;
+    }
+    if code != 0 {
+        eprintln!(
+            "flowlib: task {task} of run {run} attempt {attempt}: {}",
+            ended.record.reason
+        );
+    }
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
 /// Write the task indices of the items of committed foreach split `task` of run `run` to

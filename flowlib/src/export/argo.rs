@@ -249,6 +249,7 @@ impl Builder<'_> {
         let mut all = vec!["--datastore".to_string(), self.opts.datastore.clone()];
         all.extend(args);
         let mut c = json!({
+            "name": "main",
             "image": self.image,
             "command": [self.opts.exe],
             "args": all,
@@ -321,6 +322,7 @@ impl Builder<'_> {
             "{{inputs.parameters.index}}".into(),
             "--attempt".into(),
             if limit > 0 { "{{retries}}" } else { "0" }.into(),
+            "--capture".into(),
         ];
         if s.transition == Transition::Foreach {
             args.push("--emit-foreach".into());
