@@ -84,6 +84,7 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
         format!("{step}/{index}")
     };
     let what = format!("task {task} of run {run} attempt {attempt}");
+    record_skipped_attempts::<F>(&ds, run, &task, attempt)?;
     let code = if sub.get_flag("capture") {
         captured::<F>(&ds, run, &task, attempt)?
     } else {
@@ -95,6 +96,35 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
         }
     }
     Ok(code)
+}
+
+/// Record `lost` every earlier attempt of `task` that left no commit record: an engine
+/// that retries a pod which died before flowlib started in it (evicted, image pull
+/// failure, node lost) asks for attempt N while attempt N - 1 never recorded itself, and
+/// readers rely on attempts being numbered without gaps. Create-only, so an attempt that
+/// did commit keeps its record.
+fn record_skipped_attempts<F: Flow>(
+    ds: &Datastore,
+    run: &str,
+    task: &str,
+    attempt: u32,
+) -> Result<()> {
+    let (step, index) = crate::meta::parse_task_id(task)?;
+    for earlier in 0..attempt {
+        let t = crate::meta::TaskRef {
+            run: run.to_string(),
+            step: step.to_string(),
+            index: index.clone(),
+            attempt: earlier,
+        };
+        if crate::meta::commit::read_commit(ds, F::NAME, &t)?.is_none() {
+            let why = format!(
+                "attempt {earlier} left no record: its process ended before flowlib ran (the engine retried the task as attempt {attempt})"
+            );
+            crate::meta::commit::record_lost(ds, F::NAME, &t, &why)?;
+        }
+    }
+    Ok(())
 }
 
 /// `step NAME --run RUN --capture`: run the attempt as `task-exec` runs a spec, in a watched

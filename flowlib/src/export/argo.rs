@@ -545,6 +545,141 @@ fn check_name(n: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prelude::Result;
+    use crate::prelude::*;
+
+    #[derive(FlowState, Default, Serialize, Deserialize)]
+    struct Fit {
+        #[param(default = 0.5, help = "a rate")]
+        rate: f64,
+        #[param(required, help = "where the data is")]
+        data: String,
+        items: Vec<u32>,
+    }
+
+    #[flow]
+    impl Fit {
+        #[step(start, next = fit_model, foreach = items)]
+        fn start(&mut self) -> Result<()> {
+            Ok(())
+        }
+        #[step(next = pick)]
+        #[resources(cpu = 2, memory = "4GiB", gpu = 1)]
+        #[retry(times = 3, delay = "1s")]
+        #[timeout("30m")]
+        fn fit_model(&mut self, item: &u32) -> Result<()> {
+            let _ = item;
+            Ok(())
+        }
+        #[step(join, next = end)]
+        fn pick(&mut self, inputs: Inputs<Self>) -> Result<()> {
+            let _ = inputs;
+            Ok(())
+        }
+        #[step(end)]
+        fn end(&mut self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn template<'a>(doc: &'a Value, name: &str) -> &'a Value {
+        doc["spec"]["templates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no template {name}"))
+    }
+
+    #[test]
+    fn attributes_map_to_resources_retries_and_deadlines() {
+        let opts = ArgoOptions::new("s3://b/p")
+            .with_image("img:1")
+            .with_secret("creds")
+            .with_service_account("runner");
+        let doc = workflow_template::<Fit>(&opts).unwrap();
+        assert_eq!(doc["metadata"]["name"], "fit");
+        assert_eq!(doc["spec"]["serviceAccountName"], "runner");
+        let params = &doc["spec"]["arguments"]["parameters"];
+        assert_eq!(
+            params[0],
+            json!({"name": "rate", "value": "0.5", "description": "a rate"})
+        );
+        assert_eq!(
+            params[1],
+            json!({"name": "data", "description": "where the data is"})
+        );
+        let fit = template(&doc, "step-fit-model");
+        let c = &fit["container"];
+        assert_eq!(c["image"], "img:1");
+        assert_eq!(c["envFrom"], json!([{"secretRef": {"name": "creds"}}]));
+        assert_eq!(
+            c["resources"],
+            json!({"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "4Gi", "nvidia.com/gpu": "1"}})
+        );
+        assert_eq!(
+            fit["retryStrategy"],
+            json!({"limit": 6, "retryPolicy": "Always", "backoff": {"duration": "1s", "factor": 2}})
+        );
+        assert_eq!(fit["activeDeadlineSeconds"], 1800);
+        let args: Vec<&str> = c["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "--datastore",
+                "s3://b/p",
+                "step",
+                "fit_model",
+                "--run",
+                "{{inputs.parameters.run}}",
+                "--task",
+                "{{inputs.parameters.index}}",
+                "--attempt",
+                "{{retries}}",
+                "--capture"
+            ]
+        );
+        // A step without #[retry]: only the platform budget, only on Argo's errors.
+        assert_eq!(
+            template(&doc, "step-end")["retryStrategy"],
+            json!({"limit": 3, "retryPolicy": "OnError"})
+        );
+        // The split emits its items; the fan-out goes over them; the join waits for it.
+        let start = template(&doc, "step-start");
+        assert_eq!(
+            start["outputs"]["parameters"][0]["valueFrom"]["path"],
+            FOREACH_PATH
+        );
+        let tasks = template(&doc, ENTRY)["dag"]["tasks"].as_array().unwrap();
+        let each = tasks.iter().find(|t| t["name"] == "start-each").unwrap();
+        assert_eq!(
+            each["withParam"],
+            "{{tasks.start.outputs.parameters.foreach}}"
+        );
+        assert_eq!(each["template"], "foreach-start");
+        let pick = tasks.iter().find(|t| t["name"] == "pick").unwrap();
+        assert_eq!(pick["dependencies"], json!(["start-each"]));
+        let init = template(&doc, INIT);
+        let init_args = init["container"]["args"].to_string();
+        assert!(
+            init_args.contains("\"--data\",\"{{workflow.parameters.data}}\""),
+            "{init_args}"
+        );
+    }
+
+    #[test]
+    fn bad_names_and_stores_are_refused() {
+        let e =
+            workflow_template::<Fit>(&ArgoOptions::new("s3://b").with_name("Fit_1")).unwrap_err();
+        assert!(e.to_string().contains("not a Kubernetes name"), "{e}");
+        let e = workflow_template::<Fit>(&ArgoOptions::new("memory://x")).unwrap_err();
+        assert!(e.to_string().contains("one process's memory"), "{e}");
+    }
 
     #[test]
     fn names_and_quantities() {

@@ -122,7 +122,7 @@ mod tests {
         let y = to_yaml(&v);
         assert_eq!(
             y,
-            "kind: WorkflowTemplate\nspec:\n  args:\n  - step\n  - \"{{item}}\"\n  - \"0.10\"\n  - \"yes\"\n  - \"\"\n  empty: {}\n  n: 3\n  none: []\n  tasks:\n  - dependencies:\n    - b\n    name: a\n  - name: c\n"
+            "kind: WorkflowTemplate\nspec:\n  args:\n  - step\n  - \"{{item}}\"\n  - \"0.10\"\n  - \"yes\"\n  - \"\"\n  empty: {}\n  \"n\": 3\n  none: []\n  tasks:\n  - dependencies:\n    - b\n    name: a\n  - name: c\n"
         );
     }
 }

@@ -497,7 +497,9 @@ mod claim_tests {
         claim_origin(&ds, flow, origin, "r2").unwrap();
 
         // A live claimant (fresh heartbeat, this process) refuses every other resume.
-        let mut live = Beating::start(&ds, flow, "r3").unwrap().expect("fresh id");
+        let mut live = Beating::start(&ds, flow, "r3", None)
+            .unwrap()
+            .expect("fresh id");
         live.recorded = true;
         claim_origin(&ds, flow, origin, "r3").unwrap();
         let err = claim_origin(&ds, flow, origin, "r4").unwrap_err();
@@ -508,7 +510,7 @@ mod claim_tests {
             "{msg}"
         );
         assert!(
-            Beating::start(&ds, flow, "r3").unwrap().is_none(),
+            Beating::start(&ds, flow, "r3", None).unwrap().is_none(),
             "ids are reserved"
         );
 
@@ -531,7 +533,7 @@ mod claim_tests {
                         let (ds, barrier, origin) = (&ds, &barrier, &origin);
                         s.spawn(move || {
                             let run = format!("{origin}-r{i}");
-                            let mut b = Beating::start(ds, "F", &run).unwrap().unwrap();
+                            let mut b = Beating::start(ds, "F", &run, None).unwrap().unwrap();
                             b.recorded = true;
                             barrier.wait();
                             let r = claim_origin(ds, "F", origin, &run);
