@@ -27,6 +27,8 @@ use crate::flow::{Flow, Graph, Step, Transition};
 pub const FOREACH_PATH: &str = "/tmp/flowlib-foreach.json";
 /// Where `flowlib-init` writes the new run's id (an Argo output parameter).
 pub const RUN_ID_PATH: &str = "/tmp/flowlib-run-id";
+/// Where pods keep flowlib's local read cache (`FLOWLIB_CACHE_DIR`).
+pub const CACHE_DIR: &str = "/tmp/flowlib-cache";
 /// The global output parameter holding the run id, read by the exit handler.
 pub const RUN_GLOBAL: &str = "flowlib-run";
 const INIT: &str = "flowlib-init";
@@ -253,6 +255,8 @@ impl Builder<'_> {
             "image": self.image,
             "command": [self.opts.exe],
             "args": all,
+            // The read cache in the pod's scratch space: images may have no writable home.
+            "env": [{"name": "FLOWLIB_CACHE_DIR", "value": CACHE_DIR}],
         });
         if !self.opts.secrets.is_empty() {
             c["envFrom"] = self

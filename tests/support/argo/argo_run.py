@@ -16,8 +16,9 @@ local process (the flow binary's path in the image is the local binary's, `expor
   `{{retries}}`; an unresolved variable, an unknown template or dependency, or a missing or
   extra input parameter is an invalid workflow (exit 2);
 - container templates: `command` + `args`, `env` values; `outputs.parameters[].valueFrom.path`
-  read after a pod succeeds (each pod has its own filesystem: the path is mapped to a
-  per-pod directory), a missing output file is an error as in Argo;
+  read after a pod succeeds, a missing output file is an error as in Argo; each pod has its
+  own `/tmp` (a directory of its own here: `/tmp/...` in an argument, an `env` value or an
+  output path is mapped into it);
 - `retryStrategy`: `limit`, `retryPolicy` (`Always`, `OnFailure` (the default), `OnError`),
   `backoff` (`duration`, `factor`); `activeDeadlineSeconds` kills a pod that runs too long.
 
@@ -178,16 +179,21 @@ class Interpreter:
         backoff = rs.get("backoff") or {}
         deadline = t.get("activeDeadlineSeconds")
         outputs = t.get("outputs", {}).get("parameters", [])
-        env = dict(os.environ)
-        for e in c.get("env", []):
-            env[e["name"]] = str(e.get("value", ""))
         for retry in range(limit + 1):
             s = dict(scope)
             s["retries"] = str(retry)
-            argv = [self.subst(a, s) for a in c.get("command", []) + c.get("args", [])]
+            # Each pod has its own filesystem: its /tmp is a directory of its own here.
             pod = tempfile.mkdtemp(dir=self.pods)
-            paths = {o["valueFrom"]["path"]: os.path.join(pod, f"out{i}") for i, o in enumerate(outputs)}
-            argv = [paths.get(a, a) for a in argv]
+            os.makedirs(os.path.join(pod, "tmp"))
+
+            def local(v):
+                return os.path.join(pod, v[1:]) if v.startswith("/tmp/") else v
+
+            env = dict(os.environ)
+            for e in c.get("env", []):
+                env[e["name"]] = local(self.subst(e.get("value", ""), s))
+            argv = [local(self.subst(a, s)) for a in c.get("command", []) + c.get("args", [])]
+            paths = {o["valueFrom"]["path"]: local(o["valueFrom"]["path"]) for o in outputs}
             node = {"path": path, "template": t["name"], "retry": retry, "argv": argv}
             self.nodes.append(node)
             step = t["name"].removeprefix("step-")
