@@ -180,6 +180,12 @@ pub(super) fn end_command() -> Command {
                 .value_name("STATUS")
                 .help("The workflow's status as Argo reports it ({{workflow.status}})"),
         )
+        .arg(
+            Arg::new("failures")
+                .long("failures")
+                .value_name("JSON")
+                .help("The workflow's failed nodes as Argo reports them ({{workflow.failures}})"),
+        )
 }
 
 pub(super) fn end<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode> {
@@ -191,10 +197,44 @@ pub(super) fn end<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode>
         )));
     }
     let status = sub.get_one::<String>("status").map(String::as_str);
-    let end = crate::run::end_orchestrated::<F>(&ds, run, status)?;
+    let failures = sub
+        .get_one::<String>("failures")
+        .map(|j| engine_failures(j))
+        .unwrap_or_default();
+    let end = crate::run::end_orchestrated::<F>(&ds, run, status, &failures)?;
     eprintln!("flowlib: run {run} of {} ended {}", F::NAME, end.status);
     for (task, error) in &end.failures {
         eprintln!("  {task}: {error}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Argo's `{{workflow.failures}}` (a JSON list of failed nodes: `displayName`, `message`,
+/// ...) as (node, message) pairs. Argo substitutes it quoted, as a JSON string holding the
+/// list (`strconv.Quote` in its controller), and `null` when nothing failed; the list
+/// itself is taken too. Anything else is no failures: the store still names every failed
+/// task.
+fn engine_failures(json: &str) -> Vec<(String, String)> {
+    let mut v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    if let serde_json::Value::String(inner) = &v {
+        v = serde_json::from_str(inner).unwrap_or_default();
+    }
+    let serde_json::Value::Array(nodes) = v else {
+        return Vec::new();
+    };
+    // Only what the store cannot say: the pods of steps, with a message other than Argo's
+    // generic one for a container that exited non-zero (the store has that error).
+    nodes
+        .iter()
+        .filter(|n| {
+            n["templateName"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("step-"))
+        })
+        .map(|n| {
+            let field = |k: &str| n[k].as_str().unwrap_or_default().to_string();
+            (field("displayName"), field("message"))
+        })
+        .filter(|(_, m)| !m.is_empty() && !m.starts_with("Error (exit code"))
+        .collect()
 }

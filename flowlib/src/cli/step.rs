@@ -119,7 +119,7 @@ fn record_skipped_attempts<F: Flow>(
         };
         if crate::meta::commit::read_commit(ds, F::NAME, &t)?.is_none() {
             let why = format!(
-                "attempt {earlier} left no record: its process ended before flowlib ran (the engine retried the task as attempt {attempt})"
+                "attempt {earlier} ended without a record of its own: its process was killed (at its deadline, out of memory, evicted, its node lost) or never started; the engine then retried the task as attempt {attempt}"
             );
             crate::meta::commit::record_lost(ds, F::NAME, &t, &why)?;
         }

@@ -303,6 +303,8 @@ impl Builder<'_> {
             &format!("{{{{workflow.outputs.parameters.{RUN_GLOBAL}}}}}"),
             "--status",
             "{{workflow.status}}",
+            "--failures",
+            "{{workflow.failures}}",
         ]
         .map(String::from)
         .to_vec();

@@ -37,10 +37,16 @@ pub(crate) fn start_orchestrated<F: Flow>(
 /// `engine_status` is what the engine says of the workflow (`Succeeded`, `Failed`,
 /// `Error`); it only adds a line when it disagrees with the store. Writing it again
 /// returns the record already there.
+///
+/// `engine_failures` are the engine's own words on the nodes that failed (Argo's
+/// `{{workflow.failures}}`: node name, message), kept for a failed run: they explain deaths
+/// the store cannot (`Pod was active on the node longer than the specified deadline`,
+/// `OOMKilled`), one line per node.
 pub(crate) fn end_orchestrated<F: Flow>(
     ds: &Datastore,
     run: &str,
     engine_status: Option<&str>,
+    engine_failures: &[(String, String)],
 ) -> Result<RunEnd> {
     let info = ds.run_info(F::NAME, run)?;
     if let Some(end) = info.end {
@@ -89,6 +95,14 @@ pub(crate) fn end_orchestrated<F: Flow>(
                 engine_status.unwrap_or("without a status")
             ),
         ));
+    }
+    if status == RunStatus::Failed {
+        let mut seen = BTreeSet::new();
+        for (node, message) in engine_failures.iter().rev() {
+            if !message.is_empty() && seen.insert(node) {
+                failures.push((format!("argo node {node}"), message.clone()));
+            }
+        }
     }
     let not_run: Vec<String> = graph
         .steps()

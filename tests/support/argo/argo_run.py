@@ -13,12 +13,13 @@ local process (the flow binary's path in the image is the local binary's, `expor
 - `{{workflow.name}}`, `{{workflow.uid}}`, `{{workflow.parameters.X}}` (defaults from
   `spec.arguments`, overridden with `-p X=V`), `{{inputs.parameters.X}}`,
   `{{tasks.T.outputs.parameters.Y}}`, `{{workflow.outputs.parameters.G}}` (`globalName`),
-  `{{retries}}`; an unresolved variable, an unknown template or dependency, or a missing or
+  `{{retries}}`, `{{workflow.status}}` and `{{workflow.failures}}` (in the exit handler);
+  an unresolved variable, an unknown template or dependency, or a missing or
   extra input parameter is an invalid workflow (exit 2);
 - container templates: `command` + `args`, `env` values; `outputs.parameters[].valueFrom.path`
   read after a pod succeeds, a missing output file is an error as in Argo; each pod has its
-  own `/tmp` (a directory of its own here: `/tmp/...` in an argument, an `env` value or an
-  output path is mapped into it);
+  own scratch space (the pod-local paths the export uses, `/tmp/flowlib-*`, in an argument,
+  an `env` value or an output path, are mapped into a directory of the pod's own);
 - `retryStrategy`: `limit`, `retryPolicy` (`Always`, `OnFailure` (the default), `OnError`),
   `backoff` (`duration`, `factor`); `activeDeadlineSeconds` kills a pod that runs too long.
 
@@ -36,6 +37,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -45,6 +47,26 @@ import uuid
 import yaml
 
 VAR = re.compile(r"\{\{([^{}]*)\}\}")
+# The pod-local scratch paths the export uses (output parameters, the read cache).
+POD_LOCAL = "/tmp/flowlib-"
+
+
+def kill_session(sid):
+    """SIGKILL every process of session `sid`: a pod past its deadline dies whole (its
+    processes may be in process groups of their own, as flowlib's watched child is)."""
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:
+            try:
+                os.kill(int(d), signal.SIGKILL)
+            except OSError:
+                pass
 
 
 class Invalid(Exception):
@@ -182,12 +204,13 @@ class Interpreter:
         for retry in range(limit + 1):
             s = dict(scope)
             s["retries"] = str(retry)
-            # Each pod has its own filesystem: its /tmp is a directory of its own here.
+            # Each pod has its own filesystem: its scratch files are in a directory of its own
+            # here (the datastore, on a shared volume, may be under /tmp too: not mapped).
             pod = tempfile.mkdtemp(dir=self.pods)
             os.makedirs(os.path.join(pod, "tmp"))
 
             def local(v):
-                return os.path.join(pod, v[1:]) if v.startswith("/tmp/") else v
+                return os.path.join(pod, v[1:]) if v.startswith(POD_LOCAL) else v
 
             env = dict(os.environ)
             for e in c.get("env", []):
@@ -202,18 +225,28 @@ class Interpreter:
                 node.update(phase="Error", message="pod deleted (emulated platform failure)")
             else:
                 try:
-                    p = subprocess.run(
+                    # Its own session, so a deadline kills the whole pod (the watched child too).
+                    p = subprocess.Popen(
                         argv,
                         env=env,
-                        capture_output=True,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
                         text=True,
-                        timeout=float(deadline) if deadline is not None else None,
+                        start_new_session=True,
                     )
-                    node.update(exit=p.returncode, phase="Succeeded" if p.returncode == 0 else "Failed")
-                    sys.stderr.write(f"--- {path} retry {retry}: exit {p.returncode}\n{p.stderr}")
-                    node["stdout"] = p.stdout
-                except subprocess.TimeoutExpired:
-                    node.update(phase="Failed", message="Pod was active on the node longer than the specified deadline")
+                    try:
+                        out, err = p.communicate(timeout=float(deadline) if deadline is not None else None)
+                        node.update(exit=p.returncode, phase="Succeeded" if p.returncode == 0 else "Failed")
+                    except subprocess.TimeoutExpired:
+                        kill_session(p.pid)
+                        out, err = p.communicate()
+                        node.update(
+                            exit=p.returncode,
+                            phase="Failed",
+                            message="Pod was active on the node longer than the specified deadline",
+                        )
+                    sys.stderr.write(f"--- {path} retry {retry}: exit {p.returncode}\n{err}")
+                    node["stdout"] = out
                 except OSError as e:
                     node.update(phase="Error", message=str(e))
             if node["phase"] == "Succeeded":
@@ -249,6 +282,19 @@ class Interpreter:
         report = {"status": status, "nodes": self.nodes}
         if "onExit" in self.spec:
             self.wf["workflow.status"] = status
+            # Quoted, as Argo's controller substitutes it (a JSON string holding the list).
+            self.wf["workflow.failures"] = json.dumps(json.dumps(
+                [
+                    {
+                        "displayName": f"{n['path'].rsplit('/', 1)[-1]}({n['retry']})",
+                        "message": n.get("message", ""),
+                        "templateName": n["template"],
+                        "phase": n["phase"],
+                    }
+                    for n in self.nodes
+                    if n["phase"] != "Succeeded"
+                ]
+            ))
             exit_ok, _ = self.template(self.spec["onExit"], {}, self.spec["onExit"])
             report["exit_handler"] = "Succeeded" if exit_ok else "Failed"
             if not exit_ok:

@@ -604,3 +604,37 @@ fn a_run_argo_drives_is_running_until_its_exit_handler() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
 }
+
+/// `work/1` sleeps past its `#[timeout("3s")]`: `activeDeadlineSeconds` kills its pod on
+/// every attempt, the next attempt records the killed one `lost`, and the end record keeps
+/// Argo's own words for each death.
+#[test]
+fn a_task_past_its_deadline_is_killed_and_explained() {
+    let Some(t) = tools() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let yaml = export(&t, &sb, &fixture("remoteflow"), &[]);
+    let params = ["-p", "n=2", "-p", "mode=sleep", "-p", "sleep-ms=30000"];
+    let argo = argo_run(&t, &sb, &yaml, &params, &[]);
+    assert_eq!(argo.code, 1, "{}", argo.report);
+    let killed = argo
+        .pods("step-work")
+        .into_iter()
+        .filter(|(p, _, phase)| p.ends_with("(1)/work") && phase == "Failed")
+        .count();
+    assert_eq!(killed, 5, "#[retry(times = 1)] + 3 platform retries");
+    let ds = store(&sb);
+    let run = argo.run_id();
+    let lost = ds
+        .task_attempts("Remote", &run)
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.task_id() == "work/1" && a.status.to_string() == "lost")
+        .count();
+    assert_eq!(lost, 4, "attempts 0-3 recorded lost by their successors");
+    let end = ds.run_info("Remote", &run).unwrap().end.unwrap();
+    let all = format!("{:?}", end.failures);
+    assert!(all.contains("work/1"), "{all}");
+    assert!(all.contains("longer than the specified deadline"), "{all}");
+}
