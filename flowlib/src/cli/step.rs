@@ -135,11 +135,7 @@ fn captured<F: Flow>(ds: &Datastore, run: &str, task: &str, attempt: u32) -> Res
     let spec = task::spec_of_task::<F>(ds, run, task, attempt)?;
     let digest = spec.store(ds)?;
     let ended = crate::exec::child::watch_spec::<F>(ds, digest)?;
-    let code = match (ended.record.code, ended.record.signal) {
-        (Some(c), _) => c,
-        (None, Some(s)) => 128 + s,
-        _ => 1,
-    };
+    let code = exit_code(&ended.record);
     let committed = crate::meta::commit::read_commit(ds, F::NAME, &spec.task)
         .ok()
         .flatten()
@@ -153,7 +149,7 @@ fn captured<F: Flow>(ds: &Datastore, run: &str, task: &str, attempt: u32) -> Res
             ended.record.reason
         );
     }
-    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+    Ok(ExitCode::from(code))
 }
 
 /// Write the task indices of the items of committed foreach split `task` of run `run` to
@@ -223,13 +219,20 @@ pub(super) fn task_exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<Exi
         .parse()
         .map_err(|e| Error::invalid(format!("invalid --spec {text:?}: {e}")))?;
     let ended = crate::exec::child::watch_spec::<F>(&ds, digest)?;
-    let code = match (ended.record.code, ended.record.signal) {
+    let code = exit_code(&ended.record);
+    if code != 0 {
+        eprintln!("flowlib: {}", ended.record.reason);
+    }
+    Ok(ExitCode::from(code))
+}
+
+/// The exit code a watched task process's wrapper passes on: the child's, or 128 + the
+/// signal that ended it.
+fn exit_code(record: &crate::meta::ExitRecord) -> u8 {
+    let code = match (record.code, record.signal) {
         (Some(c), _) => c,
         (None, Some(s)) => 128 + s,
         _ => 1,
     };
-    if code != 0 {
-        eprintln!("flowlib: {}", ended.record.reason);
-    }
-    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+    code.clamp(0, 255) as u8
 }

@@ -638,3 +638,56 @@ fn a_task_past_its_deadline_is_killed_and_explained() {
     assert!(all.contains("work/1"), "{all}");
     assert!(all.contains("longer than the specified deadline"), "{all}");
 }
+
+/// Every example flow and fixture (resources, retries, timeouts, checkpoints, Slurm
+/// options, a nested foreach) exports a template that Argo's models and schema accept.
+#[test]
+fn every_example_exports_a_valid_template() {
+    let Some(t) = tools() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let bins = [
+        example("hello"),
+        example("branch"),
+        example("train"),
+        example("cluster"),
+        example("checkpointed"),
+        fixture("remoteflow"),
+        fixture("crashflow"),
+        fixture("argoflow"),
+    ];
+    let (mut yamls, mut jsons) = (Vec::new(), Vec::new());
+    for (i, bin) in bins.iter().enumerate() {
+        for (format, list) in [("yaml", &mut yamls), ("json", &mut jsons)] {
+            let file = sb.path().join(format!("{i}.{format}"));
+            let o = sb
+                .cmd(bin)
+                .args(["export", "argo", "--datastore-url", "s3://bucket/flows"])
+                .args([
+                    "--image",
+                    "registry.example.com/flow:1",
+                    "--secret",
+                    "s3-creds",
+                ])
+                .args(["--format", format, "-o", file.to_str().unwrap()])
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}: {}", bin.display(), text(&o));
+            list.push(file);
+        }
+    }
+    let hera = Command::new(&t.python)
+        .arg(support("validate_hera.py"))
+        .args(&yamls)
+        .output()
+        .unwrap();
+    assert!(hera.status.success(), "hera: {}", text(&hera));
+    let schema = Command::new("node")
+        .arg(support("validate_schema.mjs"))
+        .arg(&t.node_modules)
+        .args(&jsons)
+        .output()
+        .unwrap();
+    assert!(schema.status.success(), "Argo schema: {}", text(&schema));
+}
