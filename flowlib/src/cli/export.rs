@@ -134,6 +134,12 @@ pub(super) fn init_command<F: Flow>() -> Command {
         )
         .arg(Arg::new("uid").long("uid").required(true).value_name("UID"))
         .arg(
+            Arg::new("graph")
+                .long("graph")
+                .value_name("DIGEST")
+                .help("Refuse to start unless this binary's graph has this digest (the one the template was exported from)"),
+        )
+        .arg(
             Arg::new("run-id-file")
                 .long("run-id-file")
                 .value_name("PATH")
@@ -147,6 +153,15 @@ pub(super) fn init<F: Flow>(
     sub: &ArgMatches,
     argv: Vec<String>,
 ) -> Result<ExitCode> {
+    if let Some(want) = sub.get_one::<String>("graph") {
+        let have = F::graph().digest().to_string();
+        if *want != have {
+            return Err(Error::invalid(format!(
+                "argo-init: the template was exported from flow {} with graph {want}, but this binary's graph is {have}: the image holds another build of the flow; export the template again from the image's binary",
+                F::NAME
+            )));
+        }
+    }
     let ds = open(m, OpenMode::Create)?;
     let orchestrator = Orchestrator::argo(
         sub.get_one::<String>("workflow").expect("required"),

@@ -270,12 +270,15 @@ impl Builder<'_> {
     }
 
     fn init_template(&self, params: &[Param]) -> Value {
+        let graph = self.graph.digest().to_string();
         let mut args: Vec<String> = [
             "argo-init",
             "--workflow",
             "{{workflow.name}}",
             "--uid",
             "{{workflow.uid}}",
+            "--graph",
+            &graph,
             "--run-id-file",
             RUN_ID_PATH,
         ]

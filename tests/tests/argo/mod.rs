@@ -548,6 +548,32 @@ fn a_run_argo_drives_is_running_until_its_exit_handler() {
     assert!(init.status.success(), "{}", text(&init));
     let run = String::from_utf8_lossy(&init.stdout).trim().to_string();
     assert_eq!(listed_status(&sb, &bin, &run), "running");
+    let runs = sb.cmd(&bin).arg("runs").output().unwrap();
+    assert!(
+        text(&runs).contains("on argo workflow shapes-x7k2p (uid 0b5e-uid)"),
+        "{}",
+        text(&runs)
+    );
+    // A template exported from another build of the flow is refused before any run exists.
+    let stale = sb
+        .cmd(&bin)
+        .args([
+            "argo-init",
+            "--workflow",
+            "w",
+            "--uid",
+            "u",
+            "--graph",
+            "sha256:0000",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stale.status.code(), Some(2), "{}", text(&stale));
+    assert!(
+        text(&stale).contains("export the template again"),
+        "{}",
+        text(&stale)
+    );
     let o = sb
         .cmd(&bin)
         .args(["resume", "--origin", &run])
