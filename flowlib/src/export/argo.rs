@@ -120,12 +120,7 @@ pub fn workflow_template<F: Flow>(opts: &ArgoOptions) -> Result<Value> {
         }
         None => kebab(F::NAME),
     };
-    if opts.datastore.starts_with("memory://") {
-        return Err(Error::invalid(format!(
-            "export argo: the datastore {} is in one process's memory; pods need one they all reach (s3://, gs://, az://, or a path on a shared volume)",
-            opts.datastore
-        )));
-    }
+    check_datastore(&opts.datastore)?;
     let image = opts
         .image
         .clone()
@@ -534,6 +529,41 @@ fn kebab(name: &str) -> String {
     }
 }
 
+/// A datastore every pod can open with this very binary: a remote store whose backend is
+/// compiled in, or an absolute path (a volume every pod mounts there).
+fn check_datastore(url: &str) -> Result<()> {
+    let lower = url.trim().to_ascii_lowercase();
+    let scheme = lower.split_once("://").map(|(s, _)| s);
+    let feature = match scheme {
+        Some("s3" | "s3a") => Some(("aws", cfg!(feature = "aws"))),
+        Some("gs") => Some(("gcp", cfg!(feature = "gcp"))),
+        Some("az" | "azure" | "abfs" | "abfss") => Some(("azure", cfg!(feature = "azure"))),
+        Some("memory") => {
+            return Err(Error::invalid(format!(
+                "export argo: the datastore {url} is in one process's memory; pods need one they all reach (s3://, gs://, az://, or a path on a shared volume)"
+            )))
+        }
+        Some("file") => None,
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "export argo: unsupported datastore URL scheme `{other}://` in `{url}`; use s3://, gs://, az:// or an absolute path"
+            )))
+        }
+        None if !url.starts_with('/') => {
+            return Err(Error::invalid(format!(
+                "export argo: the datastore path `{url}` is relative; pods need the absolute path where a volume they all mount holds it (or s3://, gs://, az://)"
+            )))
+        }
+        None => None,
+    };
+    match feature {
+        Some((name, false)) => Err(Error::invalid(format!(
+            "export argo: this binary cannot open {url}: it was built without flowlib's `{name}` feature, and the pods run this binary; build it with `--features flowlib/{name}`"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A `--name` Kubernetes takes for a `WorkflowTemplate` (a DNS-1123 label).
 fn check_name(n: &str) -> Result<()> {
     let ok = !n.is_empty()
@@ -602,7 +632,7 @@ mod tests {
 
     #[test]
     fn attributes_map_to_resources_retries_and_deadlines() {
-        let opts = ArgoOptions::new("s3://b/p")
+        let opts = ArgoOptions::new("/shared/flows")
             .with_image("img:1")
             .with_secret("creds")
             .with_service_account("runner");
@@ -641,7 +671,7 @@ mod tests {
             args,
             [
                 "--datastore",
-                "s3://b/p",
+                "/shared/flows",
                 "step",
                 "fit_model",
                 "--run",
@@ -683,11 +713,23 @@ mod tests {
 
     #[test]
     fn bad_names_and_stores_are_refused() {
-        let e =
-            workflow_template::<Fit>(&ArgoOptions::new("s3://b").with_name("Fit_1")).unwrap_err();
+        let e = workflow_template::<Fit>(&ArgoOptions::new("/shared/flows").with_name("Fit_1"))
+            .unwrap_err();
         assert!(e.to_string().contains("not a Kubernetes name"), "{e}");
         let e = workflow_template::<Fit>(&ArgoOptions::new("memory://x")).unwrap_err();
         assert!(e.to_string().contains("one process's memory"), "{e}");
+        let e = workflow_template::<Fit>(&ArgoOptions::new("./.flowlib")).unwrap_err();
+        assert!(e.to_string().contains("is relative"), "{e}");
+        let e = workflow_template::<Fit>(&ArgoOptions::new("ftp://x")).unwrap_err();
+        assert!(
+            e.to_string().contains("unsupported datastore URL scheme"),
+            "{e}"
+        );
+        assert!(workflow_template::<Fit>(&ArgoOptions::new("/shared/flows")).is_ok());
+        if !cfg!(feature = "gcp") {
+            let e = workflow_template::<Fit>(&ArgoOptions::new("gs://b")).unwrap_err();
+            assert!(e.to_string().contains("`gcp` feature"), "{e}");
+        }
     }
 
     #[test]

@@ -612,7 +612,7 @@ fn a_run_argo_drives_is_running_until_its_exit_handler() {
             "--name",
             "Not_A_Name",
             "--datastore-url",
-            "s3://b/p",
+            "/mnt/flows",
         ])
         .output()
         .unwrap();
@@ -623,6 +623,27 @@ fn a_run_argo_drives_is_running_until_its_exit_handler() {
         "{}",
         text(&bad)
     );
+    for args in [
+        &["export", "argo"][..],
+        &["export", "argo", "--datastore-url", "./.flowlib"],
+        &[
+            "export",
+            "argo",
+            "--datastore-url",
+            "/mnt/flows",
+            "--format",
+            "xml",
+        ],
+    ] {
+        let o = sb.cmd(&bin).args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stderr).lines().count(),
+            1,
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
     let bad = sb
         .cmd(&bin)
         .args(["export", "argo", "--datastore-url", "memory://x"])
@@ -689,7 +710,7 @@ fn every_example_exports_a_valid_template() {
             let file = sb.path().join(format!("{i}.{format}"));
             let o = sb
                 .cmd(bin)
-                .args(["export", "argo", "--datastore-url", "s3://bucket/flows"])
+                .args(["export", "argo", "--datastore-url", "/mnt/flows"])
                 .args([
                     "--image",
                     "registry.example.com/flow:1",
