@@ -86,6 +86,14 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
     let what = format!("task {task} of run {run} attempt {attempt}");
     record_skipped_attempts::<F>(&ds, run, &task, attempt)?;
     let code = if sub.get_flag("capture") {
+        if ds
+            .head(&crate::store::layout::cancel_request(F::NAME, run))?
+            .is_some()
+        {
+            // No driver watches cancel.json when an engine drives the run: its tasks do.
+            eprintln!("flowlib: run {run} was cancelled (`cancel {run}`): {what} not started");
+            return Ok(ExitCode::from(1));
+        }
         captured::<F>(&ds, run, &task, attempt)?
     } else {
         outcome_exit(&what, task::run_task::<F>(&ds, run, &task, attempt)?)

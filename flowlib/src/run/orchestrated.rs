@@ -33,7 +33,8 @@ pub(crate) fn start_orchestrated<F: Flow>(
 
 /// Write the end record of run `run` of `F`, which a workflow engine drove, from its
 /// commit records: succeeded when every task that ran has a successful attempt and the end
-/// step committed, else failed, naming each task without a successful attempt.
+/// step committed, else cancelled when `cancel` was asked for (the steps then start no new
+/// task), else failed, naming each task without a successful attempt.
 /// `engine_status` is what the engine says of the workflow (`Succeeded`, `Failed`,
 /// `Error`); it only adds a line when it disagrees with the store. Writing it again
 /// returns the record already there.
@@ -82,8 +83,11 @@ pub(crate) fn end_orchestrated<F: Flow>(
     let tasks_ok = tasks.values().filter(|(ok, _, _)| *ok).count();
     let end_step = graph.steps().iter().find(|s| s.is_end()).map(|s| s.name);
     let end_ok = end_step.is_some_and(|e| tasks.get(e).is_some_and(|t| t.0));
+    let cancelled = ds.head(&layout::cancel_request(F::NAME, run))?.is_some();
     let status = if end_ok && failures.is_empty() {
         RunStatus::Succeeded
+    } else if cancelled {
+        RunStatus::Cancelled
     } else {
         RunStatus::Failed
     };

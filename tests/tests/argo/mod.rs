@@ -738,3 +738,61 @@ fn every_example_exports_a_valid_template() {
         .unwrap();
     assert!(schema.status.success(), "Argo schema: {}", text(&schema));
 }
+
+/// `cancel` of a run Argo drives: no driver watches for it, so each later step refuses to
+/// start, and the exit handler ends the run `cancelled`; `resume` continues it.
+#[test]
+fn cancel_stops_an_argo_run_between_tasks() {
+    let sb = Sandbox::new();
+    let bin = fixture("argoflow");
+    let init = sb
+        .cmd(&bin)
+        .args(["argo-init", "--workflow", "shapes-c4n", "--uid", "u-1"])
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", text(&init));
+    let run = String::from_utf8_lossy(&init.stdout).trim().to_string();
+    let step = |name: &str| {
+        sb.cmd(&bin)
+            .args([
+                "step",
+                name,
+                "--run",
+                &run,
+                "--task",
+                "_",
+                "--attempt",
+                "0",
+                "--capture",
+            ])
+            .output()
+            .unwrap()
+    };
+    assert!(step("start").status.success());
+    let cancel = sb.cmd(&bin).args(["cancel", &run]).output().unwrap();
+    assert!(
+        text(&cancel).contains("argo stop shapes-c4n"),
+        "{}",
+        text(&cancel)
+    );
+    let left = step("left");
+    assert_eq!(left.status.code(), Some(1));
+    assert!(text(&left).contains("was cancelled"), "{}", text(&left));
+    let end = sb
+        .cmd(&bin)
+        .args(["argo-end", "--run", &run, "--status", "Failed"])
+        .output()
+        .unwrap();
+    assert!(end.status.success(), "{}", text(&end));
+    assert_eq!(listed_status(&sb, &bin, &run), "cancelled");
+    let resume = sb
+        .cmd(&bin)
+        .args(["resume", "--origin", &run])
+        .output()
+        .unwrap();
+    assert!(resume.status.success(), "{}", text(&resume));
+    let resumed = latest(&sb, &bin);
+    let r = store(&sb).run_info("Shapes", &resumed).unwrap();
+    assert_eq!(r.status(), RunStatus::Succeeded);
+    assert_eq!(r.record.resume.unwrap().reused_tasks, 1, "start is reused");
+}
