@@ -515,7 +515,7 @@ fn a_failed_argo_run_is_resumed_by_flowlib() {
     assert_eq!(r.status(), RunStatus::Succeeded);
     let reused = r.record.resume.as_ref().unwrap().reused_tasks;
     assert_eq!(
-        reused, 15,
+        reused, 23,
         "everything but cell/2.1 and what follows it is reused"
     );
     let local = local_run(&sb, &bin, &[]);
