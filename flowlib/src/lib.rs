@@ -71,6 +71,7 @@ mod cli;
 mod client;
 mod error;
 mod exec;
+pub mod export;
 mod failpoint;
 mod flow;
 mod maintenance;
@@ -87,6 +88,7 @@ pub use cli::{command, main, main_with_args};
 pub use client::{Run, StepView, TaskView};
 pub use error::{Error, Result, RunFailure, Site, StepError};
 pub use exec::{cpu_count, gpu_count, total_memory, Limits, Placement, With, EXECUTORS};
+pub use export::ArgoOptions;
 pub use flow::{
     Checkpoint, Ctx, FieldInfo, Flow, FlowState, Graph, Input, Inputs, JoinKind, KubernetesOptions,
     ParamInfo, Resources, RetryPolicy, SlurmOptions, Step, Transition, DEFAULT_PLATFORM_RETRIES,
@@ -96,8 +98,8 @@ pub use maintenance::{
 };
 pub use meta::query::{Attempts, Damaged};
 pub use meta::{
-    AttemptStatus, CodeIdentity, CommitRecord, ExitRecord, Heartbeat, IndexPath, Parents,
-    ResumeInfo, ReuseRecord, ReusedTask, RunEnd, RunInfo, RunRecord, RunStatus, StepShape,
+    AttemptStatus, CodeIdentity, CommitRecord, ExitRecord, Heartbeat, IndexPath, Orchestrator,
+    Parents, ResumeInfo, ReuseRecord, ReusedTask, RunEnd, RunInfo, RunRecord, RunStatus, StepShape,
     TaskAttempt, TaskManifest, TaskRef, Timings,
 };
 pub use run::progress::ProgressMode;

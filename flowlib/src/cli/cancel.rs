@@ -43,11 +43,17 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
             "was already requested"
         }
     );
-    line.push_str(if alive {
-        "; its driver stops within a few seconds"
-    } else {
-        "; its driver is not running"
-    });
+    match &info.record.orchestrator {
+        Some(o) if info.end.is_none() => line.push_str(&format!(
+            "; {o} starts no new task (its running tasks finish: stop them with the engine, `argo stop {}`)",
+            o.workflow
+        )),
+        _ => line.push_str(if alive {
+            "; its driver stops within a few seconds"
+        } else {
+            "; its driver is not running"
+        }),
+    }
     match crate::exec::slurm::cancel_run_jobs(F::NAME, &run) {
         Ok(0) => {}
         Ok(n) => line.push_str(&format!("; scancel of {n} Slurm job(s)")),
