@@ -58,6 +58,15 @@ impl fmt::Display for PodTask {
     }
 }
 
+/// A container's terminated state.
+#[derive(Clone, Debug, Default)]
+struct Terminated {
+    reason: Option<String>,
+    code: i32,
+    signal: Option<i32>,
+    message: Option<String>,
+}
+
 /// What a task's latest pod says, kept to explain its end.
 #[derive(Clone, Debug, Default)]
 struct PodView {
@@ -66,8 +75,8 @@ struct PodView {
     /// The pod's own reason (`DeadlineExceeded`, `Evicted`, `NodeLost`).
     reason: Option<String>,
     message: Option<String>,
-    /// The container's terminated state: (reason, exit code, signal).
-    terminated: Option<(Option<String>, i32, Option<i32>, Option<String>)>,
+    /// The container's terminated state.
+    terminated: Option<Terminated>,
     /// The container's waiting state: (reason, message).
     waiting: Option<(String, String)>,
     /// A `DisruptionTarget` condition: (reason, message).
@@ -308,7 +317,12 @@ impl Kubernetes {
             if let Some(state) = cs.state {
                 if let Some(t) = state.terminated {
                     v.ran = true;
-                    v.terminated = Some((t.reason, t.exit_code, t.signal, t.message));
+                    v.terminated = Some(Terminated {
+                        reason: t.reason,
+                        code: t.exit_code,
+                        signal: t.signal,
+                        message: t.message,
+                    });
                 } else if let Some(w) = state.waiting {
                     v.waiting = Some((w.reason.unwrap_or_default(), w.message.unwrap_or_default()));
                 } else if state.running.is_some() {
@@ -775,18 +789,23 @@ impl Engine for Kubernetes {
         }
         let mem = memory.unwrap_or(manifest::DEFAULT_MEMORY);
         match &v.terminated {
-            Some((Some(r), _, _, _)) if r == "OOMKilled" => Explained {
+            Some(t) if t.reason.as_deref() == Some("OOMKilled") => Explained {
                 message: format!(
                     "out of memory: Kubernetes killed the container at its memory limit of {} (OOMKilled; #[resources(memory)] sets the limit)",
                     crate::flow::graph::format_bytes(mem)
                 ),
                 platform: false,
             },
-            Some((_, code, _, _)) if *code == NO_BINARY_EXIT => Explained {
+            Some(t) if t.code == NO_BINARY_EXIT => Explained {
                 message: "the container could not get the flow binary or its task spec (exit 97; its last output says why)".into(),
                 platform: false,
             },
-            Some((reason, code, signal, message)) => {
+            Some(Terminated {
+                reason,
+                code,
+                signal,
+                message,
+            }) => {
                 let how = match signal {
                     Some(sig) if *sig != 0 => format!(
                         "killed by signal {sig} ({})",
