@@ -5,7 +5,13 @@
 //! cargo bench -p flowlib-benches --bench executors -- processes 1000
 //! cargo bench -p flowlib-benches --bench executors -- slurm 200          # one job array
 //! cargo bench -p flowlib-benches --bench executors -- slurm-singles 200  # one job per task
+//! cargo bench -p flowlib-benches --features kubernetes --bench executors -- kubernetes 1000          # one Indexed Job
+//! cargo bench -p flowlib-benches --features kubernetes --bench executors -- kubernetes-singles 1000  # one Job per task
 //! ```
+//! The Kubernetes cases run against the test API server `tests/support/k8s_api.py` (pods
+//! are local processes; see the README), started here with a node that fits every pod; they
+//! also print how long submission took, how many API requests the run made, and how many
+//! of them were status polls per second.
 //! The Slurm cases need a usable Slurm (`scripts/slurm.sh start`). Prints the wall time of
 //! the run, the time per task and the driver's peak RSS. The datastore goes in `$BENCH_DIR`
 //! (default: the system temp directory). The benchmark binary is its own flow binary: the
@@ -85,8 +91,13 @@ fn main() -> std::process::ExitCode {
             std::env::set_var("FLOWLIB_SLURM_ARRAYS", "off");
             "slurm"
         }
+        "kubernetes-singles" => {
+            std::env::set_var("FLOWLIB_K8S_INDEXED", "off");
+            "kubernetes"
+        }
         k => k,
     };
+    let cluster = (executor == "kubernetes").then(TestCluster::start);
     // Only the foreach goes to the executor under test: start, gather and end stay on
     // threads, so the numbers are the foreach's.
     let with = flowlib::With::parse(&[format!("{executor}:work")]).expect("an executor");
@@ -108,5 +119,95 @@ fn main() -> std::process::ExitCode {
         flowlib::cpu_count(),
         flowlib_testkit::peak_rss_bytes() as f64 / (1 << 20) as f64
     );
+    if let Some(c) = cluster {
+        let stats: serde_json::Value = serde_json::from_str(&c.stats()).expect("stats");
+        let posts = stats["job_posts"].as_array().cloned().unwrap_or_default();
+        let at = |i: usize| posts[i][0].as_f64().unwrap_or(0.0);
+        let submit_s = if posts.is_empty() {
+            0.0
+        } else {
+            at(posts.len() - 1) - at(0)
+        };
+        let count = |k: &str| stats["by_kind"][k].as_u64().unwrap_or(0);
+        let polls = count("GET apis/batch/v1/default/jobs") + count("GET api/v1/default/pods");
+        println!(
+            "{kind}: {} Job(s) created over {:.3} s; {} API requests in all, {polls} of them status lists ({:.1} per second of the run)",
+            posts.len(),
+            submit_s,
+            stats["requests"],
+            polls as f64 / wall.as_secs_f64()
+        );
+    }
     std::process::ExitCode::SUCCESS
+}
+/// The test Kubernetes API server (`tests/support/k8s_api.py`) for the `kubernetes` cases,
+/// with a node large enough to run every pod at once, and the environment that points the
+/// executor at it. Stopped with SIGTERM on drop.
+struct TestCluster {
+    child: std::process::Child,
+    port: u16,
+    _state: tempfile::TempDir,
+}
+
+impl TestCluster {
+    fn start() -> TestCluster {
+        use std::io::Read;
+        let state = tempfile::tempdir().expect("temp dir");
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support/k8s_api.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(&script)
+            .arg("--state")
+            .arg(state.path())
+            .args(["--node-cpu", "64", "--node-memory", "2000Gi"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 tests/support/k8s_api.py");
+        let mut out = child.stdout.take().unwrap();
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while out.read(&mut b).unwrap_or(0) == 1 && b[0] != b'\n' {
+            line.push(b[0]);
+        }
+        let line = String::from_utf8_lossy(&line).into_owned();
+        let port: u16 = line
+            .strip_prefix("listening on ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("k8s_api.py did not start: {line:?}"));
+        std::env::set_var("KUBECONFIG", state.path().join("kubeconfig"));
+        std::env::set_var("FLOWLIB_K8S_IMAGE", "busybox:1.36");
+        std::env::set_var("FLOWLIB_K8S_VOLUME", "bench");
+        std::env::set_var("FLOWLIB_K8S_EXE", std::env::current_exe().unwrap());
+        TestCluster {
+            child,
+            port,
+            _state: state,
+        }
+    }
+
+    /// The server's request counters.
+    fn stats(&self) -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "GET /_test/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        r.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or(r)
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child process.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
 }

@@ -648,6 +648,7 @@ class Handler(BaseHTTPRequestHandler):
         if parts == ["_test", "stats"]:
             with LOCK:
                 return 200, {"requests": STATE["requests"], "by_kind": STATE.get("by_kind", {}),
+                             "job_posts": STATE.get("job_posts", []),
                              "jobs": len(STATE["jobs"]), "pods": len(STATE["pods"])}
         if parts in (["api"], ["version"]):
             return 200, {"kind": "APIVersions", "versions": ["v1"], "major": "1", "minor": "33",
@@ -689,6 +690,8 @@ class Handler(BaseHTTPRequestHandler):
                 job["status"] = {}
                 if q.get("dryRun") == "All":
                     return 201, clean(job)
+                # when each Job was created, and for how many tasks (benchmarks)
+                STATE.setdefault("job_posts", []).append([time.time(), job["spec"].get("completions", 1) or 1])
                 spec = job["spec"]
                 spec.setdefault("completions", 1)
                 spec.setdefault("parallelism", 1)

@@ -144,6 +144,10 @@ fn env_list(name: &str) -> Vec<String> {
 impl Kubernetes {
     /// The engine, from the kubeconfig (or the in-cluster service account).
     pub(crate) fn new() -> Result<Kubernetes> {
+        // kube's rustls needs a process-wide crypto provider; with no other TLS user in the
+        // program none is chosen (and with two compiled in, none can be). An error means
+        // one is installed already, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -532,6 +536,12 @@ impl Engine for Kubernetes {
     /// index in one variable, so Jobs stay at 1,000 tasks (65 KB of digests).
     fn max_array(&self) -> usize {
         1000
+    }
+
+    /// `FLOWLIB_K8S_INDEXED=off`: one Job per task (for clusters older than 1.21, and to
+    /// measure what Indexed Jobs save).
+    fn arrays(&self) -> bool {
+        std::env::var("FLOWLIB_K8S_INDEXED").map_or(true, |v| v != "off")
     }
 
     fn throttle(&self, step: &Step) -> Option<usize> {
