@@ -31,6 +31,8 @@ fn placement_text(g: &crate::flow::Graph, with: &crate::exec::With) -> Result<St
         if exec == "slurm" {
             let args = crate::exec::slurm::sbatch_args(s);
             line.push_str(&format!(" ({})", args.join(" ")));
+        } else if exec == "kubernetes" {
+            line.push_str(&format!(" ({})", kubernetes_text(s)));
         } else if s.slurm.is_some() {
             line.push_str(" (has #[slurm]: on Slurm with `--with slurm`)");
         }
@@ -38,6 +40,45 @@ fn placement_text(g: &crate::flow::Graph, with: &crate::exec::With) -> Result<St
         out.push('\n');
     }
     Ok(out)
+}
+
+/// How a step's pods are asked for: image, namespace, requests, and whether a foreach goes
+/// as one Indexed Job.
+fn kubernetes_text(s: &crate::flow::Step) -> String {
+    let k = s.kubernetes.unwrap_or_default();
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let image = k
+        .image
+        .map(str::to_string)
+        .or_else(|| env("FLOWLIB_K8S_IMAGE"))
+        .unwrap_or_else(|| "no image: set #[kubernetes(image)] or FLOWLIB_K8S_IMAGE".into());
+    let mut parts = vec![format!("image {image}")];
+    if let Some(ns) = k
+        .namespace
+        .map(str::to_string)
+        .or_else(|| env("FLOWLIB_K8S_NAMESPACE"))
+    {
+        parts.push(format!("namespace {ns}"));
+    }
+    let memory = s.resources.memory.unwrap_or(1 << 30);
+    parts.push(format!(
+        "cpu {}, memory {}{}",
+        s.resources.cpu.max(1),
+        crate::flow::graph::format_bytes(memory),
+        if s.resources.gpu > 0 {
+            format!(
+                ", {} {}.com/gpu",
+                s.resources.gpu,
+                k.gpu_vendor.unwrap_or("nvidia")
+            )
+        } else {
+            String::new()
+        }
+    ));
+    if s.depth > 0 {
+        parts.push("a foreach: one Indexed Job".into());
+    }
+    parts.join("; ")
 }
 
 pub(super) fn exec<F: Flow>(sub: &ArgMatches) -> Result<ExitCode> {

@@ -747,3 +747,21 @@ fn kubernetes_pods_fetch_the_binary_by_digest_from_s3_through_a_presigned_url() 
         std::fs::read(fixture("remoteflow")).unwrap()
     );
 }
+
+#[test]
+fn kubernetes_show_says_how_each_step_is_asked_for() {
+    let sb = Sandbox::new();
+    let o = remote_cmd(&sb, &["show", "--with", "kubernetes:work"])
+        .env("FLOWLIB_K8S_IMAGE", "ghcr.io/acme/flow:1")
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    assert!(
+        out.contains(
+            "work   kubernetes (image ghcr.io/acme/flow:1; cpu 1, memory 64MiB; a foreach: one Indexed Job)"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("start  threads"), "{out}");
+}
