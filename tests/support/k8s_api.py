@@ -336,7 +336,7 @@ def start_pod(pod):
 
 
 def sessions():
-    """(session id -> [pids], session id -> resident bytes) from one pass over /proc. A
+    """(session id -> [pids], session id -> anonymous resident bytes) from one pass over /proc. A
     pod's processes are its session (every pod starts one): a task that puts its children
     in process groups of their own is still all inside it, as in a container's cgroup."""
     pids, rss = {}, {}
@@ -347,7 +347,13 @@ def sessions():
         try:
             with open(f"/proc/{d}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            sid, r = int(fields[3]), int(fields[21]) * page
+            sid = int(fields[3])
+            # Anonymous memory (resident minus file-backed pages): what a cgroup's OOM
+            # killer counts once the page cache is reclaimed. The flow binary's own pages
+            # (hundreds of MB in a debug build) are file-backed and do not count.
+            with open(f"/proc/{d}/statm") as f:
+                st = f.read().split()
+            r = max(0, int(st[1]) - int(st[2])) * page
         except (OSError, IndexError, ValueError):
             continue
         pids.setdefault(sid, []).append(int(d))
