@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::de::DeserializeOwned;
 
-use crate::flow::graph::{Resources, RetryPolicy, SlurmOptions, Step, Transition};
+use crate::flow::graph::{BatchOptions, Resources, RetryPolicy, SlurmOptions, Step, Transition};
 
 pub use crate::error::StepError;
 pub use crate::flow::graph::JoinKind;
@@ -67,6 +67,7 @@ pub struct StepDef {
     pub catch: Option<CatchDef>,
     pub checkpoint: bool,
     pub slurm: Option<SlurmDef>,
+    pub batch: Option<BatchDef>,
     pub uses: Option<&'static [&'static str]>,
     pub foreach_read: Option<&'static str>,
     pub item_source: Option<&'static str>,
@@ -101,6 +102,13 @@ pub struct SlurmDef {
     pub time_ms: Option<u64>,
     pub extra: &'static [&'static str],
     pub max_parallel: Option<u32>,
+}
+
+#[derive(Debug)]
+pub struct BatchDef {
+    pub queue: Option<&'static str>,
+    pub job_definition: Option<&'static str>,
+    pub image: Option<&'static str>,
 }
 
 #[derive(Debug)]
@@ -159,6 +167,11 @@ pub fn build_graph(
                 time_ms: s.time_ms,
                 extra: s.extra,
                 max_parallel: s.max_parallel,
+            }),
+            batch: d.batch.as_ref().map(|b| BatchOptions {
+                queue: b.queue,
+                job_definition: b.job_definition,
+                image: b.image,
             }),
             uses: d.uses.map(|u| u.to_vec()),
             field_set: d.uses.map(|u| {

@@ -66,12 +66,65 @@ pub(crate) fn entry(
     })
 }
 
+/// [`entry`], with the list of specs stored in the datastore instead of the environment:
+/// the container fetches it (a presigned URL, or the file on a shared volume) and checks its
+/// digest. AWS Batch allows a job's container overrides 8192 characters in all, so an array
+/// of more than a few dozen tasks cannot carry its spec digests in `FLOWLIB_SPECS`.
+pub(crate) fn entry_listed(
+    ds: &Datastore,
+    package: &Package,
+    specs: &[Digest],
+    index_var: &str,
+    exe_in_image: Option<&str>,
+) -> Result<Entry> {
+    let mut list = String::with_capacity(specs.len() * 65);
+    for d in specs {
+        list.push_str(&d.hex());
+        list.push('\n');
+    }
+    let digest = Digest::of(list.as_bytes());
+    let rel = crate::store::layout::spec_list(&digest);
+    ds.create(&rel, bytes::Bytes::from(list))?;
+    let mut e = entry(ds, package, &[], index_var, exe_in_image)?;
+    e.env
+        .push(("FLOWLIB_SPECS_DIGEST".to_string(), digest.hex()));
+    if let Some(url) = ds.signed_url(&rel, URL_VALID)? {
+        e.env.push(("FLOWLIB_SPECS_URL".to_string(), url));
+    } else if let crate::store::Backend::Local(root) = ds.backend() {
+        e.env.push((
+            "FLOWLIB_SPECS_FILE".to_string(),
+            root.join(&rel).display().to_string(),
+        ));
+    }
+    Ok(e)
+}
+
 fn script(index_var: &str) -> String {
     format!(
         r#"# flowlib task entry (generated; it holds no secrets)
 set -u
 i=${{{index_var}:-0}}
-set -- $FLOWLIB_SPECS
+specs=${{FLOWLIB_SPECS:-}}
+if [ -z "$specs" ] && [ -n "${{FLOWLIB_SPECS_DIGEST:-}}" ]; then
+  list="${{TMPDIR:-/tmp}}/flowlib-specs-$FLOWLIB_SPECS_DIGEST"
+  if [ -n "${{FLOWLIB_SPECS_URL:-}}" ]; then
+    if command -v curl >/dev/null 2>&1; then
+      curl -fsS --retry 5 -o "$list" "$FLOWLIB_SPECS_URL"
+    else
+      wget -q -O "$list" "$FLOWLIB_SPECS_URL"
+    fi || {{ echo "flowlib: cannot download the task spec list sha256:$FLOWLIB_SPECS_DIGEST from the datastore (presigned URL)" >&2; exit {code}; }}
+  elif [ -n "${{FLOWLIB_SPECS_FILE:-}}" ] && [ -r "$FLOWLIB_SPECS_FILE" ]; then
+    cp "$FLOWLIB_SPECS_FILE" "$list" || exit {code}
+  else
+    echo "flowlib: the task spec list sha256:$FLOWLIB_SPECS_DIGEST is not reachable from here: use an object store datastore or mount the shared volume" >&2
+    exit {code}
+  fi
+  if ! echo "$FLOWLIB_SPECS_DIGEST  $list" | sha256sum -c >/dev/null 2>&1; then
+    echo "flowlib: the task spec list fetched does not hash to sha256:$FLOWLIB_SPECS_DIGEST" >&2; exit {code}
+  fi
+  specs=$(cat "$list")
+fi
+set -- $specs
 if [ "$i" -ge "$#" ]; then echo "flowlib: no task spec for array index $i ($# specs)" >&2; exit {code}; fi
 shift "$i"
 spec=$1

@@ -7,6 +7,8 @@
 //! a new batch engine implements [`remote::Engine`] and gets submission, polling, fencing and
 //! failure decoding from [`remote::Remote`].
 
+#[cfg(feature = "batch")]
+pub(crate) mod batch;
 pub(crate) mod child;
 pub(crate) mod entry;
 pub(crate) mod limit;
@@ -120,7 +122,28 @@ pub(crate) fn create<F: Flow>(with: &With, limits: &Limits) -> Result<Box<dyn Ex
 }
 
 /// The executors `--with` accepts.
-pub const EXECUTORS: &[&str] = &["threads", "processes", "slurm"];
+pub const EXECUTORS: &[&str] = &[
+    "threads",
+    "processes",
+    "slurm",
+    #[cfg(feature = "batch")]
+    "batch",
+];
+
+/// Executors behind a cargo feature: `(name, feature)`.
+const FEATURE_EXECUTORS: &[(&str, &str)] = &[("batch", "batch"), ("kubernetes", "kubernetes")];
+
+/// For `--with NAME` whose cargo feature this build left out: one line naming the feature.
+pub(crate) fn compiled_out(name: &str) -> Option<String> {
+    FEATURE_EXECUTORS
+        .iter()
+        .find(|(n, _)| *n == name && !EXECUTORS.contains(n))
+        .map(|(n, f)| {
+            format!(
+                "--with {n}: this program was built without flowlib's `{f}` feature; build it with `flowlib = {{ features = [\"{f}\"] }}`"
+            )
+        })
+}
 
 fn create_one<F: Flow>(name: &str, limits: &Limits, with: &With) -> Result<Box<dyn Executor>> {
     match name {
@@ -128,6 +151,13 @@ fn create_one<F: Flow>(name: &str, limits: &Limits, with: &With) -> Result<Box<d
         "processes" => Ok(Box::new(processes::Processes::new(limits.clone(), F::NAME))),
         "slurm" => Ok(Box::new(remote::Remote::new(
             slurm::Slurm::new()?,
+            F::NAME,
+            F::graph(),
+            with.remote.clone(),
+        ))),
+        #[cfg(feature = "batch")]
+        "batch" => Ok(Box::new(remote::Remote::new(
+            batch::Batch::new()?,
             F::NAME,
             F::graph(),
             with.remote.clone(),
