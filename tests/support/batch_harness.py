@@ -66,6 +66,7 @@ os.makedirs(WORK, exist_ok=True)
 # emulated jobs share one instance's scratch volume.
 TMP = os.path.join(DIR, "tmp")
 os.makedirs(TMP, exist_ok=True)
+RUNNING = set()  # process groups of the jobs running now
 used_faults = set()
 faults_lock = threading.Lock()
 
@@ -129,22 +130,44 @@ def requirement(job, kind):
     return None
 
 
-def tree_rss(pgid):
-    """Resident bytes of every process in the process group (what a memory cgroup counts)."""
-    total = 0
+def session_pids(sid):
+    """Every process of the container (the session its command started; the task-exec
+    wrapper puts the task in a process group of its own, but not in another session)."""
+    pids = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[2]) != pgid:
-                continue
+            if int(fields[3]) == sid:
+                pids.append(int(pid))
+        except (OSError, IndexError, ValueError):
+            continue
+    return pids
+
+
+def tree_rss(sid):
+    """Resident bytes of the container's processes (what its memory cgroup counts)."""
+    total = 0
+    for pid in session_pids(sid):
+        try:
             with open(f"/proc/{pid}/statm") as f:
                 total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         except (OSError, IndexError, ValueError):
             continue
     return total
+
+
+def kill_container(p):
+    """SIGKILL every process of the container, then reap its command."""
+    for _ in range(3):
+        for pid in session_pids(p.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    p.wait()
 
 
 def fault_for(job, index):
@@ -220,9 +243,9 @@ def run(self):
             p = subprocess.Popen(
                 command, env=env, cwd=host, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
+            RUNNING.add(p.pid)
             if fault == "host_terminated":
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+                kill_container(p)
                 stop(self, False, "Host EC2 (instance i-0fl0w11b0000000001) terminated.")
                 return
             memory = requirement(self, "MEMORY")
@@ -231,13 +254,11 @@ def run(self):
             deadline = time.time() + duration if duration else None
             while p.poll() is None:
                 if self.stop:
-                    os.killpg(p.pid, signal.SIGKILL)
-                    p.wait()
+                    kill_container(p)
                     stop(self, False, exit_code=137, reason=None)
                     return
                 if limit and tree_rss(p.pid) > limit:
-                    os.killpg(p.pid, signal.SIGKILL)
-                    p.wait()
+                    kill_container(p)
                     stop(
                         self,
                         False,
@@ -247,8 +268,7 @@ def run(self):
                     )
                     return
                 if deadline and time.time() > deadline:
-                    os.killpg(p.pid, signal.SIGKILL)
-                    p.wait()
+                    kill_container(p)
                     stop(self, False, "Job attempt duration exceeded timeout")
                     return
                 time.sleep(0.05)
@@ -258,12 +278,26 @@ def run(self):
             else:
                 stop(self, False, "Essential container in task exited", exit_code=code)
         finally:
+            RUNNING.discard(getattr(locals().get("p"), "pid", None))
             SLOTS.release()
     except Exception as err:  # the harness itself failed: say so in the job
         stop(self, False, f"harness error: {err!r}")
 
 
 _orig_details = batch_models.Job._container_details
+_orig_property = batch_models.Job._get_container_property
+
+
+def container_property(self, p, default):
+    # moto 5.2.5 appends AWS_BATCH_JOB_ID to the overrides' own list on every call (shared by
+    # an array's children), so each DescribeJobs would grow the answer: merge into a copy.
+    if p != "environment":
+        return _orig_property(self, p, default)
+    env = {e["name"]: e["value"] for e in (self.job_definition.container_properties or {}).get("environment", [])}
+    for e in self.container_overrides.get("environment", []) or []:
+        env[e["name"]] = e["value"]
+    env["AWS_BATCH_JOB_ID"] = self.job_id
+    return [{"name": k, "value": v} for k, v in env.items()]
 
 
 def container_details(self):
@@ -276,6 +310,20 @@ def container_details(self):
 
 batch_models.Job.run = run
 batch_models.Job._container_details = container_details
+batch_models.Job._get_container_property = container_property
+_orig_terminate_job = batch_models.BatchBackend.terminate_job
+
+
+def terminate_job(self, job_id, reason):
+    # TerminateJob of an array's parent terminates its children, as AWS Batch does (moto
+    # 5.2.5 stops only the parent).
+    _orig_terminate_job(self, job_id, reason)
+    job = self.get_job_by_id(job_id)
+    for child in (job._child_jobs or []) if job is not None else []:
+        child.terminate(reason)
+
+
+batch_models.BatchBackend.terminate_job = terminate_job
 # Job states move only when the harness moves them (not on each DescribeJobs).
 state_manager.set_transition("batch::job", {"progression": "manual", "times": 10**9})
 
@@ -332,7 +380,23 @@ def main():
     with open(tmp, "w") as f:
         f.write(str(port))
     os.rename(tmp, os.path.join(DIR, "port"))
-    signal.sigwait([signal.SIGTERM, signal.SIGINT])
+
+    def shutdown(*_):
+        # The compute environment goes away with the harness: so do its jobs.
+        for sid in list(RUNNING):
+            for pid in session_pids(sid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    parent = os.getppid()
+    while os.getppid() == parent:  # the test that started it is gone: stop
+        time.sleep(0.5)
+    shutdown()
 
 
 if __name__ == "__main__":
