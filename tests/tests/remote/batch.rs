@@ -112,7 +112,10 @@ impl Moto {
                     std::fs::read_to_string(dir.join("harness.log")).unwrap_or_default()
                 );
             }
-            assert!(t0.elapsed() < Duration::from_secs(60), "moto never listened");
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "moto never listened"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -188,7 +191,9 @@ fn batch_cmd(sb: &Sandbox, m: &Moto, store: Store, args: &[&str]) -> Command {
 }
 
 fn run_batch(sb: &Sandbox, m: &Moto, store: Store, args: &[&str]) -> Output {
-    batch_cmd(sb, m, store, args).output().expect("spawn remoteflow")
+    batch_cmd(sb, m, store, args)
+        .output()
+        .expect("spawn remoteflow")
 }
 
 /// The attempts of task `task` of the latest run (local datastore).
@@ -208,7 +213,12 @@ fn batch_linear_flow_runs_every_step_as_a_batch_job_with_its_overrides() {
     let Some(m) = Moto::start(&sb, "") else {
         return;
     };
-    let mut c = batch_cmd(&sb, &m, Store::S3("linear"), &["run", "--with", "batch", "--n", "1"]);
+    let mut c = batch_cmd(
+        &sb,
+        &m,
+        Store::S3("linear"),
+        &["run", "--with", "batch", "--n", "1"],
+    );
     c.env("FLOWLIB_BATCH_JOB_DEFINITION", "flowlib-jd");
     let o = c.output().unwrap();
     assert_exit(&o, 0);
@@ -218,14 +228,22 @@ fn batch_linear_flow_runs_every_step_as_a_batch_job_with_its_overrides() {
         assert_eq!(s.len(), 1, "{step}: {s:?}");
         let b = &s[0];
         assert!(b.get("arrayProperties").is_none(), "{b}");
-        assert_eq!(b["retryStrategy"]["attempts"], 1, "retries are flowlib's: {b}");
+        assert_eq!(
+            b["retryStrategy"]["attempts"], 1,
+            "retries are flowlib's: {b}"
+        );
         assert_eq!(b["jobQueue"], "flowlib-q");
         assert_eq!(b["tags"]["flowlib:step"], step);
         let env = b["containerOverrides"]["environment"].as_array().unwrap();
         let names: Vec<&str> = env.iter().map(|e| e["name"].as_str().unwrap()).collect();
-        assert!(names.contains(&"FLOWLIB_EXE_URL"), "presigned binary URL: {names:?}");
         assert!(
-            !names.iter().any(|n| n.contains("SECRET") || *n == "AWS_ACCESS_KEY_ID"),
+            names.contains(&"FLOWLIB_EXE_URL"),
+            "presigned binary URL: {names:?}"
+        );
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains("SECRET") || *n == "AWS_ACCESS_KEY_ID"),
             "no credentials in a job's environment: {names:?}"
         );
         let cmd = b["containerOverrides"]["command"].as_array().unwrap();
@@ -240,7 +258,10 @@ fn batch_linear_flow_runs_every_step_as_a_batch_job_with_its_overrides() {
         &serde_json::json!([{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "64"}])
     );
     assert_eq!(w["timeout"]["attemptDurationSeconds"], 60);
-    assert_eq!(w["jobDefinition"].as_str().unwrap().contains("flowlib-jd"), true);
+    assert!(
+        w["jobDefinition"].as_str().unwrap().contains("flowlib-jd"),
+        "{w}"
+    );
     // Output captured in the containers is in the store, read back by `logs`.
     let l = run_batch(&sb, &m, Store::S3("linear"), &["logs", "latest/work/0"]);
     assert_eq!(
@@ -268,7 +289,9 @@ fn batch_foreach_of_20_is_one_array_job_polled_in_batches_through_throttling() {
     let work = m.submitted("work");
     assert_eq!(work.len(), 1, "one SubmitJob for the foreach: {work:?}");
     assert_eq!(work[0]["arrayProperties"]["size"], 20);
-    let env = work[0]["containerOverrides"]["environment"].as_array().unwrap();
+    let env = work[0]["containerOverrides"]["environment"]
+        .as_array()
+        .unwrap();
     assert!(
         env.iter().any(|e| e["name"] == "FLOWLIB_SPECS_URL"),
         "the array's specs travel as a stored list: {env:?}"
@@ -428,7 +451,10 @@ fn batch_driver_killed_then_resume_reuses_what_committed_on_batch() {
     // Batch runs the array to its end without the driver; each task commits.
     let t1 = Instant::now();
     while work_ran(&sb) < 6 {
-        assert!(t1.elapsed() < Duration::from_secs(120), "jobs never finished");
+        assert!(
+            t1.elapsed() < Duration::from_secs(120),
+            "jobs never finished"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(2));
@@ -444,7 +470,10 @@ fn batch_driver_killed_then_resume_reuses_what_committed_on_batch() {
         .unwrap_or_else(|| panic!("no reuse count\n{}", text(&r)));
     assert_eq!(reused, 1 + 6, "start and the six work tasks\n{}", text(&r));
     assert_eq!(m.submitted("work").len(), 1, "the resume ran no work job");
-    for (t, pids) in task_pids(&sb).iter().filter(|(k, _)| k.starts_with("work/")) {
+    for (t, pids) in task_pids(&sb)
+        .iter()
+        .filter(|(k, _)| k.starts_with("work/"))
+    {
         assert_eq!(pids.len(), 1, "{t} ran once");
     }
 }
@@ -490,7 +519,8 @@ fn batch_bad_input_is_refused_before_anything_is_submitted() {
         .unwrap();
     assert_exit(&o, 2);
     assert!(
-        stderr(&o).contains("which AWS Batch containers cannot see") && stderr(&o).contains("FLOWLIB_SHARED_VOLUME=1"),
+        stderr(&o).contains("which AWS Batch containers cannot see")
+            && stderr(&o).contains("FLOWLIB_SHARED_VOLUME=1"),
         "{}",
         text(&o)
     );

@@ -123,7 +123,7 @@ fn instance_shape(t: &str) -> Option<(u32, u64)> {
         "xlarge" => 4,
         s => 4 * s.strip_suffix("xlarge")?.parse::<u32>().ok()?,
     };
-    Some((vcpus, u64::from(vcpus) * per_vcpu << 30))
+    Some((vcpus, (u64::from(vcpus) * per_vcpu) << 30))
 }
 
 /// Whether an instance type (family or size) has GPUs (the p and g families).
