@@ -202,4 +202,73 @@ mod tests {
         assert_eq!(out.status.code(), Some(NO_BINARY_EXIT));
         assert!(String::from_utf8_lossy(&out.stderr).contains("does not hash to"));
     }
+
+    /// An array whose spec list is stored: the entry fetches the list (here from the shared
+    /// volume), checks its digest and picks its index's line.
+    #[test]
+    fn the_entry_reads_a_stored_spec_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = Datastore::open(
+            dir.path().join("ds").to_str().unwrap(),
+            crate::store::OpenMode::Create,
+        )
+        .unwrap();
+        let exe = dir.path().join("exe");
+        std::fs::write(&exe, b"#!/bin/sh\necho ran \"$@\"\n").unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let digest = crate::store::Digest::of(&std::fs::read(&exe).unwrap());
+        let pkg = Package {
+            exe: exe.clone(),
+            digest,
+            key: "unused".into(),
+        };
+        let specs: Vec<Digest> = (0..30u8).map(|i| Digest::of(&[i])).collect();
+        let e = entry_listed(&ds, &pkg, &specs, "IDX", Some(exe.to_str().unwrap())).unwrap();
+        assert!(
+            e.env.iter().any(|(k, _)| k == "FLOWLIB_SPECS_FILE"),
+            "{:?}",
+            e.env
+        );
+        let run = |index: &str| {
+            let mut c = std::process::Command::new(&e.command[0]);
+            c.args(&e.command[1..])
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap())
+                .env("TMPDIR", dir.path())
+                .env("IDX", index);
+            for (k, v) in &e.env {
+                c.env(k, v);
+            }
+            c.output().unwrap()
+        };
+        let out = run("17");
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("ran task-exec --spec sha256:{}", specs[17].hex())
+        );
+        // A list that no longer hashes to its digest is refused.
+        let cached = dir.path().join(format!(
+            "flowlib-specs-{}",
+            e.env
+                .iter()
+                .find(|(k, _)| k == "FLOWLIB_SPECS_DIGEST")
+                .unwrap()
+                .1
+        ));
+        let file = &e
+            .env
+            .iter()
+            .find(|(k, _)| k == "FLOWLIB_SPECS_FILE")
+            .unwrap()
+            .1;
+        std::fs::remove_file(&cached).unwrap();
+        std::fs::write(file, "00\n").unwrap();
+        let out = run("0");
+        assert_eq!(out.status.code(), Some(NO_BINARY_EXIT));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("does not hash to"));
+    }
 }

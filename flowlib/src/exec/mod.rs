@@ -219,3 +219,31 @@ impl Capacity {
         self.gpu += h.gpu;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--with NAME` of an executor this build left out says which feature to enable, in
+    /// one line; one it has is not refused for that.
+    #[test]
+    fn a_compiled_out_executor_is_named_with_its_feature() {
+        for (name, feature) in FEATURE_EXECUTORS {
+            let err = With::parse(&[name.to_string()])
+                .err()
+                .map(|e| e.to_string());
+            if EXECUTORS.contains(name) {
+                assert!(compiled_out(name).is_none());
+                assert!(err.is_none(), "{err:?}");
+            } else {
+                let err = err.expect("refused");
+                assert!(
+                    err.contains(&format!("built without flowlib's `{feature}` feature")),
+                    "{err}"
+                );
+                assert_eq!(err.lines().count(), 1, "{err}");
+            }
+        }
+        assert!(compiled_out("threads").is_none());
+    }
+}
