@@ -107,20 +107,24 @@ i=${{{index_var}:-0}}
 specs=${{FLOWLIB_SPECS:-}}
 if [ -z "$specs" ] && [ -n "${{FLOWLIB_SPECS_DIGEST:-}}" ]; then
   list="${{TMPDIR:-/tmp}}/flowlib-specs-$FLOWLIB_SPECS_DIGEST"
-  if [ -n "${{FLOWLIB_SPECS_URL:-}}" ]; then
-    if command -v curl >/dev/null 2>&1; then
-      curl -fsS --retry 5 -o "$list" "$FLOWLIB_SPECS_URL"
-    else
-      wget -q -O "$list" "$FLOWLIB_SPECS_URL"
-    fi || {{ echo "flowlib: cannot download the task spec list sha256:$FLOWLIB_SPECS_DIGEST from the datastore (presigned URL)" >&2; exit {code}; }}
-  elif [ -n "${{FLOWLIB_SPECS_FILE:-}}" ] && [ -r "$FLOWLIB_SPECS_FILE" ]; then
-    cp "$FLOWLIB_SPECS_FILE" "$list" || exit {code}
-  else
-    echo "flowlib: the task spec list sha256:$FLOWLIB_SPECS_DIGEST is not reachable from here: use an object store datastore or mount the shared volume" >&2
-    exit {code}
-  fi
   if ! echo "$FLOWLIB_SPECS_DIGEST  $list" | sha256sum -c >/dev/null 2>&1; then
-    echo "flowlib: the task spec list fetched does not hash to sha256:$FLOWLIB_SPECS_DIGEST" >&2; exit {code}
+    tmp="$list.$$"
+    if [ -n "${{FLOWLIB_SPECS_URL:-}}" ]; then
+      if command -v curl >/dev/null 2>&1; then
+        curl -fsS --retry 5 -o "$tmp" "$FLOWLIB_SPECS_URL"
+      else
+        wget -q -O "$tmp" "$FLOWLIB_SPECS_URL"
+      fi || {{ echo "flowlib: cannot download the task spec list sha256:$FLOWLIB_SPECS_DIGEST from the datastore (presigned URL)" >&2; rm -f "$tmp"; exit {code}; }}
+    elif [ -n "${{FLOWLIB_SPECS_FILE:-}}" ] && [ -r "$FLOWLIB_SPECS_FILE" ]; then
+      cp "$FLOWLIB_SPECS_FILE" "$tmp" || {{ rm -f "$tmp"; exit {code}; }}
+    else
+      echo "flowlib: the task spec list sha256:$FLOWLIB_SPECS_DIGEST is not reachable from here: use an object store datastore or mount the shared volume" >&2
+      exit {code}
+    fi
+    if ! echo "$FLOWLIB_SPECS_DIGEST  $tmp" | sha256sum -c >/dev/null 2>&1; then
+      echo "flowlib: the task spec list fetched does not hash to sha256:$FLOWLIB_SPECS_DIGEST" >&2; rm -f "$tmp"; exit {code}
+    fi
+    mv -f "$tmp" "$list" || exit {code}
   fi
   specs=$(cat "$list")
 fi
