@@ -91,8 +91,12 @@ describe_count = [0]
 
 
 def submitjob(self):
-    log_call("SubmitJob", json.loads(self.body))
-    return _orig_submit(self)
+    t0 = time.time()
+    out = _orig_submit(self)
+    body = json.loads(self.body)
+    body["_server_ms"] = (time.time() - t0) * 1e3
+    log_call("SubmitJob", body)
+    return out
 
 
 def describejobs(self):
