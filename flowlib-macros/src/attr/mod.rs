@@ -212,7 +212,7 @@ fn alias(attr: &str, key: &str) -> Option<&'static str> {
         ("slurm", "time_limit" | "walltime" | "t") => "time",
         ("slurm", "args" | "flags" | "options" | "sbatch") => "extra",
         ("slurm", "array_parallel" | "throttle" | "max_workers" | "parallel") => "max_parallel",
-        ("batch", "job_queue" | "partition") => "queue",
+        ("batch", "partition" | "jobqueue") => "queue",
         ("batch", "definition" | "jobdef" | "job_def" | "job_definition_name") => "job_definition",
         ("batch", "container" | "container_image" | "docker_image") => "image",
         ("timeout", "secs" | "sec" | "s") => "seconds",
