@@ -1,7 +1,7 @@
 //! `cancel`: cancel a running run from anywhere: a cancel request in the store (the run's
 //! driver sees it within seconds, stops its tasks and ends the run as cancelled), and
-//! `scancel` of the run's Slurm jobs where Slurm is reachable, so jobs stop even when the
-//! driver is gone.
+//! `scancel` of the run's Slurm jobs where Slurm is reachable (and `TerminateJob` of its AWS
+//! Batch jobs, with the `batch` feature), so jobs stop even when the driver is gone.
 
 use std::process::ExitCode;
 
@@ -51,6 +51,15 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
         Ok(0) => {}
         Ok(n) => line.push_str(&format!("; scancel of {n} Slurm job(s)")),
         Err(e) => line.push_str(&format!("; could not cancel its Slurm jobs: {}", chain(&e))),
+    }
+    #[cfg(feature = "batch")]
+    match crate::exec::batch::cancel_run_jobs(F::graph(), F::NAME, &run) {
+        Ok(0) => {}
+        Ok(n) => line.push_str(&format!("; TerminateJob of {n} AWS Batch job(s)")),
+        Err(e) => line.push_str(&format!(
+            "; could not terminate its AWS Batch jobs: {}",
+            chain(&e)
+        )),
     }
     println!("{line}");
     Ok(ExitCode::SUCCESS)

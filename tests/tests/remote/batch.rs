@@ -530,3 +530,59 @@ fn batch_bad_input_is_refused_before_anything_is_submitted() {
         "no run record was written"
     );
 }
+
+#[test]
+fn batch_cancel_after_the_driver_died_terminates_the_run_jobs() {
+    let sb = Sandbox::new();
+    let Some(m) = Moto::start(&sb, "") else {
+        return;
+    };
+    let mut child = batch_cmd(
+        &sb,
+        &m,
+        Store::Shared,
+        &[
+            "run",
+            "--with",
+            "batch:work",
+            "--n",
+            "2",
+            "--mode",
+            "sleep",
+            "--sleep-ms",
+            "120000",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    wait_for_task(&sb, "work/1@0");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The driver is gone; work/1 sleeps on in its job until `cancel` terminates the array.
+    let c = run_batch(&sb, &m, Store::Shared, &["cancel", "latest"]);
+    assert_exit(&c, 0);
+    assert!(
+        stdout(&c).contains("its driver is not running; TerminateJob of 1 AWS Batch job(s)"),
+        "{}",
+        text(&c)
+    );
+    let array = m.submitted("work");
+    assert_eq!(array.len(), 1);
+    let terminated = m.calls("TerminateJob");
+    assert_eq!(terminated.len(), 1, "{terminated:?}");
+    assert!(
+        !terminated[0]["jobId"].as_str().unwrap().contains(':'),
+        "the whole array, through its parent: {terminated:?}"
+    );
+    let pid = task_pids(&sb)["work/1@0"][0];
+    let t0 = Instant::now();
+    while alive(pid) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the task process {pid} was not killed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

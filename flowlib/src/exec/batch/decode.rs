@@ -44,6 +44,12 @@ impl fmt::Display for JobId {
 /// AWS Batch's limit on a job name.
 const JOB_NAME_MAX: usize = 128;
 
+/// What every job name of a run starts with (`cancel <run>` lists them by it).
+pub(crate) fn job_name_prefix(flow: &str, run: &str) -> String {
+    let name = job_name(flow, run, "", 0);
+    name.strip_suffix("--a0").unwrap_or(&name).to_string() + "-"
+}
+
 /// The job name of a group: `<flow>-<run>-<step>-a<attempt>`, in the characters Batch allows
 /// (letters, digits, `-`, `_`), at most 128 of them (the step and attempt are kept).
 pub(crate) fn job_name(flow: &str, run: &str, step: &str, attempt: u32) -> String {

@@ -775,6 +775,70 @@ impl Engine for Batch {
     }
 }
 
+/// `cancel <run>`: `TerminateJob` every job of the run that has not ended, in the queues its
+/// steps name (`#[batch(queue)]`, `FLOWLIB_BATCH_QUEUE`), so jobs stop even when the driver is
+/// gone. An array is terminated through its parent. Returns how many jobs were terminated;
+/// none, and no AWS call, when no queue is configured.
+pub(crate) fn cancel_run_jobs(graph: &Graph, flow: &str, run: &str) -> Result<usize> {
+    let mut queues: BTreeSet<String> = graph
+        .steps()
+        .iter()
+        .filter_map(|s| s.batch.and_then(|b| b.queue).map(str::to_string))
+        .collect();
+    if let Ok(q) = std::env::var("FLOWLIB_BATCH_QUEUE") {
+        if !q.trim().is_empty() {
+            queues.insert(q);
+        }
+    }
+    if queues.is_empty() {
+        return Ok(0);
+    }
+    let mut b = Batch::new()?;
+    let prefix = decode::job_name_prefix(flow, run);
+    let mut live: Vec<JobId> = Vec::new();
+    for q in &queues {
+        let mut token: Option<String> = None;
+        loop {
+            let out = b
+                .block(
+                    b.client
+                        .list_jobs()
+                        .job_queue(q)
+                        .filters(
+                            aws_sdk_batch::types::KeyValuesPair::builder()
+                                .name("JOB_NAME")
+                                .values(format!("{prefix}*"))
+                                .build(),
+                        )
+                        .set_next_token(token.clone())
+                        .send(),
+                )
+                .map_err(|e| sdk_error("ListJobs", e))?;
+            for j in out.job_summary_list() {
+                let ended = matches!(
+                    j.status(),
+                    Some(JobStatus::Succeeded) | Some(JobStatus::Failed)
+                );
+                let name_ok = j.job_name().is_some_and(|n| n.starts_with(&prefix));
+                // Array children go with their parent.
+                if let Some(id) = j.job_id().filter(|id| !id.contains(':')) {
+                    if !ended && name_ok {
+                        live.push(JobId::parse(id));
+                    }
+                }
+            }
+            token = out.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    live.sort();
+    live.dedup();
+    b.cancel(&live)?;
+    Ok(live.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
