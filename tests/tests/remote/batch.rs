@@ -586,3 +586,41 @@ fn batch_cancel_after_the_driver_died_terminates_the_run_jobs() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn batch_image_other_than_the_job_definitions_gets_a_registered_definition() {
+    let sb = Sandbox::new();
+    let Some(m) = Moto::start(&sb, "") else {
+        return;
+    };
+    // `work` names job definition `flowlib-jd` (image busybox:stable); the image asked for
+    // differs, and SubmitJob cannot override an image: a definition is registered for it.
+    let image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/flow:2";
+    for _ in 0..2 {
+        let o = batch_cmd(
+            &sb,
+            &m,
+            Store::Shared,
+            &["run", "--with", "batch:work", "--n", "2"],
+        )
+        .env("FLOWLIB_BATCH_IMAGE", image)
+        .output()
+        .unwrap();
+        assert_exit(&o, 0);
+    }
+    let defs: Vec<String> = m
+        .submitted("work")
+        .iter()
+        .map(|b| b["jobDefinition"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(defs.len(), 2);
+    assert!(
+        defs.iter()
+            .all(|d| d.contains(":job-definition/flowlib-") && !d.contains("flowlib-jd")),
+        "{defs:?}"
+    );
+    assert_eq!(
+        defs[0], defs[1],
+        "the second run reuses the registered revision"
+    );
+}
