@@ -31,6 +31,9 @@ fn placement_text(g: &crate::flow::Graph, with: &crate::exec::With) -> Result<St
         if exec == "slurm" {
             let args = crate::exec::slurm::sbatch_args(s);
             line.push_str(&format!(" ({})", args.join(" ")));
+        } else if exec == "batch" {
+            #[cfg(feature = "batch")]
+            line.push_str(&format!(" ({})", crate::exec::batch::placement(s)));
         } else if s.slurm.is_some() {
             line.push_str(" (has #[slurm]: on Slurm with `--with slurm`)");
         }

@@ -129,6 +129,29 @@ fn target(step: &Step) -> std::result::Result<Target, String> {
     })
 }
 
+/// Where `show --with batch` says a step's jobs go: queue, job definition, image and the
+/// resource requirements, or what is missing.
+pub(crate) fn placement(step: &Step) -> String {
+    let reqs = decode::requirements(&step.resources)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    match target(step) {
+        Ok(t) => {
+            let mut out = format!("queue {}", t.queue);
+            if let Some(d) = &t.job_definition {
+                out.push_str(&format!(", job definition {d}"));
+            }
+            if let Some(i) = &t.image {
+                out.push_str(&format!(", image {i}"));
+            }
+            format!("{out}; {reqs}")
+        }
+        Err(e) => e,
+    }
+}
+
 /// The AWS Batch engine of one run.
 pub(crate) struct Batch {
     rt: tokio::runtime::Runtime,
