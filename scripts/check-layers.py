@@ -11,7 +11,7 @@ import sys
 
 # Lowest first; the same order as the `mod` lines of flowlib/src/lib.rs.
 LAYERS = ["error", "failpoint", "store", "meta", "flow", "task", "exec", "run",
-          "client", "maintenance", "report", "cli", "__private"]
+          "client", "maintenance", "report", "export", "cli", "__private"]
 # Re-export facades that may name everything: the crate root and the macros' support module.
 FACADES = {"lib", "__private"}
 

@@ -58,6 +58,9 @@ FLOWLIB_SERVICES_TIMEOUT=${FLOWLIB_SERVICES_TIMEOUT:-60}
 FLOWLIB_PYTHON=${FLOWLIB_PYTHON:-python3}
 
 _SVC_MOTO_SPEC='moto[server]==5.2.5'
+# The official Kubernetes schemas, to validate the Job manifests the Kubernetes executor makes
+_SVC_K8S_VALIDATE_SPEC='kubernetes-validate==1.37.0'
+_SVC_K8S_VENV="$FLOWLIB_SERVICES_DIR/k8s-venv"
 _SVC_AZURITE_SPEC='azurite@3.35.0'
 _SVC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 _SVC_MOTO_VENV="$FLOWLIB_SERVICES_DIR/moto-venv"
@@ -125,6 +128,19 @@ _svc_install_moto() {
   echo "moto: installed ($_SVC_MOTO_SPEC)"
 }
 
+_svc_install_k8s_validate() {
+  local marker="$_SVC_K8S_VENV/.flowlib-installed"
+  if [ -x "$_SVC_K8S_VENV/bin/kubernetes-validate" ] && [ "$(cat "$marker" 2>/dev/null)" = "$_SVC_K8S_VALIDATE_SPEC" ]; then
+    echo "kubernetes-validate: already installed ($_SVC_K8S_VALIDATE_SPEC)"
+    return 0
+  fi
+  rm -rf "$_SVC_K8S_VENV"
+  "$FLOWLIB_PYTHON" -m venv "$_SVC_K8S_VENV" || return 1
+  "$_SVC_K8S_VENV/bin/pip" install -q --disable-pip-version-check --no-input "$_SVC_K8S_VALIDATE_SPEC" || return 1
+  echo "$_SVC_K8S_VALIDATE_SPEC" >"$marker"
+  echo "kubernetes-validate: installed ($_SVC_K8S_VALIDATE_SPEC)"
+}
+
 _svc_install_azurite() {
   local marker="$_SVC_AZURITE_DIR/.flowlib-installed"
   if [ -x "$_SVC_AZURITE_DIR/node_modules/.bin/azurite-blob" ] && [ "$(cat "$marker" 2>/dev/null)" = "$_SVC_AZURITE_SPEC" ]; then
@@ -141,10 +157,11 @@ _svc_install_azurite() {
   echo "azurite: installed ($_SVC_AZURITE_SPEC)"
 }
 
-# Install moto (venv) and Azurite (npm) concurrently under $FLOWLIB_SERVICES_DIR.
+# Install moto (venv), Azurite (npm) and kubernetes-validate (venv) concurrently under
+# $FLOWLIB_SERVICES_DIR.
 # Skips what is already installed. The GCS fake needs nothing (stdlib only).
 services_install() {
-  local t0 rc=0 p_moto p_az name
+  local t0 rc=0 p_moto p_az p_kv name
   t0=$(_svc_now_us)
   mkdir -p "$FLOWLIB_SERVICES_DIR/logs" || return 1
   command -v "$FLOWLIB_PYTHON" >/dev/null || { _svc_log "$FLOWLIB_PYTHON not found"; return 1; }
@@ -153,10 +170,14 @@ services_install() {
   p_moto=$!
   _svc_install_azurite >"$FLOWLIB_SERVICES_DIR/logs/install-azurite.log" 2>&1 &
   p_az=$!
+  _svc_install_k8s_validate >"$FLOWLIB_SERVICES_DIR/logs/install-k8s-validate.log" 2>&1 &
+  p_kv=$!
   wait "$p_moto" || rc=1
   wait "$p_az" || rc=$((rc | 2))
-  for name in moto azurite; do
-    if { [ "$name" = moto ] && [ $((rc & 1)) -ne 0 ]; } || { [ "$name" = azurite ] && [ $((rc & 2)) -ne 0 ]; }; then
+  wait "$p_kv" || rc=$((rc | 4))
+  for name in moto azurite k8s-validate; do
+    if { [ "$name" = moto ] && [ $((rc & 1)) -ne 0 ]; } || { [ "$name" = azurite ] && [ $((rc & 2)) -ne 0 ]; } ||
+       { [ "$name" = k8s-validate ] && [ $((rc & 4)) -ne 0 ]; }; then
       _svc_log "$name install FAILED; log:"
       tail -n 40 "$FLOWLIB_SERVICES_DIR/logs/install-$name.log" >&2
     else

@@ -83,6 +83,19 @@ else
 fi
 _phase_end
 
+_phase_start "install Argo validators"
+# hera (PyPI) and Argo's schema validators (npm) for the `export argo` tests
+# (scripts/argo-tools.sh): in CI (FLOWLIB_CI=1) they must install; elsewhere those tests
+# skip, loudly, without them.
+if ! "$ROOT/scripts/argo-tools.sh" install; then
+  if [ "${FLOWLIB_CI:-0}" = 1 ]; then
+    echo "==> [test-all] the Argo validators could not be installed, and CI requires them" >&2
+    exit 1
+  fi
+  echo "==> [test-all] WARNING: the Argo validators could not be installed: the Argo export tests will skip"
+fi
+_phase_end
+
 _phase_start "build tests (cargo test --no-run)"
 cargo test --workspace --all-features --no-run
 _phase_end

@@ -570,6 +570,29 @@ fn step_def(ir: &FlowIr, an: &Analysis, i: usize, step: &Step) -> TokenStream {
             max_parallel: #max_parallel,
         })
     }));
+    let kubernetes = option(a.kubernetes.as_ref().map(|k| {
+        let image = option(k.image.as_ref());
+        let namespace = option(k.namespace.as_ref());
+        let service_account = option(k.service_account.as_ref());
+        let gpu_vendor = option(k.gpu_vendor.as_ref());
+        let max_parallel = option(k.max_parallel);
+        let sel = k.node_selector.iter().map(|(a, b)| quote!((#a, #b)));
+        let tol = k
+            .tolerations
+            .iter()
+            .map(|(a, b, c, d)| quote!((#a, #b, #c, #d)));
+        let secrets = &k.secrets;
+        quote!(::flowlib::__private::KubernetesDef {
+            image: #image,
+            namespace: #namespace,
+            service_account: #service_account,
+            node_selector: &[#(#sel),*],
+            tolerations: &[#(#tol),*],
+            gpu_vendor: #gpu_vendor,
+            secrets: &[#(#secrets),*],
+            max_parallel: #max_parallel,
+        })
+    }));
     let batch = option(a.batch.as_ref().map(|b| {
         let queue = option(b.queue.as_ref());
         let job_definition = option(b.job_definition.as_ref());
@@ -612,6 +635,7 @@ fn step_def(ir: &FlowIr, an: &Analysis, i: usize, step: &Step) -> TokenStream {
             catch: #catch,
             checkpoint: #checkpoint,
             slurm: #slurm,
+            kubernetes: #kubernetes,
             batch: #batch,
             uses: #uses,
             foreach_read: #own_foreach,

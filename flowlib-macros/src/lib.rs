@@ -103,6 +103,16 @@ pub fn batch(_args: TokenStream, input: TokenStream) -> TokenStream {
     outside_flow("batch", input)
 }
 
+/// How the step's tasks run when the step runs on Kubernetes (`--with kubernetes`):
+/// `#[kubernetes(image = "ghcr.io/acme/flow:1", namespace = "ml", service_account = "runner",
+/// node_selector = { "disktype": "ssd" }, tolerations = ["gpu=true:NoSchedule"],
+/// gpu_vendor = "nvidia", secrets = ["aws-credentials"], max_parallel = 8)]`. Without
+/// `--with kubernetes` the step runs where the rest of the run does, unchanged.
+#[proc_macro_attribute]
+pub fn kubernetes(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_flow("kubernetes", input)
+}
+
 /// Fail an attempt that runs too long: `#[timeout("30m")]` or `#[timeout(minutes = 30)]`.
 #[proc_macro_attribute]
 pub fn timeout(_args: TokenStream, input: TokenStream) -> TokenStream {

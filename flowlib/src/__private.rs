@@ -5,7 +5,9 @@ use std::str::FromStr;
 
 use serde::de::DeserializeOwned;
 
-use crate::flow::graph::{BatchOptions, Resources, RetryPolicy, SlurmOptions, Step, Transition};
+use crate::flow::graph::{
+    BatchOptions, KubernetesOptions, Resources, RetryPolicy, SlurmOptions, Step, Transition,
+};
 
 pub use crate::error::StepError;
 pub use crate::flow::graph::JoinKind;
@@ -67,6 +69,7 @@ pub struct StepDef {
     pub catch: Option<CatchDef>,
     pub checkpoint: bool,
     pub slurm: Option<SlurmDef>,
+    pub kubernetes: Option<KubernetesDef>,
     pub batch: Option<BatchDef>,
     pub uses: Option<&'static [&'static str]>,
     pub foreach_read: Option<&'static str>,
@@ -101,6 +104,18 @@ pub struct SlurmDef {
     pub constraint: Option<&'static str>,
     pub time_ms: Option<u64>,
     pub extra: &'static [&'static str],
+    pub max_parallel: Option<u32>,
+}
+
+#[derive(Debug)]
+pub struct KubernetesDef {
+    pub image: Option<&'static str>,
+    pub namespace: Option<&'static str>,
+    pub service_account: Option<&'static str>,
+    pub node_selector: &'static [(&'static str, &'static str)],
+    pub tolerations: &'static [(&'static str, &'static str, &'static str, &'static str)],
+    pub gpu_vendor: Option<&'static str>,
+    pub secrets: &'static [&'static str],
     pub max_parallel: Option<u32>,
 }
 
@@ -167,6 +182,16 @@ pub fn build_graph(
                 time_ms: s.time_ms,
                 extra: s.extra,
                 max_parallel: s.max_parallel,
+            }),
+            kubernetes: d.kubernetes.as_ref().map(|k| KubernetesOptions {
+                image: k.image,
+                namespace: k.namespace,
+                service_account: k.service_account,
+                node_selector: k.node_selector,
+                tolerations: k.tolerations,
+                gpu_vendor: k.gpu_vendor,
+                secrets: k.secrets,
+                max_parallel: k.max_parallel,
             }),
             batch: d.batch.as_ref().map(|b| BatchOptions {
                 queue: b.queue,

@@ -71,6 +71,7 @@ mod cli;
 mod client;
 mod error;
 mod exec;
+pub mod export;
 mod failpoint;
 mod flow;
 mod maintenance;
@@ -87,17 +88,19 @@ pub use cli::{command, main, main_with_args};
 pub use client::{Run, StepView, TaskView};
 pub use error::{Error, Result, RunFailure, Site, StepError};
 pub use exec::{cpu_count, gpu_count, total_memory, Limits, Placement, With, EXECUTORS};
+pub use export::ArgoOptions;
 pub use flow::{
     BatchOptions, Checkpoint, Ctx, FieldInfo, Flow, FlowState, Graph, Input, Inputs, JoinKind,
-    ParamInfo, Resources, RetryPolicy, SlurmOptions, Step, Transition, DEFAULT_PLATFORM_RETRIES,
+    KubernetesOptions, ParamInfo, Resources, RetryPolicy, SlurmOptions, Step, Transition,
+    DEFAULT_PLATFORM_RETRIES,
 };
 pub use maintenance::{
     gc, verify, Deleted, Garbage, GcReport, Place, Problem, Unreadable, VerifyReport,
 };
 pub use meta::query::{Attempts, Damaged};
 pub use meta::{
-    AttemptStatus, CodeIdentity, CommitRecord, ExitRecord, Heartbeat, IndexPath, Parents,
-    ResumeInfo, ReuseRecord, ReusedTask, RunEnd, RunInfo, RunRecord, RunStatus, StepShape,
+    AttemptStatus, CodeIdentity, CommitRecord, ExitRecord, Heartbeat, IndexPath, Orchestrator,
+    Parents, ResumeInfo, ReuseRecord, ReusedTask, RunEnd, RunInfo, RunRecord, RunStatus, StepShape,
     TaskAttempt, TaskManifest, TaskRef, Timings,
 };
 pub use run::progress::ProgressMode;
@@ -110,14 +113,15 @@ pub use store::{
 pub use task::{run_spec, run_task, Pin, TaskOutcome, TaskSpec};
 
 pub use flowlib_macros::{
-    batch, catch, checkpoint, flow, resources, retry, slurm, step, timeout, FlowState,
+    batch, catch, checkpoint, flow, kubernetes, resources, retry, slurm, step, timeout, FlowState,
 };
 
 /// Everything a flow definition needs: `use flowlib::prelude::*;`.
 pub mod prelude {
     pub use crate::flow::{Ctx, Flow, FlowState, Input, Inputs};
     pub use flowlib_macros::{
-        batch, catch, checkpoint, flow, resources, retry, slurm, step, timeout, FlowState,
+        batch, catch, checkpoint, flow, kubernetes, resources, retry, slurm, step, timeout,
+        FlowState,
     };
     pub use serde::{Deserialize, Serialize};
 

@@ -4,6 +4,7 @@
 //! temporary directories. A module is an area to filter by:
 //! `cargo test -p flowlib-tests --test integration crash::`.
 
+mod argo;
 mod checkpoint;
 mod cli;
 mod cli_resume;

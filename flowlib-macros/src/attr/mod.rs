@@ -9,6 +9,9 @@ use syn::{Attribute, Ident, LitInt, LitStr, Token};
 
 use crate::ctxt::{did_you_mean, Ctxt, Loc};
 
+mod kubernetes;
+pub(crate) use kubernetes::Kubernetes;
+
 /// The attribute names `#[flow]` consumes on methods.
 pub(crate) const STEP_ATTRS: &[&str] = &[
     "step",
@@ -18,6 +21,7 @@ pub(crate) const STEP_ATTRS: &[&str] = &[
     "catch",
     "checkpoint",
     "slurm",
+    "kubernetes",
     "batch",
 ];
 
@@ -62,6 +66,7 @@ pub(crate) struct StepAttrs {
     pub catch: Option<Catch>,
     pub checkpoint: bool,
     pub slurm: Option<Slurm>,
+    pub kubernetes: Option<Kubernetes>,
     pub batch: Option<Batch>,
     /// The non-`step` attributes, to complain when `#[step]` is missing.
     pub other_attrs: Vec<(String, Loc)>,
@@ -136,6 +141,7 @@ pub(crate) fn parse_step_attrs(cx: &Ctxt, attrs: &[Attribute]) -> StepAttrs {
             "catch" => parse_catch(cx, attr, &mut out),
             "checkpoint" => parse_checkpoint(cx, attr, &mut out),
             "slurm" => parse_slurm(cx, attr, &mut out),
+            "kubernetes" => kubernetes::parse(cx, attr, &mut out),
             "batch" => parse_batch(cx, attr, &mut out),
             _ => unreachable!("filtered by is_step_attr"),
         }
@@ -212,6 +218,14 @@ fn alias(attr: &str, key: &str) -> Option<&'static str> {
         ("slurm", "time_limit" | "walltime" | "t") => "time",
         ("slurm", "args" | "flags" | "options" | "sbatch") => "extra",
         ("slurm", "array_parallel" | "throttle" | "max_workers" | "parallel") => "max_parallel",
+        ("kubernetes", "container" | "container_image" | "docker_image") => "image",
+        ("kubernetes", "ns") => "namespace",
+        ("kubernetes", "serviceaccount" | "service_account_name" | "sa") => "service_account",
+        ("kubernetes", "node_selectors" | "nodeselector" | "labels") => "node_selector",
+        ("kubernetes", "toleration" | "taints") => "tolerations",
+        ("kubernetes", "gpu_type" | "vendor") => "gpu_vendor",
+        ("kubernetes", "secret" | "env_from") => "secrets",
+        ("kubernetes", "parallelism" | "throttle" | "parallel") => "max_parallel",
         ("batch", "partition" | "jobqueue") => "queue",
         ("batch", "definition" | "jobdef" | "job_def" | "job_definition_name") => "job_definition",
         ("batch", "container" | "container_image" | "docker_image") => "image",

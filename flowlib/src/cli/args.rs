@@ -36,7 +36,7 @@ pub(super) fn with_run_args<F: Flow>(cmd: Command, params_required: bool) -> Com
 }
 
 /// One `--flag` per parameter of `F`, with its help and default.
-fn param_args<F: Flow>(required_enforced: bool) -> Vec<Arg> {
+pub(super) fn param_args<F: Flow>(required_enforced: bool) -> Vec<Arg> {
     let mut defaults = F::default();
     defaults.__apply_param_defaults();
     F::FIELDS
@@ -131,7 +131,8 @@ pub(super) fn with_of(m: &ArgMatches) -> Result<With> {
     Ok(with)
 }
 
-fn params_of<F: Flow>(m: &ArgMatches) -> Vec<(String, String)> {
+/// The parameter values `m` was given: (field name, command-line text).
+pub(super) fn params_of<F: Flow>(m: &ArgMatches) -> Vec<(String, String)> {
     F::FIELDS
         .iter()
         .filter(|f| f.param.is_some())

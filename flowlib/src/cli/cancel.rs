@@ -1,7 +1,8 @@
 //! `cancel`: cancel a running run from anywhere: a cancel request in the store (the run's
 //! driver sees it within seconds, stops its tasks and ends the run as cancelled), and
-//! `scancel` of the run's Slurm jobs where Slurm is reachable (and `TerminateJob` of its AWS
-//! Batch jobs, with the `batch` feature), so jobs stop even when the driver is gone.
+//! `scancel` of the run's Slurm jobs where Slurm is reachable (and deletion of its Kubernetes
+//! Jobs for a run on Kubernetes, `TerminateJob` of its AWS Batch jobs), so jobs stop even
+//! when the driver is gone.
 
 use std::process::ExitCode;
 
@@ -42,24 +43,45 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
             "was already requested"
         }
     );
-    line.push_str(if alive {
-        "; its driver stops within a few seconds"
-    } else {
-        "; its driver is not running"
-    });
+    match &info.record.orchestrator {
+        Some(o) if info.end.is_none() => line.push_str(&format!(
+            "; {o} starts no new task (its running tasks finish: stop them with the engine, `argo stop {}`)",
+            o.workflow
+        )),
+        _ => line.push_str(if alive {
+            "; its driver stops within a few seconds"
+        } else {
+            "; its driver is not running"
+        }),
+    }
     match crate::exec::slurm::cancel_run_jobs(F::NAME, &run) {
         Ok(0) => {}
         Ok(n) => line.push_str(&format!("; scancel of {n} Slurm job(s)")),
         Err(e) => line.push_str(&format!("; could not cancel its Slurm jobs: {}", chain(&e))),
     }
+    // Kubernetes Jobs, when the run was started with `--with kubernetes`.
+    #[cfg(feature = "kubernetes")]
+    if info.record.argv.iter().any(|a| a.contains("kubernetes")) {
+        match crate::exec::kubernetes::cancel_run_jobs(F::graph(), &run) {
+            Ok(0) => {}
+            Ok(n) => line.push_str(&format!("; deleted {n} Kubernetes Job(s)")),
+            Err(e) => line.push_str(&format!(
+                "; could not delete its Kubernetes Jobs: {}",
+                chain(&e)
+            )),
+        }
+    }
+    // AWS Batch jobs, when the run was started with `--with batch`.
     #[cfg(feature = "batch")]
-    match crate::exec::batch::cancel_run_jobs(F::graph(), F::NAME, &run) {
-        Ok(0) => {}
-        Ok(n) => line.push_str(&format!("; TerminateJob of {n} AWS Batch job(s)")),
-        Err(e) => line.push_str(&format!(
-            "; could not terminate its AWS Batch jobs: {}",
-            chain(&e)
-        )),
+    if info.record.argv.iter().any(|a| a.contains("batch")) {
+        match crate::exec::batch::cancel_run_jobs(F::graph(), F::NAME, &run) {
+            Ok(0) => {}
+            Ok(n) => line.push_str(&format!("; TerminateJob of {n} AWS Batch job(s)")),
+            Err(e) => line.push_str(&format!(
+                "; could not terminate its AWS Batch jobs: {}",
+                chain(&e)
+            )),
+        }
     }
     println!("{line}");
     Ok(ExitCode::SUCCESS)

@@ -9,6 +9,7 @@ mod args;
 mod cancel;
 mod check;
 mod dump;
+mod export;
 mod gc;
 mod logs;
 mod resume;
@@ -130,6 +131,9 @@ pub fn command<F: Flow>() -> Command {
         .subcommand(cancel::command())
         .subcommand(step::command())
         .subcommand(step::task_exec_command())
+        .subcommand(export::command())
+        .subcommand(export::init_command::<F>())
+        .subcommand(export::end_command())
 }
 
 fn dispatch<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<ExitCode> {
@@ -146,6 +150,9 @@ fn dispatch<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<ExitCode> {
         Some(("task-exec", sub)) => step::task_exec::<F>(m, sub),
         Some(("logs", sub)) => logs::exec::<F>(m, sub),
         Some(("cancel", sub)) => cancel::exec::<F>(m, sub),
+        Some(("export", sub)) => export::exec::<F>(m, sub),
+        Some(("argo-init", sub)) => export::init::<F>(m, sub, argv),
+        Some(("argo-end", sub)) => export::end::<F>(m, sub),
         _ => unreachable!("clap requires a subcommand"),
     }
 }

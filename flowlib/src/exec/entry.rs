@@ -136,7 +136,9 @@ d=$FLOWLIB_EXE_DIGEST
 exe=${{FLOWLIB_EXE:-}}
 if [ -z "$exe" ] || [ ! -x "$exe" ]; then
   exe="${{TMPDIR:-/tmp}}/flowlib-exe-$d"
-  if ! echo "$d  $exe" | sha256sum -c >/dev/null 2>&1; then
+  # A cached copy was verified before it was moved into place (and `task-exec` checks its
+  # own digest against the run's again), so it is not hashed a second time.
+  if [ ! -x "$exe" ]; then
     tmp="$exe.$$"
     if [ -n "${{FLOWLIB_EXE_URL:-}}" ]; then
       if command -v curl >/dev/null 2>&1; then
@@ -153,7 +155,11 @@ if [ -z "$exe" ] || [ ! -x "$exe" ]; then
     if ! echo "$d  $tmp" | sha256sum -c >/dev/null 2>&1; then
       echo "flowlib: the flow binary fetched from the datastore does not hash to sha256:$d" >&2; rm -f "$tmp"; exit {code}
     fi
-    chmod +x "$tmp" && mv -f "$tmp" "$exe" || exit {code}
+    # Create-only (a hard link fails if the name exists): another task sharing this
+    # TMPDIR may already run the copy it placed there, which must not be replaced under it.
+    chmod +x "$tmp" || exit {code}
+    ln "$tmp" "$exe" 2>/dev/null || [ -x "$exe" ] || {{ echo "flowlib: cannot place the flow binary at $exe" >&2; rm -f "$tmp"; exit {code}; }}
+    rm -f "$tmp"
   fi
 fi
 exec "$exe" task-exec --spec "sha256:$spec"

@@ -11,6 +11,8 @@
 pub(crate) mod batch;
 pub(crate) mod child;
 pub(crate) mod entry;
+#[cfg(feature = "kubernetes")]
+pub(crate) mod kubernetes;
 pub(crate) mod limit;
 pub(crate) mod package;
 mod processes;
@@ -122,25 +124,23 @@ pub(crate) fn create<F: Flow>(with: &With, limits: &Limits) -> Result<Box<dyn Ex
 }
 
 /// The executors `--with` accepts.
-pub const EXECUTORS: &[&str] = &[
-    "threads",
-    "processes",
-    "slurm",
-    #[cfg(feature = "batch")]
-    "batch",
+pub const EXECUTORS: &[&str] = &["threads", "processes", "slurm", "kubernetes", "batch"];
+
+/// Executors behind a cargo feature: `(name, feature, compiled in)`.
+const FEATURE_EXECUTORS: &[(&str, &str, bool)] = &[
+    ("kubernetes", "kubernetes", cfg!(feature = "kubernetes")),
+    ("batch", "batch", cfg!(feature = "batch")),
 ];
 
-/// Executors behind a cargo feature: `(name, feature)`.
-const FEATURE_EXECUTORS: &[(&str, &str)] = &[("batch", "batch"), ("kubernetes", "kubernetes")];
-
-/// For `--with NAME` whose cargo feature this build left out: one line naming the feature.
+/// For `--with NAME` whose cargo feature this build left out: one line naming the feature
+/// (said when `--with` is parsed, before anything else happens).
 pub(crate) fn compiled_out(name: &str) -> Option<String> {
     FEATURE_EXECUTORS
         .iter()
-        .find(|(n, _)| *n == name && !EXECUTORS.contains(n))
-        .map(|(n, f)| {
+        .find(|(n, _, compiled)| *n == name && !compiled)
+        .map(|(n, f, _)| {
             format!(
-                "--with {n}: this program was built without flowlib's `{f}` feature; build it with `flowlib = {{ features = [\"{f}\"] }}`"
+                "--with {n}: this program was built without flowlib's `{f}` feature; add `features = [\"{f}\"]` to its flowlib dependency"
             )
         })
 }
@@ -155,6 +155,13 @@ fn create_one<F: Flow>(name: &str, limits: &Limits, with: &With) -> Result<Box<d
             F::graph(),
             with.remote.clone(),
         ))),
+        #[cfg(feature = "kubernetes")]
+        "kubernetes" => Ok(Box::new(remote::Remote::new(
+            kubernetes::Kubernetes::new()?,
+            F::NAME,
+            F::graph(),
+            with.remote.clone(),
+        ))),
         #[cfg(feature = "batch")]
         "batch" => Ok(Box::new(remote::Remote::new(
             batch::Batch::new()?,
@@ -162,6 +169,9 @@ fn create_one<F: Flow>(name: &str, limits: &Limits, with: &With) -> Result<Box<d
             F::graph(),
             with.remote.clone(),
         ))),
+        other if compiled_out(other).is_some() => Err(crate::error::Error::invalid(
+            compiled_out(other).expect("checked"),
+        )),
         other => Err(crate::error::Error::invalid(format!(
             "unknown executor `{other}`; available: {}",
             EXECUTORS.join(", ")
@@ -228,11 +238,12 @@ mod tests {
     /// one line; one it has is not refused for that.
     #[test]
     fn a_compiled_out_executor_is_named_with_its_feature() {
-        for (name, feature) in FEATURE_EXECUTORS {
+        for (name, feature, compiled) in FEATURE_EXECUTORS {
+            assert!(EXECUTORS.contains(name));
             let err = With::parse(&[name.to_string()])
                 .err()
                 .map(|e| e.to_string());
-            if EXECUTORS.contains(name) {
+            if *compiled {
                 assert!(compiled_out(name).is_none());
                 assert!(err.is_none(), "{err:?}");
             } else {

@@ -122,6 +122,29 @@ pub struct SlurmOptions {
     pub max_parallel: Option<u32>,
 }
 
+/// `#[kubernetes(...)]`: how a step's tasks run when the step runs on Kubernetes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KubernetesOptions {
+    /// The container image (default: `FLOWLIB_K8S_IMAGE`).
+    pub image: Option<&'static str>,
+    /// The namespace (default: `FLOWLIB_K8S_NAMESPACE`, else the kubeconfig context's).
+    pub namespace: Option<&'static str>,
+    /// The pods' service account (its identity reaches the datastore).
+    pub service_account: Option<&'static str>,
+    /// Node labels the pods require.
+    pub node_selector: &'static [(&'static str, &'static str)],
+    /// Tolerations: (key, operator `Equal`/`Exists`, value, effect).
+    pub tolerations: &'static [(&'static str, &'static str, &'static str, &'static str)],
+    /// GPUs are requested as `<vendor>.com/gpu` (default `nvidia`).
+    pub gpu_vendor: Option<&'static str>,
+    /// Secrets whose keys become the container's environment (`envFrom`), e.g. the
+    /// datastore's credentials.
+    pub secrets: &'static [&'static str],
+    /// At most this many pods of the step's Indexed Job at once (`parallelism`).
+    pub max_parallel: Option<u32>,
+}
+
 /// `#[batch(...)]`: where a step's jobs go when the step runs on AWS Batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -178,6 +201,9 @@ pub struct Step {
     /// `#[slurm(...)]` options. Where a step runs is not part of the graph's digest.
     #[serde(skip)]
     pub slurm: Option<SlurmOptions>,
+    /// `#[kubernetes(...)]` options. Not part of the graph's digest.
+    #[serde(skip)]
+    pub kubernetes: Option<KubernetesOptions>,
     /// `#[batch(...)]` options. Not part of the graph's digest.
     #[serde(skip)]
     pub batch: Option<BatchOptions>,

@@ -22,7 +22,7 @@ pub use parents::Parents;
 pub(crate) use parents::{last_within, string_keys};
 pub use query::{RunInfo, TaskAttempt};
 pub use records::{
-    AttemptStatus, CodeIdentity, CommitRecord, Heartbeat, ResumeInfo, ReuseRecord, ReusedTask,
-    RunEnd, RunRecord, RunStatus, StepShape, TaskManifest, TaskRef, Timings,
+    AttemptStatus, CodeIdentity, CommitRecord, Heartbeat, Orchestrator, ResumeInfo, ReuseRecord,
+    ReusedTask, RunEnd, RunRecord, RunStatus, StepShape, TaskManifest, TaskRef, Timings,
 };
 pub(crate) use records::{ResumeClaim, HEARTBEAT_PERIOD, HEARTBEAT_STALE, METADATA_VERSION};

@@ -66,7 +66,13 @@ pub(crate) fn heartbeat_age(h: &Heartbeat) -> Option<std::time::Duration> {
 /// Whether the driver that writes heartbeat `h` is alive: it has not ended, it wrote the
 /// heartbeat within [`HEARTBEAT_STALE`], and, on this host, its process exists (a killed
 /// driver is dead at once, not only once its heartbeat is stale).
+///
+/// A run a workflow engine drives (`export argo`) has no driver to refresh its heartbeat:
+/// it is alive until the engine's exit handler marks it ended (or writes its end record).
 pub(crate) fn heartbeat_alive(h: &Heartbeat) -> bool {
+    if h.orchestrator.is_some() {
+        return !h.ended;
+    }
     !h.ended
         && heartbeat_age(h).is_some_and(|a| a < HEARTBEAT_STALE)
         && pid_alive(&h.host, h.pid) != Some(false)
@@ -547,6 +553,7 @@ mod tests {
             ended,
             writer: String::new(),
             end_error: None,
+            orchestrator: None,
         }
     }
 

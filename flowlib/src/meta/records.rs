@@ -98,6 +98,45 @@ pub struct RunRecord {
     /// Set for resumed runs.
     #[serde(default)]
     pub resume: Option<ResumeInfo>,
+    /// Set when a workflow engine (Argo Workflows) drives the run instead of a flowlib
+    /// driver process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orchestrator: Option<Orchestrator>,
+}
+
+/// The workflow engine that drives a run without a flowlib driver (`export argo`): no
+/// process keeps the run's heartbeat fresh, so readers ask the engine, not the heartbeat's
+/// age, whether the run is alive; the engine's exit handler writes the end record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Orchestrator {
+    /// The engine: `argo`.
+    pub engine: String,
+    /// The engine's name of the workflow running the run (`{{workflow.name}}`).
+    pub workflow: String,
+    /// The workflow's uid (`{{workflow.uid}}`).
+    pub uid: String,
+}
+
+impl Orchestrator {
+    /// An Argo Workflows workflow, by name and uid.
+    pub fn argo(workflow: impl Into<String>, uid: impl Into<String>) -> Self {
+        Orchestrator {
+            engine: "argo".to_string(),
+            workflow: workflow.into(),
+            uid: uid.into(),
+        }
+    }
+}
+
+impl fmt::Display for Orchestrator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} workflow {} (uid {})",
+            self.engine, self.workflow, self.uid
+        )
+    }
 }
 
 /// How a run ended.
@@ -329,6 +368,10 @@ pub struct Heartbeat {
     /// (a full disk): readers show the run as failed, not killed. See `run::heartbeat`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_error: Option<String>,
+    /// Set when a workflow engine drives the run (no driver refreshes this heartbeat): the
+    /// run is alive until its end record or an ended heartbeat says otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orchestrator: Option<Orchestrator>,
 }
 
 /// How often a live run rewrites its heartbeat.

@@ -117,6 +117,9 @@ impl RunRow {
             None => ("-".into(), "-".into()),
         };
         let mut details = Vec::new();
+        if let Some(o) = &r.orchestrator {
+            details.push(format!("on {o}"));
+        }
         if let Some(res) = &r.resume {
             details.push(format!(
                 "resumed {} ({} reused)",

@@ -16,7 +16,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 
 use crate::error::Result;
-use crate::meta::{hostname, now_rfc3339, Heartbeat, HEARTBEAT_PERIOD};
+use crate::meta::{hostname, now_rfc3339, Heartbeat, Orchestrator, HEARTBEAT_PERIOD};
 use object_store::PutMode;
 
 use crate::store::{layout, Datastore};
@@ -29,6 +29,9 @@ pub(crate) struct Beating {
     writer: String,
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// The workflow engine driving the run, if one does: then no thread refreshes the
+    /// heartbeat, and dropping this leaves it as it is (the engine's exit handler ends it).
+    orchestrator: Option<Orchestrator>,
     /// Whether the run record exists (else the heartbeat is removed on drop).
     pub(crate) recorded: bool,
     /// Why the end record could not be written, once that happened: every later write of
@@ -42,7 +45,12 @@ impl std::fmt::Debug for Beating {
     }
 }
 
-fn beat(writer: &str, ended: bool, end_error: Option<&str>) -> Heartbeat {
+fn beat(
+    writer: &str,
+    ended: bool,
+    end_error: Option<&str>,
+    orchestrator: Option<&Orchestrator>,
+) -> Heartbeat {
     Heartbeat {
         host: hostname(),
         pid: std::process::id(),
@@ -50,17 +58,36 @@ fn beat(writer: &str, ended: bool, end_error: Option<&str>) -> Heartbeat {
         ended,
         writer: writer.to_string(),
         end_error: end_error.map(str::to_string),
+        orchestrator: orchestrator.cloned(),
     }
 }
 
 impl Beating {
     /// Create the heartbeat of run `run` of `flow` create-only and start refreshing it;
-    /// `None` if that run id is taken.
-    pub(crate) fn start(ds: &Datastore, flow: &str, run: &str) -> Result<Option<Beating>> {
+    /// `None` if that run id is taken. A run that `orchestrator` drives gets a heartbeat
+    /// that names the engine, and nothing refreshes it.
+    pub(crate) fn start(
+        ds: &Datastore,
+        flow: &str,
+        run: &str,
+        orchestrator: Option<Orchestrator>,
+    ) -> Result<Option<Beating>> {
         let rel = layout::heartbeat(flow, run);
         let writer = crate::store::unique_name();
-        if !ds.create_json(&rel, &beat(&writer, false, None))? {
+        if !ds.create_json(&rel, &beat(&writer, false, None, orchestrator.as_ref()))? {
             return Ok(None);
+        }
+        if orchestrator.is_some() {
+            return Ok(Some(Beating {
+                ds: ds.clone(),
+                rel,
+                writer,
+                stop: None,
+                thread: None,
+                orchestrator,
+                recorded: false,
+                end_error: None,
+            }));
         }
         let (tx, rx) = mpsc::channel::<()>();
         let (tds, trel, twriter) = (ds.clone(), rel.clone(), writer.clone());
@@ -70,8 +97,11 @@ impl Beating {
                 match rx.recv_timeout(HEARTBEAT_PERIOD) {
                     // A failed write is tried again next period; readers allow three.
                     Err(RecvTimeoutError::Timeout) => {
-                        let _ =
-                            tds.put_json(&trel, &beat(&twriter, false, None), PutMode::Overwrite);
+                        let _ = tds.put_json(
+                            &trel,
+                            &beat(&twriter, false, None, None),
+                            PutMode::Overwrite,
+                        );
                     }
                     Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
                 }
@@ -83,6 +113,7 @@ impl Beating {
             writer,
             stop: Some(tx),
             thread: Some(thread),
+            orchestrator: None,
             recorded: false,
             end_error: None,
         }))
@@ -95,7 +126,7 @@ impl Beating {
     pub(crate) fn end_failed(&mut self, why: &str) -> bool {
         self.stop_refreshing();
         self.end_error = Some(why.to_string());
-        let record = beat(&self.writer, true, Some(why));
+        let record = beat(&self.writer, true, Some(why), self.orchestrator.as_ref());
         let bytes = serde_json::to_vec_pretty(&record).expect("metadata serializes to JSON");
         match self.ds.rewrite_in_place(&self.rel, &bytes) {
             Ok(true) => true,
@@ -117,13 +148,16 @@ impl Beating {
 impl Drop for Beating {
     fn drop(&mut self) {
         self.stop_refreshing();
+        if self.recorded && self.orchestrator.is_some() {
+            return; // the run goes on in the engine; its exit handler ends the heartbeat
+        }
         // Best effort: a heartbeat left unmarked goes stale (and a killed driver's process
         // is gone at once on its own host).
         let _ = if self.recorded {
             self.ds
                 .put_json(
                     &self.rel,
-                    &beat(&self.writer, true, self.end_error.as_deref()),
+                    &beat(&self.writer, true, self.end_error.as_deref(), None),
                     PutMode::Overwrite,
                 )
                 .map(|_| ())
@@ -131,4 +165,21 @@ impl Drop for Beating {
             self.ds.delete(&self.rel)
         };
     }
+}
+
+/// Mark the heartbeat of run `run` of `flow`, which `orchestrator` drives, ended: what the
+/// engine's exit handler does once the run's end record is written.
+pub(crate) fn end_orchestrated(
+    ds: &Datastore,
+    flow: &str,
+    run: &str,
+    orchestrator: &Orchestrator,
+) -> Result<()> {
+    let writer = crate::store::unique_name();
+    ds.put_json(
+        &layout::heartbeat(flow, run),
+        &beat(&writer, true, None, Some(orchestrator)),
+        PutMode::Overwrite,
+    )?;
+    Ok(())
 }

@@ -4,6 +4,7 @@
 mod drive;
 pub(crate) mod events;
 mod heartbeat;
+mod orchestrated;
 mod policy;
 pub(crate) mod progress;
 mod resume;
@@ -31,6 +32,7 @@ use crate::run::scheduler::{Prefilled, Scheduler};
 use crate::store::{layout, BlobRef, Datastore, Digest};
 use crate::task::RunContext;
 
+pub(crate) use orchestrated::{end_orchestrated, start_orchestrated};
 pub use resume::resume;
 pub(crate) use resume::resume_prepared;
 pub use start::initial_state;
@@ -266,22 +268,7 @@ fn launch<F: Flow>(
         .filter(|f| f.param.is_some())
         .filter_map(|f| initial.get(f.name).map(|b| (f.name.to_string(), *b)))
         .collect();
-    let record = RunRecord {
-        version: METADATA_VERSION,
-        flow: F::NAME.to_string(),
-        run_id: String::new(),
-        started: now_rfc3339(),
-        params: start::params_json(&l.state),
-        initial: initial.clone(),
-        graph_digest: graph.digest().to_string(),
-        graph: shape(graph),
-        code: crate::meta::identity::current(),
-        host: hostname(),
-        user: username(),
-        pid: std::process::id(),
-        argv: opts.argv.clone(),
-        resume: l.resume,
-    };
+    let record = new_record::<F>(&l.state, initial.clone(), opts.argv.clone(), l.resume);
     // A remote executor stores the code package now: a run that cannot ship its code
     // never starts.
     executor.begin(ds)?;
@@ -338,6 +325,33 @@ fn launch<F: Flow>(
     crate::failpoint::hold("before-run-end", &summary.run_id);
     write_end(ds, F::NAME, &summary, &mut heartbeat)?;
     Ok(summary)
+}
+
+/// The run record of a new run of `F` from `state` (its id is picked when it is written).
+fn new_record<F: Flow>(
+    state: &F,
+    initial: BTreeMap<String, BlobRef>,
+    argv: Vec<String>,
+    resume: Option<ResumeInfo>,
+) -> RunRecord {
+    let graph = F::graph();
+    RunRecord {
+        version: METADATA_VERSION,
+        flow: F::NAME.to_string(),
+        run_id: String::new(),
+        started: now_rfc3339(),
+        params: start::params_json(state),
+        initial,
+        graph_digest: graph.digest().to_string(),
+        graph: shape(graph),
+        code: crate::meta::identity::current(),
+        host: hostname(),
+        user: username(),
+        pid: std::process::id(),
+        argv,
+        resume,
+        orchestrator: None,
+    }
 }
 
 /// Write the run's `end.json`, trying a few times over a second (a disk may be freed by
@@ -405,7 +419,10 @@ fn create_run_record(
         .map(|r| Bytes::from(serde_json::to_vec_pretty(r).expect("metadata serializes to JSON")));
     for _ in 0..6 {
         record.run_id = new_run_id();
-        let Some(mut beating) = heartbeat::Beating::start(ds, &record.flow, &record.run_id)? else {
+        let orchestrator = record.orchestrator.clone();
+        let Some(mut beating) =
+            heartbeat::Beating::start(ds, &record.flow, &record.run_id, orchestrator)?
+        else {
             continue;
         };
         if let Some(r) = &record.resume {

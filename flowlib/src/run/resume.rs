@@ -128,6 +128,11 @@ fn refuse_live_origin(origin: &RunInfo) -> Result<()> {
 }
 
 fn describe_heartbeat(h: &Heartbeat) -> String {
+    if let Some(o) = &h.orchestrator {
+        return format!(
+            "driven by {o}, which has not ended it: wait for the workflow; if it was deleted or terminated before its exit handler ran, record the run's end with `argo-end --run RUN` first"
+        );
+    }
     let ago = heartbeat_age(h).map_or_else(|| "?".to_string(), |a| a.as_secs().to_string());
     format!("heartbeat {ago} s ago on host {} pid {}", h.host, h.pid)
 }
@@ -492,7 +497,9 @@ mod claim_tests {
         claim_origin(&ds, flow, origin, "r2").unwrap();
 
         // A live claimant (fresh heartbeat, this process) refuses every other resume.
-        let mut live = Beating::start(&ds, flow, "r3").unwrap().expect("fresh id");
+        let mut live = Beating::start(&ds, flow, "r3", None)
+            .unwrap()
+            .expect("fresh id");
         live.recorded = true;
         claim_origin(&ds, flow, origin, "r3").unwrap();
         let err = claim_origin(&ds, flow, origin, "r4").unwrap_err();
@@ -503,7 +510,7 @@ mod claim_tests {
             "{msg}"
         );
         assert!(
-            Beating::start(&ds, flow, "r3").unwrap().is_none(),
+            Beating::start(&ds, flow, "r3", None).unwrap().is_none(),
             "ids are reserved"
         );
 
@@ -526,7 +533,7 @@ mod claim_tests {
                         let (ds, barrier, origin) = (&ds, &barrier, &origin);
                         s.spawn(move || {
                             let run = format!("{origin}-r{i}");
-                            let mut b = Beating::start(ds, "F", &run).unwrap().unwrap();
+                            let mut b = Beating::start(ds, "F", &run, None).unwrap().unwrap();
                             b.recorded = true;
                             barrier.wait();
                             let r = claim_origin(ds, "F", origin, &run);

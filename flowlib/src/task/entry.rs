@@ -95,7 +95,7 @@ pub fn run_task<F: Flow>(
 
 /// The spec of attempt `attempt` of task `task` of a run, its inputs found through the
 /// graph's inputs rule with one lookup each.
-fn spec_of_task<F: Flow>(
+pub(crate) fn spec_of_task<F: Flow>(
     ds: &Datastore,
     run_id: &str,
     task: &str,

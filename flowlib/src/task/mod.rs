@@ -8,6 +8,7 @@ mod spec;
 mod state;
 
 pub(crate) use attempt::{execute, Outcome, CAPTURED_ENV};
+pub(crate) use entry::spec_of_task;
 pub use entry::{run_spec, run_task, TaskOutcome};
 pub use spec::{Pin, TaskSpec};
 pub(crate) use spec::{Resolved, SPEC_VERSION};

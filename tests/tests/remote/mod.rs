@@ -5,6 +5,8 @@
 
 #[cfg(feature = "batch")]
 mod batch;
+#[cfg(feature = "kubernetes")]
+mod kubernetes;
 mod processes;
 mod slurm;
 
