@@ -152,12 +152,16 @@ def session_pids(sid):
 
 
 def tree_rss(sid):
-    """Resident bytes of the container's processes (what its memory cgroup counts)."""
+    """Anonymous resident bytes of the container's processes: what a memory cgroup cannot
+    reclaim and so kills for (the flow binary's file pages are page cache, dropped first)."""
     total = 0
     for pid in session_pids(sid):
         try:
-            with open(f"/proc/{pid}/statm") as f:
-                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("RssAnon:"):
+                        total += int(line.split()[1]) * 1024
+                        break
         except (OSError, IndexError, ValueError):
             continue
     return total
