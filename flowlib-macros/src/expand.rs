@@ -593,6 +593,16 @@ fn step_def(ir: &FlowIr, an: &Analysis, i: usize, step: &Step) -> TokenStream {
             max_parallel: #max_parallel,
         })
     }));
+    let batch = option(a.batch.as_ref().map(|b| {
+        let queue = option(b.queue.as_ref());
+        let job_definition = option(b.job_definition.as_ref());
+        let image = option(b.image.as_ref());
+        quote!(::flowlib::__private::BatchDef {
+            queue: #queue,
+            job_definition: #job_definition,
+            image: #image,
+        })
+    }));
     // The fields the task must load and store: what the body touches through
     // `self.field`, plus what generated code reads (the foreach field of a split, the
     // source field of a foreach item).
@@ -626,6 +636,7 @@ fn step_def(ir: &FlowIr, an: &Analysis, i: usize, step: &Step) -> TokenStream {
             checkpoint: #checkpoint,
             slurm: #slurm,
             kubernetes: #kubernetes,
+            batch: #batch,
             uses: #uses,
             foreach_read: #own_foreach,
             item_source: #item_source,

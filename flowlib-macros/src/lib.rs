@@ -94,6 +94,15 @@ pub fn slurm(_args: TokenStream, input: TokenStream) -> TokenStream {
     outside_flow("slurm", input)
 }
 
+/// Where the step's jobs go when it runs on AWS Batch (`--with batch`):
+/// `#[batch(queue = "gpu-spot", job_definition = "flowlib", image = "<account>.dkr.ecr.<region>.amazonaws.com/flow:1")]`
+/// (each also from `FLOWLIB_BATCH_QUEUE`, `FLOWLIB_BATCH_JOB_DEFINITION`, `FLOWLIB_BATCH_IMAGE`).
+/// Without `--with batch` the step runs where the rest of the run does, unchanged.
+#[proc_macro_attribute]
+pub fn batch(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_flow("batch", input)
+}
+
 /// How the step's tasks run when the step runs on Kubernetes (`--with kubernetes`):
 /// `#[kubernetes(image = "ghcr.io/acme/flow:1", namespace = "ml", service_account = "runner",
 /// node_selector = { "disktype": "ssd" }, tolerations = ["gpu=true:NoSchedule"],

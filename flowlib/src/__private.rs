@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::de::DeserializeOwned;
 
 use crate::flow::graph::{
-    KubernetesOptions, Resources, RetryPolicy, SlurmOptions, Step, Transition,
+    BatchOptions, KubernetesOptions, Resources, RetryPolicy, SlurmOptions, Step, Transition,
 };
 
 pub use crate::error::StepError;
@@ -70,6 +70,7 @@ pub struct StepDef {
     pub checkpoint: bool,
     pub slurm: Option<SlurmDef>,
     pub kubernetes: Option<KubernetesDef>,
+    pub batch: Option<BatchDef>,
     pub uses: Option<&'static [&'static str]>,
     pub foreach_read: Option<&'static str>,
     pub item_source: Option<&'static str>,
@@ -116,6 +117,13 @@ pub struct KubernetesDef {
     pub gpu_vendor: Option<&'static str>,
     pub secrets: &'static [&'static str],
     pub max_parallel: Option<u32>,
+}
+
+#[derive(Debug)]
+pub struct BatchDef {
+    pub queue: Option<&'static str>,
+    pub job_definition: Option<&'static str>,
+    pub image: Option<&'static str>,
 }
 
 #[derive(Debug)]
@@ -184,6 +192,11 @@ pub fn build_graph(
                 gpu_vendor: k.gpu_vendor,
                 secrets: k.secrets,
                 max_parallel: k.max_parallel,
+            }),
+            batch: d.batch.as_ref().map(|b| BatchOptions {
+                queue: b.queue,
+                job_definition: b.job_definition,
+                image: b.image,
             }),
             uses: d.uses.map(|u| u.to_vec()),
             field_set: d.uses.map(|u| {

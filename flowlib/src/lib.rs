@@ -90,8 +90,9 @@ pub use error::{Error, Result, RunFailure, Site, StepError};
 pub use exec::{cpu_count, gpu_count, total_memory, Limits, Placement, With, EXECUTORS};
 pub use export::ArgoOptions;
 pub use flow::{
-    Checkpoint, Ctx, FieldInfo, Flow, FlowState, Graph, Input, Inputs, JoinKind, KubernetesOptions,
-    ParamInfo, Resources, RetryPolicy, SlurmOptions, Step, Transition, DEFAULT_PLATFORM_RETRIES,
+    BatchOptions, Checkpoint, Ctx, FieldInfo, Flow, FlowState, Graph, Input, Inputs, JoinKind,
+    KubernetesOptions, ParamInfo, Resources, RetryPolicy, SlurmOptions, Step, Transition,
+    DEFAULT_PLATFORM_RETRIES,
 };
 pub use maintenance::{
     gc, verify, Deleted, Garbage, GcReport, Place, Problem, Unreadable, VerifyReport,
@@ -112,14 +113,15 @@ pub use store::{
 pub use task::{run_spec, run_task, Pin, TaskOutcome, TaskSpec};
 
 pub use flowlib_macros::{
-    catch, checkpoint, flow, kubernetes, resources, retry, slurm, step, timeout, FlowState,
+    batch, catch, checkpoint, flow, kubernetes, resources, retry, slurm, step, timeout, FlowState,
 };
 
 /// Everything a flow definition needs: `use flowlib::prelude::*;`.
 pub mod prelude {
     pub use crate::flow::{Ctx, Flow, FlowState, Input, Inputs};
     pub use flowlib_macros::{
-        catch, checkpoint, flow, kubernetes, resources, retry, slurm, step, timeout, FlowState,
+        batch, catch, checkpoint, flow, kubernetes, resources, retry, slurm, step, timeout,
+        FlowState,
     };
     pub use serde::{Deserialize, Serialize};
 

@@ -22,6 +22,7 @@ pub(crate) const STEP_ATTRS: &[&str] = &[
     "checkpoint",
     "slurm",
     "kubernetes",
+    "batch",
 ];
 
 const STEP_KEYS: &[&str] = &["start", "end", "join", "next", "foreach"];
@@ -36,6 +37,7 @@ const SLURM_KEYS: &[&str] = &[
     "extra",
     "max_parallel",
 ];
+const BATCH_KEYS: &[&str] = &["queue", "job_definition", "image"];
 const TIMEOUT_KEYS: &[&str] = &["seconds", "minutes", "hours"];
 const CATCH_KEYS: &[&str] = &["field"];
 
@@ -65,6 +67,7 @@ pub(crate) struct StepAttrs {
     pub checkpoint: bool,
     pub slurm: Option<Slurm>,
     pub kubernetes: Option<Kubernetes>,
+    pub batch: Option<Batch>,
     /// The non-`step` attributes, to complain when `#[step]` is missing.
     pub other_attrs: Vec<(String, Loc)>,
 }
@@ -85,6 +88,14 @@ pub(crate) struct Slurm {
     pub time_ms: Option<u64>,
     pub extra: Vec<String>,
     pub max_parallel: Option<u32>,
+}
+
+/// `#[batch(...)]`.
+#[derive(Default)]
+pub(crate) struct Batch {
+    pub queue: Option<String>,
+    pub job_definition: Option<String>,
+    pub image: Option<String>,
 }
 
 pub(crate) struct Catch {
@@ -131,6 +142,7 @@ pub(crate) fn parse_step_attrs(cx: &Ctxt, attrs: &[Attribute]) -> StepAttrs {
             "checkpoint" => parse_checkpoint(cx, attr, &mut out),
             "slurm" => parse_slurm(cx, attr, &mut out),
             "kubernetes" => kubernetes::parse(cx, attr, &mut out),
+            "batch" => parse_batch(cx, attr, &mut out),
             _ => unreachable!("filtered by is_step_attr"),
         }
         if name != "step" {
@@ -214,6 +226,9 @@ fn alias(attr: &str, key: &str) -> Option<&'static str> {
         ("kubernetes", "gpu_type" | "vendor") => "gpu_vendor",
         ("kubernetes", "secret" | "env_from") => "secrets",
         ("kubernetes", "parallelism" | "throttle" | "parallel") => "max_parallel",
+        ("batch", "partition" | "jobqueue") => "queue",
+        ("batch", "definition" | "jobdef" | "job_def" | "job_definition_name") => "job_definition",
+        ("batch", "container" | "container_image" | "docker_image") => "image",
         ("timeout", "secs" | "sec" | "s") => "seconds",
         ("timeout", "mins" | "min" | "m") => "minutes",
         ("timeout", "hrs" | "hr" | "h") => "hours",
@@ -556,6 +571,60 @@ fn parse_slurm(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
         s.extra = extra.unwrap_or_default();
     }
     out.slurm = Some(s);
+}
+
+/// `#[batch(queue = "gpu-spot", job_definition = "flowlib", image = "123.dkr.ecr.../flow:1")]`.
+fn parse_batch(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
+    let mut b = Batch::default();
+    if !matches!(attr.meta, syn::Meta::Path(_)) {
+        each_key(cx, attr, |key, meta| match key {
+            "queue" => once(cx, meta, "batch", &mut b.queue, |m| {
+                batch_word(cx, m, "queue")
+            }),
+            "job_definition" => once(cx, meta, "batch", &mut b.job_definition, |m| {
+                batch_word(cx, m, "job_definition")
+            }),
+            "image" => once(cx, meta, "batch", &mut b.image, |m| {
+                batch_word(cx, m, "image")
+            }),
+            _ => unknown_key(cx, meta, "batch", BATCH_KEYS),
+        });
+    }
+    out.batch = Some(b);
+}
+
+/// A string value without whitespace: an AWS Batch name, ARN or image reference.
+fn batch_word(cx: &Ctxt, meta: &ParseNestedMeta, what: &str) -> syn::Result<Option<String>> {
+    let expr: syn::Expr = meta.value()?.parse()?;
+    match &expr {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) => {
+            let v = s.value();
+            if v.trim().is_empty() {
+                cx.error(s.span(), format!("`{what}` must not be empty"));
+                Ok(None)
+            } else if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                cx.error(
+                    s.span(),
+                    format!(
+                        "`{what}` must be one word (no spaces): an AWS Batch name, ARN or image"
+                    ),
+                );
+                Ok(None)
+            } else {
+                Ok(Some(v))
+            }
+        }
+        other => {
+            cx.error_spanned(
+                other,
+                format!("`{what}` must be a string, like `{what} = \"flowlib\"`"),
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// A string value without whitespace (it becomes one `sbatch` argument).

@@ -110,7 +110,7 @@ pub(super) fn with_arg() -> Arg {
         .long("with")
         .value_name("EXECUTOR[:STEPS]")
         .action(ArgAction::Append)
-        .help("Run steps on threads (default), processes or slurm: `--with slurm` for every step, `--with slurm:train,score` for some")
+        .help("Run steps on threads (default), processes, slurm or batch (AWS Batch, with the `batch` feature): `--with slurm` for every step, `--with slurm:train,score` for some")
 }
 
 /// The `--with` choices of `m`.

@@ -1,8 +1,8 @@
 //! `cancel`: cancel a running run from anywhere: a cancel request in the store (the run's
 //! driver sees it within seconds, stops its tasks and ends the run as cancelled), and
 //! `scancel` of the run's Slurm jobs where Slurm is reachable (and deletion of its Kubernetes
-//! Jobs for a run on Kubernetes), so jobs stop even when the
-//! driver is gone.
+//! Jobs for a run on Kubernetes, `TerminateJob` of its AWS Batch jobs), so jobs stop even
+//! when the driver is gone.
 
 use std::process::ExitCode;
 
@@ -67,6 +67,18 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
             Ok(n) => line.push_str(&format!("; deleted {n} Kubernetes Job(s)")),
             Err(e) => line.push_str(&format!(
                 "; could not delete its Kubernetes Jobs: {}",
+                chain(&e)
+            )),
+        }
+    }
+    // AWS Batch jobs, when the run was started with `--with batch`.
+    #[cfg(feature = "batch")]
+    if info.record.argv.iter().any(|a| a.contains("batch")) {
+        match crate::exec::batch::cancel_run_jobs(F::graph(), F::NAME, &run) {
+            Ok(0) => {}
+            Ok(n) => line.push_str(&format!("; TerminateJob of {n} AWS Batch job(s)")),
+            Err(e) => line.push_str(&format!(
+                "; could not terminate its AWS Batch jobs: {}",
                 chain(&e)
             )),
         }

@@ -33,6 +33,9 @@ fn placement_text(g: &crate::flow::Graph, with: &crate::exec::With) -> Result<St
             line.push_str(&format!(" ({})", args.join(" ")));
         } else if exec == "kubernetes" {
             line.push_str(&format!(" ({})", kubernetes_text(s)));
+        } else if exec == "batch" {
+            #[cfg(feature = "batch")]
+            line.push_str(&format!(" ({})", crate::exec::batch::placement(s)));
         } else if s.slurm.is_some() {
             line.push_str(" (has #[slurm]: on Slurm with `--with slurm`)");
         }

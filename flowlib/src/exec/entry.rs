@@ -66,12 +66,70 @@ pub(crate) fn entry(
     })
 }
 
+/// [`entry`], with the list of specs stored in the datastore instead of the environment:
+/// the container fetches it (a presigned URL, or the file on a shared volume) and checks its
+/// digest. AWS Batch allows a job's container overrides 8192 characters in all, so an array
+/// of more than a few dozen tasks cannot carry its spec digests in `FLOWLIB_SPECS`.
+#[cfg_attr(not(feature = "batch"), allow(dead_code))]
+pub(crate) fn entry_listed(
+    ds: &Datastore,
+    package: &Package,
+    specs: &[Digest],
+    index_var: &str,
+    exe_in_image: Option<&str>,
+) -> Result<Entry> {
+    let mut list = String::with_capacity(specs.len() * 65);
+    for d in specs {
+        list.push_str(&d.hex());
+        list.push('\n');
+    }
+    let digest = Digest::of(list.as_bytes());
+    let rel = crate::store::layout::spec_list(&digest);
+    ds.create(&rel, bytes::Bytes::from(list))?;
+    let mut e = entry(ds, package, &[], index_var, exe_in_image)?;
+    e.env
+        .push(("FLOWLIB_SPECS_DIGEST".to_string(), digest.hex()));
+    if let Some(url) = ds.signed_url(&rel, URL_VALID)? {
+        e.env.push(("FLOWLIB_SPECS_URL".to_string(), url));
+    } else if let crate::store::Backend::Local(root) = ds.backend() {
+        e.env.push((
+            "FLOWLIB_SPECS_FILE".to_string(),
+            root.join(&rel).display().to_string(),
+        ));
+    }
+    Ok(e)
+}
+
 fn script(index_var: &str) -> String {
     format!(
         r#"# flowlib task entry (generated; it holds no secrets)
 set -u
 i=${{{index_var}:-0}}
-set -- $FLOWLIB_SPECS
+specs=${{FLOWLIB_SPECS:-}}
+if [ -z "$specs" ] && [ -n "${{FLOWLIB_SPECS_DIGEST:-}}" ]; then
+  list="${{TMPDIR:-/tmp}}/flowlib-specs-$FLOWLIB_SPECS_DIGEST"
+  if ! echo "$FLOWLIB_SPECS_DIGEST  $list" | sha256sum -c >/dev/null 2>&1; then
+    tmp="$list.$$"
+    if [ -n "${{FLOWLIB_SPECS_URL:-}}" ]; then
+      if command -v curl >/dev/null 2>&1; then
+        curl -fsS --retry 5 -o "$tmp" "$FLOWLIB_SPECS_URL"
+      else
+        wget -q -O "$tmp" "$FLOWLIB_SPECS_URL"
+      fi || {{ echo "flowlib: cannot download the task spec list sha256:$FLOWLIB_SPECS_DIGEST from the datastore (presigned URL)" >&2; rm -f "$tmp"; exit {code}; }}
+    elif [ -n "${{FLOWLIB_SPECS_FILE:-}}" ] && [ -r "$FLOWLIB_SPECS_FILE" ]; then
+      cp "$FLOWLIB_SPECS_FILE" "$tmp" || {{ rm -f "$tmp"; exit {code}; }}
+    else
+      echo "flowlib: the task spec list sha256:$FLOWLIB_SPECS_DIGEST is not reachable from here: use an object store datastore or mount the shared volume" >&2
+      exit {code}
+    fi
+    if ! echo "$FLOWLIB_SPECS_DIGEST  $tmp" | sha256sum -c >/dev/null 2>&1; then
+      echo "flowlib: the task spec list fetched does not hash to sha256:$FLOWLIB_SPECS_DIGEST" >&2; rm -f "$tmp"; exit {code}
+    fi
+    mv -f "$tmp" "$list" || exit {code}
+  fi
+  specs=$(cat "$list")
+fi
+set -- $specs
 if [ "$i" -ge "$#" ]; then echo "flowlib: no task spec for array index $i ($# specs)" >&2; exit {code}; fi
 shift "$i"
 spec=$1
@@ -152,6 +210,75 @@ mod tests {
         let other = dir.path().join("other");
         std::fs::write(&other, b"#!/bin/sh\necho evil\n").unwrap();
         let out = run("0", &other);
+        assert_eq!(out.status.code(), Some(NO_BINARY_EXIT));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("does not hash to"));
+    }
+
+    /// An array whose spec list is stored: the entry fetches the list (here from the shared
+    /// volume), checks its digest and picks its index's line.
+    #[test]
+    fn the_entry_reads_a_stored_spec_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let ds = Datastore::open(
+            dir.path().join("ds").to_str().unwrap(),
+            crate::store::OpenMode::Create,
+        )
+        .unwrap();
+        let exe = dir.path().join("exe");
+        std::fs::write(&exe, b"#!/bin/sh\necho ran \"$@\"\n").unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let digest = crate::store::Digest::of(&std::fs::read(&exe).unwrap());
+        let pkg = Package {
+            exe: exe.clone(),
+            digest,
+            key: "unused".into(),
+        };
+        let specs: Vec<Digest> = (0..30u8).map(|i| Digest::of(&[i])).collect();
+        let e = entry_listed(&ds, &pkg, &specs, "IDX", Some(exe.to_str().unwrap())).unwrap();
+        assert!(
+            e.env.iter().any(|(k, _)| k == "FLOWLIB_SPECS_FILE"),
+            "{:?}",
+            e.env
+        );
+        let run = |index: &str| {
+            let mut c = std::process::Command::new(&e.command[0]);
+            c.args(&e.command[1..])
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap())
+                .env("TMPDIR", dir.path())
+                .env("IDX", index);
+            for (k, v) in &e.env {
+                c.env(k, v);
+            }
+            c.output().unwrap()
+        };
+        let out = run("17");
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("ran task-exec --spec sha256:{}", specs[17].hex())
+        );
+        // A list that no longer hashes to its digest is refused.
+        let cached = dir.path().join(format!(
+            "flowlib-specs-{}",
+            e.env
+                .iter()
+                .find(|(k, _)| k == "FLOWLIB_SPECS_DIGEST")
+                .unwrap()
+                .1
+        ));
+        let file = &e
+            .env
+            .iter()
+            .find(|(k, _)| k == "FLOWLIB_SPECS_FILE")
+            .unwrap()
+            .1;
+        std::fs::remove_file(&cached).unwrap();
+        std::fs::write(file, "00\n").unwrap();
+        let out = run("0");
         assert_eq!(out.status.code(), Some(NO_BINARY_EXIT));
         assert!(String::from_utf8_lossy(&out.stderr).contains("does not hash to"));
     }

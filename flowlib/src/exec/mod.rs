@@ -7,6 +7,8 @@
 //! a new batch engine implements [`remote::Engine`] and gets submission, polling, fencing and
 //! failure decoding from [`remote::Remote`].
 
+#[cfg(feature = "batch")]
+pub(crate) mod batch;
 pub(crate) mod child;
 pub(crate) mod entry;
 #[cfg(feature = "kubernetes")]
@@ -122,7 +124,26 @@ pub(crate) fn create<F: Flow>(with: &With, limits: &Limits) -> Result<Box<dyn Ex
 }
 
 /// The executors `--with` accepts.
-pub const EXECUTORS: &[&str] = &["threads", "processes", "slurm", "kubernetes"];
+pub const EXECUTORS: &[&str] = &["threads", "processes", "slurm", "kubernetes", "batch"];
+
+/// Executors behind a cargo feature: `(name, feature, compiled in)`.
+const FEATURE_EXECUTORS: &[(&str, &str, bool)] = &[
+    ("kubernetes", "kubernetes", cfg!(feature = "kubernetes")),
+    ("batch", "batch", cfg!(feature = "batch")),
+];
+
+/// For `--with NAME` whose cargo feature this build left out: one line naming the feature
+/// (said when `--with` is parsed, before anything else happens).
+pub(crate) fn compiled_out(name: &str) -> Option<String> {
+    FEATURE_EXECUTORS
+        .iter()
+        .find(|(n, _, compiled)| *n == name && !compiled)
+        .map(|(n, f, _)| {
+            format!(
+                "--with {n}: this program was built without flowlib's `{f}` feature; add `features = [\"{f}\"]` to its flowlib dependency"
+            )
+        })
+}
 
 fn create_one<F: Flow>(name: &str, limits: &Limits, with: &With) -> Result<Box<dyn Executor>> {
     match name {
@@ -141,9 +162,15 @@ fn create_one<F: Flow>(name: &str, limits: &Limits, with: &With) -> Result<Box<d
             F::graph(),
             with.remote.clone(),
         ))),
-        #[cfg(not(feature = "kubernetes"))]
-        "kubernetes" => Err(crate::error::Error::invalid(
-            "--with kubernetes: this program was built without flowlib's `kubernetes` feature; add `features = [\"kubernetes\"]` to its flowlib dependency",
+        #[cfg(feature = "batch")]
+        "batch" => Ok(Box::new(remote::Remote::new(
+            batch::Batch::new()?,
+            F::NAME,
+            F::graph(),
+            with.remote.clone(),
+        ))),
+        other if compiled_out(other).is_some() => Err(crate::error::Error::invalid(
+            compiled_out(other).expect("checked"),
         )),
         other => Err(crate::error::Error::invalid(format!(
             "unknown executor `{other}`; available: {}",
@@ -200,5 +227,34 @@ impl Capacity {
         self.cpu += h.cpu;
         self.memory += h.memory;
         self.gpu += h.gpu;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--with NAME` of an executor this build left out says which feature to enable, in
+    /// one line; one it has is not refused for that.
+    #[test]
+    fn a_compiled_out_executor_is_named_with_its_feature() {
+        for (name, feature, compiled) in FEATURE_EXECUTORS {
+            assert!(EXECUTORS.contains(name));
+            let err = With::parse(&[name.to_string()])
+                .err()
+                .map(|e| e.to_string());
+            if *compiled {
+                assert!(compiled_out(name).is_none());
+                assert!(err.is_none(), "{err:?}");
+            } else {
+                let err = err.expect("refused");
+                assert!(
+                    err.contains(&format!("built without flowlib's `{feature}` feature")),
+                    "{err}"
+                );
+                assert_eq!(err.lines().count(), 1, "{err}");
+            }
+        }
+        assert!(compiled_out("threads").is_none());
     }
 }

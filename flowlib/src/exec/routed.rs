@@ -51,6 +51,9 @@ impl With {
                 }
                 None => (v.trim(), None),
             };
+            if let Some(why) = crate::exec::compiled_out(name) {
+                return Err(Error::invalid(why));
+            }
             if !EXECUTORS.contains(&name) {
                 return Err(Error::invalid(format!(
                     "--with {v}: unknown executor `{name}`; available: {}",

@@ -145,6 +145,20 @@ pub struct KubernetesOptions {
     pub max_parallel: Option<u32>,
 }
 
+/// `#[batch(...)]`: where a step's jobs go when the step runs on AWS Batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchOptions {
+    /// The job queue (name or ARN); default `FLOWLIB_BATCH_QUEUE`.
+    pub queue: Option<&'static str>,
+    /// The job definition (name, `name:revision` or ARN); default
+    /// `FLOWLIB_BATCH_JOB_DEFINITION`.
+    pub job_definition: Option<&'static str>,
+    /// The container image; default `FLOWLIB_BATCH_IMAGE`, else the job definition's. A
+    /// job definition with this image is registered for the run when it differs.
+    pub image: Option<&'static str>,
+}
+
 /// One step of the graph.
 #[derive(Clone, Debug, Serialize)]
 #[non_exhaustive]
@@ -190,6 +204,9 @@ pub struct Step {
     /// `#[kubernetes(...)]` options. Not part of the graph's digest.
     #[serde(skip)]
     pub kubernetes: Option<KubernetesOptions>,
+    /// `#[batch(...)]` options. Not part of the graph's digest.
+    #[serde(skip)]
+    pub batch: Option<BatchOptions>,
     /// The fields the step's body reaches through `self.field` (`None`: possibly all).
     /// Only these are loaded for the task and stored again; the others pass through.
     /// Not part of the graph digest: it follows the step's code, not the graph.

@@ -12,8 +12,8 @@ pub(crate) use ctx::LogTarget;
 #[doc(hidden)]
 pub use ctx::StepCall;
 pub use graph::{
-    FieldInfo, Graph, JoinKind, KubernetesOptions, ParamInfo, Resources, RetryPolicy, SlurmOptions,
-    Step, Transition, DEFAULT_PLATFORM_RETRIES,
+    BatchOptions, FieldInfo, Graph, JoinKind, KubernetesOptions, ParamInfo, Resources, RetryPolicy,
+    SlurmOptions, Step, Transition, DEFAULT_PLATFORM_RETRIES,
 };
 pub use inputs::{Input, Inputs};
 pub(crate) use inputs::{InputRef, LoadInput, UnreadableInput};

@@ -210,8 +210,9 @@ impl Scheduler {
         let slots = exec.slots().max(1);
         let mut i = 0;
         let mut scanned = 0;
+        // The window bounds the tasks passed over, not those started: a foreach whose tasks
+        // all fit is offered whole in one call (a batch engine submits it as one array).
         while i < self.ready.len() && scanned < WINDOW {
-            scanned += 1;
             let step = self.ready[i].key.0;
             let resources = self.graph.steps()[step].resources;
             if exec.has_room(step, &resources) {
@@ -230,6 +231,7 @@ impl Scheduler {
                     Err(_) => self.ready.insert(i, r),
                 }
             }
+            scanned += 1;
             let r = &mut self.ready[i];
             r.skipped += 1;
             if r.skipped > 2 * slots {

@@ -171,6 +171,15 @@ pub(crate) fn spec(digest: &Digest) -> String {
     format!("specs/sha256/{}/{}.json", &hex[..2], &hex[2..])
 }
 
+/// The object path of an array job's list of task specs (one hex digest a line), which its
+/// containers fetch when the list is too long for the job's environment. Under `specs/`,
+/// so gc sweeps it like the specs it lists.
+#[cfg_attr(not(feature = "batch"), allow(dead_code))]
+pub(crate) fn spec_list(digest: &Digest) -> String {
+    let hex = digest.hex();
+    format!("specs/sha256/{}/{}.list", &hex[..2], &hex[2..])
+}
+
 /// One attempt's captured output: `<prefix><stream>/<seq>.log` chunks, written create-only
 /// while the task runs, so what a killed task printed before it died is kept.
 pub(crate) fn logs(flow: &str, run: &str, step: &str, index: &str, attempt: u32) -> String {

@@ -3,6 +3,8 @@
 //! `slurm.rs` for when those tests skip). Both drive the `remoteflow` fixture, whose `work`
 //! step can crash, run out of memory, time out or exit without a result on demand.
 
+#[cfg(feature = "batch")]
+mod batch;
 #[cfg(feature = "kubernetes")]
 mod kubernetes;
 mod processes;
