@@ -70,7 +70,7 @@ pub(crate) fn entry(
 /// the container fetches it (a presigned URL, or the file on a shared volume) and checks its
 /// digest. AWS Batch allows a job's container overrides 8192 characters in all, so an array
 /// of more than a few dozen tasks cannot carry its spec digests in `FLOWLIB_SPECS`.
-#[cfg_attr(not(feature = "batch"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "batch", feature = "kubernetes")), allow(dead_code))]
 pub(crate) fn entry_listed(
     ds: &Datastore,
     package: &Package,

@@ -174,7 +174,7 @@ pub(crate) fn spec(digest: &Digest) -> String {
 /// The object path of an array job's list of task specs (one hex digest a line), which its
 /// containers fetch when the list is too long for the job's environment. Under `specs/`,
 /// so gc sweeps it like the specs it lists.
-#[cfg_attr(not(feature = "batch"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "batch", feature = "kubernetes")), allow(dead_code))]
 pub(crate) fn spec_list(digest: &Digest) -> String {
     let hex = digest.hex();
     format!("specs/sha256/{}/{}.list", &hex[..2], &hex[2..])

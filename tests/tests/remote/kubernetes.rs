@@ -225,6 +225,10 @@ fn kubernetes_linear_and_foreach_flow_runs_every_step_as_jobs() {
         .map(|e| e["name"].as_str().unwrap())
         .collect();
     assert!(env.contains(&"FLOWLIB_EXE_DIGEST"), "{env:?}");
+    // The Indexed Job's pods fetch their spec list by digest: every pod object carries the
+    // template's environment, so the digests are not inlined there.
+    assert!(env.contains(&"FLOWLIB_SPECS_DIGEST"), "{env:?}");
+    assert!(!env.contains(&"FLOWLIB_SPECS"), "{env:?}");
     assert!(!env.iter().any(|e| e.contains("SECRET")), "{env:?}");
     assert!(c["command"][2]
         .as_str()

@@ -558,7 +558,15 @@ impl Engine for Kubernetes {
                 s.step.name
             ))
         })?;
-        let mut e = entry::entry(
+        // An Indexed Job's pods fetch their spec list from the datastore: every pod of the
+        // Job carries its template's environment, so 1,000 digests inline would be 65 KB in
+        // each pod object (65 MB for every list of the run's pods).
+        let make = if s.specs.len() > 1 {
+            entry::entry_listed
+        } else {
+            entry::entry
+        };
+        let mut e = make(
             s.ds,
             s.package,
             s.specs,
