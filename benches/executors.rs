@@ -140,74 +140,32 @@ fn main() -> std::process::ExitCode {
     }
     std::process::ExitCode::SUCCESS
 }
-/// The test Kubernetes API server (`tests/support/k8s_api.py`) for the `kubernetes` cases,
-/// with a node large enough to run every pod at once, and the environment that points the
-/// executor at it. Stopped with SIGTERM on drop.
+/// The test Kubernetes API server for the `kubernetes` cases, with a node large enough to
+/// run every pod at once, and the environment that points the executor at it.
 struct TestCluster {
-    child: std::process::Child,
-    port: u16,
+    server: flowlib_testkit::k8s::K8sApiServer,
     _state: tempfile::TempDir,
 }
 
 impl TestCluster {
     fn start() -> TestCluster {
-        use std::io::Read;
         let state = tempfile::tempdir().expect("temp dir");
-        let script =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support/k8s_api.py");
-        let mut child = std::process::Command::new("python3")
-            .arg(&script)
-            .arg("--state")
-            .arg(state.path())
-            .args(["--node-cpu", "64", "--node-memory", "2000Gi"])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3 tests/support/k8s_api.py");
-        let mut out = child.stdout.take().unwrap();
-        let mut line = Vec::new();
-        let mut b = [0u8; 1];
-        while out.read(&mut b).unwrap_or(0) == 1 && b[0] != b'\n' {
-            line.push(b[0]);
-        }
-        let line = String::from_utf8_lossy(&line).into_owned();
-        let port: u16 = line
-            .strip_prefix("listening on ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("k8s_api.py did not start: {line:?}"));
-        std::env::set_var("KUBECONFIG", state.path().join("kubeconfig"));
+        let server = flowlib_testkit::k8s::K8sApiServer::start(
+            &state.path().join("k8s"),
+            &["--node-cpu", "64", "--node-memory", "2000Gi"],
+        );
+        std::env::set_var("KUBECONFIG", server.kubeconfig());
         std::env::set_var("FLOWLIB_K8S_IMAGE", "busybox:1.36");
         std::env::set_var("FLOWLIB_K8S_VOLUME", "bench");
         std::env::set_var("FLOWLIB_K8S_EXE", std::env::current_exe().unwrap());
         TestCluster {
-            child,
-            port,
+            server,
             _state: state,
         }
     }
 
     /// The server's request counters.
     fn stats(&self) -> String {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            s,
-            "GET /_test/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut r = String::new();
-        s.read_to_string(&mut r).unwrap();
-        r.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or(r)
-    }
-}
-
-impl Drop for TestCluster {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child process.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
+        self.server.request("GET", "/_test/stats", None)
     }
 }

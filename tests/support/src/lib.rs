@@ -233,3 +233,4 @@ pub fn peak_rss_bytes() -> u64 {
     }
 }
 pub mod fault_proxy;
+pub mod k8s;

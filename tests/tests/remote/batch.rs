@@ -196,17 +196,6 @@ fn run_batch(sb: &Sandbox, m: &Moto, store: Store, args: &[&str]) -> Output {
         .expect("spawn remoteflow")
 }
 
-/// The attempts of task `task` of the latest run (local datastore).
-fn attempts(sb: &Sandbox, task: &str) -> Vec<flowlib::TaskAttempt> {
-    let info = latest(sb);
-    let ds = Datastore::open(sb.datastore().to_str().unwrap(), OpenMode::Existing).unwrap();
-    ds.task_attempts("Remote", &info.record.run_id)
-        .unwrap()
-        .into_iter()
-        .filter(|a| a.task_id() == task)
-        .collect()
-}
-
 #[test]
 fn batch_linear_flow_runs_every_step_as_a_batch_job_with_its_overrides() {
     let sb = Sandbox::new();
@@ -460,14 +449,7 @@ fn batch_driver_killed_then_resume_reuses_what_committed_on_batch() {
     std::thread::sleep(Duration::from_secs(2));
     let r = run_batch(&sb, &m, Store::Shared, &["resume", "--with", "batch:work"]);
     assert_exit(&r, 0);
-    let reused = stderr(&r)
-        .lines()
-        .find_map(|l| {
-            let (_, rest) = l.split_once("(resuming ")?;
-            let n = rest.split(", ").nth(1)?.split(' ').next()?;
-            n.parse::<usize>().ok()
-        })
-        .unwrap_or_else(|| panic!("no reuse count\n{}", text(&r)));
+    let reused = reused_count(&r);
     assert_eq!(reused, 1 + 6, "start and the six work tasks\n{}", text(&r));
     assert_eq!(m.submitted("work").len(), 1, "the resume ran no work job");
     for (t, pids) in task_pids(&sb)

@@ -14,10 +14,11 @@
 //! `FLOWLIB_K8S_VOLUME` (the pods run on this host, so they see the same path); one test
 //! uses S3 (moto) instead, where pods download the flow binary through a presigned URL.
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use flowlib_testkit::k8s::K8sApiServer;
 
 use super::*;
 
@@ -25,11 +26,10 @@ use super::*;
 /// and the tasks' 3 s timeouts must not measure other tests' load.
 static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// The test API server, stopped (with every pod process) on drop.
+/// The test API server for one test, holding the one-cluster lock.
 struct K8s {
-    child: Child,
+    server: K8sApiServer,
     state: PathBuf,
-    port: u16,
     _one: std::sync::MutexGuard<'static, ()>,
 }
 
@@ -37,53 +37,20 @@ impl K8s {
     fn start(sb: &Sandbox, extra: &[&str]) -> K8s {
         let one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
         let state = sb.path().join("k8s");
-        let _ = std::fs::remove_dir_all(&state);
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("support/k8s_api.py");
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .arg("--state")
-            .arg(&state)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start tests/support/k8s_api.py (python3)");
-        let mut line = Vec::new();
-        let mut out = child.stdout.take().unwrap();
-        let mut b = [0u8; 1];
-        while out.read(&mut b).unwrap_or(0) == 1 && b[0] != b'\n' {
-            line.push(b[0]);
-        }
-        let line = String::from_utf8_lossy(&line).into_owned();
-        let port = line
-            .strip_prefix("listening on ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("k8s_api.py did not start: {line:?}"));
         K8s {
-            child,
+            server: K8sApiServer::start(&state, extra),
             state,
-            port,
             _one: one,
         }
     }
 
     fn kubeconfig(&self) -> PathBuf {
-        self.state.join("kubeconfig")
+        self.server.kubeconfig()
     }
 
     fn request(&self, method: &str, path: &str, body: Option<&str>) -> serde_json::Value {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let body = body.unwrap_or("");
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        let (_, json) = resp.split_once("\r\n\r\n").unwrap();
-        serde_json::from_str(json).unwrap_or(serde_json::Value::String(json.to_string()))
+        let json = self.server.request(method, path, body);
+        serde_json::from_str(&json).unwrap_or(serde_json::Value::String(json))
     }
 
     fn get(&self, path: &str) -> serde_json::Value {
@@ -119,17 +86,6 @@ impl K8s {
     }
 }
 
-impl Drop for K8s {
-    fn drop(&mut self) {
-        // SIGTERM: the server kills its pods' processes before it exits.
-        // SAFETY: signalling our own child process.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-    }
-}
-
 /// `remoteflow` with its steps on the test cluster. The "image" holds the flow binary at
 /// the fixture's path (`FLOWLIB_K8S_EXE`), as an image built with the binary would; the
 /// tests of fetching it by digest remove that.
@@ -144,6 +100,15 @@ fn k8s_cmd(sb: &Sandbox, k: &K8s, args: &[&str]) -> Command {
         .env("FLOWLIB_K8S_EXE", fixture("remoteflow"))
         .env("TMPDIR", &tmp);
     c
+}
+
+/// Start `remoteflow` on the test cluster in the background, its output piped.
+fn spawn_k8s(sb: &Sandbox, k: &K8s, args: &[&str]) -> Child {
+    k8s_cmd(sb, k, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn remoteflow")
 }
 
 fn run_k8s(sb: &Sandbox, k: &K8s, args: &[&str]) -> Output {
@@ -397,7 +362,7 @@ fn kubernetes_out_of_memory_and_timeout_are_decoded() {
 fn kubernetes_evictions_are_platform_failures_outside_the_user_retry_budget() {
     let sb = Sandbox::new();
     let k = K8s::start(&sb, &[]);
-    let child = k8s_cmd(
+    let child = spawn_k8s(
         &sb,
         &k,
         &[
@@ -411,11 +376,7 @@ fn kubernetes_evictions_are_platform_failures_outside_the_user_retry_budget() {
             "--n",
             "2",
         ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    );
     for attempt in 0..2 {
         wait_for_task(&sb, &format!("work/1@{attempt}"));
         // Evict the running pod of work/1 through the Eviction API.
@@ -446,13 +407,8 @@ fn kubernetes_evictions_are_platform_failures_outside_the_user_retry_budget() {
     }
     let o = child.wait_with_output().unwrap();
     assert_exit(&o, 0);
-    let info = latest(&sb);
-    let ds = Datastore::open(sb.datastore().to_str().unwrap(), OpenMode::Existing).unwrap();
-    let w1: Vec<_> = ds
-        .task_attempts("Remote", &info.record.run_id)
-        .unwrap()
+    let w1: Vec<_> = attempts(&sb, "work/1")
         .into_iter()
-        .filter(|a| a.task_id() == "work/1")
         .map(|a| (a.source.attempt, a.status))
         .collect();
     assert_eq!(
@@ -515,14 +471,7 @@ fn kubernetes_driver_killed_mid_run_then_resume_reuses_what_committed() {
     assert_eq!(ran_before.len(), 6, "every pod ran without the driver");
     let r = run_k8s(&sb, &k, &["resume", "--with", "kubernetes:work"]);
     assert_exit(&r, 0);
-    let reused = stderr(&r)
-        .lines()
-        .find_map(|l| {
-            let (_, rest) = l.split_once("(resuming ")?;
-            let n = rest.split(", ").nth(1)?.split(' ').next()?;
-            n.parse::<usize>().ok()
-        })
-        .unwrap_or_else(|| panic!("no reuse count\n{}", text(&r)));
+    let reused = reused_count(&r);
     assert_eq!(reused, 1 + 6, "start and every work task: {}", text(&r));
     for (t, pids) in task_pids(&sb)
         .iter()
@@ -601,13 +550,9 @@ fn kubernetes_image_that_cannot_be_pulled_is_explained() {
         text(&o)
     );
     // An image pull failure is the platform's: retried on that budget (3), then failed.
-    let info = latest(&sb);
-    let ds = Datastore::open(sb.datastore().to_str().unwrap(), OpenMode::Existing).unwrap();
-    let lost = ds
-        .task_attempts("Remote", &info.record.run_id)
-        .unwrap()
+    let lost = attempts(&sb, "work/0")
         .into_iter()
-        .filter(|a| a.task_id() == "work/0" && a.status == flowlib::AttemptStatus::Lost)
+        .filter(|a| a.status == flowlib::AttemptStatus::Lost)
         .count();
     assert_eq!(lost, 4, "the first attempt and three platform retries");
 }
@@ -616,7 +561,7 @@ fn kubernetes_image_that_cannot_be_pulled_is_explained() {
 fn kubernetes_cancel_deletes_the_runs_jobs() {
     let sb = Sandbox::new();
     let k = K8s::start(&sb, &[]);
-    let child = k8s_cmd(
+    let child = spawn_k8s(
         &sb,
         &k,
         &[
@@ -630,11 +575,7 @@ fn kubernetes_cancel_deletes_the_runs_jobs() {
             "--n",
             "2",
         ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    );
     wait_for_task(&sb, "work/1@0");
     let c = run_k8s(&sb, &k, &["cancel", "latest"]);
     assert_exit(&c, 0);

@@ -81,6 +81,30 @@ fn latest(sb: &Sandbox) -> RunInfo {
     ds.run_info("Remote", &id).expect("run info")
 }
 
+/// The attempts of task `task` of the latest run (local datastore).
+fn attempts(sb: &Sandbox, task: &str) -> Vec<flowlib::TaskAttempt> {
+    let info = latest(sb);
+    let ds = Datastore::open(sb.datastore().to_str().unwrap(), OpenMode::Existing).unwrap();
+    ds.task_attempts("Remote", &info.record.run_id)
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.task_id() == task)
+        .collect()
+}
+
+/// How many tasks a `resume` reused, from its start line (`(resuming R, N tasks reused ...)`).
+#[track_caller]
+fn reused_count(r: &Output) -> usize {
+    stderr(r)
+        .lines()
+        .find_map(|l| {
+            let (_, rest) = l.split_once("(resuming ")?;
+            let n = rest.split(", ").nth(1)?.split(' ').next()?;
+            n.parse::<usize>().ok()
+        })
+        .unwrap_or_else(|| panic!("no reuse count\n{}", text(r)))
+}
+
 #[track_caller]
 fn assert_exit(o: &Output, code: i32) {
     assert_eq!(o.status.code(), Some(code), "{}", text(o));

@@ -92,14 +92,7 @@ fn a_segfault_fails_only_that_task_with_the_signal_named_and_resume_finishes() {
         text(&o)
     );
     // The attempt is recorded as lost, with the reason, so a late writer cannot commit it.
-    let info = latest(&sb);
-    let ds = Datastore::open(sb.datastore().to_str().unwrap(), OpenMode::Existing).unwrap();
-    let lost: Vec<_> = ds
-        .task_attempts("Remote", &info.record.run_id)
-        .unwrap()
-        .into_iter()
-        .filter(|a| a.task_id() == "work/1")
-        .collect();
+    let lost = attempts(&sb, "work/1");
     assert!(!lost.is_empty());
     for a in &lost {
         assert_eq!(a.status, flowlib::AttemptStatus::Lost, "{a:?}");

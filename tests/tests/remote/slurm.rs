@@ -250,15 +250,10 @@ fn slurm_failing_task_is_retried_by_flowlib_with_attempts_recorded() {
         ],
     );
     assert_exit(&o, 0);
-    let info = latest(&sb);
-    let ds = Datastore::open(sb.datastore().to_str().unwrap(), OpenMode::Existing).unwrap();
-    let w1: Vec<_> = ds
-        .task_attempts("Remote", &info.record.run_id)
-        .unwrap()
-        .into_iter()
-        .filter(|a| a.task_id() == "work/1")
+    let statuses: Vec<_> = attempts(&sb, "work/1")
+        .iter()
+        .map(|a| (a.source.attempt, a.status))
         .collect();
-    let statuses: Vec<_> = w1.iter().map(|a| (a.source.attempt, a.status)).collect();
     assert_eq!(
         statuses,
         [
@@ -320,14 +315,7 @@ fn slurm_driver_killed_mid_run_then_resume_reuses_what_committed_on_slurm() {
         .collect();
     let r = run_slurm(&sb, &["resume", "--with", "slurm:work"]);
     assert_exit(&r, 0);
-    let reused = stderr(&r)
-        .lines()
-        .find_map(|l| {
-            let (_, rest) = l.split_once("(resuming ")?;
-            let n = rest.split(", ").nth(1)?.split(' ').next()?;
-            n.parse::<usize>().ok()
-        })
-        .unwrap_or_else(|| panic!("no reuse count\n{}", text(&r)));
+    let reused = reused_count(&r);
     // start, plus every work task that ran before the kill (they all committed on Slurm).
     assert_eq!(reused, 1 + ran_before.len(), "{ran_before:?}\n{}", text(&r));
     let after = task_pids(&sb);
@@ -375,13 +363,9 @@ fn slurm_scancel_from_outside_is_reported_as_cancelled() {
         "{}",
         text(&o)
     );
-    let info = latest(&sb);
-    let ds = Datastore::open(sb.datastore().to_str().unwrap(), OpenMode::Existing).unwrap();
-    let a0 = ds
-        .task_attempts("Remote", &info.record.run_id)
-        .unwrap()
+    let a0 = attempts(&sb, "work/1")
         .into_iter()
-        .find(|a| a.task_id() == "work/1" && a.source.attempt == 0)
+        .find(|a| a.source.attempt == 0)
         .unwrap();
     assert_eq!(a0.status, flowlib::AttemptStatus::Lost);
     assert!(a0.error.unwrap().contains(&format!("[Slurm job {target}]")));
