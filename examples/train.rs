@@ -5,6 +5,7 @@
 //! cargo run --example train -- run --split 0.7 --epochs 200
 //! cargo run --example train -- show --format mermaid
 //! cargo run --example train -- dump latest/pick best
+//! cargo run --example train -- cache list
 //! ```
 //!
 //! The "model" is a least-squares line fitted by gradient descent on synthetic data, so
@@ -60,8 +61,10 @@ impl Train {
         Ok(())
     }
 
-    /// Fit one model per learning rate.
+    /// Fit one model per learning rate. Deterministic and the expensive part, so cached:
+    /// a second run with the same data, split and epochs takes every fit from the first.
     #[step(next = pick)]
+    #[cache]
     #[resources(cpu = 1, memory = "256MiB")]
     #[retry(times = 2, delay = "100ms")]
     fn fit(&mut self, rate: &f64, ctx: &mut Ctx) -> Result<()> {

@@ -38,6 +38,16 @@ pub(crate) struct Step {
     /// is used any other way (passed along, a method call, `{self:?}`...), i.e. possibly
     /// every field. Fields outside the set are neither loaded nor stored by the task.
     pub uses: Option<Vec<String>>,
+    /// For `#[cache]` steps: the step's code as tokens (signature and body; hashed into the
+    /// task's cache key at run time) and whether the body reads its position
+    /// (`ctx.index()`, `ctx.index_path()`, `ctx.task_id()`), which then joins the key.
+    pub cache: Option<CacheCode>,
+}
+
+/// What the cache key takes from a `#[cache]` step's source.
+pub(crate) struct CacheCode {
+    pub tokens: String,
+    pub position: bool,
 }
 
 impl Step {
@@ -211,6 +221,10 @@ fn parse_step(cx: &Ctxt, method: &syn::ImplItemFn, attrs: StepAttrs, raw_name: S
         ReturnType::Default => None,
         ReturnType::Type(_, ty) => Some((**ty).clone()),
     };
+    let attrs_cache = CacheAttrs {
+        cache: attrs.cache.as_ref().map(|c| c.loc),
+        checkpoint: attrs.checkpoint_loc,
+    };
     Step {
         ident: sig.ident.clone(),
         name: raw_name,
@@ -220,7 +234,65 @@ fn parse_step(cx: &Ctxt, method: &syn::ImplItemFn, attrs: StepAttrs, raw_name: S
         callable,
         doc: doc_of(&method.attrs),
         uses: self_field_uses(method.block.to_token_stream()),
+        cache: cache_code(cx, method, &attrs_cache),
     }
+}
+
+/// The rules of `#[cache]` (a cached step is deterministic by declaration: no
+/// `#[checkpoint]`, no `ctx.attempt()`) and what its key takes from the source.
+fn cache_code(cx: &Ctxt, method: &syn::ImplItemFn, attrs: &CacheAttrs) -> Option<CacheCode> {
+    let cache = attrs.cache?;
+    if attrs.checkpoint.is_some() {
+        cx.error(
+            cache,
+            "a `#[cache]` step cannot also be `#[checkpoint]`: a checkpointed step resumes from saved progress, so its result is not a function of its inputs alone; remove one of them",
+        );
+    }
+    let body = method.block.to_token_stream();
+    if let Some(call) = method_call(body.clone(), "attempt") {
+        cx.error(
+            call,
+            "a `#[cache]` step cannot read `ctx.attempt()`: its result would depend on the attempt number, and a cached result is reused by every attempt of every later run; remove `#[cache]` or the call",
+        );
+    }
+    let position = ["index", "index_path", "task_id"]
+        .iter()
+        .any(|m| method_call(body.clone(), m).is_some());
+    let mut tokens = method.sig.to_token_stream().to_string();
+    tokens.push(' ');
+    tokens.push_str(&body.to_string());
+    Some(CacheCode { tokens, position })
+}
+
+/// The `#[cache]` and `#[checkpoint]` attributes of a step, by location.
+struct CacheAttrs {
+    cache: Option<Loc>,
+    checkpoint: Option<Loc>,
+}
+
+/// The first `.name(` method call in `ts`, by the span of `name`.
+fn method_call(ts: proc_macro2::TokenStream, name: &str) -> Option<proc_macro2::Span> {
+    use proc_macro2::{Delimiter, TokenTree};
+    let tokens: Vec<TokenTree> = ts.into_iter().collect();
+    for (i, tt) in tokens.iter().enumerate() {
+        match tt {
+            TokenTree::Ident(id) if id == name => {
+                let dot =
+                    i > 0 && matches!(&tokens[i - 1], TokenTree::Punct(p) if p.as_char() == '.');
+                let call = matches!(tokens.get(i + 1), Some(TokenTree::Group(g)) if g.delimiter() == Delimiter::Parenthesis);
+                if dot && call {
+                    return Some(id.span());
+                }
+            }
+            TokenTree::Group(g) => {
+                if let Some(s) = method_call(g.stream(), name) {
+                    return Some(s);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn step_name_is_not_reserved(cx: &Ctxt, sig: &syn::Signature, raw_name: &str) {

@@ -456,6 +456,7 @@ fn flow_impl(ir: &FlowIr, an: &Analysis) -> TokenStream {
     let mut arms = Vec::new();
     let mut foreach_arms = Vec::new();
     let mut catch_arms = Vec::new();
+    let mut item_digest_arms = Vec::new();
 
     for (i, step) in ir.steps.iter().enumerate() {
         step_defs.push(step_def(ir, an, i, step));
@@ -466,6 +467,15 @@ fn flow_impl(ir: &FlowIr, an: &Analysis) -> TokenStream {
             let accessor = format_ident!("__flowlib_foreach_{}", i);
             foreach_arms.push(quote! {
                 #i => ::core::option::Option::Some(#accessor(self, ::core::option::Option::None).0),
+            });
+        }
+        // A cached step's key holds the digest of its foreach item (not its position).
+        if let (Some(field), Some(_)) = (
+            a.foreach.as_ref(),
+            item_consumer(ir, i).and_then(|c| c.cache.as_ref()),
+        ) {
+            item_digest_arms.push(quote! {
+                #i => ::core::option::Option::Some(::flowlib::__private::foreach_item_digest(&self.#field, __index)),
             });
         }
         if a.catch.as_ref().is_some_and(|c| c.field.is_some()) {
@@ -504,6 +514,17 @@ fn flow_impl(ir: &FlowIr, an: &Analysis) -> TokenStream {
             fn __foreach_len(&self, __step: usize) -> ::core::option::Option<usize> {
                 match __step {
                     #(#foreach_arms)*
+                    _ => ::core::option::Option::None,
+                }
+            }
+
+            fn __foreach_item_digest(
+                &self,
+                __step: usize,
+                __index: usize,
+            ) -> ::core::option::Option<::core::result::Result<::flowlib::__private::Digest, ::std::string::String>> {
+                match __step {
+                    #(#item_digest_arms)*
                     _ => ::core::option::Option::None,
                 }
             }
@@ -552,6 +573,12 @@ fn step_def(ir: &FlowIr, an: &Analysis, i: usize, step: &Step) -> TokenStream {
         quote!(::flowlib::__private::CatchDef { field: #field })
     }));
     let checkpoint = a.checkpoint;
+    let cache = option(step.cache.as_ref().map(|c| {
+        let code = &c.tokens;
+        let position = c.position;
+        let version = option(a.cache.as_ref().and_then(|c| c.version.as_ref()));
+        quote!(::flowlib::__private::CacheDef { code: #code, version: #version, position: #position })
+    }));
     let slurm = option(a.slurm.as_ref().map(|s| {
         let partition = option(s.partition.as_ref());
         let account = option(s.account.as_ref());
@@ -634,6 +661,7 @@ fn step_def(ir: &FlowIr, an: &Analysis, i: usize, step: &Step) -> TokenStream {
             timeout_ms: #timeout,
             catch: #catch,
             checkpoint: #checkpoint,
+            cache: #cache,
             slurm: #slurm,
             kubernetes: #kubernetes,
             batch: #batch,

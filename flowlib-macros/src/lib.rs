@@ -130,3 +130,11 @@ pub fn catch(_args: TokenStream, input: TokenStream) -> TokenStream {
 pub fn checkpoint(_args: TokenStream, input: TokenStream) -> TokenStream {
     outside_flow("checkpoint", input)
 }
+
+/// Reuse the step's tasks from any earlier run with the same inputs and code:
+/// `#[cache]`, or `#[cache(version = "2")]` to invalidate after changing a helper function
+/// (calls out of the step body are not hashed). See the README's "Caching across runs".
+#[proc_macro_attribute]
+pub fn cache(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_flow("cache", input)
+}

@@ -6,7 +6,8 @@ use std::str::FromStr;
 use serde::de::DeserializeOwned;
 
 use crate::flow::graph::{
-    BatchOptions, KubernetesOptions, Resources, RetryPolicy, SlurmOptions, Step, Transition,
+    BatchOptions, CacheOptions, KubernetesOptions, Resources, RetryPolicy, SlurmOptions, Step,
+    Transition,
 };
 
 pub use crate::error::StepError;
@@ -16,6 +17,7 @@ pub use crate::flow::{FieldInfo, Flow, FlowState, Graph, ParamInfo};
 pub use crate::store::codec::{
     DecodeError, EncodeError, FieldReader, FieldWriter, Tag, ViaBulk, ViaSerde,
 };
+pub use crate::store::Digest;
 pub use serde::Serialize;
 pub use serde_json::Value as JsonValue;
 
@@ -68,12 +70,22 @@ pub struct StepDef {
     pub timeout_ms: Option<u64>,
     pub catch: Option<CatchDef>,
     pub checkpoint: bool,
+    pub cache: Option<CacheDef>,
     pub slurm: Option<SlurmDef>,
     pub kubernetes: Option<KubernetesDef>,
     pub batch: Option<BatchDef>,
     pub uses: Option<&'static [&'static str]>,
     pub foreach_read: Option<&'static str>,
     pub item_source: Option<&'static str>,
+}
+
+/// `#[cache]`: the step's code as tokens, its `version`, and whether its body reads its
+/// position.
+#[derive(Debug)]
+pub struct CacheDef {
+    pub code: &'static str,
+    pub version: Option<&'static str>,
+    pub position: bool,
 }
 
 #[derive(Debug)]
@@ -174,6 +186,11 @@ pub fn build_graph(
             timeout_ms: d.timeout_ms,
             catch: d.catch.as_ref().map(|c| c.field),
             checkpoint: d.checkpoint,
+            cache: d.cache.as_ref().map(|c| CacheOptions {
+                code: Digest::of(c.code.as_bytes()),
+                version: c.version,
+                position: c.position,
+            }),
             slurm: d.slurm.as_ref().map(|s| SlurmOptions {
                 partition: s.partition,
                 account: s.account,
@@ -261,6 +278,23 @@ pub fn foreach_item_type<F: ForeachField + ?Sized>(_: &F) -> F::Item {
 
 pub fn foreach_len<F: ForeachField + ?Sized>(f: &F) -> usize {
     f.foreach_len()
+}
+
+/// The digest of the item at `i` of a foreach field, encoded as an artifact would be (the
+/// cache key of a `#[cache]` step over the item).
+pub fn foreach_item_digest<F: ?Sized, T: Serialize + 'static>(
+    f: &F,
+    i: usize,
+) -> Result<Digest, String>
+where
+    for<'a> &'a F: IntoIterator<Item = &'a T>,
+{
+    let item = f
+        .into_iter()
+        .nth(i)
+        .ok_or_else(|| format!("foreach item {i} does not exist"))?;
+    let bytes = crate::store::codec::encode_blob(item).map_err(|e| e.to_string())?;
+    Ok(Digest::of(&bytes))
 }
 
 /// The item at `i` of the foreach field, cloned.

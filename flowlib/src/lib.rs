@@ -72,6 +72,13 @@ mod client;
 mod error;
 mod exec;
 pub mod export;
+
+/// The cache of `#[cache]` steps in a datastore: its entries, what went into a key, and
+/// clearing it (`cache list|show|clear` on the command line).
+pub mod cache {
+    pub use crate::meta::cache::{clear, entries, entry, CacheEntry, CachedBatch, CachedTask};
+    pub use crate::run::CacheMode;
+}
 mod failpoint;
 mod flow;
 mod maintenance;
@@ -90,8 +97,8 @@ pub use error::{Error, Result, RunFailure, Site, StepError};
 pub use exec::{cpu_count, gpu_count, total_memory, Limits, Placement, With, EXECUTORS};
 pub use export::ArgoOptions;
 pub use flow::{
-    BatchOptions, Checkpoint, Ctx, FieldInfo, Flow, FlowState, Graph, Input, Inputs, JoinKind,
-    KubernetesOptions, ParamInfo, Resources, RetryPolicy, SlurmOptions, Step, Transition,
+    BatchOptions, CacheOptions, Checkpoint, Ctx, FieldInfo, Flow, FlowState, Graph, Input, Inputs,
+    JoinKind, KubernetesOptions, ParamInfo, Resources, RetryPolicy, SlurmOptions, Step, Transition,
     DEFAULT_PLATFORM_RETRIES,
 };
 pub use maintenance::{
@@ -104,7 +111,7 @@ pub use meta::{
     TaskAttempt, TaskManifest, TaskRef, Timings,
 };
 pub use run::progress::ProgressMode;
-pub use run::{initial_state, resume, run, ResumeOptions, RunOptions, RunSummary};
+pub use run::{initial_state, resume, run, CacheMode, ResumeOptions, RunOptions, RunSummary};
 pub use store::codec::{decode_blob, encode_blob};
 pub use store::{
     is_datastore_dir, Backend, BlobRef, CacheConfig, Datastore, DatastoreBuilder, Digest, OpenMode,
@@ -113,14 +120,15 @@ pub use store::{
 pub use task::{run_spec, run_task, Pin, TaskOutcome, TaskSpec};
 
 pub use flowlib_macros::{
-    batch, catch, checkpoint, flow, kubernetes, resources, retry, slurm, step, timeout, FlowState,
+    batch, cache, catch, checkpoint, flow, kubernetes, resources, retry, slurm, step, timeout,
+    FlowState,
 };
 
 /// Everything a flow definition needs: `use flowlib::prelude::*;`.
 pub mod prelude {
     pub use crate::flow::{Ctx, Flow, FlowState, Input, Inputs};
     pub use flowlib_macros::{
-        batch, catch, checkpoint, flow, kubernetes, resources, retry, slurm, step, timeout,
+        batch, cache, catch, checkpoint, flow, kubernetes, resources, retry, slurm, step, timeout,
         FlowState,
     };
     pub use serde::{Deserialize, Serialize};

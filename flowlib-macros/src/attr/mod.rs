@@ -1,5 +1,5 @@
 //! Parsing of the step attributes: `#[step]`, `#[resources]`, `#[retry]`, `#[timeout]`,
-//! `#[catch]` and `#[checkpoint]`. Every problem is recorded in the [`Ctxt`]; parsing goes on
+//! `#[catch]`, `#[checkpoint]` and `#[cache]`. Every problem is recorded in the [`Ctxt`]; parsing goes on
 //! so that all mistakes are reported in one compilation.
 
 use proc_macro2::Span;
@@ -20,6 +20,7 @@ pub(crate) const STEP_ATTRS: &[&str] = &[
     "timeout",
     "catch",
     "checkpoint",
+    "cache",
     "slurm",
     "kubernetes",
     "batch",
@@ -40,6 +41,7 @@ const SLURM_KEYS: &[&str] = &[
 const BATCH_KEYS: &[&str] = &["queue", "job_definition", "image"];
 const TIMEOUT_KEYS: &[&str] = &["seconds", "minutes", "hours"];
 const CATCH_KEYS: &[&str] = &["field"];
+const CACHE_KEYS: &[&str] = &["version"];
 
 /// Everything the attributes of one method say.
 #[derive(Default)]
@@ -65,6 +67,9 @@ pub(crate) struct StepAttrs {
     pub timeout_ms: Option<u64>,
     pub catch: Option<Catch>,
     pub checkpoint: bool,
+    /// Where `#[checkpoint]` is (for the rule that a cached step takes none).
+    pub checkpoint_loc: Option<Loc>,
+    pub cache: Option<Cache>,
     pub slurm: Option<Slurm>,
     pub kubernetes: Option<Kubernetes>,
     pub batch: Option<Batch>,
@@ -96,6 +101,12 @@ pub(crate) struct Batch {
     pub queue: Option<String>,
     pub job_definition: Option<String>,
     pub image: Option<String>,
+}
+
+/// `#[cache]` or `#[cache(version = "2")]`.
+pub(crate) struct Cache {
+    pub version: Option<String>,
+    pub loc: Loc,
 }
 
 pub(crate) struct Catch {
@@ -140,6 +151,7 @@ pub(crate) fn parse_step_attrs(cx: &Ctxt, attrs: &[Attribute]) -> StepAttrs {
             "timeout" => parse_timeout(cx, attr, &mut out),
             "catch" => parse_catch(cx, attr, &mut out),
             "checkpoint" => parse_checkpoint(cx, attr, &mut out),
+            "cache" => parse_cache(cx, attr, &mut out),
             "slurm" => parse_slurm(cx, attr, &mut out),
             "kubernetes" => kubernetes::parse(cx, attr, &mut out),
             "batch" => parse_batch(cx, attr, &mut out),
@@ -763,6 +775,42 @@ fn parse_checkpoint(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
         cx.error(Loc::of(attr), "`#[checkpoint]` takes no arguments");
     }
     out.checkpoint = true;
+    out.checkpoint_loc = Some(Loc::of(attr));
+}
+
+fn parse_cache(cx: &Ctxt, attr: &Attribute, out: &mut StepAttrs) {
+    let mut version: Option<String> = None;
+    if !matches!(attr.meta, syn::Meta::Path(_)) {
+        each_key(cx, attr, |key, meta| match key {
+            "version" => {
+                once(cx, meta, "cache", &mut version, |m| {
+                    let v = m.value()?;
+                    if v.peek(LitStr) {
+                        let lit: LitStr = v.parse()?;
+                        if lit.value().is_empty() {
+                            cx.error(lit.span(), "a cache version cannot be empty: write `#[cache(version = \"2\")]`");
+                        }
+                        Ok(Some(lit.value()))
+                    } else if v.peek(LitInt) {
+                        let lit: LitInt = v.parse()?;
+                        Ok(Some(lit.base10_digits().to_string()))
+                    } else {
+                        let e: syn::Expr = v.parse()?;
+                        cx.error(
+                            e.span(),
+                            "`version` takes a string or an integer: `#[cache(version = \"2\")]`",
+                        );
+                        Ok(None)
+                    }
+                })
+            }
+            _ => unknown_key(cx, meta, "cache", CACHE_KEYS),
+        });
+    }
+    out.cache = Some(Cache {
+        version,
+        loc: Loc::of(attr),
+    });
 }
 
 #[cfg(test)]

@@ -101,6 +101,16 @@ fn limit_args() -> Vec<Arg> {
             .long("pending-timeout")
             .value_name("DURATION")
             .help("Fail a Slurm task whose job is still pending after this long, like 30m [default: wait]"),
+        Arg::new("no-cache")
+            .long("no-cache")
+            .action(ArgAction::SetTrue)
+            .help("Run #[cache] steps without looking them up or publishing them"),
+        Arg::new("refresh")
+            .long("refresh")
+            .value_name("STEP")
+            .action(ArgAction::Append)
+            .conflicts_with("no-cache")
+            .help("Recompute this #[cache] step and republish its entries (repeatable)"),
     ]
 }
 
@@ -175,7 +185,7 @@ fn run_options<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<RunOptions>
         let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, cancel.clone());
         let _ = signal_hook::flag::register(sig, cancel.clone());
     }
-    Ok(RunOptions::default()
+    let mut opts = RunOptions::default()
         .with_limits(Limits::detect(
             m.get_one::<usize>("max-workers").copied(),
             max_memory,
@@ -188,7 +198,14 @@ fn run_options<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<RunOptions>
             w
         })
         .with_cancel_flag(cancel)
-        .with_params(params_of::<F>(m)))
+        .with_params(params_of::<F>(m));
+    if m.get_flag("no-cache") {
+        opts = opts.without_cache();
+    }
+    for step in m.get_many::<String>("refresh").into_iter().flatten() {
+        opts = opts.with_refresh(step.clone());
+    }
+    Ok(opts)
 }
 
 /// A size from the command line (`8GiB`), in the grammar `#[resources(memory)]` uses.

@@ -6,6 +6,7 @@
 //! run that failed or an operation that could not complete.
 
 mod args;
+mod cache;
 mod cancel;
 mod check;
 mod dump;
@@ -129,6 +130,7 @@ pub fn command<F: Flow>() -> Command {
         .subcommand(gc::command())
         .subcommand(logs::command())
         .subcommand(cancel::command())
+        .subcommand(cache::command())
         .subcommand(step::command())
         .subcommand(step::task_exec_command())
         .subcommand(export::command())
@@ -150,6 +152,7 @@ fn dispatch<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<ExitCode> {
         Some(("task-exec", sub)) => step::task_exec::<F>(m, sub),
         Some(("logs", sub)) => logs::exec::<F>(m, sub),
         Some(("cancel", sub)) => cancel::exec::<F>(m, sub),
+        Some(("cache", sub)) => cache::exec::<F>(m, sub),
         Some(("export", sub)) => export::exec::<F>(m, sub),
         Some(("argo-init", sub)) => export::init::<F>(m, sub, argv),
         Some(("argo-end", sub)) => export::end::<F>(m, sub),

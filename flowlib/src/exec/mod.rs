@@ -107,6 +107,12 @@ pub(crate) trait Executor {
     /// The scheduler fenced this attempt (it timed out): stop it if possible and free its
     /// capacity. Its result, if it still arrives, is discarded.
     fn abandon(&mut self, key: &TaskKey, attempt: u32);
+
+    /// Messages for the run's progress output since the last call (a damaged cache
+    /// entry ignored, a publish that failed): warnings, not failures.
+    fn notes(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The executor for a run of `F` with `limits`, placing steps as `with` says (every step

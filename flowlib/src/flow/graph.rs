@@ -22,6 +22,20 @@ pub struct FieldInfo {
     pub param: Option<ParamInfo>,
 }
 
+/// `#[cache]` on a step: what its tasks' cache keys take from the step's source.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct CacheOptions {
+    /// SHA-256 of the step's signature and body tokens (calls into other functions are
+    /// not followed).
+    pub code: crate::store::Digest,
+    /// `#[cache(version = "...")]`: bump it to invalidate after changing a helper.
+    pub version: Option<&'static str>,
+    /// The body reads its position (`ctx.index()`, `ctx.index_path()`, `ctx.task_id()`),
+    /// so the position joins the key.
+    pub position: bool,
+}
+
 /// A field that is also a command-line parameter of `run` and `resume`.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
@@ -198,6 +212,10 @@ pub struct Step {
     pub catch: Option<Option<&'static str>>,
     /// Uses in-step checkpoints.
     pub checkpoint: bool,
+    /// `#[cache]`: tasks of this step are reused from any earlier run with the same key.
+    /// Not part of the graph digest.
+    #[serde(skip)]
+    pub cache: Option<CacheOptions>,
     /// `#[slurm(...)]` options. Where a step runs is not part of the graph's digest.
     #[serde(skip)]
     pub slurm: Option<SlurmOptions>,

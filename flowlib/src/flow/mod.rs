@@ -12,8 +12,8 @@ pub(crate) use ctx::LogTarget;
 #[doc(hidden)]
 pub use ctx::StepCall;
 pub use graph::{
-    BatchOptions, FieldInfo, Graph, JoinKind, KubernetesOptions, ParamInfo, Resources, RetryPolicy,
-    SlurmOptions, Step, Transition, DEFAULT_PLATFORM_RETRIES,
+    BatchOptions, CacheOptions, FieldInfo, Graph, JoinKind, KubernetesOptions, ParamInfo,
+    Resources, RetryPolicy, SlurmOptions, Step, Transition, DEFAULT_PLATFORM_RETRIES,
 };
 pub use inputs::{Input, Inputs};
 pub(crate) use inputs::{InputRef, LoadInput, UnreadableInput};
@@ -74,4 +74,14 @@ pub trait Flow: FlowState {
     fn __foreach_len(&self, step: usize) -> Option<usize>;
     #[doc(hidden)]
     fn __set_caught(&mut self, step: usize, message: &str);
+    /// The digest of item `index` of split step `step`'s foreach field, when a `#[cache]`
+    /// step consumes it.
+    #[doc(hidden)]
+    fn __foreach_item_digest(
+        &self,
+        _step: usize,
+        _index: usize,
+    ) -> Option<std::result::Result<crate::store::Digest, String>> {
+        None
+    }
 }

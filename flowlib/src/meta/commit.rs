@@ -24,18 +24,9 @@ use crate::store::{layout, BlobRef, Datastore, Digest};
 /// Write the manifest, then the commit record create-only. Returns the manifest's pin when
 /// this writer won, `None` when the attempt was already committed or fenced by another.
 pub(crate) fn commit(ds: &Datastore, manifest: &TaskManifest) -> Result<Option<BlobRef>> {
-    let bytes = Bytes::from(serde_json::to_vec_pretty(manifest).expect("manifest serializes"));
-    let m_ref = BlobRef {
-        digest: Digest::of(&bytes),
-        size: bytes.len() as u64,
-    };
-    let m_rel = layout::manifest(&m_ref.digest);
     let task = task_id(&manifest.step, &manifest.index);
     crate::failpoint::hold("before-manifest", &task);
-    if !ds.create(&m_rel, bytes.clone())? {
-        // Same address, different bytes: a damaged copy. Replace it.
-        ds.put_bytes(&m_rel, bytes, PutMode::Overwrite)?;
-    }
+    let m_ref = write_manifest(ds, manifest)?;
     crate::failpoint::hold("before-commit", &task);
     let attempt = TaskRef {
         run: manifest.run.clone(),
@@ -55,6 +46,21 @@ pub(crate) fn commit(ds: &Datastore, manifest: &TaskManifest) -> Result<Option<B
         crate::failpoint::hold("after-commit", &task);
     }
     Ok(won.then_some(m_ref))
+}
+
+/// Store a manifest (content-addressed, so idempotent) and return its pin.
+pub(crate) fn write_manifest(ds: &Datastore, manifest: &TaskManifest) -> Result<BlobRef> {
+    let bytes = Bytes::from(serde_json::to_vec_pretty(manifest).expect("manifest serializes"));
+    let m_ref = BlobRef {
+        digest: Digest::of(&bytes),
+        size: bytes.len() as u64,
+    };
+    let m_rel = layout::manifest(&m_ref.digest);
+    if !ds.create(&m_rel, bytes.clone())? {
+        // Same address, different bytes: a damaged copy. Replace it.
+        ds.put_bytes(&m_rel, bytes, PutMode::Overwrite)?;
+    }
+    Ok(m_ref)
 }
 
 /// Identifies this writer in commit records, so two writers never produce identical bytes.

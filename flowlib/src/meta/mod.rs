@@ -1,6 +1,7 @@
 //! The metadata layer: record schemas, identities, the commit protocol and the queries
 //! that both the runtime and the client ask of a datastore.
 
+pub(crate) mod cache;
 pub(crate) mod commit;
 mod committed;
 pub(crate) mod identity;

@@ -115,6 +115,9 @@ pub struct TaskAttempt {
     pub manifest_ref: Option<BlobRef>,
     /// Reused from an origin run.
     pub reused: bool,
+    /// Taken from the cache of `#[cache]` steps: `source` is the task that computed it, in
+    /// whichever run did.
+    pub cached: bool,
 }
 
 impl TaskAttempt {
@@ -312,10 +315,15 @@ impl Datastore {
         validate_run_id(run)?;
         let prefix = layout::tasks(flow, run);
         let mut commits: Vec<(String, IndexPath, u32)> = Vec::new();
+        let mut cached_batches: Vec<u64> = Vec::new();
         for obj in self.list(&prefix)? {
             let Some(rest) = obj.rel.strip_prefix(&prefix) else {
                 continue;
             };
+            if let Some(seq) = layout::parse_cached_batch(rest) {
+                cached_batches.push(seq);
+                continue;
+            }
             let Some((step, index, attempt)) = layout::parse_commit_file(rest) else {
                 continue;
             };
@@ -363,7 +371,41 @@ impl Datastore {
                 manifest,
                 manifest_ref: record.manifest,
                 reused: false,
+                cached: false,
             });
+        }
+        cached_batches.sort_unstable();
+        for seq in cached_batches {
+            let rel = layout::cached_batch(flow, run, seq);
+            let batch = match self.get_json::<crate::meta::cache::CachedBatch>(&rel) {
+                Ok(Some(b)) => b,
+                Ok(None) => continue,
+                Err(e) => {
+                    damaged.push(damage(e, None, None)?);
+                    continue;
+                }
+            };
+            for t in batch.tasks {
+                let id = task_id(&t.step, &t.index);
+                let manifest = match read_manifest(self, t.manifest, &id) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        damaged.push(damage(e, Some(&id), Some(t.attempt))?);
+                        continue;
+                    }
+                };
+                out.push(TaskAttempt {
+                    step: t.step,
+                    index: t.index,
+                    source: t.source,
+                    status: t.status,
+                    error: None,
+                    manifest: Some(manifest),
+                    manifest_ref: Some(t.manifest),
+                    reused: false,
+                    cached: true,
+                });
+            }
         }
         let reuse = match self.reuse_record(flow, run) {
             Ok(r) => r,
@@ -393,6 +435,7 @@ impl Datastore {
                     manifest: Some(manifest),
                     manifest_ref: Some(t.manifest),
                     reused: true,
+                    cached: false,
                 });
             }
         }

@@ -179,6 +179,9 @@ pub struct RunEnd {
     pub tasks_ok: usize,
     /// Tasks reused from an origin run.
     pub tasks_reused: usize,
+    /// Tasks of `#[cache]` steps taken from the cache.
+    #[serde(default)]
+    pub tasks_cached: usize,
     /// Failed tasks with their errors.
     pub failures: Vec<(String, String)>,
     /// Tasks that never ran because of an upstream failure.
@@ -295,6 +298,10 @@ pub struct TaskManifest {
     /// Where the attempt's captured output is (a store prefix; see `logs`), when any was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logs: Option<String>,
+    /// For a task taken from the cache whose fields outside the step's reach differ from
+    /// the source's (so it needs a manifest of its own): the task that computed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_from: Option<TaskRef>,
 }
 
 /// The commit record of an attempt: written create-only, last. Its presence is what makes

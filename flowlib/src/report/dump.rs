@@ -48,6 +48,8 @@ pub(crate) struct StepTally {
     pub(crate) step: String,
     /// Successful tasks.
     pub(crate) ok: usize,
+    /// Of them, taken from the cache of a `#[cache]` step.
+    pub(crate) cached: usize,
     /// Attempts that did not succeed.
     pub(crate) failed: Vec<AttemptLine>,
 }
@@ -90,6 +92,8 @@ pub(crate) struct TaskDump {
     pub(crate) attempt: AttemptLine,
     /// The run it was reused from, if it was.
     pub(crate) reused_from: Option<String>,
+    /// The task it was taken from by the cache (`run R task T`), if it was.
+    pub(crate) cached_from: Option<String>,
     /// The step's error, if it caught one.
     pub(crate) error: Option<String>,
     /// Parent task ids.
@@ -218,6 +222,10 @@ impl RunDump {
             .map(|s| StepTally {
                 step: s.name.to_string(),
                 ok: ok.keys().filter(|(st, _)| st == s.name).count(),
+                cached: ok
+                    .iter()
+                    .filter(|((st, _), a)| st == s.name && a.cached)
+                    .count(),
                 failed: run
                     .attempts()
                     .iter()
@@ -291,6 +299,9 @@ impl RunDump {
         out.push_str("steps:\n");
         for s in &self.steps {
             let _ = write!(out, "  {:<20} {} task{} ok", s.step, s.ok, plural(s.ok));
+            if s.cached > 0 {
+                let _ = write!(out, " ({} cached)", s.cached);
+            }
             if !s.failed.is_empty() {
                 let failed: Vec<String> = s
                     .failed
@@ -355,6 +366,9 @@ impl TaskDump {
             run: run_id.to_string(),
             attempt: AttemptLine::of(task),
             reused_from: a.reused.then(|| a.source.run.clone()),
+            cached_from: a
+                .cached
+                .then(|| format!("run {} task {}", a.source.run, a.source.task_id())),
             error: m.error.clone(),
             parents: m.parents.iter().map(|p| p.task_id()).collect(),
             artifacts: m
@@ -384,7 +398,12 @@ impl TaskDump {
         let reused = self
             .reused_from
             .as_ref()
-            .map(|r| format!(" (reused from run {r})"));
+            .map(|r| format!(" (reused from run {r})"))
+            .or_else(|| {
+                self.cached_from
+                    .as_ref()
+                    .map(|c| format!(" (cached from {c})"))
+            });
         let _ = writeln!(
             out,
             "task {} of run {}: attempt {} {}{}",

@@ -126,6 +126,9 @@ impl RunRow {
                 res.origin, res.reused_tasks
             ));
         }
+        if let Some(n) = end.as_ref().map(|e| e.tasks_cached).filter(|&n| n > 0) {
+            details.push(format!("{n} cached"));
+        }
         if !r.params.is_empty() {
             let p: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
             details.push(p.join(" "));

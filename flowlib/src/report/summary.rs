@@ -10,18 +10,21 @@ impl RunSummary {
     /// The summary as text: one line, plus the failures and what to do when it failed.
     pub(crate) fn render_text(&self) -> String {
         let secs = self.duration.as_secs_f64();
-        let reused = if self.tasks_reused > 0 {
+        let mut reused = if self.tasks_reused > 0 {
             format!(", {} reused", self.tasks_reused)
         } else {
             String::new()
         };
+        if self.tasks_cached > 0 {
+            let _ = write!(reused, ", {} cached", self.tasks_cached);
+        }
         let mut out = String::new();
         if self.status == RunStatus::Succeeded {
             let _ = writeln!(
                 out,
                 "flowlib: run {} succeeded in {secs:.2}s: {} tasks{reused}",
                 self.run_id,
-                self.tasks_ok + self.tasks_reused
+                self.tasks_ok + self.tasks_reused + self.tasks_cached
             );
             self.render_reruns(&mut out);
             return out;

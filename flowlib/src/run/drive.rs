@@ -123,6 +123,9 @@ pub(crate) fn drive(
         for f in exec.wait(wait) {
             sched.on_finished(f, Instant::now());
         }
+        for message in exec.notes() {
+            sink.event(&crate::run::events::RunEvent::Note { message });
+        }
         let now = Instant::now();
         for (key, attempt, error) in sched.expired(now, exec) {
             let step = sched.step_name(key.0);

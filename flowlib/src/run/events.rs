@@ -13,6 +13,13 @@ pub(crate) enum RunEvent {
     Queued { step: usize, tasks: usize },
     /// A task was taken from the origin run of a resume.
     Reused { step: usize, task: String },
+    /// A task of a `#[cache]` step was taken from the cache: `from` computed it
+    /// (`run 1733 task fit/2`).
+    Cached {
+        step: usize,
+        task: String,
+        from: String,
+    },
     /// An attempt was handed to the executor.
     Started {
         step: usize,

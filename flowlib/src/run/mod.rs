@@ -1,6 +1,7 @@
 //! The run layer: start a run or resume one, plan what a resume reuses, drive the
 //! scheduler (a pure state machine) against an executor, and report run events.
 
+pub(crate) mod cache;
 mod drive;
 pub(crate) mod events;
 mod heartbeat;
@@ -32,6 +33,7 @@ use crate::run::scheduler::{Prefilled, Scheduler};
 use crate::store::{layout, BlobRef, Datastore, Digest};
 use crate::task::RunContext;
 
+pub use cache::CacheMode;
 pub(crate) use orchestrated::{end_orchestrated, start_orchestrated};
 pub use resume::resume;
 pub(crate) use resume::resume_prepared;
@@ -64,6 +66,8 @@ pub struct RunOptions {
     /// Set this flag to cancel the run (the CLI sets it on Ctrl-C): running tasks are
     /// stopped, nothing new starts, and `resume` continues the run later.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// How the run uses the cache of `#[cache]` steps (default: look up and publish).
+    pub cache: CacheMode,
 }
 
 impl Default for RunOptions {
@@ -75,6 +79,7 @@ impl Default for RunOptions {
             argv: std::env::args().collect(),
             with: With::default(),
             cancel: None,
+            cache: CacheMode::default(),
         }
     }
 }
@@ -113,6 +118,19 @@ impl RunOptions {
     /// Cancel the run when `flag` becomes true.
     pub fn with_cancel_flag(mut self, flag: Arc<AtomicBool>) -> Self {
         self.cancel = Some(flag);
+        self
+    }
+
+    /// Neither look up nor publish cache entries (`run --no-cache`).
+    pub fn without_cache(mut self) -> Self {
+        self.cache.disabled = true;
+        self
+    }
+
+    /// Recompute step `name` and republish its cache entries, even on a hit
+    /// (`run --refresh NAME`).
+    pub fn with_refresh(mut self, name: impl Into<String>) -> Self {
+        self.cache.refresh.push(name.into());
         self
     }
 
@@ -160,6 +178,8 @@ pub struct RunSummary {
     pub tasks_ok: usize,
     /// Tasks reused from the origin run.
     pub tasks_reused: usize,
+    /// Tasks of `#[cache]` steps taken from the cache (counted apart from `tasks_ok`).
+    pub tasks_cached: usize,
     /// Failed tasks and their errors.
     pub failures: Vec<(String, String)>,
     /// Steps that never ran because of upstream failures.
@@ -191,8 +211,9 @@ impl RunSummary {
             status: self.status,
             finished: now_rfc3339(),
             duration_ms: self.duration.as_millis() as u64,
-            tasks_ok: self.tasks_ok + self.tasks_reused,
+            tasks_ok: self.tasks_ok + self.tasks_reused + self.tasks_cached,
             tasks_reused: self.tasks_reused,
+            tasks_cached: self.tasks_cached,
             failures: self.failures.clone(),
             not_run: self.not_run.len(),
         }
@@ -227,6 +248,19 @@ impl<F> Launch<F> {
 /// before anything is written.
 pub(crate) fn prepare<F: Flow>(opts: &RunOptions) -> Result<Box<dyn Executor>> {
     let executor = crate::exec::create::<F>(&opts.with, &opts.limits)?;
+    for name in &opts.cache.refresh {
+        let Some(step) = F::graph().step(name) else {
+            return Err(Error::invalid(format!(
+                "--refresh {name}: flow {} has no step `{name}`",
+                F::NAME
+            )));
+        };
+        if step.cache.is_none() {
+            return Err(Error::invalid(format!(
+                "--refresh {name}: step `{name}` is not a #[cache] step, so it always runs"
+            )));
+        }
+    }
     let all: Vec<usize> = (0..F::graph().steps().len()).collect();
     executor.check(F::graph(), &all)?;
     Ok(executor)
@@ -301,6 +335,23 @@ fn launch<F: Flow>(
         run: &record.run_id,
     };
     let mut cancelled = drive::CancelWatch::new(ds, F::NAME, &record.run_id, opts.cancel.clone());
+    let uses_cache = graph.steps().iter().any(|s| s.cache.is_some());
+    if uses_cache && !opts.cache.disabled {
+        let refresh = graph
+            .steps()
+            .iter()
+            .map(|s| opts.cache.refresh.iter().any(|r| r == s.name))
+            .collect();
+        executor = Box::new(cache::CachedExecutor::new(
+            executor,
+            graph,
+            crate::task::cache::probe::<F>,
+            refresh,
+            ds.clone(),
+            F::NAME,
+            record.run_id.clone(),
+        ));
+    }
     let tally = drive::drive(
         scheduler,
         executor.as_mut(),
@@ -313,6 +364,7 @@ fn launch<F: Flow>(
         status: tally.status,
         tasks_ok: tally.tasks_ok,
         tasks_reused: tally.tasks_reused,
+        tasks_cached: tally.tasks_cached,
         failures: tally.failures,
         not_run: tally.not_run,
         duration: t0.elapsed(),

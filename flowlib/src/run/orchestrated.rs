@@ -123,6 +123,7 @@ pub(crate) fn end_orchestrated<F: Flow>(
         status,
         tasks_ok,
         tasks_reused: 0,
+        tasks_cached: 0,
         failures,
         not_run: if status == RunStatus::Succeeded {
             Vec::new()

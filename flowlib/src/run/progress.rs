@@ -185,6 +185,10 @@ impl EventSink for Progress {
         match e {
             RunEvent::Queued { step, tasks } => self.add_total(*step, *tasks),
             RunEvent::Reused { step, .. } => self.reused(*step, 1),
+            RunEvent::Cached { step, task, from } => {
+                self.started(*step);
+                self.finished(*step, task, true, &format!("cached from {from}"));
+            }
             RunEvent::Started { step, .. } => self.started(*step),
             RunEvent::Committed {
                 step,

@@ -65,6 +65,7 @@ pub(crate) struct Tally {
     pub(crate) status: RunStatus,
     pub(crate) tasks_ok: usize,
     pub(crate) tasks_reused: usize,
+    pub(crate) tasks_cached: usize,
     pub(crate) failures: Vec<(String, String)>,
     pub(crate) not_run: Vec<String>,
 }
@@ -102,6 +103,7 @@ pub(crate) struct Scheduler {
     failed_steps: HashSet<usize>,
     ok_count: usize,
     reused_count: usize,
+    cached_count: usize,
     events: Vec<RunEvent>,
     /// Platform failures (node lost, preempted, could not start) per task so far: they have
     /// a retry budget of their own.
@@ -127,6 +129,7 @@ impl Scheduler {
             failed_steps: HashSet::new(),
             ok_count: 0,
             reused_count: 0,
+            cached_count: 0,
             events: Vec::new(),
             platform_failures: HashMap::new(),
             cancelled: false,
@@ -354,6 +357,15 @@ impl Scheduler {
                 });
                 self.ok_count += 1;
                 self.on_committed(f.key, c);
+            }
+            Ok(Outcome::Cached { committed, from }) => {
+                self.events.push(RunEvent::Cached {
+                    step: f.key.0,
+                    task: task_id(step.name, &f.key.1),
+                    from: format!("run {} task {}", from.run, from.task_id()),
+                });
+                self.cached_count += 1;
+                self.on_committed(f.key, committed);
             }
             Ok(Outcome::Failed(msg)) => self.on_failed(f.key, r, msg, now),
             Ok(Outcome::Lost { error, platform }) => {
@@ -629,6 +641,7 @@ impl Scheduler {
             },
             tasks_ok: self.ok_count,
             tasks_reused: self.reused_count,
+            tasks_cached: self.cached_count,
             failures: self.failed,
             not_run,
         }

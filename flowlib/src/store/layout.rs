@@ -95,6 +95,42 @@ pub(crate) fn parse_commit_file(rest: &str) -> Option<(&str, &str, u32)> {
     Some((step, index, attempt.parse().ok()?))
 }
 
+/// The batches of cache hits a run took (`__` cannot start a step name, so no commit
+/// record lives here; the listing of a run's `tasks/` finds both).
+pub(crate) fn cached_batch(flow: &str, run: &str, seq: u64) -> String {
+    format!("flows/{flow}/runs/{run}/tasks/{CACHED_DIR}/{seq}.json")
+}
+
+/// The directory of [`cached_batch`] under a run's `tasks/`.
+pub(crate) const CACHED_DIR: &str = "__cached";
+
+/// The batch number a path under a run's `tasks/` names, if it is a batch of cache hits.
+pub(crate) fn parse_cached_batch(rest: &str) -> Option<u64> {
+    rest.strip_prefix(CACHED_DIR)?
+        .strip_prefix('/')?
+        .strip_suffix(".json")?
+        .parse()
+        .ok()
+}
+
+/// The cache index entry of `key` for `step` of `flow`.
+pub(crate) fn cache_entry(flow: &str, step: &str, key: &str) -> String {
+    format!("cache/{flow}/{step}/{key}.json")
+}
+
+/// The cache entries of `flow` (of `step`, when given).
+pub(crate) fn cache_step(flow: &str, step: Option<&str>) -> String {
+    match step {
+        Some(s) => format!("cache/{flow}/{s}/"),
+        None => format!("cache/{flow}/"),
+    }
+}
+
+/// Every cache entry.
+pub(crate) fn cache_all() -> &'static str {
+    "cache/"
+}
+
 pub(crate) fn checkpoints(flow: &str, run: &str) -> String {
     format!("flows/{flow}/runs/{run}/checkpoints/")
 }

@@ -29,6 +29,12 @@ use crate::task::state::{
 pub(crate) enum Outcome {
     /// Committed with status ok or caught.
     Committed(Arc<Committed>),
+    /// Taken from the cache of a `#[cache]` step: the task `from` computed it (in an
+    /// earlier run, or this one); the hit is recorded, nothing ran.
+    Cached {
+        committed: Arc<Committed>,
+        from: TaskRef,
+    },
     /// The attempt failed; its failure is committed.
     Failed(String),
     /// Another writer committed or fenced (timed out) this attempt first.
@@ -65,7 +71,7 @@ pub(crate) fn execute<F: Flow>(
             Err(e) => return attempt.fail(format!("cannot read inputs: {}", chain(&e))),
         },
     };
-    attempt.parents = parents_of(&resolved);
+    attempt.parents = resolved.parents();
 
     let t0 = Instant::now();
     let loaded = load::<F>(run, step, &resolved);
@@ -165,6 +171,7 @@ impl<'a> Attempt<'a> {
             host: self.run.host.clone(),
             pid: std::process::id(),
             logs: self.logs.clone(),
+            cached_from: None,
         }
     }
 
@@ -210,19 +217,6 @@ fn ms_since(t: Instant) -> f64 {
 /// inputs become one range. Linear in the number of inputs, and no per-input allocation.
 /// The joined tasks are distinct (`Graph::inputs_of`), and the base is the split, never one
 /// of them; the check against the base only keeps "each once" true whatever the caller.
-fn parents_of(r: &Resolved) -> Parents {
-    let mut parents = Parents::new();
-    let base = r.base.task.as_ref();
-    if let Some(t) = base {
-        parents.push(&t.run, &t.step, t.index.as_slice(), t.attempt);
-    }
-    for t in r.inputs.iter().filter_map(|(_, c)| c.task.as_ref()) {
-        if Some(t) != base {
-            parents.push(&t.run, &t.step, t.index.as_slice(), t.attempt);
-        }
-    }
-    parents
-}
 
 /// Load the fields the step can see; the others pass through by reference. A foreach
 /// item comes from the split's state, decoded once per process for all its items.

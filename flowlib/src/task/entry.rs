@@ -28,7 +28,7 @@ pub enum TaskOutcome {
 impl From<Outcome> for TaskOutcome {
     fn from(o: Outcome) -> Self {
         match o {
-            Outcome::Committed(_) => TaskOutcome::Committed,
+            Outcome::Committed(_) | Outcome::Cached { .. } => TaskOutcome::Committed,
             Outcome::Failed(e) => TaskOutcome::Failed(e),
             Outcome::Fenced => TaskOutcome::AlreadyCommitted,
             Outcome::Lost { error, .. } => TaskOutcome::Failed(error),

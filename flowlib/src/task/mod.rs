@@ -2,6 +2,7 @@
 //! a serializable [`TaskSpec`], with the entry points other processes reach.
 
 mod attempt;
+pub(crate) mod cache;
 mod call;
 mod entry;
 mod spec;

@@ -252,6 +252,24 @@ pub(crate) struct Resolved {
     pub(crate) inputs: Arc<[(usize, Arc<Committed>)]>,
 }
 
+impl Resolved {
+    /// The parents of a task with these inputs, as its manifest lists them: the task it
+    /// started from, then every joined input.
+    pub(crate) fn parents(&self) -> crate::meta::Parents {
+        let mut parents = crate::meta::Parents::new();
+        let base = self.base.task.as_ref();
+        if let Some(t) = base {
+            parents.push(&t.run, &t.step, t.index.as_slice(), t.attempt);
+        }
+        for t in self.inputs.iter().filter_map(|(_, c)| c.task.as_ref()) {
+            if Some(t) != base {
+                parents.push(&t.run, &t.step, t.index.as_slice(), t.attempt);
+            }
+        }
+        parents
+    }
+}
+
 impl TaskSpec {
     /// `step` or `step/2.5`.
     pub fn task_id(&self) -> String {
