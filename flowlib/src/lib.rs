@@ -102,7 +102,8 @@ pub use flow::{
     DEFAULT_PLATFORM_RETRIES,
 };
 pub use maintenance::{
-    gc, verify, Deleted, Garbage, GcReport, Place, Problem, Unreadable, VerifyReport,
+    gc, prune_cache, verify, CachePolicy, Deleted, Garbage, GcReport, Place, Problem, Unreadable,
+    VerifyReport,
 };
 pub use meta::query::{Attempts, Damaged};
 pub use meta::{

@@ -5,6 +5,7 @@
 //! `cargo test -p flowlib-tests --test integration crash::`.
 
 mod argo;
+mod cache;
 mod checkpoint;
 mod cli;
 mod cli_resume;

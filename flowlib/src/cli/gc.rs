@@ -25,6 +25,19 @@ pub(super) fn command() -> Command {
                 .help("Keep anything younger than this (protects runs in progress)"),
         )
         .arg(
+            Arg::new("cache-max-age")
+                .long("cache-max-age")
+                .value_name("DURATION")
+                .help("Delete cache entries older than this first (they stop keeping their tasks' artifacts) [default: keep all]"),
+        )
+        .arg(
+            Arg::new("cache-keep")
+                .long("cache-keep")
+                .value_name("N")
+                .value_parser(clap::value_parser!(usize))
+                .help("Keep only the N newest cache entries of each #[cache] step [default: keep all]"),
+        )
+        .arg(
             Arg::new("force")
                 .long("force")
                 .action(ArgAction::SetTrue)
@@ -50,7 +63,23 @@ pub(super) fn exec(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode> {
             crate::flow::graph::format_ms(min_grace().as_millis() as u64)
         )));
     }
-    let report = crate::maintenance::gc(&ds, sub.get_flag("dry-run"), grace)?;
+    let max_age = match sub.get_one::<String>("cache-max-age") {
+        Some(t) => Some(parse_duration(t)?),
+        None => None,
+    };
+    let policy =
+        crate::maintenance::CachePolicy::new(max_age, sub.get_one::<usize>("cache-keep").copied());
+    let dry_run = sub.get_flag("dry-run");
+    let pruned = crate::maintenance::prune_cache(&ds, policy, dry_run)?;
+    if !pruned.is_empty() {
+        println!(
+            "{} {} cache entr{}",
+            if dry_run { "would delete" } else { "deleted" },
+            pruned.len(),
+            if pruned.len() == 1 { "y" } else { "ies" }
+        );
+    }
+    let report = crate::maintenance::gc(&ds, dry_run, grace)?;
     print!("{}", report.render_text());
     Ok(ExitCode::SUCCESS)
 }

@@ -465,3 +465,59 @@ mod tests {
         assert!(!is_staged("abc"));
     }
 }
+
+/// Which cache entries `gc` keeps as roots: those younger than `max_age` and among the
+/// `keep` newest of their step (each `None`: no limit). The default keeps every entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CachePolicy {
+    /// Entries older than this are deleted.
+    pub max_age: Option<Duration>,
+    /// Per step, only this many newest entries are kept.
+    pub keep: Option<usize>,
+}
+
+impl CachePolicy {
+    /// Keep entries younger than `max_age` and the `keep` newest per step.
+    pub fn new(max_age: Option<Duration>, keep: Option<usize>) -> Self {
+        CachePolicy { max_age, keep }
+    }
+}
+
+/// Delete the cache entries `policy` does not keep (every flow's); returns the entries
+/// deleted (or, with `dry_run`, that would be). Runs and their artifacts are untouched: an
+/// entry only stops being a root, and the next run of its step recomputes it.
+pub fn prune_cache(ds: &Datastore, policy: CachePolicy, dry_run: bool) -> Result<Vec<String>> {
+    if policy == CachePolicy::default() {
+        return Ok(Vec::new());
+    }
+    let now = chrono::Utc::now();
+    let mut out = Vec::new();
+    for flow in ds.flows()? {
+        let (entries, _) = crate::meta::cache::entries(ds, &flow, None)?;
+        let mut by_step: std::collections::BTreeMap<&str, Vec<&crate::meta::cache::CacheEntry>> =
+            std::collections::BTreeMap::new();
+        for e in &entries {
+            by_step.entry(e.step.as_str()).or_default().push(e);
+        }
+        for (_, mut list) in by_step {
+            // Newest first.
+            list.sort_by(|a, b| b.created.cmp(&a.created));
+            for (i, e) in list.into_iter().enumerate() {
+                let too_many = policy.keep.is_some_and(|k| i >= k);
+                let too_old = policy.max_age.is_some_and(|age| {
+                    chrono::DateTime::parse_from_rfc3339(&e.created)
+                        .is_ok_and(|t| now.signed_duration_since(t).to_std().is_ok_and(|d| d > age))
+                });
+                if too_many || too_old {
+                    let rel = layout::cache_entry(&flow, &e.step, &e.key.hex());
+                    if !dry_run {
+                        ds.delete(&rel)?;
+                    }
+                    out.push(rel);
+                }
+            }
+        }
+    }
+    Ok(out)
+}

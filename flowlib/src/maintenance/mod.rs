@@ -14,6 +14,6 @@ mod gc;
 mod references;
 mod verify;
 
-pub use gc::{gc, Deleted, Garbage, GcReport};
+pub use gc::{gc, prune_cache, CachePolicy, Deleted, Garbage, GcReport};
 pub use references::{Place, Unreadable};
 pub use verify::{verify, Problem, VerifyReport};

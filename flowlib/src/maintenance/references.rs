@@ -62,6 +62,9 @@ pub(crate) struct References {
     pub(crate) packages: HashSet<Digest>,
     /// Metadata that could not be read.
     pub(crate) unreadable: Vec<Unreadable>,
+    /// Cache entries that do not verify: `verify` reports them; `gc` goes on (a lookup
+    /// ignores them, so they root nothing).
+    pub(crate) bad_cache: Vec<Unreadable>,
 }
 
 impl References {
@@ -109,8 +112,59 @@ pub(crate) fn references(
         for run in runs {
             run_references(ds, &flow, &run, &mut refs)?;
         }
+        if run_filter.is_none() {
+            cache_references(ds, &flow, &mut refs)?;
+        }
     }
     Ok(refs)
+}
+
+/// The cache entries of `flow` are roots too: the task an entry names stays whole while
+/// the entry exists, even if its run's records were removed by hand (`gc
+/// --cache-max-age`/`--cache-keep` prune entries first). An entry that does not verify
+/// roots nothing: a lookup ignores it, and `verify` reports it.
+fn cache_references(ds: &Datastore, flow: &str, refs: &mut References) -> Result<()> {
+    let (entries, bad) = crate::meta::cache::entries(ds, flow, None)?;
+    let unreadable = |run: &str, detail: String| Unreadable {
+        flow: flow.to_string(),
+        run: run.to_string(),
+        detail,
+    };
+    for (path, why) in bad {
+        refs.bad_cache
+            .push(unreadable("-", format!("cache entry {path}: {why}")));
+    }
+    for e in entries {
+        let m = match crate::meta::commit::read_manifest(ds, e.manifest, &e.source.task_id()) {
+            Ok(m) => m,
+            Err(err) => {
+                refs.bad_cache.push(unreadable(
+                    &e.source.run,
+                    format!(
+                        "cache entry {} of step {}: {}",
+                        e.key.short(),
+                        e.step,
+                        chain(&err)
+                    ),
+                ));
+                continue;
+            }
+        };
+        refs.manifests.insert(e.manifest.digest);
+        let task = format!("(cache entry {} of {})", e.key.short(), e.source.task_id());
+        for (name, blob) in &m.artifacts {
+            refs.add(
+                *blob,
+                Place {
+                    flow: flow.to_string(),
+                    run: e.source.run.clone(),
+                    task: task.clone(),
+                    artifact: name.clone(),
+                },
+            );
+        }
+    }
+    Ok(())
 }
 
 fn run_references(ds: &Datastore, flow: &str, run: &str, refs: &mut References) -> Result<()> {

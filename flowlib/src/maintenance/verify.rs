@@ -80,6 +80,7 @@ pub fn verify(ds: &Datastore, flow: Option<&str>, run: Option<&str>) -> Result<V
         problems: refs
             .unreadable
             .into_iter()
+            .chain(refs.bad_cache)
             .map(Problem::Unreadable)
             .collect(),
         ..VerifyReport::default()

@@ -126,11 +126,6 @@ pub(crate) fn cache_step(flow: &str, step: Option<&str>) -> String {
     }
 }
 
-/// Every cache entry.
-pub(crate) fn cache_all() -> &'static str {
-    "cache/"
-}
-
 pub(crate) fn checkpoints(flow: &str, run: &str) -> String {
     format!("flows/{flow}/runs/{run}/checkpoints/")
 }
