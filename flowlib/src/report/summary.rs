@@ -78,6 +78,7 @@ mod tests {
             status: RunStatus::Succeeded,
             tasks_ok: 3,
             tasks_reused: 3,
+            tasks_cached: 0,
             failures: Vec::new(),
             not_run: Vec::new(),
             duration: std::time::Duration::from_millis(250),
@@ -100,6 +101,7 @@ mod tests {
             status: RunStatus::Failed,
             tasks_ok: 2,
             tasks_reused: 1,
+            tasks_cached: 2,
             failures: vec![("fit/0".into(), "boom".into())],
             not_run: vec!["end".into()],
             duration: std::time::Duration::from_millis(1500),
@@ -107,7 +109,7 @@ mod tests {
         };
         assert_eq!(
             s.render_text(),
-            "flowlib: run r1 failed in 1.50s: 1 task failed, 2 succeeded, 1 reused\n\
+            "flowlib: run r1 failed in 1.50s: 1 task failed, 2 succeeded, 1 reused, 2 cached\n\
              \x20 fit/0: boom\n\
              \x20 not run because of the failures: end\n\
              \x20 fix the problem, then continue with `resume` (finished tasks are reused)\n"

@@ -519,3 +519,68 @@ fn walk(dir: &std::path::Path) -> Vec<(String, u64)> {
     }
     out
 }
+
+/// Run by [`equal_maps_hash_the_same_in_different_processes`] in a child process: build a
+/// map and a set in the order `FLOWLIB_MAP_CHILD` says, print their digests and the
+/// order the map iterates in.
+fn map_child(order: &str) {
+    use std::collections::{HashMap, HashSet};
+    let mut keys: Vec<u32> = (0..300).collect();
+    if order == "rev" {
+        keys.reverse();
+    }
+    let map: HashMap<String, (u32, Vec<String>)> = keys
+        .iter()
+        .map(|&k| {
+            (
+                format!("key-{k}"),
+                (k, vec![format!("v{k}"); (k % 4) as usize]),
+            )
+        })
+        .collect();
+    let set: HashSet<(u32, String)> = keys.iter().map(|&k| (k, format!("s{k}"))).collect();
+    let digest = |b: Vec<u8>| flowlib::Digest::of(&b).hex();
+    println!("\nMAP {}", digest(flowlib::encode_blob(&map).unwrap()));
+    println!("SET {}", digest(flowlib::encode_blob(&set).unwrap()));
+    let first: Vec<&String> = map.keys().take(8).collect();
+    println!("ORDER {first:?}");
+}
+
+#[test]
+fn equal_maps_hash_the_same_in_different_processes() {
+    if let Ok(order) = std::env::var("FLOWLIB_MAP_CHILD") {
+        return map_child(&order);
+    }
+    let line = |out: &str, tag: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(tag).map(str::to_string))
+            .unwrap_or_else(|| panic!("no {tag} line in {out}"))
+    };
+    let children: Vec<String> = ["fwd", "rev", "fwd"]
+        .iter()
+        .map(|order| {
+            let o = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "cache::equal_maps_hash_the_same_in_different_processes",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("FLOWLIB_MAP_CHILD", order)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", flowlib_testkit::text(&o));
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        })
+        .collect();
+    let orders: Vec<String> = children.iter().map(|c| line(c, "ORDER ")).collect();
+    assert!(
+        orders[0] != orders[1] || orders[1] != orders[2],
+        "the processes iterate their maps in different orders (else this proves nothing): {orders:?}"
+    );
+    for tag in ["MAP ", "SET "] {
+        let d: Vec<String> = children.iter().map(|c| line(c, tag)).collect();
+        assert_eq!(d[0], d[1], "{tag}in two processes, built in two orders");
+        assert_eq!(d[0], d[2], "{tag}");
+    }
+}

@@ -8,14 +8,18 @@
 //! | 0..4 | magic `FLBL` |
 //! | 4 | blob format version (1) |
 //! | 5 | codec id (1 = bincode 2 standard config, serde) |
-//! | 6..8 | codec major version, little endian (2) |
+//! | 6..8 | codec major version, little endian (3; 2 still decodes) |
 //!
-//! Encoding uses bincode itself. Decoding uses [`de`], a reader of the same format whose
-//! allocations are bounded by the bytes actually present, so a malformed blob with a huge
-//! length prefix is rejected instead of exhausting memory. `Vec<u8>`, `Vec<f32>` and
+//! Encoding uses [`ser`], which writes bincode's bytes except that `HashMap` entries and
+//! `HashSet` elements are sorted by their encoded bytes, so equal values hash the same in
+//! every process (version 3; version 2 blobs, written by bincode itself in iteration
+//! order, decode unchanged: the byte format is the same). Decoding uses [`de`], a reader
+//! of the same format whose allocations are bounded by the bytes actually present, so a
+//! malformed blob with a huge length prefix is rejected instead of exhausting memory. `Vec<u8>`, `Vec<f32>` and
 //! `Vec<f64>` fields take bulk paths that produce exactly the bytes bincode would.
 
 pub(crate) mod de;
+mod ser;
 
 use std::marker::PhantomData;
 
@@ -31,8 +35,11 @@ pub(crate) const MAGIC: &[u8; 4] = b"FLBL";
 pub(crate) const FORMAT_VERSION: u8 = 1;
 /// Codec id: bincode 2, standard configuration, via serde.
 pub(crate) const CODEC_BINCODE2: u8 = 1;
-/// Major version of the codec.
-pub(crate) const CODEC_MAJOR: u16 = 2;
+/// Major version of the codec this version writes: 3 = hash collections in canonical
+/// order.
+pub(crate) const CODEC_MAJOR: u16 = 3;
+/// Versions this version reads: 2 (bincode's own order) has the same byte format.
+const CODEC_READS: [u16; 2] = [2, 3];
 /// Length of the header.
 pub(crate) const HEADER_LEN: usize = 8;
 
@@ -75,14 +82,15 @@ pub(crate) fn check_header(h: &[u8]) -> Result<(), String> {
         ));
     }
     let major = u16::from_le_bytes([h[6], h[7]]);
-    if major != CODEC_MAJOR {
+    if !CODEC_READS.contains(&major) {
         return Err(format!(
-            "blob codec version {major} is not supported (supports {CODEC_MAJOR})"
+            "blob codec version {major} is not supported by this flowlib (reads {CODEC_READS:?})"
         ));
     }
     Ok(())
 }
 
+#[cfg(test)]
 fn bincode_config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
@@ -362,8 +370,7 @@ pub trait ViaSerde<T> {
 
 impl<T: Serialize + DeserializeOwned> ViaSerde<T> for &Tag<T> {
     fn encode_field(&self, value: &T, w: &mut FieldWriter<'_>) -> Result<(), EncodeError> {
-        bincode::serde::encode_into_writer(value, &mut *w, bincode_config())
-            .map_err(|e| w.encode_error(e))
+        ser::encode(value, w)
     }
 
     fn decode_field(&self, r: &mut FieldReader<'_>) -> Result<T, DecodeError> {
@@ -425,11 +432,7 @@ bulk_float!(f64, de::decode_vec_f64);
 pub fn encode_blob<T: Serialize>(value: &T) -> Result<Vec<u8>, EncodeError> {
     let mut w = FieldWriter::memory(usize::MAX);
     w.write_raw(&header())?;
-    bincode::serde::encode_into_writer(value, &mut w, bincode_config()).map_err(|e| {
-        EncodeError {
-            message: e.to_string(),
-        }
-    })?;
+    ser::encode(value, &mut w)?;
     Ok(w.into_bytes())
 }
 
@@ -528,5 +531,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("version 9"), "{err}");
+    }
+
+    #[test]
+    fn blobs_of_codec_version_2_still_decode() {
+        // What flowlib wrote before version 3: bincode's own bytes (here a HashMap in its
+        // iteration order) under a version-2 header.
+        let map: std::collections::HashMap<String, Vec<u64>> =
+            (0..50).map(|i| (format!("k{i}"), vec![i; 3])).collect();
+        let mut old = header().to_vec();
+        old[6..8].copy_from_slice(&2u16.to_le_bytes());
+        old.extend(bincode::serde::encode_to_vec(&map, bincode_config()).unwrap());
+        let back: std::collections::HashMap<String, Vec<u64>> = decode_blob(&old).unwrap();
+        assert_eq!(back, map);
+        let new = encode_blob(&map).unwrap();
+        assert_eq!(
+            u16::from_le_bytes([new[6], new[7]]),
+            3,
+            "written as version 3"
+        );
+        let mut future = new.clone();
+        future[6..8].copy_from_slice(&4u16.to_le_bytes());
+        let err = decode_blob::<std::collections::HashMap<String, Vec<u64>>>(&future)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("codec version 4 is not supported"), "{err}");
     }
 }
