@@ -89,6 +89,8 @@ struct FieldCode {
     decode_arms: Vec<TokenStream>,
     json_arms: Vec<TokenStream>,
     clone_arms: Vec<TokenStream>,
+    lazy_install_arms: Vec<TokenStream>,
+    lazy_blob_arms: Vec<TokenStream>,
     default_stmts: Vec<TokenStream>,
     set_arms: Vec<TokenStream>,
     asserts: Vec<TokenStream>,
@@ -122,6 +124,12 @@ impl FieldCode {
         });
         self.json_arms.push(quote! {
             #i => (&::flowlib::__private::Tag::<#ty>::NEW).field_json(&self.#fident),
+        });
+        self.lazy_install_arms.push(quote! {
+            #i => (&::flowlib::__private::Tag::<#ty>::NEW).lazy_install(&mut self.#fident, __blob, __source),
+        });
+        self.lazy_blob_arms.push(quote! {
+            #i => (&::flowlib::__private::Tag::<#ty>::NEW).lazy_blob(&self.#fident),
         });
         self.clone_arms.push(quote! {
             #i => (&::flowlib::__private::Tag::<#ty>::NEW).clone_field_from(&mut self.#fident, &__src.#fident),
@@ -274,6 +282,8 @@ fn flow_state_impl(ident: &syn::Ident, code: &FieldCode) -> TokenStream {
         decode_arms,
         json_arms,
         clone_arms,
+        lazy_install_arms,
+        lazy_blob_arms,
         default_stmts,
         set_arms,
         asserts,
@@ -333,6 +343,24 @@ fn flow_state_impl(ident: &syn::Ident, code: &FieldCode) -> TokenStream {
 
                 fn __apply_param_defaults(&mut self) {
                     #(#default_stmts)*
+                }
+
+                fn __lazy_install(&mut self, __i: usize, __blob: ::flowlib::__private::BlobRef, __source: &::flowlib::__private::LazySource) -> bool {
+                    #[allow(unused_imports)]
+                    use ::flowlib::__private::{LazyField as _, NotLazy as _};
+                    match __i {
+                        #(#lazy_install_arms)*
+                        _ => false,
+                    }
+                }
+
+                fn __lazy_blob(&self, __i: usize) -> ::core::option::Option<::flowlib::__private::BlobRef> {
+                    #[allow(unused_imports)]
+                    use ::flowlib::__private::{LazyField as _, NotLazy as _};
+                    match __i {
+                        #(#lazy_blob_arms)*
+                        _ => ::core::option::Option::None,
+                    }
                 }
 
                 fn __clone_field_from(&mut self, __src: &Self, __i: usize) -> bool {

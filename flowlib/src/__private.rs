@@ -13,10 +13,13 @@ use crate::flow::graph::{
 pub use crate::error::StepError;
 pub use crate::flow::graph::JoinKind;
 pub use crate::flow::StepCall;
-pub use crate::flow::{FieldInfo, Flow, FlowState, Graph, ParamInfo};
+pub use crate::flow::{
+    FieldInfo, Flow, FlowState, Graph, LazyField, LazySource, NotLazy, ParamInfo,
+};
 pub use crate::store::codec::{
     DecodeError, EncodeError, FieldReader, FieldWriter, Tag, ViaBulk, ViaSerde,
 };
+pub use crate::store::BlobRef;
 pub use crate::store::Digest;
 pub use serde::Serialize;
 pub use serde_json::Value as JsonValue;

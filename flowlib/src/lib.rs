@@ -98,8 +98,8 @@ pub use exec::{cpu_count, gpu_count, total_memory, Limits, Placement, With, EXEC
 pub use export::ArgoOptions;
 pub use flow::{
     BatchOptions, CacheOptions, Checkpoint, Ctx, FieldInfo, Flow, FlowState, Graph, Input, Inputs,
-    JoinKind, KubernetesOptions, ParamInfo, Resources, RetryPolicy, SlurmOptions, Step, Transition,
-    DEFAULT_PLATFORM_RETRIES,
+    JoinKind, KubernetesOptions, Lazy, ParamInfo, Resources, RetryPolicy, SlurmOptions, Step,
+    Transition, DEFAULT_PLATFORM_RETRIES,
 };
 pub use maintenance::{
     gc, prune_cache, verify, CachePolicy, Deleted, Garbage, GcReport, Place, Problem, Unreadable,
@@ -127,7 +127,7 @@ pub use flowlib_macros::{
 
 /// Everything a flow definition needs: `use flowlib::prelude::*;`.
 pub mod prelude {
-    pub use crate::flow::{Ctx, Flow, FlowState, Input, Inputs};
+    pub use crate::flow::{Ctx, Flow, FlowState, Input, Inputs, Lazy};
     pub use flowlib_macros::{
         batch, cache, catch, checkpoint, flow, kubernetes, resources, retry, slurm, step, timeout,
         FlowState,

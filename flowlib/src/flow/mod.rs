@@ -5,6 +5,7 @@ pub(crate) mod checkpoint;
 mod ctx;
 pub(crate) mod graph;
 mod inputs;
+pub(crate) mod lazy;
 
 pub use checkpoint::Checkpoint;
 pub use ctx::Ctx;
@@ -17,6 +18,9 @@ pub use graph::{
 };
 pub use inputs::{Input, Inputs};
 pub(crate) use inputs::{InputRef, LoadInput, UnreadableInput};
+pub use lazy::Lazy;
+#[doc(hidden)]
+pub use lazy::{LazyField, LazySource, NotLazy};
 
 use crate::error::{Result, StepError};
 use crate::store::codec::{DecodeError, EncodeError, FieldReader, FieldWriter};
@@ -43,6 +47,25 @@ pub trait FlowState: Default + Send + 'static {
     fn __apply_param_defaults(&mut self);
     #[doc(hidden)]
     fn __set_param(&mut self, index: usize, value: &str) -> Result<(), String>;
+
+    /// Make field `index` (a [`Lazy`] one) stand for `blob`, unread; false for any other
+    /// field, which is then decoded.
+    #[doc(hidden)]
+    fn __lazy_install(
+        &mut self,
+        _index: usize,
+        _blob: crate::store::BlobRef,
+        _source: &LazySource,
+    ) -> bool {
+        false
+    }
+
+    /// The blob field `index` still stands for, unread and unchanged (a [`Lazy`] task
+    /// input): it is passed on by reference instead of being encoded again.
+    #[doc(hidden)]
+    fn __lazy_blob(&self, _index: usize) -> Option<crate::store::BlobRef> {
+        None
+    }
 
     /// Copy field `index` from `src` if its type is `Clone`; false if it is not.
     #[doc(hidden)]

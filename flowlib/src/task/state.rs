@@ -22,6 +22,8 @@ pub(crate) struct RunContext {
     /// Split states decoded once per process and shared by their foreach tasks, keyed by
     /// the digest of the foreach field's blob.
     pub(crate) splits: Mutex<SplitCache>,
+    /// Values loaded through `Lazy` fields, shared by this process's tasks.
+    pub(crate) lazy: Arc<crate::flow::lazy::LazyCache>,
 }
 
 /// A few recently used split states (each holds one foreach field, decoded).
@@ -58,6 +60,7 @@ impl RunContext {
             params,
             host: crate::meta::hostname(),
             splits: Mutex::default(),
+            lazy: Arc::default(),
         }
     }
 }
@@ -134,6 +137,15 @@ pub(crate) fn load_fields<F: Flow>(
                 continue;
             }
         }
+        let source = crate::flow::LazySource {
+            ds: run.ds.clone(),
+            cache: run.lazy.clone(),
+            artifact: field.name,
+            site: site.clone(),
+        };
+        if state.__lazy_install(i, *blob, &source) {
+            continue;
+        }
         let what = What::new(field.name, site.clone());
         cas::load_decoded(&run.ds, *blob, &what, &mut |r| state.__decode_field(i, r))?;
     }
@@ -164,6 +176,11 @@ pub(super) fn store_state<F: Flow>(
                 out.insert(field.name.to_string(), b);
                 continue;
             }
+        }
+        // A `Lazy` input the step neither read nor changed passes on by reference.
+        if let Some(b) = state.__lazy_blob(i) {
+            out.insert(field.name.to_string(), b);
+            continue;
         }
         let what = What::new(field.name, Site::task(None, task));
         let blob = cas::put_encoded(&run.ds, base_blob, &what, &mut |w| {

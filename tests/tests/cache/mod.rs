@@ -11,6 +11,7 @@ use flowlib::{Datastore, RunStatus, RunSummary};
 use flowlib_testkit::{run_options, temp_store};
 
 mod cli;
+mod lazy;
 
 /// Tests in this module count step calls in shared statics: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());

@@ -161,7 +161,7 @@ fn digest_of<T: serde::Serialize>(value: &T) -> Digest {
     Digest::of(&flowlib::encode_blob(value).expect("encodes"))
 }
 
-/// The per-task lines of plain progress output (`  <task> ok (..ms)`): the task ids.
+/// The per-task lines of plain progress output (`  <task> ok (..ms)`, `  <task> cached from …`): the task ids.
 fn progress_tasks(o: &Output) -> Vec<String> {
     let mut tasks: Vec<String> = stderr(o)
         .lines()
@@ -169,7 +169,7 @@ fn progress_tasks(o: &Output) -> Vec<String> {
         .filter_map(|l| {
             let mut w = l.split_whitespace();
             match (w.next(), w.next()) {
-                (Some(task), Some("ok")) => Some(task.to_string()),
+                (Some(task), Some("ok" | "cached")) => Some(task.to_string()),
                 _ => None,
             }
         })
