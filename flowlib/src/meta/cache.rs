@@ -48,6 +48,10 @@ pub struct CacheEntry {
     pub status: AttemptStatus,
     /// The manifest its commit record pins.
     pub manifest: BlobRef,
+    /// That manifest's bytes, verified against `manifest` on every lookup: a hit is one
+    /// read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_json: Option<String>,
     /// When it was published (RFC 3339).
     pub created: String,
     /// Who published it (`host:pid`).
@@ -87,7 +91,8 @@ fn entry_path(flow: &str, step: &str, key: &Digest) -> String {
     layout::cache_entry(flow, step, &key.hex())
 }
 
-/// Look `key` up for `step` of `flow`: one read for the entry and one for its manifest.
+/// Look `key` up for `step` of `flow`: one read (the entry holds its manifest, verified
+/// against the pinned digest; an entry without one reads the manifest too).
 pub(crate) fn lookup(ds: &Datastore, flow: &str, step: &str, key: &Digest) -> Result<Lookup> {
     let rel = entry_path(flow, step, key);
     let Some(bytes) = ds.get_bytes(&rel)? else {
@@ -118,15 +123,36 @@ pub(crate) fn lookup(ds: &Datastore, flow: &str, step: &str, key: &Digest) -> Re
             entry.status
         )));
     }
-    let manifest = match read_manifest(ds, entry.manifest, &entry.source.task_id()) {
-        Ok(m) => m,
-        Err(e) => {
-            return Ok(Lookup::Invalid(format!(
-                "cache entry {}: {}",
-                ds.path(&rel),
-                crate::error::chain(&e)
-            )))
+    let manifest = match &entry.manifest_json {
+        Some(json) => {
+            let b = json.as_bytes();
+            if Digest::of(b) != entry.manifest.digest || b.len() as u64 != entry.manifest.size {
+                return Ok(Lookup::Invalid(format!(
+                    "cache entry {}: its copy of the manifest does not hash to {}",
+                    ds.path(&rel),
+                    entry.manifest.digest
+                )));
+            }
+            match serde_json::from_slice::<TaskManifest>(b) {
+                Ok(m) => m,
+                Err(e) => {
+                    return Ok(Lookup::Invalid(format!(
+                        "cache entry {}: its manifest is not valid JSON ({e})",
+                        ds.path(&rel)
+                    )))
+                }
+            }
         }
+        None => match read_manifest(ds, entry.manifest, &entry.source.task_id()) {
+            Ok(m) => m,
+            Err(e) => {
+                return Ok(Lookup::Invalid(format!(
+                    "cache entry {}: {}",
+                    ds.path(&rel),
+                    crate::error::chain(&e)
+                )))
+            }
+        },
     };
     if !manifest.status.is_success() || manifest.step != step {
         return Ok(Lookup::Invalid(format!(
@@ -150,6 +176,19 @@ pub(crate) fn publish(
     manifest: BlobRef,
     replace_damaged: bool,
 ) -> Result<bool> {
+    let bytes = ds
+        .get_bytes(&layout::manifest(&manifest.digest))?
+        .filter(|b| Digest::of(b) == manifest.digest)
+        .ok_or_else(|| {
+            Error::metadata(
+                ds.path(&layout::manifest(&manifest.digest)),
+                format!(
+                    "the manifest of task {} is missing or damaged",
+                    source.task_id()
+                ),
+            )
+        })?;
+    let manifest_json = String::from_utf8(bytes.to_vec()).ok();
     let entry = CacheEntry {
         version: KEY_VERSION,
         flow: flow.to_string(),
@@ -159,6 +198,7 @@ pub(crate) fn publish(
         source: source.clone(),
         status: AttemptStatus::Ok,
         manifest,
+        manifest_json,
         created: now_rfc3339(),
         writer: format!("{}:{}", hostname(), std::process::id()),
     };

@@ -6,9 +6,14 @@
 //! before the scheduler hears of them, so no successor of a hit starts before the hit is
 //! on record; a driver killed in between leaves nothing any reader believes, and the
 //! resumed run looks the same keys up again.
+//!
+//! Publishing is off the driver's path: a thread of its own writes the entries of
+//! committed misses (one read of the manifest, one create-only write each), and the run
+//! waits for it only when it ends. A driver killed before an entry is written loses only
+//! that entry: a later run computes the task again.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::{chain, Result};
@@ -17,7 +22,7 @@ use crate::flow::graph::TaskKey;
 use crate::flow::{Graph, Resources};
 use crate::meta::cache::{publish, record_hits, CacheKey, CachedTask};
 use crate::meta::{AttemptStatus, Committed, TaskRef};
-use crate::store::Datastore;
+use crate::store::{BlobRef, Datastore};
 use crate::task::cache::Probe;
 use crate::task::{Outcome, Resolved, RunContext, TaskSpec};
 
@@ -60,10 +65,81 @@ pub(crate) struct CachedExecutor {
     ds: Datastore,
     flow: &'static str,
     run: String,
+    /// Tasks of cached steps taken from the scheduler, not probed yet.
+    queued: Vec<Dispatch>,
+    /// Probed misses waiting for room in the executor, with the key to publish (none when
+    /// the key could not be computed).
+    waiting: std::collections::VecDeque<(Dispatch, Option<(CacheKey, bool)>)>,
+    cancelled: bool,
     pending: Vec<Hit>,
     misses: HashMap<(TaskKey, u32), Miss>,
     batches: u64,
     notes: Vec<String>,
+    publisher: Publisher,
+}
+
+/// An entry to write.
+struct Publish {
+    ds: Datastore,
+    key: CacheKey,
+    task: TaskRef,
+    manifest: BlobRef,
+    replace: bool,
+}
+
+/// The thread that writes cache entries, and the warnings it had.
+struct Publisher {
+    tx: Option<mpsc::Sender<Publish>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    notes: Arc<Mutex<Vec<String>>>,
+}
+
+impl Publisher {
+    fn start(flow: &'static str) -> Publisher {
+        let (tx, rx) = mpsc::channel::<Publish>();
+        let notes: Arc<Mutex<Vec<String>>> = Arc::default();
+        let out = notes.clone();
+        let thread = std::thread::Builder::new()
+            .name("flowlib-cache-publish".into())
+            .spawn(move || {
+                for p in rx {
+                    if let Err(e) = publish(&p.ds, flow, &p.key, &p.task, p.manifest, p.replace) {
+                        out.lock().unwrap_or_else(|e| e.into_inner()).push(format!(
+                            "{}: could not publish it to the cache ({}); later runs will compute it again",
+                            p.task.task_id(),
+                            chain(&e)
+                        ));
+                    }
+                }
+            })
+            .ok();
+        Publisher {
+            tx: thread.as_ref().map(|_| tx),
+            thread,
+            notes,
+        }
+    }
+
+    fn send(&self, p: Publish) -> Option<Publish> {
+        match &self.tx {
+            Some(tx) => tx.send(p).err().map(|e| e.0),
+            None => Some(p),
+        }
+    }
+
+    fn notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Drop for Publisher {
+    /// The entries of the run's misses are written before the run returns.
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl CachedExecutor {
@@ -86,10 +162,14 @@ impl CachedExecutor {
             ds,
             flow,
             run,
+            queued: Vec::new(),
+            waiting: std::collections::VecDeque::new(),
+            cancelled: false,
             pending: Vec::new(),
             misses: HashMap::new(),
             batches: 0,
             notes: Vec::new(),
+            publisher: Publisher::start(flow),
         }
     }
 
@@ -143,20 +223,127 @@ impl CachedExecutor {
             if c.status != AttemptStatus::Ok {
                 continue;
             }
-            if let Err(e) = publish(
-                &miss.run.ds,
-                self.flow,
-                &miss.key,
-                &task.to_ref(),
-                pin,
-                miss.replace,
-            ) {
-                self.notes.push(format!(
-                    "{}: could not publish it to the cache ({}); later runs will compute it again",
-                    task.task_id(),
-                    chain(&e)
-                ));
+            let job = Publish {
+                ds: miss.run.ds.clone(),
+                key: miss.key,
+                task: task.to_ref(),
+                manifest: pin,
+                replace: miss.replace,
+            };
+            // Without the thread (it could not be started), publish here.
+            if let Some(p) = self.publisher.send(job) {
+                if let Err(e) = publish(&p.ds, self.flow, &p.key, &p.task, p.manifest, p.replace) {
+                    self.notes.push(format!(
+                        "{}: could not publish it to the cache ({}); later runs will compute it again",
+                        p.task.task_id(),
+                        chain(&e)
+                    ));
+                }
             }
+        }
+    }
+}
+
+/// Probes run this many at a time: lookups are I/O (one read each, 10–50 ms on a cloud
+/// store), so a foreach of 10,000 cached tasks is looked up in parallel, not one by one.
+const PROBE_THREADS: usize = 16;
+
+fn probe_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(PROBE_THREADS)
+            .thread_name(|i| format!("flowlib-cache-probe-{i}"))
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
+impl CachedExecutor {
+    fn is_ours(&self, key: &TaskKey, attempt: u32) -> bool {
+        let same = |d: &Dispatch| d.key == *key && d.spec.task.attempt == attempt;
+        self.queued.iter().any(same) || self.waiting.iter().any(|(d, _)| same(d))
+    }
+
+    /// Probe every queued task (in parallel): hits wait to be recorded, misses wait for
+    /// room in the executor.
+    fn probe_queued(&mut self) {
+        if self.queued.is_empty() {
+            return;
+        }
+        let queued: Vec<Dispatch> = self.queued.drain(..).collect();
+        let (probe, refresh, graph) = (self.probe, &self.refresh, self.graph);
+        let one = |d: &Dispatch| {
+            let step = &graph.steps()[d.key.0];
+            let refresh = refresh.get(step.index).copied().unwrap_or(false);
+            probe(&d.run, &d.spec, &d.resolved, refresh)
+        };
+        use rayon::prelude::*;
+        let results: Vec<Result<Probe>> = match probe_pool() {
+            Some(pool) if queued.len() > 1 => pool.install(|| queued.par_iter().map(one).collect()),
+            _ => queued.iter().map(one).collect(),
+        };
+        for (d, r) in queued.into_iter().zip(results) {
+            let task = d.spec.task_id();
+            match r {
+                Ok(Probe::Hit {
+                    committed,
+                    hit,
+                    from,
+                }) => self.pending.push(Hit {
+                    key: d.key,
+                    attempt: d.spec.task.attempt,
+                    committed,
+                    from,
+                    record: hit,
+                }),
+                Ok(Probe::Miss(key)) => self.waiting.push_back((d, Some((key, false)))),
+                Ok(Probe::Invalid(key, why)) => {
+                    self.notes.push(format!(
+                        "{task}: ignoring a cache entry that does not verify ({why}); computing it again"
+                    ));
+                    self.waiting.push_back((d, Some((key, true))));
+                }
+                Err(e) => {
+                    self.notes.push(format!(
+                        "{task}: cannot look it up in the cache ({}); computing it",
+                        chain(&e)
+                    ));
+                    self.waiting.push_back((d, None));
+                }
+            }
+        }
+    }
+
+    /// Hand waiting misses to the executor, in order, as far as it has room: past 64
+    /// that do not fit, the rest wait for the next turn (the scan stays short however
+    /// many wait).
+    fn place_waiting(&mut self) {
+        const WINDOW: usize = 64;
+        let mut passed = std::collections::VecDeque::new();
+        while passed.len() < WINDOW {
+            let Some((d, key)) = self.waiting.pop_front() else {
+                break;
+            };
+            let step = &self.graph.steps()[d.key.0];
+            if !self.inner.has_room(step.index, &step.resources) {
+                passed.push_back((d, key));
+                continue;
+            }
+            let id = (d.key.clone(), d.spec.task.attempt);
+            let run = d.run.clone();
+            match self.inner.try_start(d) {
+                Ok(()) => {
+                    if let Some((key, replace)) = key {
+                        self.misses.insert(id, Miss { key, run, replace });
+                    }
+                }
+                Err(d) => passed.push_back((*d, key)),
+            }
+        }
+        while let Some(p) = passed.pop_back() {
+            self.waiting.push_front(p);
         }
     }
 }
@@ -174,71 +361,68 @@ impl Executor for CachedExecutor {
         self.inner.slots()
     }
 
+    /// A cached step's tasks are always taken (they are probed first, and the misses wait
+    /// here for room in the executor), so a whole foreach is probed at once.
     fn has_room(&self, step: usize, resources: &Resources) -> bool {
-        self.inner.has_room(step, resources)
+        self.graph.steps()[step].cache.is_some() || self.inner.has_room(step, resources)
     }
 
     fn begin(&mut self, ds: &Datastore) -> Result<()> {
         self.inner.begin(ds)
     }
 
+    /// A task being probed or waiting for room has not started: its timeout does not run.
     fn started(&self, key: &TaskKey, attempt: u32) -> Started {
+        if self.is_ours(key, attempt) {
+            return Started::Pending;
+        }
         self.inner.started(key, attempt)
     }
 
     fn cancel(&mut self) {
+        self.cancelled = true;
         self.inner.cancel()
     }
 
     fn try_start(&mut self, d: Dispatch) -> Result<(), Box<Dispatch>> {
-        let step = &self.graph.steps()[d.key.0];
-        if step.cache.is_none() {
+        if self.graph.steps()[d.key.0].cache.is_none() {
             return self.inner.try_start(d);
         }
-        let refresh = self.refresh.get(step.index).copied().unwrap_or(false);
-        let task = d.spec.task_id();
-        let (key, replace) = match (self.probe)(&d.run, &d.spec, &d.resolved, refresh) {
-            Ok(Probe::Hit {
-                committed,
-                hit,
-                from,
-            }) => {
-                self.pending.push(Hit {
-                    key: d.key,
-                    attempt: d.spec.task.attempt,
-                    committed,
-                    from,
-                    record: hit,
-                });
-                return Ok(());
-            }
-            Ok(Probe::Miss(key)) => (key, false),
-            Ok(Probe::Invalid(key, why)) => {
-                self.notes.push(format!(
-                    "{task}: ignoring a cache entry that does not verify ({why}); computing it again"
-                ));
-                (key, true)
-            }
-            Err(e) => {
-                self.notes.push(format!(
-                    "{task}: cannot look it up in the cache ({}); computing it",
-                    chain(&e)
-                ));
-                return self.inner.try_start(d);
-            }
-        };
-        let id = (d.key.clone(), d.spec.task.attempt);
-        let run = d.run.clone();
-        match self.inner.try_start(d) {
-            Ok(()) => {
-                self.misses.insert(id, Miss { key, run, replace });
-                Ok(())
-            }
-            Err(d) => Err(d),
-        }
+        self.queued.push(d);
+        Ok(())
     }
 
     fn wait(&mut self, timeout: Duration) -> Vec<Finished> {
+        if self.cancelled {
+            // Tasks that never started end here, as cancelled.
+            let never: Vec<Dispatch> = self
+                .queued
+                .drain(..)
+                .chain(self.waiting.drain(..).map(|(d, _)| d))
+                .collect();
+            let mut out: Vec<Finished> = never
+                .into_iter()
+                .map(|d| Finished {
+                    key: d.key,
+                    attempt: d.spec.task.attempt,
+                    outcome: Ok(Outcome::Lost {
+                        error: "the run was cancelled before the task started".into(),
+                        platform: false,
+                    }),
+                })
+                .collect();
+            out.extend(self.flush_hits());
+            let done = self.inner.wait(if out.is_empty() {
+                timeout
+            } else {
+                Duration::ZERO
+            });
+            self.publish_done(&done);
+            out.extend(done);
+            return out;
+        }
+        self.probe_queued();
+        self.place_waiting();
         let mut out = self.flush_hits();
         let timeout = if out.is_empty() {
             timeout
@@ -248,16 +432,23 @@ impl Executor for CachedExecutor {
         let done = self.inner.wait(timeout);
         self.publish_done(&done);
         out.extend(done);
+        if !self.waiting.is_empty() {
+            self.place_waiting();
+        }
         out
     }
 
     fn abandon(&mut self, key: &TaskKey, attempt: u32) {
+        let same = |d: &Dispatch| !(d.key == *key && d.spec.task.attempt == attempt);
+        self.queued.retain(same);
+        self.waiting.retain(|(d, _)| same(d));
         self.misses.remove(&(key.clone(), attempt));
         self.inner.abandon(key, attempt)
     }
 
     fn notes(&mut self) -> Vec<String> {
         let mut n = std::mem::take(&mut self.notes);
+        n.extend(self.publisher.notes());
         n.extend(self.inner.notes());
         n
     }
@@ -267,6 +458,8 @@ impl std::fmt::Debug for CachedExecutor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CachedExecutor")
             .field("inner", &self.inner.name())
+            .field("queued", &self.queued.len())
+            .field("waiting", &self.waiting.len())
             .field("pending", &self.pending.len())
             .field("misses", &self.misses.len())
             .finish_non_exhaustive()
