@@ -15,3 +15,4 @@ mod executor;
 mod integrity;
 mod remote;
 mod resume;
+mod track;
