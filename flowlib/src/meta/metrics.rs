@@ -106,7 +106,6 @@ impl MetricSummary {
 }
 
 /// The summaries of a list of points, by metric name (what the commit record holds).
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn summarize(points: &[MetricPoint]) -> BTreeMap<String, MetricSummary> {
     let mut out: BTreeMap<String, MetricSummary> = BTreeMap::new();
     for p in points {
