@@ -6,19 +6,59 @@
 //! records; listing a step's tasks lists its commit records; a task's manifest is read the
 //! first time one of its artifacts or its manifest is asked for, and kept.
 //!
-//! ```no_run
+//! ```
+//! use flowlib::prelude::*;
 //! use flowlib::client::untyped::Run;
-//! # fn main() -> flowlib::Result<()> {
-//! let ds = flowlib::Datastore::open(".flowlib", flowlib::OpenMode::Existing)?;
-//! let run = Run::open(&ds, "Train", "latest")?;
-//! println!("{} {} tags {:?}", run.id(), run.status(), run.tags()?.tags);
-//! for step in run.steps() {
-//!     for task in run.step(&step)?.tasks()? {
-//!         println!("{} attempt {}: {}", task.id(), task.attempt(), task.status()?);
-//!     }
+//!
+//! #[derive(FlowState, Default, Serialize, Deserialize)]
+//! struct Fit {
+//!     #[param(default = 0.1)]
+//!     lr: f64,
+//!     loss: f64,
 //! }
-//! let best = run.task("pick")?.artifact("best")?;
-//! println!("{} {} bytes", best.digest(), best.size());
+//!
+//! #[flow]
+//! impl Fit {
+//!     #[step(start, next = end)]
+//!     fn start(&mut self, ctx: &mut Ctx) -> Result<()> {
+//!         for epoch in 0..3u64 {
+//!             self.loss = self.lr / (epoch as f64 + 1.0);
+//!             ctx.log_metric_at("loss", self.loss, epoch);
+//!         }
+//!         Ok(())
+//!     }
+//!     #[step(end)]
+//!     fn end(&mut self) -> Result<()> { Ok(()) }
+//! }
+//!
+//! # fn main() -> flowlib::Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let ds = flowlib::Datastore::open(dir.path().to_str().unwrap(), flowlib::OpenMode::Create)?;
+//! let opts = flowlib::RunOptions::default().with_tags(vec![("team".into(), "vision".into())]);
+//! let id = flowlib::run::<Fit>(&ds, &opts)?.run_id;
+//!
+//! // No `Fit` type needed from here on: a Run, its Steps, Tasks and Artifacts by name.
+//! let run = Run::open(&ds, "Fit", "latest")?;
+//! assert_eq!(run.id(), id);
+//! assert_eq!(run.tags()?.tags["team"], "vision");
+//! assert_eq!(run.steps(), ["start", "end"]);
+//! let step = run.step("start")?;
+//! let task = &step.tasks()?[0];
+//! assert_eq!(task.status()?, flowlib::AttemptStatus::Ok);
+//! let points = task.metrics()?;
+//! assert_eq!((points.len(), points[2].step), (3, Some(2)));
+//! assert_eq!(task.metric_summaries()?["loss"].min, 0.1 / 3.0);
+//! let loss = run.task("end")?.artifact("loss")?;
+//! assert_eq!(loss.decode::<f64>()?, 0.1 / 3.0);
+//! println!("{} ({} bytes)", loss.digest(), loss.size());
+//!
+//! // Search and aliases work on the same datastore.
+//! let q = flowlib::client::Query::parse("metrics.loss < 0.05 and tags.team = 'vision'")?;
+//! assert_eq!(flowlib::client::search(&ds, "Fit", &q)?.len(), 1);
+//! ds.set_alias("Fit", "champion", &format!("{id}/end/loss"), "end")?;
+//! let champion = ds.alias("Fit", "champion")?;
+//! assert_eq!(champion.blob().unwrap().digest, loss.digest());
+//! assert_eq!(champion.lineage.produced_by[0].task.task_id(), "start");
 //! # Ok(()) }
 //! ```
 

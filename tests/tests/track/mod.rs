@@ -3,6 +3,7 @@
 
 mod cli;
 mod metrics;
+mod readme;
 mod records;
 
 use std::process::Output;
