@@ -530,14 +530,11 @@ impl RunRow {
     pub(crate) fn read(ds: &Datastore, flow: &str, info: &RunInfo) -> Result<RunRow> {
         let run = info.record.run_id.clone();
         let mut metrics: BTreeMap<String, RunMetric> = BTreeMap::new();
-        for a in ds.task_attempts_checked(flow, &run)?.attempts {
-            if !a.status.is_success() {
-                continue;
-            }
-            for (name, s) in &a.metrics {
+        for (task, summaries) in crate::meta::metrics::run_summaries(ds, flow, &run)? {
+            for (name, s) in &summaries {
                 let m = metrics.entry(name.clone()).or_insert_with(|| RunMetric {
                     last: s.last,
-                    task: a.task_id(),
+                    task: task.task_id(),
                     min: s.min,
                     max: s.max,
                     count: 0,
@@ -553,7 +550,7 @@ impl RunRow {
                 if s.last_at_ms > m.last_at_ms {
                     m.last = s.last;
                     m.last_at_ms = s.last_at_ms;
-                    m.task = a.task_id();
+                    m.task = task.task_id();
                 }
             }
         }
