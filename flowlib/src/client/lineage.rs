@@ -138,11 +138,9 @@ pub fn lineage(ds: &Datastore, flow: &str, digest: &Digest) -> Result<Lineage> {
                 continue;
             }
             for (name, b) in &m.artifacts {
-                if b.digest == *digest
-                    && !(initial.contains(name.as_str())
-                        && a.step == m.step
-                        && m.parents.is_empty())
-                {
+                // A start task holding the run's initial value only passes it on.
+                let initial_value = m.parents.is_empty() && initial.contains(name.as_str());
+                if b.digest == *digest && !initial_value {
                     seen.push(Seen {
                         run: run.clone(),
                         task: a.source.clone(),

@@ -564,7 +564,9 @@ impl RunRow {
             },
         };
         Ok(RunRow {
-            tags: ds.run_tags(flow, &run)?.tags,
+            // A damaged tag event is `verify`'s to report; the run is still searchable
+            // on what else it has.
+            tags: ds.run_tags(flow, &run).map(|t| t.tags).unwrap_or_default(),
             run,
             status: status.to_string(),
             started: info.record.started.clone(),
