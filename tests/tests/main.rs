@@ -16,3 +16,4 @@ mod executor;
 mod integrity;
 mod remote;
 mod resume;
+mod track;

@@ -114,6 +114,7 @@ pub(crate) fn references(
         }
         if run_filter.is_none() {
             cache_references(ds, &flow, &mut refs)?;
+            alias_references(ds, &flow, &mut refs)?;
         }
     }
     Ok(refs)
@@ -160,6 +161,37 @@ fn cache_references(ds: &Datastore, flow: &str, refs: &mut References) -> Result
                     run: e.source.run.clone(),
                     task: task.clone(),
                     artifact: name.clone(),
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What the current target of every alias of `flow` pins: its task's manifest and the
+/// blobs it points at, kept even when the run they came from is deleted. (Earlier moves
+/// of an alias are history; what only they point at may be collected.)
+fn alias_references(ds: &Datastore, flow: &str, refs: &mut References) -> Result<()> {
+    for name in ds.list_dirs(&layout::aliases(flow))? {
+        let name = name.trim_end_matches('/');
+        let name = name.rsplit('/').next().unwrap_or(name).to_string();
+        let current = match crate::meta::aliases::history(ds, flow, &name) {
+            Ok(mut h) => h.pop(),
+            Err(e) => {
+                refs.unreadable(flow, "-", format!("alias `{name}`: {}", chain(&e)));
+                continue;
+            }
+        };
+        let Some(r) = current else { continue };
+        refs.manifests.insert(r.manifest.digest);
+        for (artifact, blob) in &r.blobs {
+            refs.add(
+                *blob,
+                Place {
+                    flow: flow.to_string(),
+                    run: r.task.run.clone(),
+                    task: format!("{} (alias {name})", r.task.task_id()),
+                    artifact: artifact.clone(),
                 },
             );
         }

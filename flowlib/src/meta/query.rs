@@ -118,6 +118,9 @@ pub struct TaskAttempt {
     /// Taken from the cache of `#[cache]` steps: `source` is the task that computed it, in
     /// whichever run did.
     pub cached: bool,
+    /// The metrics the attempt logged, summarized, from its commit record (empty for a
+    /// reused task: its origin's commit record holds them; `client::search` reads it).
+    pub metrics: std::collections::BTreeMap<String, crate::meta::metrics::MetricSummary>,
 }
 
 impl TaskAttempt {
@@ -372,6 +375,7 @@ impl Datastore {
                 manifest_ref: record.manifest,
                 reused: false,
                 cached: false,
+                metrics: record.metrics,
             });
         }
         cached_batches.sort_unstable();
@@ -404,6 +408,8 @@ impl Datastore {
                     manifest_ref: Some(t.manifest),
                     reused: false,
                     cached: true,
+                    // The source's commit record holds them (`client::search` reads it).
+                    metrics: Default::default(),
                 });
             }
         }
@@ -436,6 +442,7 @@ impl Datastore {
                     manifest_ref: Some(t.manifest),
                     reused: true,
                     cached: false,
+                    metrics: Default::default(),
                 });
             }
         }

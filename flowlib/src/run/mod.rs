@@ -68,6 +68,8 @@ pub struct RunOptions {
     pub cancel: Option<Arc<AtomicBool>>,
     /// How the run uses the cache of `#[cache]` steps (default: look up and publish).
     pub cache: CacheMode,
+    /// Tags the run starts with (`--tag key=value`), recorded as its first tag event.
+    pub tags: Vec<(String, String)>,
 }
 
 impl Default for RunOptions {
@@ -80,6 +82,7 @@ impl Default for RunOptions {
             with: With::default(),
             cancel: None,
             cache: CacheMode::default(),
+            tags: Vec::new(),
         }
     }
 }
@@ -112,6 +115,12 @@ impl RunOptions {
     /// Run steps where `with` says (`--with`).
     pub fn with_executors(mut self, with: With) -> Self {
         self.with = with;
+        self
+    }
+
+    /// Start the run with these tags (key, value), like `run --tag key=value`.
+    pub fn with_tags(mut self, tags: Vec<(String, String)>) -> Self {
+        self.tags.extend(tags);
         self
     }
 
@@ -308,6 +317,14 @@ fn launch<F: Flow>(
     executor.begin(ds)?;
     let (record, mut heartbeat) = create_run_record(ds, record, l.reuse.as_ref())?;
     crate::failpoint::hold("after-run-record", &record.run_id);
+    if !opts.tags.is_empty() {
+        use crate::meta::tags;
+        let event = tags::TagEvent::new(opts.tags.iter().cloned().collect(), Vec::new(), None);
+        let target = tags::TagTarget::Run {
+            run: record.run_id.clone(),
+        };
+        tags::add(ds, F::NAME, &target, &event)?;
+    }
     if opts.progress != ProgressMode::Quiet {
         let mut line = format!("flowlib: run {} of {} started", record.run_id, F::NAME);
         if let Some(r) = &record.resume {

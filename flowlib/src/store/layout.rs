@@ -16,6 +16,10 @@
 //! flows/<Flow>/runs/<run>/tasks/<step>/<index>@<attempt>.commit.json  (create-only, written
 //!                                                  last; names the attempt's manifest)
 //! flows/<Flow>/runs/<run>/checkpoints/<step>/<index>/latest.json
+//! flows/<Flow>/runs/<run>/metrics/<step>/<index>@<attempt>/<seq>.jsonl  metric chunks (create-only)
+//! flows/<Flow>/runs/<run>/tags/<n>.json            tag events of a run (create-only)
+//! flows/<Flow>/runs/<run>/artifact-tags/<step>/<index>/<artifact>/<n>.json  of an artifact
+//! flows/<Flow>/aliases/<name>/<n>.json             the n-th move of an alias (create-only)
 //! ```
 
 use crate::store::Digest;
@@ -220,6 +224,85 @@ pub(crate) fn logs(flow: &str, run: &str, step: &str, index: &str, attempt: u32)
 /// Chunk `seq` of one stream of an attempt's log (`prefix` from [`logs`]).
 pub(crate) fn log_chunk(prefix: &str, stream: &str, seq: u64) -> String {
     format!("{prefix}{stream}/{seq:08}.log")
+}
+
+/// One attempt's metrics: `<prefix><seq>.jsonl` chunks of JSON-lines points, written
+/// create-only while the task runs (see `meta/metrics.rs`).
+pub(crate) fn metrics(flow: &str, run: &str, step: &str, index: &str, attempt: u32) -> String {
+    format!("{}{step}/{index}@{attempt}/", run_metrics(flow, run))
+}
+
+/// Every metric chunk of run `run`.
+pub(crate) fn run_metrics(flow: &str, run: &str) -> String {
+    format!("flows/{flow}/runs/{run}/metrics/")
+}
+
+/// Chunk `seq` of an attempt's metrics (`prefix` from [`metrics`]).
+pub(crate) fn metric_chunk(prefix: &str, seq: u64) -> String {
+    format!("{prefix}{seq:08}.jsonl")
+}
+
+/// The chunk number of a metric chunk's file name.
+pub(crate) fn parse_metric_chunk(name: &str) -> Option<u64> {
+    name.strip_suffix(".jsonl")?.parse().ok()
+}
+
+/// A path under [`run_metrics`]: (step, index directory name, attempt, chunk number).
+pub(crate) fn parse_metric_path(rest: &str) -> Option<(&str, &str, u32, u64)> {
+    let mut it = rest.split('/');
+    let (step, attempt_dir, file) = (it.next()?, it.next()?, it.next()?);
+    if it.next().is_some() {
+        return None;
+    }
+    let (index, attempt) = attempt_dir.split_once('@')?;
+    Some((
+        step,
+        index,
+        attempt.parse().ok()?,
+        parse_metric_chunk(file)?,
+    ))
+}
+
+/// The tag events of a run: `<n>.json`, numbered, create-only (see `meta/tags.rs`).
+pub(crate) fn run_tags(flow: &str, run: &str) -> String {
+    format!("flows/{flow}/runs/{run}/tags/")
+}
+
+/// The tag events of every artifact of run `run`.
+pub(crate) fn run_artifact_tags(flow: &str, run: &str) -> String {
+    format!("flows/{flow}/runs/{run}/artifact-tags/")
+}
+
+/// The tag events of one artifact of one task.
+pub(crate) fn artifact_tags(
+    flow: &str,
+    run: &str,
+    step: &str,
+    index: &str,
+    artifact: &str,
+) -> String {
+    format!("{}{step}/{index}/{artifact}/", run_artifact_tags(flow, run))
+}
+
+/// The aliases of a flow: `<name>/<n>.json`, each move of an alias one numbered
+/// create-only record (see `meta/aliases.rs`).
+pub(crate) fn aliases(flow: &str) -> String {
+    format!("flows/{flow}/aliases/")
+}
+
+/// The moves of alias `name` of a flow.
+pub(crate) fn alias(flow: &str, name: &str) -> String {
+    format!("flows/{flow}/aliases/{name}/")
+}
+
+/// Record number `n` under `dir` (zero-padded, so listings sort by number).
+pub(crate) fn numbered(dir: &str, n: u64) -> String {
+    format!("{dir}{n:010}.json")
+}
+
+/// The number of a numbered record's file name.
+pub(crate) fn parse_numbered(name: &str) -> Option<u64> {
+    name.strip_suffix(".json")?.parse().ok()
 }
 
 /// How an attempt's process ended, as the process that watched it saw it (exit code,
