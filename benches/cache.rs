@@ -1,7 +1,8 @@
 //! Benchmark: the cross-run cache and `Lazy<T>`.
 //!
 //! ```text
-//! cargo bench -p flowlib-benches --bench cache -- [N] [MIB]   (default N = 10000, MIB = 256)
+//! cargo bench -p flowlib-benches --bench cache -- [N] [MIB]   (default N = 10000, MIB = 32)
+//! cargo bench -p flowlib-benches --bench cache -- codec
 //! ```
 //! 1. A foreach of N `#[cache]` tasks and a `#[cache]` join over them (start and end are
 //!    not cached): the run without the cache, the first run with it
@@ -11,6 +12,8 @@
 //! 2. A foreach of 1,000 tasks over a MIB-MiB shared dataset read by every task: as a
 //!    plain field (decoded by each task) and as a `Lazy<T>` field (decoded once per
 //!    process and shared).
+//! 3. The codec: encoding a `Vec` of structs, a `BTreeMap` and a `HashMap` with flowlib's
+//!    encoder (canonical hash collections, codec 3) against bincode's own (codec 2).
 
 use std::time::{Duration, Instant};
 
@@ -124,13 +127,64 @@ fn timed<F: Flow>(
     (t.elapsed(), s)
 }
 
+#[derive(Serialize)]
+struct Row {
+    id: u64,
+    score: f64,
+    label: String,
+    tags: Vec<u32>,
+}
+
+/// Best of 5, in ms.
+fn best_ms(mut f: impl FnMut() -> usize) -> (f64, usize) {
+    let mut best = f64::MAX;
+    let mut n = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        n = f();
+        best = best.min(t.elapsed().as_secs_f64() * 1e3);
+    }
+    (best, n)
+}
+
+fn codec() {
+    use std::collections::{BTreeMap, HashMap};
+    let rows: Vec<Row> = (0..1_000_000u64)
+        .map(|i| Row {
+            id: i,
+            score: i as f64 * 0.5,
+            label: format!("row-{i}"),
+            tags: vec![i as u32; (i % 4) as usize],
+        })
+        .collect();
+    let bt: BTreeMap<String, u64> = (0..1_000_000u64).map(|i| (format!("k{i}"), i)).collect();
+    let hm: HashMap<String, u64> = bt.clone().into_iter().collect();
+    let cfg = bincode::config::standard();
+    println!("codec: best of 5, encoding into memory (flowlib = codec 3, bincode = codec 2):");
+    let (a, n) = best_ms(|| flowlib::encode_blob(&rows).unwrap().len());
+    let (b, _) = best_ms(|| bincode::serde::encode_to_vec(&rows, cfg).unwrap().len());
+    println!("  Vec<Row> of 1,000,000 ({:.0} MB): flowlib {a:.1} ms, bincode {b:.1} ms", n as f64 / 1e6);
+    let (a, n) = best_ms(|| flowlib::encode_blob(&bt).unwrap().len());
+    let (b, _) = best_ms(|| bincode::serde::encode_to_vec(&bt, cfg).unwrap().len());
+    println!("  BTreeMap<String, u64> of 1,000,000 ({:.0} MB): flowlib {a:.1} ms, bincode {b:.1} ms", n as f64 / 1e6);
+    let (a, n) = best_ms(|| flowlib::encode_blob(&hm).unwrap().len());
+    let (b, _) = best_ms(|| bincode::serde::encode_to_vec(&hm, cfg).unwrap().len());
+    println!(
+        "  HashMap<String, u64> of 1,000,000 ({:.0} MB): flowlib {a:.1} ms (sorted: canonical), bincode {b:.1} ms (iteration order)",
+        n as f64 / 1e6
+    );
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "codec") {
+        return codec();
+    }
     let nums: Vec<u32> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
     let n = nums.first().copied().unwrap_or(10_000);
-    let mib = nums.get(1).copied().unwrap_or(256);
+    let mib = nums.get(1).copied().unwrap_or(32);
 
     let opts = flowlib::RunOptions::default().with_param("n", n.to_string());
     let (_d, ds) = store();

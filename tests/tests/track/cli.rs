@@ -7,11 +7,15 @@ use super::{stderr, stdout, track, track_ok};
 use flowlib_testkit::{text, Sandbox};
 
 /// Two runs with different learning rates, the first tagged at start.
+/// Two runs, each on one worker: its foreach tasks run in order, so which value of a metric
+/// was logged last is fixed (with two workers it is whichever task finished last).
 fn two_runs(sb: &Sandbox) -> (String, String) {
     let a = track_ok(
         sb,
         &[
             "run",
+            "--max-workers",
+            "1",
             "--lr",
             "0.005",
             "--tag",
@@ -20,7 +24,7 @@ fn two_runs(sb: &Sandbox) -> (String, String) {
             "owner=ada",
         ],
     );
-    let b = track_ok(sb, &["run", "--lr", "0.05"]);
+    let b = track_ok(sb, &["run", "--max-workers", "1", "--lr", "0.05"]);
     (a, b)
 }
 
