@@ -90,8 +90,8 @@ pub use error::{Error, Result, RunFailure, Site, StepError};
 pub use exec::{cpu_count, gpu_count, total_memory, Limits, Placement, With, EXECUTORS};
 pub use export::ArgoOptions;
 pub use flow::{
-    BatchOptions, Checkpoint, Ctx, FieldInfo, Flow, FlowState, Graph, Input, Inputs, JoinKind,
-    KubernetesOptions, ParamInfo, Resources, RetryPolicy, SlurmOptions, Step, Transition,
+    BatchOptions, Card, CardItem, Chart, Checkpoint, Ctx, FieldInfo, Flow, FlowState, Graph, Input, Inputs, JoinKind,
+    KubernetesOptions, ParamInfo, Resources, RetryPolicy, SlurmOptions, Series, Step, Transition,
     DEFAULT_PLATFORM_RETRIES,
 };
 pub use maintenance::{

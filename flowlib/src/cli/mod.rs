@@ -12,6 +12,7 @@ mod dump;
 mod export;
 mod gc;
 mod logs;
+mod report;
 mod resume;
 mod run;
 mod runs;
@@ -128,6 +129,7 @@ pub fn command<F: Flow>() -> Command {
         .subcommand(verify::command())
         .subcommand(gc::command())
         .subcommand(logs::command())
+        .subcommand(report::command())
         .subcommand(cancel::command())
         .subcommand(step::command())
         .subcommand(step::task_exec_command())
@@ -149,6 +151,7 @@ fn dispatch<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<ExitCode> {
         Some(("step", sub)) => step::exec::<F>(m, sub),
         Some(("task-exec", sub)) => step::task_exec::<F>(m, sub),
         Some(("logs", sub)) => logs::exec::<F>(m, sub),
+        Some(("report", sub)) => report::exec::<F>(m, sub),
         Some(("cancel", sub)) => cancel::exec::<F>(m, sub),
         Some(("export", sub)) => export::exec::<F>(m, sub),
         Some(("argo-init", sub)) => export::init::<F>(m, sub, argv),

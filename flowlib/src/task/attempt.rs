@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::error::{chain, Error, Result, Site};
+use crate::flow::card::{Card, CardRecord};
 use crate::flow::checkpoint::Checkpoint;
 use crate::flow::{Ctx, Flow, InputRef, Inputs, Step, StepCall};
 use crate::meta::commit::commit;
@@ -16,7 +17,7 @@ use crate::meta::{
     METADATA_VERSION,
 };
 use crate::store::cas::{self, What};
-use crate::store::BlobRef;
+use crate::store::{layout, BlobRef};
 use crate::task::call::call_step;
 use crate::task::spec::{Resolved, TaskSpec};
 use crate::task::state::{
@@ -90,6 +91,16 @@ pub(crate) fn execute<F: Flow>(
         call_step(&mut state, step.index, &mut call)
     };
     attempt.timings.step_ms = ms_since(t1);
+    // The card goes before the commit record: a committed task's card is complete.
+    let card = std::mem::take(&mut ctx.card);
+    let result = match (store_card(run, spec, card), result) {
+        (Ok(()), r) => r,
+        (Err(e), Ok(())) => Err(format!("cannot store the task's card: {}", chain(&e))),
+        (Err(e), Err(msg)) => Err(format!(
+            "{msg}; and the task's card could not be stored: {}",
+            chain(&e)
+        )),
+    };
     if let Some(l) = ctx.log.take().and_then(|t| t.stream.into_inner()) {
         l.flush();
         if l.written() {
@@ -202,6 +213,19 @@ impl<'a> Attempt<'a> {
     }
 }
 
+/// Store the card a step built, create-only (a card already there is an earlier writer's
+/// of this same attempt: kept).
+fn store_card(run: &RunContext, spec: &TaskSpec, card: Card) -> Result<()> {
+    if card.is_empty() {
+        return Ok(());
+    }
+    let t = &spec.task;
+    let rel = layout::card(run.flow, &t.run, &t.step, &t.index.dir_name(), t.attempt);
+    run.ds
+        .create_json(&rel, &CardRecord { task: t.clone(), card })
+        .map(|_| ())
+}
+
 fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
@@ -289,6 +313,7 @@ fn context<F: Flow>(
     });
     Ctx {
         log,
+        card: Card::default(),
         flow: F::NAME,
         run_id: run.run_id.clone(),
         step: step.name,
