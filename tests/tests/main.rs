@@ -14,4 +14,5 @@ mod damaged;
 mod executor;
 mod integrity;
 mod remote;
+mod report;
 mod resume;

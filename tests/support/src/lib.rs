@@ -232,5 +232,6 @@ pub fn peak_rss_bytes() -> u64 {
         u.ru_maxrss as u64 * 1024
     }
 }
+pub mod browser;
 pub mod fault_proxy;
 pub mod k8s;

@@ -34,8 +34,8 @@
     var lanes = STEPS.map(function () { return 0; });
     timed.forEach(function (a) { lanes[a[F.step]] = Math.max(lanes[a[F.step]], a[F.lane] + 1); });
     // from the first attempt's start (the driver's own start-up is not on it)
-    var t0 = Math.min.apply(null, timed.map(function (a) { return a[F.start]; }));
-    var t1 = Math.max.apply(null, timed.map(function (a) { return a[F.end]; }));
+    var t0 = timed.reduce(function (m, a) { return Math.min(m, a[F.start]); }, Infinity);
+    var t1 = timed.reduce(function (m, a) { return Math.max(m, a[F.end]); }, -Infinity);
     var rowH = 14, maxRows = 40, left = 140, width = 1000, span = Math.max(t1 - t0, 1);
     var base = [], y = 20;
     STEPS.forEach(function (s, i) { base.push(y); if (lanes[i]) y += Math.min(lanes[i], maxRows) * rowH + 6; });
