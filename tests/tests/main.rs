@@ -16,3 +16,4 @@ mod integrity;
 mod remote;
 mod report;
 mod resume;
+mod telemetry;

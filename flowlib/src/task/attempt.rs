@@ -58,6 +58,39 @@ pub(crate) fn execute<F: Flow>(
             F::NAME
         ))
     })?;
+    let t = &spec.task;
+    let span = tracing::info_span!(
+        "flowlib.task",
+        run_id = t.run.as_str(),
+        flow = F::NAME,
+        step = t.step.as_str(),
+        task = crate::meta::task_id(&t.step, &t.index).as_str(),
+        attempt = t.attempt,
+        status = tracing::field::Empty,
+    );
+    let _entered = span.enter();
+    let outcome = execute_in_span::<F>(run, spec, step, resolved, cancel);
+    span.record(
+        "status",
+        match &outcome {
+            Ok(Outcome::Committed(c)) => c.status.to_string(),
+            Ok(Outcome::Failed(_)) => "failed".to_string(),
+            Ok(Outcome::Fenced) => "fenced".to_string(),
+            Ok(Outcome::Lost { .. }) => "lost".to_string(),
+            Err(_) => "error".to_string(),
+        },
+    );
+    outcome
+}
+
+fn execute_in_span<F: Flow>(
+    run: &Arc<RunContext>,
+    spec: &TaskSpec,
+    step: &Step,
+    resolved: Option<Resolved>,
+    cancel: Arc<AtomicBool>,
+) -> Result<Outcome> {
+    let graph = F::graph();
     let mut attempt = Attempt::new(run, spec, step);
     let resolved = match resolved {
         Some(r) => r,
