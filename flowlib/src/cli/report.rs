@@ -20,6 +20,12 @@ pub(super) fn command() -> Command {
                 .help("The run: its id, or `latest`"),
         )
         .arg(
+            Arg::new("task")
+                .long("task")
+                .value_name("STEP[/INDEX]")
+                .help("List only this step's or task's attempts (all their cards embedded)"),
+        )
+        .arg(
             Arg::new("output")
                 .long("output")
                 .short('o')
@@ -32,7 +38,8 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
     let ds = open(m, OpenMode::Existing)?;
     let run = sub.get_one::<String>("run").expect("required");
     let run = ds.resolve_run(F::NAME, run)?;
-    let report = RunReport::build(&ds, F::NAME, &run, Some(F::graph()))?;
+    let only = sub.get_one::<String>("task").map(String::as_str);
+    let report = RunReport::build(&ds, F::NAME, &run, Some(F::graph()), only)?;
     let html = report.render_html();
     let out = sub
         .get_one::<String>("output")

@@ -44,6 +44,8 @@ pub(crate) struct RunReport {
     pub(crate) damaged: Vec<Damaged>,
     /// Cards or logs that could not be read (the report shows what it could).
     pub(crate) warnings: Vec<String>,
+    /// `--task`: the step or task whose attempts the report lists (all when `None`).
+    pub(crate) only: Option<String>,
     /// Milliseconds from the run's start to the last attempt's end (or the run's end).
     pub(crate) span_ms: f64,
 }
@@ -110,7 +112,15 @@ fn ms_between(from: &chrono::DateTime<chrono::FixedOffset>, to: &str) -> Option<
 impl RunReport {
     /// Read run `run` of `flow` from `ds`. `graph`: the flow binary's graph, used for each
     /// step's resources when it is the graph that ran (same digest).
-    pub(crate) fn build(ds: &Datastore, flow: &str, run: &str, graph: Option<&Graph>) -> Result<RunReport> {
+    /// `only`: list only the attempts of this step (`work`) or task (`work/3`); the step
+    /// summaries still count every task.
+    pub(crate) fn build(
+        ds: &Datastore,
+        flow: &str,
+        run: &str,
+        graph: Option<&Graph>,
+        only: Option<&str>,
+    ) -> Result<RunReport> {
         let info = ds.run_info(flow, run)?;
         let state = RunState::of(&info);
         let checked = ds.task_attempts_checked(flow, run)?;
@@ -171,6 +181,21 @@ impl RunReport {
         assign_lanes(&mut attempts);
         summarize(&mut steps, &attempts, state);
 
+        let (attempts, sources) = match only {
+            None => (attempts, sources),
+            Some(want) => {
+                let keep: Vec<bool> = attempts
+                    .iter()
+                    .map(|a| steps[a.step].name == want || a.task_id(&steps) == want)
+                    .collect();
+                if !keep.contains(&true) {
+                    return Err(crate::error::Error::not_found(format!(
+                        "run {run} of flow {flow} has no attempts of step or task `{want}`"
+                    )));
+                }
+                (pick(attempts, &keep), pick(sources, &keep))
+            }
+        };
         let cards = read_cards(ds, flow, run, &sources, &mut warnings)?;
         let end_ms = info
             .end
@@ -189,6 +214,7 @@ impl RunReport {
             cards,
             damaged: checked.damaged,
             warnings,
+            only: only.map(str::to_string),
             span_ms,
         })
     }
@@ -197,6 +223,14 @@ impl RunReport {
     pub(crate) fn render_html(&self) -> String {
         render::page(self)
     }
+}
+
+/// The items of `v` whose `keep` is true.
+fn pick<T>(v: Vec<T>, keep: &[bool]) -> Vec<T> {
+    v.into_iter()
+        .zip(keep)
+        .filter_map(|(x, k)| k.then_some(x))
+        .collect()
 }
 
 fn unlisted_step(name: &str) -> StepSummary {

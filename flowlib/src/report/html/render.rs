@@ -13,6 +13,10 @@ use crate::report::html::{svg, RunReport};
 const CSS: &str = include_str!("report.css");
 const JS: &str = include_str!("report.js");
 
+/// Cards are embedded until they take this many bytes; later ones say how to see them
+/// (`report <run> --task <id>`), so a run whose 10,000 tasks all add charts stays small.
+const CARD_BUDGET: usize = 2 << 20;
+
 /// HTML-escape text.
 pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -340,6 +344,7 @@ fn markdown(text: &str) -> String {
 fn data_json(r: &RunReport) -> String {
     let mut strings = Interner::default();
     let mut cards: Vec<String> = Vec::new();
+    let mut card_bytes = 0;
     let attempts: Vec<Value> = r
         .attempts
         .iter()
@@ -352,8 +357,11 @@ fn data_json(r: &RunReport) -> String {
                 .map(|(n, d, s)| json!([strings.id(n), strings.id(d), s]))
                 .collect();
             let card = match r.cards.get(&i) {
+                Some(_) if card_bytes > CARD_BUDGET => json!(-1),
                 Some(items) => {
-                    cards.push(card_html(items));
+                    let html = card_html(items);
+                    card_bytes += html.len();
+                    cards.push(html);
                     json!(cards.len() - 1)
                 }
                 None => Value::Null,
@@ -391,6 +399,7 @@ fn data_json(r: &RunReport) -> String {
         "s": strings.strings,
         "a": attempts,
         "cards": cards,
+        "only": r.only,
     })
     .to_string()
 }

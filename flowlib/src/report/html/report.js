@@ -151,7 +151,10 @@
         d.appendChild(el("pre", { "class": "log " + name }, a[F.logs][k]));
       });
     }
-    if (a[F.card] !== null) {
+    if (a[F.card] === -1) {
+      d.appendChild(el("h4", null, "Card"));
+      d.appendChild(el("p", { "class": "note" }, "not embedded (the report's cards reached their size budget): write this task's own report with `report " + D.run + " --task " + taskId(a) + "`"));
+    } else if (a[F.card] !== null) {
       d.appendChild(el("h4", null, "Card"));
       var c = el("div"); c.innerHTML = D.cards[a[F.card]]; d.appendChild(c);
     }
@@ -188,6 +191,7 @@
   document.getElementById("prev").addEventListener("click", function () { state.page--; table(); });
   document.getElementById("next").addEventListener("click", function () { state.page++; table(); });
   window.addEventListener("hashchange", route);
+  if (D.only) document.getElementById("tasks").insertBefore(el("p", { "class": "note" }, "only the attempts of " + D.only + " (report --task)"), document.querySelector("#tasks .controls"));
   gantt();
   table();
   route();
