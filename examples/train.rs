@@ -68,19 +68,22 @@ impl Train {
         let cut = (self.rows.len() as f64 * self.split) as usize;
         let (train, valid) = self.rows.split_at(cut);
         let (mut a, mut b) = (0.0, 0.0);
-        for _ in 0..self.epochs {
+        for epoch in 0..self.epochs {
             let n = train.len() as f64;
-            let (mut ga, mut gb) = (0.0, 0.0);
+            let (mut ga, mut gb, mut sq) = (0.0, 0.0, 0.0);
             for (x, y) in train {
                 let err = a * x + b - y;
                 ga += 2.0 * err * x / n;
                 gb += 2.0 * err / n;
+                sq += err * err / n;
             }
+            ctx.log_metric_at("train_loss", sq, u64::from(epoch));
             a -= rate * ga;
             b -= rate * gb;
         }
         self.model = (a, b);
         self.score = loss(valid, self.model);
+        ctx.log_metric("val_loss", self.score);
         println!(
             "[{}] rate {rate}: validation loss {:.5}",
             ctx.task_id(),

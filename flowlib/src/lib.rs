@@ -97,6 +97,7 @@ pub use flow::{
 pub use maintenance::{
     gc, verify, Deleted, Garbage, GcReport, Place, Problem, Unreadable, VerifyReport,
 };
+pub use meta::metrics::{read_metrics, read_run_metrics, MetricPoint, MetricSummary};
 pub use meta::query::{Attempts, Damaged};
 pub use meta::{
     AttemptStatus, CodeIdentity, CommitRecord, ExitRecord, Heartbeat, IndexPath, Orchestrator,

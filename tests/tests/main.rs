@@ -17,3 +17,4 @@ mod remote;
 mod report;
 mod resume;
 mod telemetry;
+mod track;

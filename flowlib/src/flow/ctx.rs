@@ -26,6 +26,8 @@ pub struct Ctx {
     pub(crate) log: Option<LogTarget>,
     /// What the step adds to its task's section of the report; stored when it returns.
     pub(crate) card: Card,
+    /// Where [`Ctx::log_metric`] points go: the attempt's metric log.
+    pub(crate) metrics: Option<crate::meta::metrics::MetricLog>,
 }
 
 impl Ctx {
@@ -105,6 +107,45 @@ impl Ctx {
     /// ```
     pub fn card(&mut self) -> &mut Card {
         &mut self.card
+    }
+
+    /// Log a value of metric `name` (`val_loss`), on every executor.
+    ///
+    /// Points are buffered in memory and written to the datastore in chunks off the step's
+    /// thread (at the latest half a second after they were logged, and when the attempt
+    /// ends), so logging costs tens of nanoseconds and a killed task keeps what it logged
+    /// before. The attempt's commit record keeps the last value, min, max and count of each
+    /// metric; `runs --where 'metrics.val_loss < 0.4'` and `compare` use them.
+    ///
+    /// A name is ASCII letters, digits, `_`, `-`, `/` and `.`; any other name panics, which
+    /// fails the task with that message.
+    ///
+    /// ```no_run
+    /// # fn demo(ctx: &mut flowlib::Ctx) {
+    /// ctx.log_metric("val_loss", 0.31);
+    /// # }
+    /// ```
+    pub fn log_metric(&self, name: &str, value: f64) {
+        if let Some(m) = &self.metrics {
+            m.log(name, value, None);
+        }
+    }
+
+    /// Log a value of metric `name` at step `step` (an epoch, an iteration): like
+    /// [`log_metric`](Self::log_metric), with the step kept for charts and `last_step`.
+    ///
+    /// ```no_run
+    /// # fn demo(ctx: &mut flowlib::Ctx) {
+    /// for epoch in 0..10u64 {
+    ///     let loss = 1.0 / (epoch as f64 + 1.0);
+    ///     ctx.log_metric_at("train_loss", loss, epoch);
+    /// }
+    /// # }
+    /// ```
+    pub fn log_metric_at(&self, name: &str, value: f64, step: u64) {
+        if let Some(m) = &self.metrics {
+            m.log(name, value, Some(step));
+        }
     }
 
     /// In-step checkpoints of this task: `save` progress, `load` it back after a retry or a resume.

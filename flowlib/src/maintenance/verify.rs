@@ -2,9 +2,13 @@
 //! ([`VerifyReport::repair`]), every corrupt blob found is moved to quarantine so that the
 //! next run or resume that produces its value stores it again.
 
-use crate::error::Result;
+use std::collections::BTreeMap;
+
+use crate::error::{chain, Result};
 use crate::maintenance::references::{references, Place, Unreadable};
+use crate::meta::metrics;
 use crate::store::cas::{quarantine, verify_blob, Damage};
+use crate::store::layout;
 use crate::store::Datastore;
 use crate::store::{BlobRef, Digest};
 
@@ -84,6 +88,9 @@ pub fn verify(ds: &Datastore, flow: Option<&str>, run: Option<&str>) -> Result<V
             .collect(),
         ..VerifyReport::default()
     };
+    for u in tracking_problems(ds, flow, run)? {
+        report.problems.push(Problem::Unreadable(u));
+    }
     let mut blobs: Vec<(BlobRef, Vec<Place>)> = refs.blobs.into_values().collect();
     blobs.sort_by_key(|(b, _)| b.digest);
     for (blob, places) in blobs {
@@ -100,4 +107,82 @@ pub fn verify(ds: &Datastore, flow: Option<&str>, run: Option<&str>) -> Result<V
         }
     }
     Ok(report)
+}
+
+/// The tracking records of the runs `verify` checks: every metric chunk parses, and an
+/// attempt's stored points agree with the counts its commit record keeps.
+fn tracking_problems(
+    ds: &Datastore,
+    flow_filter: Option<&str>,
+    run_filter: Option<&str>,
+) -> Result<Vec<Unreadable>> {
+    let mut out = Vec::new();
+    let flows = match flow_filter {
+        Some(f) => vec![f.to_string()],
+        None => ds.flows()?,
+    };
+    for flow in flows {
+        let runs = match run_filter {
+            Some(r) => vec![r.to_string()],
+            None => ds.run_ids(&flow)?,
+        };
+        for run in runs {
+            let mut bad = |detail: String| {
+                out.push(Unreadable {
+                    flow: flow.clone(),
+                    run: run.clone(),
+                    detail,
+                })
+            };
+            // Points stored, by attempt and metric name.
+            let mut counts: BTreeMap<(String, String, u32), BTreeMap<String, u64>> =
+                BTreeMap::new();
+            let root = layout::run_metrics(&flow, &run);
+            for l in ds.list(&root)? {
+                let path = ds.path(&l.rel).to_string();
+                let Some((step, index, attempt, _)) = l
+                    .rel
+                    .strip_prefix(&root)
+                    .and_then(layout::parse_metric_path)
+                else {
+                    bad(format!("{path}: not a metric chunk"));
+                    continue;
+                };
+                let key = (step.to_string(), index.to_string(), attempt);
+                let Some(bytes) = ds.get_bytes(&l.rel)? else {
+                    continue;
+                };
+                match metrics::parse_chunk(&bytes, &path) {
+                    Ok(points) => {
+                        let c = counts.entry(key).or_default();
+                        for p in points {
+                            *c.entry(p.name).or_default() += 1;
+                        }
+                    }
+                    Err(e) => bad(format!("metrics: {}", chain(&e))),
+                }
+            }
+            for a in ds.task_attempts_checked(&flow, &run)?.attempts {
+                if a.reused || a.metrics.is_empty() {
+                    continue;
+                }
+                let key = (a.step.clone(), a.index.dir_name(), a.source.attempt);
+                let stored = counts.get(&key);
+                for (name, s) in &a.metrics {
+                    let n = stored.and_then(|c| c.get(name)).copied().unwrap_or(0);
+                    if n != s.count {
+                        let prefix = metrics::prefix(&flow, &a.source);
+                        bad(format!(
+                            "metrics of task {} attempt {}: the commit record counts {} points of `{name}`, {} holds {n}",
+                            a.task_id(),
+                            a.source.attempt,
+                            s.count,
+                            ds.path(&prefix)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
 }

@@ -12,10 +12,13 @@
 //! create and can never commit. Every record carries a unique writer id, so a writer that
 //! retries a create whose response was lost recognises its own record.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use object_store::PutMode;
 
 use crate::error::{Error, Result};
+use crate::meta::metrics::MetricSummary;
 use crate::meta::{
     now_rfc3339, task_id, AttemptStatus, CommitRecord, TaskManifest, TaskRef, METADATA_VERSION,
 };
@@ -23,7 +26,12 @@ use crate::store::{layout, BlobRef, Datastore, Digest};
 
 /// Write the manifest, then the commit record create-only. Returns the manifest's pin when
 /// this writer won, `None` when the attempt was already committed or fenced by another.
-pub(crate) fn commit(ds: &Datastore, manifest: &TaskManifest) -> Result<Option<BlobRef>> {
+/// `metrics` summarizes the metrics the attempt logged; the commit record keeps it.
+pub(crate) fn commit(
+    ds: &Datastore,
+    manifest: &TaskManifest,
+    metrics: BTreeMap<String, MetricSummary>,
+) -> Result<Option<BlobRef>> {
     let bytes = Bytes::from(serde_json::to_vec_pretty(manifest).expect("manifest serializes"));
     let m_ref = BlobRef {
         digest: Digest::of(&bytes),
@@ -50,6 +58,7 @@ pub(crate) fn commit(ds: &Datastore, manifest: &TaskManifest) -> Result<Option<B
         manifest.status,
         Some(m_ref),
         manifest.error.clone(),
+        metrics,
     )?;
     if won {
         crate::failpoint::hold("after-commit", &task);
@@ -79,7 +88,15 @@ fn writer_id() -> String {
 /// committed first (then its own commit stands).
 pub(crate) fn fence(ds: &Datastore, flow: &str, attempt: &TaskRef, error: &str) -> Result<bool> {
     let error = Some(error.to_string());
-    write_record(ds, flow, attempt, AttemptStatus::TimedOut, None, error)
+    write_record(
+        ds,
+        flow,
+        attempt,
+        AttemptStatus::TimedOut,
+        None,
+        error,
+        BTreeMap::new(),
+    )
 }
 
 /// Record an attempt whose process died without recording itself (`lost`, with why),
@@ -93,7 +110,15 @@ pub(crate) fn record_lost(
     error: &str,
 ) -> Result<bool> {
     let error = Some(error.to_string());
-    write_record(ds, flow, attempt, AttemptStatus::Lost, None, error)
+    write_record(
+        ds,
+        flow,
+        attempt,
+        AttemptStatus::Lost,
+        None,
+        error,
+        BTreeMap::new(),
+    )
 }
 
 /// Create the commit record of `attempt`; false when another writer created it first.
@@ -104,8 +129,10 @@ fn write_record(
     status: AttemptStatus,
     manifest: Option<BlobRef>,
     error: Option<String>,
+    metrics: BTreeMap<String, MetricSummary>,
 ) -> Result<bool> {
     let record = CommitRecord {
+        metrics,
         version: METADATA_VERSION,
         attempt: attempt.attempt,
         status,

@@ -6,6 +6,7 @@ mod committed;
 pub(crate) mod identity;
 mod ids;
 pub(crate) mod logs;
+pub(crate) mod metrics;
 mod parents;
 pub(crate) mod query;
 mod records;

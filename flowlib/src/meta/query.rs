@@ -115,6 +115,9 @@ pub struct TaskAttempt {
     pub manifest_ref: Option<BlobRef>,
     /// Reused from an origin run.
     pub reused: bool,
+    /// The metrics the attempt logged, summarized (from its commit record; a reused task's
+    /// are its origin attempt's).
+    pub metrics: std::collections::BTreeMap<String, crate::meta::metrics::MetricSummary>,
 }
 
 impl TaskAttempt {
@@ -363,6 +366,7 @@ impl Datastore {
                 manifest,
                 manifest_ref: record.manifest,
                 reused: false,
+                metrics: record.metrics,
             });
         }
         let reuse = match self.reuse_record(flow, run) {
@@ -384,6 +388,19 @@ impl Datastore {
                         continue;
                     }
                 };
+                // The origin attempt's summaries; an unreadable origin record was (or will
+                // be) reported with the origin run.
+                let origin = layout::commit(
+                    flow,
+                    &src.run,
+                    &src.step,
+                    &src.index.dir_name(),
+                    src.attempt,
+                );
+                let metrics = match self.get_json::<CommitRecord>(&origin) {
+                    Ok(Some(r)) => r.metrics,
+                    Ok(None) | Err(_) => Default::default(),
+                };
                 out.push(TaskAttempt {
                     step: src.step.clone(),
                     index: src.index.clone(),
@@ -393,6 +410,7 @@ impl Datastore {
                     manifest: Some(manifest),
                     manifest_ref: Some(t.manifest),
                     reused: true,
+                    metrics,
                 });
             }
         }

@@ -237,6 +237,17 @@ pub struct TaskRef {
 }
 
 impl TaskRef {
+    /// Attempt `attempt` of task `step` at foreach index path `index` (empty outside a
+    /// foreach) of run `run`.
+    pub fn new(run: &str, step: &str, index: &[u32], attempt: u32) -> TaskRef {
+        TaskRef {
+            run: run.to_string(),
+            step: step.to_string(),
+            index: IndexPath(index.to_vec()),
+            attempt,
+        }
+    }
+
     /// `step` or `step/2.5`.
     pub fn task_id(&self) -> String {
         task_id(&self.step, &self.index)
@@ -318,6 +329,10 @@ pub struct CommitRecord {
     /// writer retrying a lost response recognises its own record.
     #[serde(default)]
     pub writer: String,
+    /// The metrics the attempt logged, summarized (last, min, max, count), by name; the
+    /// points themselves are under the run's `metrics/` (see `read_metrics`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, crate::meta::metrics::MetricSummary>,
 }
 
 /// `reuse.json`: the tasks a resumed run took from its origin, by reference.

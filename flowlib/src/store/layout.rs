@@ -18,6 +18,7 @@
 //! flows/<Flow>/runs/<run>/checkpoints/<step>/<index>/latest.json
 //! flows/<Flow>/runs/<run>/cards/<step>/<index>@<attempt>.json  an attempt's card (create-only,
 //!                                                  before its commit record)
+//! flows/<Flow>/runs/<run>/metrics/<step>/<index>@<attempt>/<seq>.jsonl  metric chunks (create-only)
 //! ```
 
 use crate::store::Digest;
@@ -209,6 +210,43 @@ pub(crate) fn logs(flow: &str, run: &str, step: &str, index: &str, attempt: u32)
 /// Chunk `seq` of one stream of an attempt's log (`prefix` from [`logs`]).
 pub(crate) fn log_chunk(prefix: &str, stream: &str, seq: u64) -> String {
     format!("{prefix}{stream}/{seq:08}.log")
+}
+
+/// One attempt's metrics: `<prefix><seq>.jsonl` chunks of JSON-lines points, written
+/// create-only while the task runs (see `meta/metrics.rs`).
+pub(crate) fn metrics(flow: &str, run: &str, step: &str, index: &str, attempt: u32) -> String {
+    format!("{}{step}/{index}@{attempt}/", run_metrics(flow, run))
+}
+
+/// Every metric chunk of run `run`.
+pub(crate) fn run_metrics(flow: &str, run: &str) -> String {
+    format!("flows/{flow}/runs/{run}/metrics/")
+}
+
+/// Chunk `seq` of an attempt's metrics (`prefix` from [`metrics`]).
+pub(crate) fn metric_chunk(prefix: &str, seq: u64) -> String {
+    format!("{prefix}{seq:08}.jsonl")
+}
+
+/// The chunk number of a metric chunk's file name.
+pub(crate) fn parse_metric_chunk(name: &str) -> Option<u64> {
+    name.strip_suffix(".jsonl")?.parse().ok()
+}
+
+/// A path under [`run_metrics`]: (step, index directory name, attempt, chunk number).
+pub(crate) fn parse_metric_path(rest: &str) -> Option<(&str, &str, u32, u64)> {
+    let mut it = rest.split('/');
+    let (step, attempt_dir, file) = (it.next()?, it.next()?, it.next()?);
+    if it.next().is_some() {
+        return None;
+    }
+    let (index, attempt) = attempt_dir.split_once('@')?;
+    Some((
+        step,
+        index,
+        attempt.parse().ok()?,
+        parse_metric_chunk(file)?,
+    ))
 }
 
 /// How an attempt's process ended, as the process that watched it saw it (exit code,

@@ -12,6 +12,7 @@ use crate::flow::checkpoint::Checkpoint;
 use crate::flow::{Ctx, Flow, InputRef, Inputs, Step, StepCall};
 use crate::meta::commit::commit;
 use crate::meta::logs;
+use crate::meta::metrics::MetricSummary;
 use crate::meta::{
     now_rfc3339, AttemptStatus, Committed, Parents, TaskManifest, TaskRef, Timings,
     METADATA_VERSION,
@@ -134,6 +135,11 @@ fn execute_in_span<F: Flow>(
             chain(&e)
         )),
     };
+    // The rest of the points are written before the commit, so the commit record's
+    // summaries match the stored points.
+    if let Some(m) = ctx.metrics.take() {
+        attempt.metrics = m.finish();
+    }
     if let Some(l) = ctx.log.take().and_then(|t| t.stream.into_inner()) {
         l.flush();
         if l.written() {
@@ -175,6 +181,8 @@ struct Attempt<'a> {
     timings: Timings,
     /// Where the attempt's output is stored, when it is.
     logs: Option<String>,
+    /// The metrics its step logged, summarized.
+    metrics: BTreeMap<String, MetricSummary>,
 }
 
 impl<'a> Attempt<'a> {
@@ -187,6 +195,7 @@ impl<'a> Attempt<'a> {
             started: now_rfc3339(),
             timings: Timings::default(),
             logs: captured().then(|| logs::prefix(run.flow, &spec.task)),
+            metrics: BTreeMap::new(),
         }
     }
 
@@ -214,9 +223,10 @@ impl<'a> Attempt<'a> {
 
     /// Commit a successful or caught attempt that started from `base` (`split`: of a
     /// foreach or branch step).
-    fn commit(self, stored: Stored, base: &Committed, split: bool) -> Result<Outcome> {
+    fn commit(mut self, stored: Stored, base: &Committed, split: bool) -> Result<Outcome> {
         let manifest = self.manifest(stored);
-        let Some(pin) = commit(&self.run.ds, &manifest)? else {
+        let metrics = std::mem::take(&mut self.metrics);
+        let Some(pin) = commit(&self.run.ds, &manifest, metrics)? else {
             return Ok(Outcome::Fenced);
         };
         let task = TaskRef {
@@ -232,14 +242,15 @@ impl<'a> Attempt<'a> {
     }
 
     /// Commit a failed attempt with its error.
-    fn fail(self, error: String) -> Result<Outcome> {
+    fn fail(mut self, error: String) -> Result<Outcome> {
         let manifest = self.manifest(Stored {
             artifacts: BTreeMap::new(),
             status: AttemptStatus::Failed,
             error: Some(error.clone()),
             foreach_count: None,
         });
-        Ok(match commit(&self.run.ds, &manifest)? {
+        let metrics = std::mem::take(&mut self.metrics);
+        Ok(match commit(&self.run.ds, &manifest, metrics)? {
             Some(_) => Outcome::Failed(error),
             None => Outcome::Fenced,
         })
@@ -347,6 +358,11 @@ fn context<F: Flow>(
     Ctx {
         log,
         card: Card::default(),
+        metrics: Some(crate::meta::metrics::MetricLog::new(
+            &run.ds,
+            F::NAME,
+            &spec.task,
+        )),
         flow: F::NAME,
         run_id: run.run_id.clone(),
         step: step.name,
