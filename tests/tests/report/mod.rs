@@ -109,6 +109,13 @@ fn report_of_a_run_with_a_retry_shows_steps_timeline_and_cards_in_chromium() {
         8,
         "the PNG decodes"
     );
+    // the metric: one chart, one line per attempt that logged it; the task's summary
+    assert_eq!(js(&mut b, "document.querySelectorAll('#metrics figure[data-metric=\"loss\"] svg.chart').length"), 1);
+    let chart = js(&mut b, "document.querySelector('#metrics figure[data-metric=\"loss\"] svg').textContent");
+    for s in ["work/0@0", "work/1@0", "work/1@1", "work/2@0"] {
+        assert!(chart.as_str().unwrap().contains(s), "legend lacks {s}: {chart}");
+    }
+    assert!(detail.contains("Metrics") && detail.contains("loss"), "{detail}");
     let errors = b.errors();
     assert!(errors.is_empty(), "page errors: {errors:#?}");
     let shot = test_artifacts().join("report-retry.png");

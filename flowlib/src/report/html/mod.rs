@@ -44,11 +44,29 @@ pub(crate) struct RunReport {
     pub(crate) damaged: Vec<Damaged>,
     /// Cards or logs that could not be read (the report shows what it could).
     pub(crate) warnings: Vec<String>,
+    /// One chart per metric name.
+    pub(crate) metrics: Vec<MetricChart>,
     /// `--task`: the step or task whose attempts the report lists (all when `None`).
     pub(crate) only: Option<String>,
     /// Milliseconds from the run's start to the last attempt's end (or the run's end).
     pub(crate) span_ms: f64,
 }
+
+/// The chart of one metric: its points per attempt when few attempts logged it, else the
+/// last value of each attempt by task (a 10,000-task foreach is one line of 10,000 points).
+#[derive(Debug, Clone)]
+pub(crate) struct MetricChart {
+    pub(crate) name: String,
+    /// What the chart shows (`points by step`, `last value per task`).
+    pub(crate) what: String,
+    pub(crate) series: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+/// Point series are read (one listing plus one read per chunk) only when at most this many
+/// attempts logged metrics; beyond, charts come from the commit records' summaries.
+const POINT_CHARTS_UP_TO: usize = 50;
+/// Points drawn per series at most (every k-th point, and the last).
+const MAX_CHART_POINTS: usize = 2000;
 
 /// One step: its shape, status and what its tasks did.
 #[derive(Debug, Clone, Serialize)]
@@ -93,6 +111,8 @@ pub(crate) struct AttemptRow {
     pub(crate) artifacts: Vec<(String, String, u64)>,
     /// Last lines of stdout and stderr, when they were stored and read.
     pub(crate) logs: Option<[String; 2]>,
+    /// The attempt's metric summaries (last, min, max, count), by name.
+    pub(crate) metrics: BTreeMap<String, crate::meta::metrics::MetricSummary>,
     /// Row of the timeline within its step (attempts that overlap get different lanes).
     pub(crate) lane: usize,
 }
@@ -197,6 +217,7 @@ impl RunReport {
             }
         };
         let cards = read_cards(ds, flow, run, &sources, &mut warnings)?;
+        let metrics = metric_charts(ds, flow, run, &steps, &attempts, &mut warnings);
         let end_ms = info
             .end
             .as_ref()
@@ -215,6 +236,7 @@ impl RunReport {
             damaged: checked.damaged,
             warnings,
             only: only.map(str::to_string),
+            metrics,
             span_ms,
         })
     }
@@ -328,6 +350,7 @@ fn attempt_row(
             })
             .unwrap_or_default(),
         logs,
+        metrics: a.metrics.clone(),
         lane: 0,
     }
 }
@@ -477,4 +500,90 @@ fn read_cards(
         }
     }
     Ok(out)
+}
+
+/// Every `k`-th point and the last, so a series has at most [`MAX_CHART_POINTS`].
+fn thin(points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    if points.len() <= MAX_CHART_POINTS {
+        return points;
+    }
+    let k = points.len().div_ceil(MAX_CHART_POINTS);
+    let last = points[points.len() - 1];
+    let mut out: Vec<(f64, f64)> = points.into_iter().step_by(k).collect();
+    if out.last() != Some(&last) {
+        out.push(last);
+    }
+    out
+}
+
+/// The report's metric charts, by metric name.
+fn metric_charts(
+    ds: &Datastore,
+    flow: &str,
+    run: &str,
+    steps: &[StepSummary],
+    attempts: &[AttemptRow],
+    warnings: &mut Vec<String>,
+) -> Vec<MetricChart> {
+    let logging: Vec<&AttemptRow> = attempts.iter().filter(|a| !a.metrics.is_empty()).collect();
+    if logging.is_empty() {
+        return Vec::new();
+    }
+    let mut charts: BTreeMap<String, MetricChart> = BTreeMap::new();
+    if logging.len() <= POINT_CHARTS_UP_TO {
+        // Points of this run's attempts (a reused attempt's are in its origin run).
+        match crate::meta::metrics::read_run_metrics(ds, flow, run) {
+            Ok(all) => {
+                for (task, points) in all {
+                    let label = format!("{}@{}", task.task_id(), task.attempt);
+                    let mut by_name: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
+                    for (i, p) in points.iter().enumerate() {
+                        let x = p.step.map_or(i as f64, |s| s as f64);
+                        by_name.entry(p.name.as_str()).or_default().push((x, p.value));
+                    }
+                    for (name, pts) in by_name {
+                        charts
+                            .entry(name.to_string())
+                            .or_insert_with(|| MetricChart {
+                                name: name.to_string(),
+                                what: "points by step (or by order logged), one line per attempt".into(),
+                                series: Vec::new(),
+                            })
+                            .series
+                            .push((label.clone(), thin(pts)));
+                    }
+                }
+                return charts.into_values().collect();
+            }
+            Err(e) => warnings.push(format!(
+                "metrics of run {run}: {} (charts show last values)",
+                chain(&e)
+            )),
+        }
+    }
+    // Last values, one line per step, x = the task's ordinal within its step.
+    let mut ordinal: HashMap<usize, usize> = HashMap::new();
+    for a in logging {
+        let n = ordinal.entry(a.step).or_default();
+        *n += 1;
+        for (name, m) in &a.metrics {
+            let chart = charts.entry(name.clone()).or_insert_with(|| MetricChart {
+                name: name.clone(),
+                what: "last value of each attempt, by task, one line per step".into(),
+                series: Vec::new(),
+            });
+            let label = &steps[a.step].name;
+            match chart.series.iter_mut().find(|(s, _)| s == label) {
+                Some((_, pts)) => pts.push((*n as f64, m.last)),
+                None => chart.series.push((label.clone(), vec![(*n as f64, m.last)])),
+            }
+        }
+    }
+    charts
+        .into_values()
+        .map(|mut c| {
+            c.series = c.series.into_iter().map(|(n, p)| (n, thin(p))).collect();
+            c
+        })
+        .collect()
 }

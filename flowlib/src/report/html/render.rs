@@ -43,6 +43,15 @@ fn round1(x: f64) -> Value {
     }
 }
 
+/// A metric value as JSON: NaN and infinities (which JSON lacks) as strings.
+fn num(x: f64) -> Value {
+    if x.is_finite() {
+        json!(x)
+    } else {
+        json!(x.to_string())
+    }
+}
+
 fn fmt_ms(ms: f64) -> String {
     crate::run::events::fmt_duration(std::time::Duration::from_secs_f64(ms.max(0.0) / 1000.0))
 }
@@ -90,6 +99,7 @@ pub(crate) fn page(r: &RunReport) -> String {
     );
     steps(&mut h, r);
     failures(&mut h, r);
+    metrics(&mut h, r);
     h.push_str(
         "<section id=\"timeline\"><h2>Timeline</h2><p class=\"note\">One row per concurrently \
          running attempt of a step; retried attempts are outlined, failed ones red. Hover a bar \
@@ -265,6 +275,24 @@ fn failures(h: &mut String, r: &RunReport) {
     h.push_str("</ul></section>\n");
 }
 
+fn metrics(h: &mut String, r: &RunReport) {
+    if r.metrics.is_empty() {
+        return;
+    }
+    h.push_str("<section id=\"metrics\"><h2>Metrics</h2>");
+    for m in &r.metrics {
+        let _ = write!(
+            h,
+            "<figure class=\"metric\" data-metric=\"{}\">{}<figcaption class=\"note\">{}: {}</figcaption></figure>",
+            esc(&m.name),
+            svg::line_chart(&m.name, &m.series),
+            esc(&m.name),
+            esc(&m.what)
+        );
+    }
+    h.push_str("</section>\n");
+}
+
 fn problems(h: &mut String, r: &RunReport) {
     if r.damaged.is_empty() && r.warnings.is_empty() {
         return;
@@ -384,6 +412,10 @@ fn data_json(r: &RunReport) -> String {
                 card,
                 a.lane,
                 a.source_run.as_ref().map(|s| json!(strings.id(s))).unwrap_or(Value::Null),
+                a.metrics
+                    .iter()
+                    .map(|(n, m)| json!([strings.id(n), num(m.last), num(m.min), num(m.max), m.count]))
+                    .collect::<Vec<_>>(),
             ])
         })
         .collect();

@@ -4,7 +4,7 @@
   var S = D.s, A = D.a, STEPS = D.steps;
   // attempt fields (see render.rs data_json)
   var F = { step: 0, index: 1, attempt: 2, status: 3, start: 4, end: 5, load: 6, body: 7,
-    store: 8, error: 9, host: 10, reused: 11, artifacts: 12, logs: 13, card: 14, lane: 15, source: 16 };
+    store: 8, error: 9, host: 10, reused: 11, artifacts: 12, logs: 13, card: 14, lane: 15, source: 16, metrics: 17 };
   var PAGE = 50;
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
@@ -134,6 +134,16 @@
     var others = A.filter(function (b) { return b[F.step] === a[F.step] && b[F.index] === a[F.index]; });
     fact("attempts", others.map(function (b) { return b[F.attempt] + ": " + b[F.status]; }).join(", "));
     d.appendChild(facts);
+    if (a[F.metrics].length) {
+      d.appendChild(el("h4", null, "Metrics"));
+      var mt = el("table", { "class": "metrics" }), mh = el("tr");
+      ["metric", "last", "min", "max", "points"].forEach(function (h) { mh.appendChild(el("th", null, h)); }); mt.appendChild(mh);
+      a[F.metrics].forEach(function (m) {
+        var tr = el("tr"); tr.appendChild(el("td", null, S[m[0]]));
+        for (var k = 1; k < 5; k++) tr.appendChild(el("td", null, m[k])); mt.appendChild(tr);
+      });
+      d.appendChild(mt);
+    }
     if (a[F.artifacts].length) {
       d.appendChild(el("h4", null, "Artifacts"));
       var t = el("table", { "class": "artifacts" }), hr = el("tr");
