@@ -13,6 +13,8 @@ mod crash;
 mod damaged;
 mod executor;
 mod integrity;
+#[cfg(feature = "otel")]
+mod otel;
 mod remote;
 mod report;
 mod resume;

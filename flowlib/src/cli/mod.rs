@@ -12,6 +12,8 @@ mod dump;
 mod export;
 mod gc;
 mod logs;
+#[cfg(feature = "otel")]
+mod otel;
 mod report;
 mod resume;
 mod run;
@@ -57,6 +59,9 @@ where
         Ok(m) => m,
         Err(e) => return usage_error(&e),
     };
+    // Flushed when dropped, after the command (and its spans) ended.
+    #[cfg(feature = "otel")]
+    let _otel = otel::install_from_env(F::NAME);
     match dispatch::<F>(&matches, argv) {
         Ok(code) => code,
         Err(e) => {

@@ -66,7 +66,7 @@ pub(crate) fn execute<F: Flow>(
         flow = F::NAME,
         step = t.step.as_str(),
         task = crate::meta::task_id(&t.step, &t.index).as_str(),
-        attempt = t.attempt,
+        attempt = i64::from(t.attempt),
         status = tracing::field::Empty,
     );
     let _entered = span.enter();

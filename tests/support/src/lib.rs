@@ -50,6 +50,7 @@ fn built_example(package: &str, name: &str) -> PathBuf {
             (cfg!(feature = "aws"), "aws"),
             (cfg!(feature = "gcp"), "gcp"),
             (cfg!(feature = "azure"), "azure"),
+            (cfg!(feature = "otel"), "otel"),
         ]
         .into_iter()
         .filter_map(|(on, f)| on.then_some(f))
