@@ -66,7 +66,9 @@ fn main() {
         })
         .collect();
     loads.sort();
-    let rows = b.eval("document.querySelectorAll('#task-rows tr').length").unwrap();
+    let rows = b
+        .eval("document.querySelectorAll('#task-rows tr').length")
+        .unwrap();
     let t = Instant::now();
     b.eval(
         "(() => { const s = document.getElementById('f-status'); s.value = 'failed'; \
@@ -92,6 +94,7 @@ fn main() {
         errors.len()
     );
     b.open(&url, "document.body.dataset.ready === '1'").unwrap();
-    b.screenshot(&test_artifacts().join("report-10k.png")).unwrap();
+    b.screenshot(&test_artifacts().join("report-10k.png"))
+        .unwrap();
     assert!(errors.is_empty(), "page errors: {errors:#?}");
 }

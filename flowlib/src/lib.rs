@@ -90,9 +90,9 @@ pub use error::{Error, Result, RunFailure, Site, StepError};
 pub use exec::{cpu_count, gpu_count, total_memory, Limits, Placement, With, EXECUTORS};
 pub use export::ArgoOptions;
 pub use flow::{
-    BatchOptions, Card, CardItem, Chart, Checkpoint, Ctx, FieldInfo, Flow, FlowState, Graph, Input, Inputs, JoinKind,
-    KubernetesOptions, ParamInfo, Resources, RetryPolicy, SlurmOptions, Series, Step, Transition,
-    DEFAULT_PLATFORM_RETRIES,
+    BatchOptions, Card, CardItem, Chart, Checkpoint, Ctx, FieldInfo, Flow, FlowState, Graph, Input,
+    Inputs, JoinKind, KubernetesOptions, ParamInfo, Resources, RetryPolicy, Series, SlurmOptions,
+    Step, Transition, DEFAULT_PLATFORM_RETRIES,
 };
 pub use maintenance::{
     gc, verify, Deleted, Garbage, GcReport, Place, Problem, Unreadable, VerifyReport,

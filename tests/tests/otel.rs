@@ -95,7 +95,17 @@ fn spans_of_a_run_arrive_at_a_real_otlp_http_receiver_with_their_attributes() {
     for with in ["threads", "processes"] {
         let o = sb
             .cmd(&fixture("reportflow"))
-            .args(["run", "--n", "2", "--mode", "fail-once", "--cards", "false", "--with", with])
+            .args([
+                "run",
+                "--n",
+                "2",
+                "--mode",
+                "fail-once",
+                "--cards",
+                "false",
+                "--with",
+                with,
+            ])
             .env("FLOWLIB_OTLP_ENDPOINT", &endpoint)
             .env("OTEL_SERVICE_NAME", format!("otel-test-{with}"))
             .output()
@@ -125,7 +135,11 @@ fn spans_of_a_run_arrive_at_a_real_otlp_http_receiver_with_their_attributes() {
             .filter(|s| s["name"] == "flowlib.step")
             .map(|s| attr(s, "step").as_str().unwrap())
             .collect();
-        assert_eq!(steps, BTreeSet::from(["end", "join", "start", "work"]), "{with}");
+        assert_eq!(
+            steps,
+            BTreeSet::from(["end", "join", "start", "work"]),
+            "{with}"
+        );
         let mut tasks: Vec<(String, i64, String)> = of
             .iter()
             .filter(|s| s["name"] == "flowlib.task")

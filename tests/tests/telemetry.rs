@@ -65,7 +65,10 @@ struct Fields<'a>(Option<&'a mut BTreeMap<String, String>>);
 impl Visit for Fields<'_> {
     fn record_debug(&mut self, f: &Field, v: &dyn std::fmt::Debug) {
         if let Some(m) = self.0.as_mut() {
-            m.insert(f.name().to_string(), format!("{v:?}").trim_matches('"').to_string());
+            m.insert(
+                f.name().to_string(),
+                format!("{v:?}").trim_matches('"').to_string(),
+            );
         }
     }
     fn record_str(&mut self, f: &Field, v: &str) {
@@ -75,18 +78,24 @@ impl Visit for Fields<'_> {
     }
 }
 
+/// Each event's message, with the span it was in.
+type Events = Arc<Mutex<Vec<(Option<u64>, String)>>>;
+
 /// Records every span (with its parent and fields) and, per event, the span it was in.
 #[derive(Clone, Default)]
 struct Capture {
     spans: Arc<Mutex<BTreeMap<u64, Seen>>>,
-    events: Arc<Mutex<Vec<(Option<u64>, String)>>>,
+    events: Events,
 }
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let mut seen = Seen {
             name: attrs.metadata().name().to_string(),
-            parent: ctx.span_scope(id).and_then(|mut s| s.nth(1)).map(|p| p.id().into_u64()),
+            parent: ctx
+                .span_scope(id)
+                .and_then(|mut s| s.nth(1))
+                .map(|p| p.id().into_u64()),
             ..Seen::default()
         };
         attrs.record(&mut Fields(Some(&mut seen.fields)));
@@ -138,11 +147,18 @@ fn a_run_its_steps_and_attempts_are_nested_tracing_spans_with_their_ids() {
     assert!(run.closed);
 
     let steps = named("flowlib.step");
-    let mut step_names: Vec<&str> = steps.iter().map(|(_, s)| s.fields["step"].as_str()).collect();
+    let mut step_names: Vec<&str> = steps
+        .iter()
+        .map(|(_, s)| s.fields["step"].as_str())
+        .collect();
     step_names.sort();
     assert_eq!(step_names, ["end", "join", "start", "work"]);
     for (_, s) in &steps {
-        assert_eq!(s.parent, Some(*run_id), "a step span is the run span's child: {s:?}");
+        assert_eq!(
+            s.parent,
+            Some(*run_id),
+            "a step span is the run span's child: {s:?}"
+        );
         assert_eq!(s.fields["run_id"], summary.run_id);
     }
 
@@ -183,6 +199,9 @@ fn a_run_its_steps_and_attempts_are_nested_tracing_spans_with_their_ids() {
     assert_eq!(working.len(), 3, "work/0, and work/1 twice: {events:?}");
     for (span, _) in working {
         let s = &spans[&span.expect("the event is inside a span")];
-        assert_eq!((s.name.as_str(), s.fields["step"].as_str()), ("flowlib.task", "work"));
+        assert_eq!(
+            (s.name.as_str(), s.fields["step"].as_str()),
+            ("flowlib.task", "work")
+        );
     }
 }

@@ -53,8 +53,11 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
             .map_err(|e| Error::invalid(format!("cannot write the report to stdout: {e}")))?;
         return Ok(ExitCode::SUCCESS);
     }
-    std::fs::write(&out, html.as_bytes())
-        .map_err(|e| Error::invalid(format!("cannot write the report of run {run} to {out}: {e}")))?;
+    std::fs::write(&out, html.as_bytes()).map_err(|e| {
+        Error::invalid(format!(
+            "cannot write the report of run {run} to {out}: {e}"
+        ))
+    })?;
     eprintln!(
         "flowlib: wrote the report of run {run} to {out} ({} KiB)",
         html.len().div_ceil(1024)

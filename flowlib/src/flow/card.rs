@@ -83,7 +83,11 @@ impl Chart {
     }
 
     /// Add a series named `name`.
-    pub fn series(mut self, name: impl Into<String>, points: impl IntoIterator<Item = (f64, f64)>) -> Chart {
+    pub fn series(
+        mut self,
+        name: impl Into<String>,
+        points: impl IntoIterator<Item = (f64, f64)>,
+    ) -> Chart {
         self.series.push(Series {
             name: name.into(),
             points: points.into_iter().collect(),

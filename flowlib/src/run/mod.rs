@@ -307,13 +307,9 @@ fn launch<F: Flow>(
         let mut traced =
             telemetry::Traced::new(executor.as_mut(), run_span.clone(), F::NAME, &record.run_id);
         run_span.in_scope(|| {
-            drive::drive(
-                scheduler,
-                &mut traced,
-                &mut progress,
-                &fence,
-                &mut || cancelled.is_cancelled(),
-            )
+            drive::drive(scheduler, &mut traced, &mut progress, &fence, &mut || {
+                cancelled.is_cancelled()
+            })
         })
     };
     run_span.record("status", tally.status.to_string());

@@ -35,7 +35,12 @@ pub(crate) struct Traced<'a> {
 }
 
 impl<'a> Traced<'a> {
-    pub(crate) fn new(inner: &'a mut dyn Executor, run: Span, flow: &'static str, run_id: &str) -> Self {
+    pub(crate) fn new(
+        inner: &'a mut dyn Executor,
+        run: Span,
+        flow: &'static str,
+        run_id: &str,
+    ) -> Self {
         Traced {
             inner,
             run,

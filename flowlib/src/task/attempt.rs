@@ -266,7 +266,13 @@ fn store_card(run: &RunContext, spec: &TaskSpec, card: Card) -> Result<()> {
     let t = &spec.task;
     let rel = layout::card(run.flow, &t.run, &t.step, &t.index.dir_name(), t.attempt);
     run.ds
-        .create_json(&rel, &CardRecord { task: t.clone(), card })
+        .create_json(
+            &rel,
+            &CardRecord {
+                task: t.clone(),
+                card,
+            },
+        )
         .map(|_| ())
 }
 

@@ -103,7 +103,8 @@ impl Browser {
                 return Err("Chromium did not print its DevTools URL within 60 s".into());
             }
         };
-        let (ws, _) = tungstenite::connect(url.as_str()).map_err(|e| format!("connect {url}: {e}"))?;
+        let (ws, _) =
+            tungstenite::connect(url.as_str()).map_err(|e| format!("connect {url}: {e}"))?;
         if let MaybeTlsStream::Plain(s) = ws.get_ref() {
             s.set_read_timeout(Some(Duration::from_secs(5)))
                 .map_err(|e| format!("socket timeout: {e}"))?;
@@ -117,7 +118,10 @@ impl Browser {
             _profile: profile,
         };
         let target = b.call_browser("Target.createTarget", json!({"url": "about:blank"}))?;
-        let target = target["targetId"].as_str().ok_or("no targetId")?.to_string();
+        let target = target["targetId"]
+            .as_str()
+            .ok_or("no targetId")?
+            .to_string();
         let attached = b.call_browser(
             "Target.attachToTarget",
             json!({"targetId": target, "flatten": true}),
@@ -166,14 +170,20 @@ impl Browser {
         loop {
             match self.ws.read() {
                 Ok(Message::Text(t)) => {
-                    return serde_json::from_str(t.as_str()).map_err(|e| format!("{what}: bad JSON: {e}"))
+                    return serde_json::from_str(t.as_str())
+                        .map_err(|e| format!("{what}: bad JSON: {e}"))
                 }
                 Ok(_) => continue,
                 Err(tungstenite::Error::Io(e))
-                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
                 {
                     if Instant::now() > deadline {
-                        return Err(format!("{what}: no answer from Chromium within {CALL_TIMEOUT:?}"));
+                        return Err(format!(
+                            "{what}: no answer from Chromium within {CALL_TIMEOUT:?}"
+                        ));
                     }
                 }
                 Err(e) => return Err(format!("{what}: {e}")),
@@ -240,7 +250,9 @@ impl Browser {
         self.events
             .iter()
             .filter_map(|e| match e["method"].as_str()? {
-                "Runtime.exceptionThrown" => Some(format!("exception: {}", e["params"]["exceptionDetails"])),
+                "Runtime.exceptionThrown" => {
+                    Some(format!("exception: {}", e["params"]["exceptionDetails"]))
+                }
                 "Runtime.consoleAPICalled" if e["params"]["type"] == "error" => {
                     Some(format!("console.error: {}", e["params"]["args"]))
                 }

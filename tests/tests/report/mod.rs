@@ -65,26 +65,43 @@ fn report_of_a_run_with_a_retry_shows_steps_timeline_and_cards_in_chromium() {
     let html = write_report(&sb, "retry");
     open(&mut b, &html, "");
 
-    assert_eq!(js(&mut b, "document.getElementById('run-status').textContent"), "succeeded");
+    assert_eq!(
+        js(&mut b, "document.getElementById('run-status').textContent"),
+        "succeeded"
+    );
     assert_eq!(
         step_statuses(&mut b),
-        [("start", "ok"), ("work", "ok"), ("join", "ok"), ("end", "ok")]
-            .map(|(a, b)| (a.to_string(), b.to_string()))
+        [
+            ("start", "ok"),
+            ("work", "ok"),
+            ("join", "ok"),
+            ("end", "ok")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
     );
     // the graph names every step
     let graph = js(&mut b, "document.querySelector('#graph svg').textContent");
     for s in ["start", "work (3)", "join", "end"] {
-        assert!(graph.as_str().unwrap().contains(s), "graph lacks {s}: {graph}");
+        assert!(
+            graph.as_str().unwrap().contains(s),
+            "graph lacks {s}: {graph}"
+        );
     }
     // the retried attempt: its failure is listed, both attempts are on the timeline
     let failures = js(&mut b, "document.getElementById('failures').innerText");
     assert!(
         failures.as_str().unwrap().contains("work/1 attempt 0")
-            && failures.as_str().unwrap().contains("item 1 fails on its first attempt"),
+            && failures
+                .as_str()
+                .unwrap()
+                .contains("item 1 fails on its first attempt"),
         "{failures}"
     );
     assert_eq!(
-        js(&mut b, "document.querySelectorAll('#gantt rect[data-task=\"work/1\"]').length"),
+        js(
+            &mut b,
+            "document.querySelectorAll('#gantt rect[data-task=\"work/1\"]').length"
+        ),
         2
     );
     assert_eq!(
@@ -94,28 +111,58 @@ fn report_of_a_run_with_a_retry_shows_steps_timeline_and_cards_in_chromium() {
     );
     // a task's section: its card (Markdown, table, image, chart) and its log tail
     js(&mut b, "location.hash = 'task=work/2'");
-    let detail = js(&mut b, "document.querySelector('#task-details .detail').innerText");
+    let detail = js(
+        &mut b,
+        "document.querySelector('#task-details .detail').innerText",
+    );
     let detail = detail.as_str().unwrap();
     assert!(detail.contains("work/2 — attempt 0"), "{detail}");
-    assert!(detail.contains("Item 2") && detail.contains("square is 4"), "{detail}");
-    assert!(detail.contains("work 2 attempt 0 starts"), "the log tail\n{detail}");
-    assert!(detail.contains("cpu 1, memory 64MiB"), "resources\n{detail}");
+    assert!(
+        detail.contains("Item 2") && detail.contains("square is 4"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("work 2 attempt 0 starts"),
+        "the log tail\n{detail}"
+    );
+    assert!(
+        detail.contains("cpu 1, memory 64MiB"),
+        "resources\n{detail}"
+    );
     assert_eq!(
         js(&mut b, "document.querySelectorAll('#task-details .card img.card-image, #task-details .card svg.chart, #task-details .card table').length"),
         3
     );
     assert_eq!(
-        js(&mut b, "document.querySelector('#task-details .card img').naturalWidth"),
+        js(
+            &mut b,
+            "document.querySelector('#task-details .card img').naturalWidth"
+        ),
         8,
         "the PNG decodes"
     );
     // the metric: one chart, one line per attempt that logged it; the task's summary
-    assert_eq!(js(&mut b, "document.querySelectorAll('#metrics figure[data-metric=\"loss\"] svg.chart').length"), 1);
-    let chart = js(&mut b, "document.querySelector('#metrics figure[data-metric=\"loss\"] svg').textContent");
+    assert_eq!(
+        js(
+            &mut b,
+            "document.querySelectorAll('#metrics figure[data-metric=\"loss\"] svg.chart').length"
+        ),
+        1
+    );
+    let chart = js(
+        &mut b,
+        "document.querySelector('#metrics figure[data-metric=\"loss\"] svg').textContent",
+    );
     for s in ["work/0@0", "work/1@0", "work/1@1", "work/2@0"] {
-        assert!(chart.as_str().unwrap().contains(s), "legend lacks {s}: {chart}");
+        assert!(
+            chart.as_str().unwrap().contains(s),
+            "legend lacks {s}: {chart}"
+        );
     }
-    assert!(detail.contains("Metrics") && detail.contains("loss"), "{detail}");
+    assert!(
+        detail.contains("Metrics") && detail.contains("loss"),
+        "{detail}"
+    );
     let errors = b.errors();
     assert!(errors.is_empty(), "page errors: {errors:#?}");
     let shot = test_artifacts().join("report-retry.png");
@@ -132,21 +179,38 @@ fn report_of_a_failed_run_shows_the_failed_task_and_what_did_not_run_in_chromium
         return;
     };
     let sb = Sandbox::new();
-    let o = run_flow(&sb, &["run", "--mode", "fail", "--n", "3", "--cards", "false"]);
+    let o = run_flow(
+        &sb,
+        &["run", "--mode", "fail", "--n", "3", "--cards", "false"],
+    );
     assert_eq!(o.status.code(), Some(1), "the run fails\n{}", text(&o));
     let html = write_report(&sb, "failed");
     open(&mut b, &html, "#task=work/1");
 
-    assert_eq!(js(&mut b, "document.getElementById('run-status').textContent"), "failed");
+    assert_eq!(
+        js(&mut b, "document.getElementById('run-status').textContent"),
+        "failed"
+    );
     assert_eq!(
         step_statuses(&mut b),
-        [("start", "ok"), ("work", "failed"), ("join", "not-run"), ("end", "not-run")]
-            .map(|(a, b)| (a.to_string(), b.to_string()))
+        [
+            ("start", "ok"),
+            ("work", "failed"),
+            ("join", "not-run"),
+            ("end", "not-run")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
     );
-    let failures = js(&mut b, "document.querySelectorAll('#failures li[data-task=\"work/1\"]').length");
+    let failures = js(
+        &mut b,
+        "document.querySelectorAll('#failures li[data-task=\"work/1\"]').length",
+    );
     assert_eq!(failures, 2, "both attempts of work/1 failed");
     // the hash opened the failed task's last attempt
-    let detail = js(&mut b, "document.querySelector('#task-details .detail').innerText");
+    let detail = js(
+        &mut b,
+        "document.querySelector('#task-details .detail').innerText",
+    );
     let detail = detail.as_str().unwrap();
     assert!(detail.contains("work/1 — attempt 1"), "{detail}");
     assert!(detail.contains("item 1 always fails"), "{detail}");
@@ -189,19 +253,31 @@ fn report_of_a_killed_run_shows_what_committed() {
         if n >= 2 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "work/0 and work/2 never committed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "work/0 and work/2 never committed"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // while it runs
     let html = std::fs::read_to_string(write_report(&sb, "running")).unwrap();
-    assert!(html.contains("id=\"run-status\" class=\"st running\""), "running");
+    assert!(
+        html.contains("id=\"run-status\" class=\"st running\""),
+        "running"
+    );
     // killed
     child.kill().unwrap();
     child.wait().unwrap();
     let html = std::fs::read_to_string(write_report(&sb, "killed")).unwrap();
-    assert!(html.contains("id=\"run-status\" class=\"st killed\""), "killed");
+    assert!(
+        html.contains("id=\"run-status\" class=\"st killed\""),
+        "killed"
+    );
     assert!(html.contains("<tr data-step=\"start\" data-status=\"ok\">"));
-    assert!(html.contains("<tr data-step=\"work\" data-status=\"ok\">"), "two of three work tasks committed");
+    assert!(
+        html.contains("<tr data-step=\"work\" data-status=\"ok\">"),
+        "two of three work tasks committed"
+    );
     assert!(html.contains("<tr data-step=\"join\" data-status=\"not-run\">"));
 }
 
@@ -211,14 +287,21 @@ fn report_of_an_unknown_run_is_one_line_exit_2() {
     let o = run_flow(&sb, &["run", "--n", "1"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     for (args, needle) in [
-        (vec!["report", "20200101T000000000Z-000000000000"], "no run `20200101T000000000Z-000000000000`"),
+        (
+            vec!["report", "20200101T000000000Z-000000000000"],
+            "no run `20200101T000000000Z-000000000000`",
+        ),
         (vec!["report", "../etc"], "../etc"),
     ] {
         let o = run_flow(&sb, &args);
         assert_eq!(o.status.code(), Some(2), "{}", text(&o));
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(err.lines().count(), 1, "{}", text(&o));
-        assert!(err.starts_with("error: ") && err.contains(needle), "{}", text(&o));
+        assert!(
+            err.starts_with("error: ") && err.contains(needle),
+            "{}",
+            text(&o)
+        );
     }
     let empty = Sandbox::new();
     let o = empty
@@ -227,7 +310,12 @@ fn report_of_an_unknown_run_is_one_line_exit_2() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert_eq!(String::from_utf8_lossy(&o.stderr).lines().count(), 1, "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).lines().count(),
+        1,
+        "{}",
+        text(&o)
+    );
 }
 
 /// The harness's own check: a page that throws and logs an error is seen as failing, so
@@ -248,5 +336,8 @@ fn the_browser_harness_sees_exceptions_and_console_errors() {
     open(&mut b, &page, "");
     js(&mut b, "new Promise(r => setTimeout(r, 50))");
     let errors = b.errors().join("\n");
-    assert!(errors.contains("bad thing") && errors.contains("boom"), "{errors}");
+    assert!(
+        errors.contains("bad thing") && errors.contains("boom"),
+        "{errors}"
+    );
 }

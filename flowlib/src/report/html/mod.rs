@@ -385,9 +385,15 @@ fn assign_lanes(attempts: &mut [AttemptRow]) {
         }
     }
     for (_, mut idx) in by_step {
-        idx.sort_by(|&x, &y| attempts[x].start_ms.partial_cmp(&attempts[y].start_ms).unwrap_or(std::cmp::Ordering::Equal));
+        idx.sort_by(|&x, &y| {
+            attempts[x]
+                .start_ms
+                .partial_cmp(&attempts[y].start_ms)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
         // lane ends, kept in a min-heap by end time
-        let mut ends: std::collections::BinaryHeap<std::cmp::Reverse<(u64, usize)>> = Default::default();
+        let mut ends: std::collections::BinaryHeap<std::cmp::Reverse<(u64, usize)>> =
+            Default::default();
         let mut lanes = 0;
         for i in idx {
             let start = (attempts[i].start_ms.unwrap_or(0.0) * 1000.0) as u64;
@@ -539,14 +545,18 @@ fn metric_charts(
                     let mut by_name: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
                     for (i, p) in points.iter().enumerate() {
                         let x = p.step.map_or(i as f64, |s| s as f64);
-                        by_name.entry(p.name.as_str()).or_default().push((x, p.value));
+                        by_name
+                            .entry(p.name.as_str())
+                            .or_default()
+                            .push((x, p.value));
                     }
                     for (name, pts) in by_name {
                         charts
                             .entry(name.to_string())
                             .or_insert_with(|| MetricChart {
                                 name: name.to_string(),
-                                what: "points by step (or by order logged), one line per attempt".into(),
+                                what: "points by step (or by order logged), one line per attempt"
+                                    .into(),
                                 series: Vec::new(),
                             })
                             .series
@@ -575,7 +585,9 @@ fn metric_charts(
             let label = &steps[a.step].name;
             match chart.series.iter_mut().find(|(s, _)| s == label) {
                 Some((_, pts)) => pts.push((*n as f64, m.last)),
-                None => chart.series.push((label.clone(), vec![(*n as f64, m.last)])),
+                None => chart
+                    .series
+                    .push((label.clone(), vec![(*n as f64, m.last)])),
             }
         }
     }

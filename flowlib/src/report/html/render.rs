@@ -89,12 +89,12 @@ pub(crate) fn page(r: &RunReport) -> String {
     );
     header(&mut h, r);
     params(&mut h, r);
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<section id=\"graph\"><h2>Graph</h2><div class=\"legend\">\
          <span class=\"st ok\">ok</span> <span class=\"st failed\">failed</span> \
          <span class=\"st caught\">caught</span> <span class=\"st pending\">pending</span> \
-         <span class=\"st not-run\">not run</span></div>{}</section>\n",
+         <span class=\"st not-run\">not run</span></div>{}</section>",
         svg::graph(&r.steps)
     );
     steps(&mut h, r);
@@ -164,11 +164,15 @@ fn header(h: &mut String, r: &RunReport) {
         );
     }
     if let Some(err) = r.info.end_error() {
-        let _ = write!(h, "<dt>end record</dt><dd class=\"error\">{}</dd>", esc(err));
+        let _ = write!(
+            h,
+            "<dt>end record</dt><dd class=\"error\">{}</dd>",
+            esc(err)
+        );
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<dt>command</dt><dd><code>{}</code></dd></dl></header>\n",
+        "<dt>command</dt><dd><code>{}</code></dd></dl></header>",
         esc(&rec.argv.join(" "))
     );
 }
@@ -358,10 +362,12 @@ pub(crate) fn card_html(items: &[CardItem]) -> String {
 /// CommonMark to HTML; raw HTML in the source is shown as text (a card cannot inject script).
 fn markdown(text: &str) -> String {
     use pulldown_cmark::{html, Event, Options, Parser};
-    let parser = Parser::new_ext(text, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH)
-        .map(|e| match e {
-            Event::Html(s) | Event::InlineHtml(s) => Event::Text(s),
-            e => e,
+    let parser =
+        Parser::new_ext(text, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH).map(|e| {
+            match e {
+                Event::Html(s) | Event::InlineHtml(s) => Event::Text(s),
+                e => e,
+            }
         });
     let mut out = String::new();
     html::push_html(&mut out, parser);
@@ -404,17 +410,29 @@ fn data_json(r: &RunReport) -> String {
                 round1(a.load_ms),
                 round1(a.body_ms),
                 round1(a.store_ms),
-                a.error.as_ref().map(|e| json!(strings.id(e))).unwrap_or(Value::Null),
+                a.error
+                    .as_ref()
+                    .map(|e| json!(strings.id(e)))
+                    .unwrap_or(Value::Null),
                 strings.id(&a.host),
                 a.reused as u8,
                 artifacts,
                 a.logs.as_ref().map(|l| json!(l)).unwrap_or(Value::Null),
                 card,
                 a.lane,
-                a.source_run.as_ref().map(|s| json!(strings.id(s))).unwrap_or(Value::Null),
+                a.source_run
+                    .as_ref()
+                    .map(|s| json!(strings.id(s)))
+                    .unwrap_or(Value::Null),
                 a.metrics
                     .iter()
-                    .map(|(n, m)| json!([strings.id(n), num(m.last), num(m.min), num(m.max), m.count]))
+                    .map(|(n, m)| json!([
+                        strings.id(n),
+                        num(m.last),
+                        num(m.min),
+                        num(m.max),
+                        m.count
+                    ]))
                     .collect::<Vec<_>>(),
             ])
         })
