@@ -68,7 +68,7 @@ extern crate self as flowlib;
 
 // Layers, lowest first; each uses only the ones above it in this list.
 mod cli;
-mod client;
+pub mod client;
 mod error;
 mod exec;
 pub mod export;
@@ -97,8 +97,10 @@ pub use flow::{
 pub use maintenance::{
     gc, verify, Deleted, Garbage, GcReport, Place, Problem, Unreadable, VerifyReport,
 };
+pub use meta::aliases::AliasRecord;
 pub use meta::metrics::{read_metrics, read_run_metrics, MetricPoint, MetricSummary};
 pub use meta::query::{Attempts, Damaged};
+pub use meta::tags::{Note, TagEvent, Tags};
 pub use meta::{
     AttemptStatus, CodeIdentity, CommitRecord, ExitRecord, Heartbeat, IndexPath, Orchestrator,
     Parents, ResumeInfo, ReuseRecord, ReusedTask, RunEnd, RunInfo, RunRecord, RunStatus, StepShape,

@@ -33,6 +33,13 @@ pub(super) fn open(m: &ArgMatches, mode: OpenMode) -> Result<Datastore> {
 pub(super) fn with_run_args<F: Flow>(cmd: Command, params_required: bool) -> Command {
     cmd.args(param_args::<F>(params_required))
         .args(limit_args())
+        .arg(
+            Arg::new("tag")
+                .long("tag")
+                .value_name("KEY=VALUE")
+                .action(clap::ArgAction::Append)
+                .help("Tag the new run (repeatable); see `tag`"),
+        )
 }
 
 /// One `--flag` per parameter of `F`, with its help and default.
@@ -188,6 +195,13 @@ fn run_options<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<RunOptions>
             w
         })
         .with_cancel_flag(cancel)
+        .with_tags(
+            m.get_many::<String>("tag")
+                .into_iter()
+                .flatten()
+                .map(|t| crate::meta::tags::parse_assignment(t))
+                .collect::<Result<Vec<_>>>()?,
+        )
         .with_params(params_of::<F>(m)))
 }
 

@@ -5,12 +5,15 @@
 //! Every user error is one line on stderr and a non-zero exit: 2 for bad input, 1 for a
 //! run that failed or an operation that could not complete.
 
+mod alias;
 mod args;
 mod cancel;
 mod check;
+mod compare;
 mod dump;
 mod export;
 mod gc;
+mod lineage;
 mod logs;
 #[cfg(feature = "otel")]
 mod otel;
@@ -20,6 +23,7 @@ mod run;
 mod runs;
 mod show;
 mod step;
+mod tag;
 mod verify;
 
 use std::process::ExitCode;
@@ -136,6 +140,11 @@ pub fn command<F: Flow>() -> Command {
         .subcommand(logs::command())
         .subcommand(report::command())
         .subcommand(cancel::command())
+        .subcommand(tag::command())
+        .subcommand(tag::untag_command())
+        .subcommand(compare::command())
+        .subcommand(alias::command())
+        .subcommand(lineage::command())
         .subcommand(step::command())
         .subcommand(step::task_exec_command())
         .subcommand(export::command())
@@ -158,6 +167,11 @@ fn dispatch<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<ExitCode> {
         Some(("logs", sub)) => logs::exec::<F>(m, sub),
         Some(("report", sub)) => report::exec::<F>(m, sub),
         Some(("cancel", sub)) => cancel::exec::<F>(m, sub),
+        Some(("tag", sub)) => tag::exec::<F>(m, sub),
+        Some(("untag", sub)) => tag::untag::<F>(m, sub),
+        Some(("compare", sub)) => compare::exec::<F>(m, sub),
+        Some(("alias", sub)) => alias::exec::<F>(m, sub),
+        Some(("lineage", sub)) => lineage::exec::<F>(m, sub),
         Some(("export", sub)) => export::exec::<F>(m, sub),
         Some(("argo-init", sub)) => export::init::<F>(m, sub, argv),
         Some(("argo-end", sub)) => export::end::<F>(m, sub),

@@ -1,4 +1,5 @@
-//! Typed access to past runs: list runs, open one, read a task's state or one artifact.
+//! Access to past runs: typed (`Run<F>`: list runs, open one, read a task's state or one
+//! artifact), and search over runs ([`search`], [`Query`]).
 //!
 //! ```no_run
 //! use flowlib::prelude::*;
@@ -12,6 +13,13 @@
 //! let state: Train = run.step("end")?.only_task()?.state()?;
 //! # Ok(()) }
 //! ```
+
+mod lineage;
+mod query;
+pub mod untyped;
+
+pub use lineage::{lineage, resolve_value, AliasView, Appearance, Lineage, Producer};
+pub use query::{search, Agg, Field, Query, RunMetric, RunRow, Value};
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;

@@ -109,8 +109,42 @@ pub(crate) fn references(
         for run in runs {
             run_references(ds, &flow, &run, &mut refs)?;
         }
+        if run_filter.is_none() {
+            alias_references(ds, &flow, &mut refs)?;
+        }
     }
     Ok(refs)
+}
+
+/// What the current target of every alias of `flow` pins: its task's manifest and the
+/// blobs it points at, kept even when the run they came from is deleted. (Earlier moves
+/// of an alias are history; what only they point at may be collected.)
+fn alias_references(ds: &Datastore, flow: &str, refs: &mut References) -> Result<()> {
+    for name in ds.list_dirs(&layout::aliases(flow))? {
+        let name = name.trim_end_matches('/');
+        let name = name.rsplit('/').next().unwrap_or(name).to_string();
+        let current = match crate::meta::aliases::history(ds, flow, &name) {
+            Ok(mut h) => h.pop(),
+            Err(e) => {
+                refs.unreadable(flow, "-", format!("alias `{name}`: {}", chain(&e)));
+                continue;
+            }
+        };
+        let Some(r) = current else { continue };
+        refs.manifests.insert(r.manifest.digest);
+        for (artifact, blob) in &r.blobs {
+            refs.add(
+                *blob,
+                Place {
+                    flow: flow.to_string(),
+                    run: r.task.run.clone(),
+                    task: format!("{} (alias {name})", r.task.task_id()),
+                    artifact: artifact.clone(),
+                },
+            );
+        }
+    }
+    Ok(())
 }
 
 fn run_references(ds: &Datastore, flow: &str, run: &str, refs: &mut References) -> Result<()> {

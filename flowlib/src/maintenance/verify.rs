@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{chain, Result};
 use crate::maintenance::references::{references, Place, Unreadable};
-use crate::meta::metrics;
+use crate::meta::{aliases, metrics, tags};
 use crate::store::cas::{quarantine, verify_blob, Damage};
 use crate::store::layout;
 use crate::store::Datastore;
@@ -162,6 +162,28 @@ fn tracking_problems(
                     Err(e) => bad(format!("metrics: {}", chain(&e))),
                 }
             }
+            // Tag events of the run and of its artifacts.
+            for dir in [
+                layout::run_tags(&flow, &run),
+                layout::run_artifact_tags(&flow, &run),
+            ] {
+                for l in ds.list(&dir)? {
+                    let path = ds.path(&l.rel).to_string();
+                    let ok_name = l
+                        .rel
+                        .rsplit('/')
+                        .next()
+                        .and_then(layout::parse_numbered)
+                        .is_some();
+                    if !ok_name {
+                        bad(format!("{path}: not a tag event"));
+                        continue;
+                    }
+                    if let Err(e) = tags::read_event(ds, &l.rel) {
+                        bad(format!("tags: {}", chain(&e)));
+                    }
+                }
+            }
             for a in ds.task_attempts_checked(&flow, &run)?.attempts {
                 if a.reused || a.metrics.is_empty() {
                     continue;
@@ -183,6 +205,43 @@ fn tracking_problems(
                 }
             }
         }
+        if run_filter.is_none() {
+            alias_problems(ds, &flow, &mut out)?;
+        }
     }
     Ok(out)
+}
+
+/// Every alias record of `flow` parses, is numbered, and names the alias it is under.
+fn alias_problems(ds: &Datastore, flow: &str, out: &mut Vec<Unreadable>) -> Result<()> {
+    let root = layout::aliases(flow);
+    for l in ds.list(&root)? {
+        let path = ds.path(&l.rel).to_string();
+        let mut bad = |detail: String| {
+            out.push(Unreadable {
+                flow: flow.to_string(),
+                run: "-".to_string(),
+                detail,
+            })
+        };
+        let rest = &l.rel[root.len().min(l.rel.len())..];
+        let Some((name, file)) = rest.split_once('/') else {
+            bad(format!("{path}: not an alias record"));
+            continue;
+        };
+        let Some(n) = layout::parse_numbered(file) else {
+            bad(format!("{path}: not an alias record"));
+            continue;
+        };
+        match aliases::read_record(ds, &l.rel) {
+            Ok(Some(r)) if r.name == name && r.number == n => {}
+            Ok(Some(r)) => bad(format!(
+                "{path}: the record says alias `{}` move {}",
+                r.name, r.number
+            )),
+            Ok(None) => {}
+            Err(e) => bad(format!("aliases: {}", chain(&e))),
+        }
+    }
+    Ok(())
 }

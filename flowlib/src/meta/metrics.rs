@@ -106,7 +106,6 @@ impl MetricSummary {
 }
 
 /// The summaries of a list of points, by metric name (what the commit record holds).
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn summarize(points: &[MetricPoint]) -> BTreeMap<String, MetricSummary> {
     let mut out: BTreeMap<String, MetricSummary> = BTreeMap::new();
     for p in points {
@@ -291,6 +290,51 @@ pub fn read_run_metrics(
             }
         }
         out.push((task, points));
+    }
+    Ok(out)
+}
+
+/// The metric summaries of every successful attempt of run `run` (reused ones included,
+/// from their origin's commit records), read from commit records only: no manifest, no
+/// point. (task, summaries by name.)
+pub(crate) fn run_summaries(
+    ds: &Datastore,
+    flow: &str,
+    run: &str,
+) -> Result<Vec<(TaskRef, BTreeMap<String, MetricSummary>)>> {
+    use crate::meta::CommitRecord;
+    let prefix = layout::tasks(flow, run);
+    let mut out = Vec::new();
+    let read = |rel: &str| -> Result<Option<CommitRecord>> {
+        // A damaged commit record is reported by `verify`; search skips it.
+        Ok(ds.get_json::<CommitRecord>(rel).unwrap_or(None))
+    };
+    for l in ds.list(&prefix)? {
+        let Some((step, index, attempt)) = l
+            .rel
+            .strip_prefix(&prefix)
+            .and_then(layout::parse_commit_file)
+        else {
+            continue;
+        };
+        let Some(index) = IndexPath::parse(index) else {
+            continue;
+        };
+        let Some(r) = read(&l.rel)? else { continue };
+        if r.status.is_success() && !r.metrics.is_empty() {
+            out.push((TaskRef::new(run, step, &index.0, attempt), r.metrics));
+        }
+    }
+    if let Ok(Some(reuse)) = ds.reuse_record(flow, run) {
+        for t in reuse.tasks {
+            let s = &t.source;
+            let rel = layout::commit(flow, &s.run, &s.step, &s.index.dir_name(), s.attempt);
+            if let Some(r) = read(&rel)? {
+                if !r.metrics.is_empty() {
+                    out.push((s.clone(), r.metrics));
+                }
+            }
+        }
     }
     Ok(out)
 }

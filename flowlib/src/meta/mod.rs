@@ -1,6 +1,7 @@
 //! The metadata layer: record schemas, identities, the commit protocol and the queries
 //! that both the runtime and the client ask of a datastore.
 
+pub(crate) mod aliases;
 pub(crate) mod commit;
 mod committed;
 pub(crate) mod identity;
@@ -10,6 +11,7 @@ pub(crate) mod metrics;
 mod parents;
 pub(crate) mod query;
 mod records;
+pub(crate) mod tags;
 
 pub(crate) use crate::store::now_rfc3339;
 #[cfg(test)]

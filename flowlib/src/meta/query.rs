@@ -115,8 +115,8 @@ pub struct TaskAttempt {
     pub manifest_ref: Option<BlobRef>,
     /// Reused from an origin run.
     pub reused: bool,
-    /// The metrics the attempt logged, summarized (from its commit record; a reused task's
-    /// are its origin attempt's).
+    /// The metrics the attempt logged, summarized, from its commit record (empty for a
+    /// reused task: its origin's commit record holds them; `client::search` reads it).
     pub metrics: std::collections::BTreeMap<String, crate::meta::metrics::MetricSummary>,
 }
 
@@ -388,19 +388,6 @@ impl Datastore {
                         continue;
                     }
                 };
-                // The origin attempt's summaries; an unreadable origin record was (or will
-                // be) reported with the origin run.
-                let origin = layout::commit(
-                    flow,
-                    &src.run,
-                    &src.step,
-                    &src.index.dir_name(),
-                    src.attempt,
-                );
-                let metrics = match self.get_json::<CommitRecord>(&origin) {
-                    Ok(Some(r)) => r.metrics,
-                    Ok(None) | Err(_) => Default::default(),
-                };
                 out.push(TaskAttempt {
                     step: src.step.clone(),
                     index: src.index.clone(),
@@ -410,7 +397,7 @@ impl Datastore {
                     manifest: Some(manifest),
                     manifest_ref: Some(t.manifest),
                     reused: true,
-                    metrics,
+                    metrics: Default::default(),
                 });
             }
         }

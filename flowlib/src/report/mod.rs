@@ -11,9 +11,11 @@ pub(crate) mod html;
 mod maintenance;
 mod runs;
 mod summary;
+mod tracking;
 
 pub(crate) use dump::DumpReport;
 pub(crate) use runs::RunsReport;
+pub(crate) use tracking::{AliasMove, AliasReport, CompareReport, SearchReport, TagsReport};
 
 use crate::meta::{RunInfo, RunStatus};
 

@@ -65,6 +65,8 @@ pub struct RunOptions {
     /// Set this flag to cancel the run (the CLI sets it on Ctrl-C): running tasks are
     /// stopped, nothing new starts, and `resume` continues the run later.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Tags the run starts with (`--tag key=value`), recorded as its first tag event.
+    pub tags: Vec<(String, String)>,
 }
 
 impl Default for RunOptions {
@@ -76,6 +78,7 @@ impl Default for RunOptions {
             argv: std::env::args().collect(),
             with: With::default(),
             cancel: None,
+            tags: Vec::new(),
         }
     }
 }
@@ -108,6 +111,12 @@ impl RunOptions {
     /// Run steps where `with` says (`--with`).
     pub fn with_executors(mut self, with: With) -> Self {
         self.with = with;
+        self
+    }
+
+    /// Start the run with these tags (key, value), like `run --tag key=value`.
+    pub fn with_tags(mut self, tags: Vec<(String, String)>) -> Self {
+        self.tags.extend(tags);
         self
     }
 
@@ -275,6 +284,14 @@ fn launch<F: Flow>(
     executor.begin(ds)?;
     let (record, mut heartbeat) = create_run_record(ds, record, l.reuse.as_ref())?;
     crate::failpoint::hold("after-run-record", &record.run_id);
+    if !opts.tags.is_empty() {
+        use crate::meta::tags;
+        let event = tags::TagEvent::new(opts.tags.iter().cloned().collect(), Vec::new(), None);
+        let target = tags::TagTarget::Run {
+            run: record.run_id.clone(),
+        };
+        tags::add(ds, F::NAME, &target, &event)?;
+    }
     if opts.progress != ProgressMode::Quiet {
         let mut line = format!("flowlib: run {} of {} started", record.run_id, F::NAME);
         if let Some(r) = &record.resume {

@@ -19,6 +19,9 @@
 //! flows/<Flow>/runs/<run>/cards/<step>/<index>@<attempt>.json  an attempt's card (create-only,
 //!                                                  before its commit record)
 //! flows/<Flow>/runs/<run>/metrics/<step>/<index>@<attempt>/<seq>.jsonl  metric chunks (create-only)
+//! flows/<Flow>/runs/<run>/tags/<n>.json            tag events of a run (create-only)
+//! flows/<Flow>/runs/<run>/artifact-tags/<step>/<index>/<artifact>/<n>.json  of an artifact
+//! flows/<Flow>/aliases/<name>/<n>.json             the n-th move of an alias (create-only)
 //! ```
 
 use crate::store::Digest;
@@ -247,6 +250,48 @@ pub(crate) fn parse_metric_path(rest: &str) -> Option<(&str, &str, u32, u64)> {
         attempt.parse().ok()?,
         parse_metric_chunk(file)?,
     ))
+}
+
+/// The tag events of a run: `<n>.json`, numbered, create-only (see `meta/tags.rs`).
+pub(crate) fn run_tags(flow: &str, run: &str) -> String {
+    format!("flows/{flow}/runs/{run}/tags/")
+}
+
+/// The tag events of every artifact of run `run`.
+pub(crate) fn run_artifact_tags(flow: &str, run: &str) -> String {
+    format!("flows/{flow}/runs/{run}/artifact-tags/")
+}
+
+/// The tag events of one artifact of one task.
+pub(crate) fn artifact_tags(
+    flow: &str,
+    run: &str,
+    step: &str,
+    index: &str,
+    artifact: &str,
+) -> String {
+    format!("{}{step}/{index}/{artifact}/", run_artifact_tags(flow, run))
+}
+
+/// The aliases of a flow: `<name>/<n>.json`, each move of an alias one numbered
+/// create-only record (see `meta/aliases.rs`).
+pub(crate) fn aliases(flow: &str) -> String {
+    format!("flows/{flow}/aliases/")
+}
+
+/// The moves of alias `name` of a flow.
+pub(crate) fn alias(flow: &str, name: &str) -> String {
+    format!("flows/{flow}/aliases/{name}/")
+}
+
+/// Record number `n` under `dir` (zero-padded, so listings sort by number).
+pub(crate) fn numbered(dir: &str, n: u64) -> String {
+    format!("{dir}{n:010}.json")
+}
+
+/// The number of a numbered record's file name.
+pub(crate) fn parse_numbered(name: &str) -> Option<u64> {
+    name.strip_suffix(".json")?.parse().ok()
 }
 
 /// How an attempt's process ended, as the process that watched it saw it (exit code,

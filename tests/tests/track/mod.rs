@@ -1,11 +1,22 @@
 //! Experiment tracking: metrics, tags, search and compare, aliases, lineage and the untyped
 //! client, driven through the `trackflow` fixture and the `train` example.
 
+mod cli;
 mod metrics;
+mod readme;
+mod records;
 
 use std::process::Output;
 
 use flowlib_testkit::{fixture, text, Sandbox};
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
 
 /// Run the tracking fixture with `args` in `sb` and return its output.
 fn track(sb: &Sandbox, args: &[&str]) -> Output {
