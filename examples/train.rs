@@ -102,9 +102,12 @@ impl Train {
     fn pick(&mut self, inputs: Inputs<Self>, ctx: &mut Ctx) -> Result<()> {
         ctx.card().markdown("## Candidates").table(
             ["rate", "validation loss"],
-            inputs
-                .iter()
-                .map(|i| [self.rates[i.index().unwrap_or(0)].to_string(), format!("{:.5}", i.score)]),
+            inputs.iter().map(|i| {
+                [
+                    self.rates[i.index().unwrap_or(0)].to_string(),
+                    format!("{:.5}", i.score),
+                ]
+            }),
         );
         self.best = inputs
             .iter()

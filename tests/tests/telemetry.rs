@@ -1,57 +1,15 @@
 //! Telemetry: a run, its steps and its task attempts are `tracing` spans that a user's
 //! subscriber sees, nested run → step → task, with the run id, flow, step, task and attempt
-//! as fields; what a step logs with `tracing` lands inside its attempt's span.
-//! (The OTLP export of the `otel` feature is tested in `otel`.)
+//! as fields; what a step logs with `tracing` lands inside its attempt's span. The flow runs
+//! in the `spanflow` fixture's own process, whose global subscriber is a capturing layer
+//! (`tests/fixtures/spanflow.rs`). (The OTLP export of the `otel` feature is tested in `otel`.)
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
-use flowlib::prelude::*;
-use flowlib_testkit::{run_options, temp_store};
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::Subscriber;
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
+use flowlib_testkit::{fixture, text};
+use serde_json::Value;
 
-#[derive(FlowState, Default, Serialize, Deserialize)]
-struct Spans {
-    items: Vec<u32>,
-    x: u32,
-}
-
-#[flow]
-impl Spans {
-    #[step(start, next = work, foreach = items)]
-    fn start(&mut self) -> Result<()> {
-        self.items = vec![0, 1];
-        Ok(())
-    }
-
-    #[step(next = join)]
-    #[retry(times = 1, delay = "1ms")]
-    fn work(&mut self, item: &u32, ctx: &mut Ctx) -> Result<()> {
-        tracing::info!(item = *item, "working");
-        if *item == 1 && ctx.attempt() == 0 {
-            return Err("item 1 fails once".into());
-        }
-        self.x = *item;
-        Ok(())
-    }
-
-    #[step(join, next = end)]
-    fn join(&mut self, _inputs: Inputs<Self>) -> Result<()> {
-        Ok(())
-    }
-
-    #[step(end)]
-    fn end(&mut self) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// One span as the capturing layer saw it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct Seen {
     name: String,
     parent: Option<u64>,
@@ -59,78 +17,43 @@ struct Seen {
     closed: bool,
 }
 
-#[derive(Default)]
-struct Fields<'a>(Option<&'a mut BTreeMap<String, String>>);
-
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, f: &Field, v: &dyn std::fmt::Debug) {
-        if let Some(m) = self.0.as_mut() {
-            m.insert(
-                f.name().to_string(),
-                format!("{v:?}").trim_matches('"').to_string(),
-            );
-        }
-    }
-    fn record_str(&mut self, f: &Field, v: &str) {
-        if let Some(m) = self.0.as_mut() {
-            m.insert(f.name().to_string(), v.to_string());
-        }
-    }
-}
-
-/// Each event's message, with the span it was in.
-type Events = Arc<Mutex<Vec<(Option<u64>, String)>>>;
-
-/// Records every span (with its parent and fields) and, per event, the span it was in.
-#[derive(Clone, Default)]
-struct Capture {
-    spans: Arc<Mutex<BTreeMap<u64, Seen>>>,
-    events: Events,
-}
-
-impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut seen = Seen {
-            name: attrs.metadata().name().to_string(),
-            parent: ctx
-                .span_scope(id)
-                .and_then(|mut s| s.nth(1))
-                .map(|p| p.id().into_u64()),
-            ..Seen::default()
-        };
-        attrs.record(&mut Fields(Some(&mut seen.fields)));
-        self.spans.lock().unwrap().insert(id.into_u64(), seen);
-    }
-    fn on_record(&self, id: &Id, values: &Record<'_>, _ctx: Context<'_, S>) {
-        if let Some(s) = self.spans.lock().unwrap().get_mut(&id.into_u64()) {
-            values.record(&mut Fields(Some(&mut s.fields)));
-        }
-    }
-    fn on_event(&self, e: &tracing::Event<'_>, ctx: Context<'_, S>) {
-        let mut f = BTreeMap::new();
-        e.record(&mut Fields(Some(&mut f)));
-        let span = ctx.event_span(e).map(|s| s.id().into_u64());
-        self.events
-            .lock()
-            .unwrap()
-            .push((span, f.get("message").cloned().unwrap_or_default()));
-    }
-    fn on_close(&self, id: Id, _ctx: Context<'_, S>) {
-        if let Some(s) = self.spans.lock().unwrap().get_mut(&id.into_u64()) {
-            s.closed = true;
-        }
-    }
-}
-
 #[test]
 fn a_run_its_steps_and_attempts_are_nested_tracing_spans_with_their_ids() {
-    let cap = Capture::default();
-    let subscriber = tracing_subscriber::registry().with(cap.clone());
-    let (_dir, ds) = temp_store();
-    let summary = tracing::subscriber::with_default(subscriber, || {
-        flowlib::run::<Spans>(&ds, &run_options(2)).unwrap()
-    });
-    let spans = cap.spans.lock().unwrap().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(fixture("spanflow"))
+        .arg(dir.path().join("ds"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let mut spans: BTreeMap<u64, Seen> = BTreeMap::new();
+    let mut events: Vec<(Option<u64>, String)> = Vec::new();
+    let mut run_id = String::new();
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if let Some(s) = v.get("span") {
+            let seen = &s["seen"];
+            spans.insert(
+                s["id"].as_u64().unwrap(),
+                Seen {
+                    name: seen["name"].as_str().unwrap().to_string(),
+                    parent: seen["parent"].as_u64(),
+                    fields: serde_json::from_value(seen["fields"].clone()).unwrap(),
+                    closed: seen["closed"].as_bool().unwrap(),
+                },
+            );
+        } else if let Some(e) = v.get("event") {
+            events.push((
+                e["span"].as_u64(),
+                e["message"].as_str().unwrap().to_string(),
+            ));
+        } else if let Some(r) = v.get("run") {
+            run_id = r.as_str().unwrap().to_string();
+        }
+    }
+    struct Summary {
+        run_id: String,
+    }
+    let summary = Summary { run_id };
     let named = |n: &str| -> Vec<(u64, Seen)> {
         spans
             .iter()
@@ -194,7 +117,6 @@ fn a_run_its_steps_and_attempts_are_nested_tracing_spans_with_their_ids() {
     assert_eq!(tasks, want);
 
     // what a step logs is inside its attempt's span
-    let events = cap.events.lock().unwrap().clone();
     let working: Vec<_> = events.iter().filter(|(_, m)| m == "working").collect();
     assert_eq!(working.len(), 3, "work/0, and work/1 twice: {events:?}");
     for (span, _) in working {

@@ -60,7 +60,20 @@ fn report_of_a_run_with_a_retry_shows_steps_timeline_and_cards_in_chromium() {
         return;
     };
     let sb = Sandbox::new();
-    let o = run_flow(&sb, &["run", "--mode", "fail-once", "--n", "3"]);
+    let o = run_flow(
+        &sb,
+        &[
+            "run",
+            "--mode",
+            "fail-once",
+            "--n",
+            "3",
+            "--tag",
+            "team=vision",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = run_flow(&sb, &["tag", "latest", "stage=candidate"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let html = write_report(&sb, "retry");
     open(&mut b, &html, "");
@@ -68,6 +81,10 @@ fn report_of_a_run_with_a_retry_shows_steps_timeline_and_cards_in_chromium() {
     assert_eq!(
         js(&mut b, "document.getElementById('run-status').textContent"),
         "succeeded"
+    );
+    assert_eq!(
+        js(&mut b, "[...document.querySelectorAll('#tags tr[data-tag]')].map(r => r.dataset.tag + '=' + r.cells[1].textContent).join(' ')"),
+        "stage=candidate team=vision"
     );
     assert_eq!(
         step_statuses(&mut b),

@@ -44,6 +44,8 @@ pub(crate) struct RunReport {
     pub(crate) damaged: Vec<Damaged>,
     /// Cards or logs that could not be read (the report shows what it could).
     pub(crate) warnings: Vec<String>,
+    /// The run's tags and notes (`tag`, `run --tag`).
+    pub(crate) tags: crate::meta::tags::Tags,
     /// One chart per metric name.
     pub(crate) metrics: Vec<MetricChart>,
     /// `--task`: the step or task whose attempts the report lists (all when `None`).
@@ -218,6 +220,10 @@ impl RunReport {
         };
         let cards = read_cards(ds, flow, run, &sources, &mut warnings)?;
         let metrics = metric_charts(ds, flow, run, &steps, &attempts, &mut warnings);
+        let tags = ds.run_tags(flow, run).unwrap_or_else(|e| {
+            warnings.push(format!("tags of run {run}: {}", chain(&e)));
+            Default::default()
+        });
         let end_ms = info
             .end
             .as_ref()
@@ -237,6 +243,7 @@ impl RunReport {
             warnings,
             only: only.map(str::to_string),
             metrics,
+            tags,
             span_ms,
         })
     }

@@ -89,6 +89,7 @@ pub(crate) fn page(r: &RunReport) -> String {
     );
     header(&mut h, r);
     params(&mut h, r);
+    tags(&mut h, r);
     let _ = writeln!(
         h,
         "<section id=\"graph\"><h2>Graph</h2><div class=\"legend\">\
@@ -193,6 +194,41 @@ fn params(h: &mut String, r: &RunReport) {
             );
         }
         h.push_str("</tbody></table>");
+    }
+    h.push_str("</section>\n");
+}
+
+fn tags(h: &mut String, r: &RunReport) {
+    let t = &r.tags;
+    h.push_str("<section id=\"tags\"><h2>Tags</h2>");
+    if t.tags.is_empty() && t.notes.is_empty() {
+        h.push_str("<p class=\"note\">none (<code>tag &lt;run&gt; key=value</code>, <code>run --tag key=value</code>)</p>");
+    }
+    if !t.tags.is_empty() {
+        h.push_str("<table class=\"kv\"><tbody>");
+        for (k, v) in &t.tags {
+            let _ = write!(
+                h,
+                "<tr data-tag=\"{}\"><th>{}</th><td>{}</td></tr>",
+                esc(k),
+                esc(k),
+                esc(v)
+            );
+        }
+        h.push_str("</tbody></table>");
+    }
+    if !t.notes.is_empty() {
+        h.push_str("<ul class=\"notes\">");
+        for n in &t.notes {
+            let _ = write!(
+                h,
+                "<li>{} <span class=\"note\">— {}, {}</span></li>",
+                esc(&n.text),
+                esc(&n.who),
+                esc(&n.when)
+            );
+        }
+        h.push_str("</ul>");
     }
     h.push_str("</section>\n");
 }
