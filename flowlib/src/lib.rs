@@ -57,6 +57,7 @@
 //! | `aws` | `s3://bucket/prefix` datastores (S3 and compatible servers) |
 //! | `gcp` | `gs://bucket/prefix` datastores (Google Cloud Storage) |
 //! | `azure` | `az://container/prefix` datastores (Azure Blob Storage) |
+//! | `otel` | export the run's `tracing` spans over OTLP/HTTP when `FLOWLIB_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT` is set |
 //!
 //! The local filesystem (`./.flowlib` by default) and `memory://` need no feature.
 

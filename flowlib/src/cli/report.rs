@@ -47,11 +47,13 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
         .unwrap_or_else(|| format!("{run}.html"));
     if out == "-" {
         use std::io::Write;
-        std::io::stdout()
-            .lock()
-            .write_all(html.as_bytes())
-            .map_err(|e| Error::invalid(format!("cannot write the report to stdout: {e}")))?;
-        return Ok(ExitCode::SUCCESS);
+        return match std::io::stdout().lock().write_all(html.as_bytes()) {
+            // `report latest -o - | head`: the reader had enough.
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::invalid(format!(
+                "cannot write the report to stdout: {e}"
+            ))),
+            _ => Ok(ExitCode::SUCCESS),
+        };
     }
     std::fs::write(&out, html.as_bytes()).map_err(|e| {
         Error::invalid(format!(
