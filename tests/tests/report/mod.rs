@@ -230,7 +230,17 @@ fn report_of_a_failed_run_shows_the_failed_task_and_what_did_not_run_in_chromium
     );
     let detail = detail.as_str().unwrap();
     assert!(detail.contains("work/1 — attempt 1"), "{detail}");
-    assert!(detail.contains("item 1 always fails"), "{detail}");
+    assert!(
+        detail.contains("item 1 always fails: </script><b>not bold</b>"),
+        "the error, markup shown as text\n{detail}"
+    );
+    assert_eq!(
+        js(
+            &mut b,
+            "document.querySelectorAll('#failures b, #task-details b').length"
+        ),
+        0
+    );
     assert!(detail.contains("0: failed, 1: failed"), "{detail}");
     // filtering the table by status leaves the failed attempts
     js(

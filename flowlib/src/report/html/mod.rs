@@ -606,3 +606,85 @@ fn metric_charts(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(step: usize, index: u32, attempt: u32, start: f64, end: f64) -> AttemptRow {
+        AttemptRow {
+            step,
+            index: IndexPath(vec![index]),
+            attempt,
+            status: AttemptStatus::Ok,
+            reused: false,
+            source_run: None,
+            error: None,
+            start_ms: Some(start),
+            end_ms: Some(end),
+            load_ms: 0.0,
+            body_ms: end - start,
+            store_ms: 0.0,
+            host: "h".into(),
+            artifacts: Vec::new(),
+            logs: None,
+            metrics: BTreeMap::new(),
+            lane: 99,
+        }
+    }
+
+    #[test]
+    fn overlapping_attempts_get_lanes_and_a_free_lane_is_reused() {
+        let mut a = vec![
+            row(0, 0, 0, 0.0, 10.0),
+            row(0, 1, 0, 1.0, 5.0),
+            row(0, 2, 0, 5.0, 8.0), // starts when 1 ends: its lane
+            row(0, 3, 0, 2.0, 9.0),
+            row(1, 0, 0, 3.0, 4.0), // another step: lanes of its own
+        ];
+        assign_lanes(&mut a);
+        let lanes: Vec<usize> = a.iter().map(|r| r.lane).collect();
+        assert_eq!(lanes, [0, 1, 1, 2, 0]);
+    }
+
+    #[test]
+    fn a_step_fails_when_a_task_ends_failed_and_a_retry_that_succeeds_counts_as_ok() {
+        let mut steps = vec![unlisted_step("work"), unlisted_step("join")];
+        let mut a = vec![
+            row(0, 0, 0, 0.0, 1.0),
+            row(0, 1, 0, 0.0, 1.0),
+            row(0, 1, 1, 1.0, 2.0),
+            row(0, 2, 0, 0.0, 1.0),
+            row(0, 2, 1, 1.0, 2.0),
+        ];
+        a[1].status = AttemptStatus::Failed;
+        a[3].status = AttemptStatus::Failed;
+        a[4].status = AttemptStatus::Failed;
+        summarize(&mut steps, &a, RunState::Failed);
+        let w = &steps[0];
+        assert_eq!((w.tasks, w.ok, w.failed, w.retries), (3, 2, 1, 2));
+        assert_eq!(w.status, "failed");
+        assert_eq!(steps[1].status, "not-run");
+        summarize(&mut steps[1..], &[], RunState::Running);
+        assert_eq!(steps[1].status, "pending");
+    }
+
+    #[test]
+    fn long_series_are_thinned_keeping_the_last_point() {
+        let pts: Vec<(f64, f64)> = (0..10_001).map(|i| (i as f64, i as f64)).collect();
+        let t = thin(pts);
+        assert!(t.len() <= MAX_CHART_POINTS + 1, "{}", t.len());
+        assert_eq!(t[0], (0.0, 0.0));
+        assert_eq!(*t.last().unwrap(), (10_000.0, 10_000.0));
+    }
+
+    #[test]
+    fn card_markdown_shows_raw_html_as_text() {
+        let html = render::card_html(&[CardItem::Markdown {
+            text: "**bold** <script>alert(1)</script>".into(),
+        }]);
+        assert!(html.contains("<strong>bold</strong>"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+    }
+}
