@@ -140,7 +140,8 @@
       ["metric", "last", "min", "max", "points"].forEach(function (h) { mh.appendChild(el("th", null, h)); }); mt.appendChild(mh);
       a[F.metrics].forEach(function (m) {
         var tr = el("tr"); tr.appendChild(el("td", null, S[m[0]]));
-        for (var k = 1; k < 5; k++) tr.appendChild(el("td", null, m[k])); mt.appendChild(tr);
+        for (var k = 1; k < 5; k++) tr.appendChild(el("td", { title: String(m[k]) }, k < 4 && typeof m[k] === "number" ? Number(m[k].toPrecision(6)) : m[k]));
+        mt.appendChild(tr);
       });
       d.appendChild(mt);
     }
