@@ -163,10 +163,16 @@ fn codec() {
     println!("codec: best of 5, encoding into memory (flowlib = codec 3, bincode = codec 2):");
     let (a, n) = best_ms(|| flowlib::encode_blob(&rows).unwrap().len());
     let (b, _) = best_ms(|| bincode::serde::encode_to_vec(&rows, cfg).unwrap().len());
-    println!("  Vec<Row> of 1,000,000 ({:.0} MB): flowlib {a:.1} ms, bincode {b:.1} ms", n as f64 / 1e6);
+    println!(
+        "  Vec<Row> of 1,000,000 ({:.0} MB): flowlib {a:.1} ms, bincode {b:.1} ms",
+        n as f64 / 1e6
+    );
     let (a, n) = best_ms(|| flowlib::encode_blob(&bt).unwrap().len());
     let (b, _) = best_ms(|| bincode::serde::encode_to_vec(&bt, cfg).unwrap().len());
-    println!("  BTreeMap<String, u64> of 1,000,000 ({:.0} MB): flowlib {a:.1} ms, bincode {b:.1} ms", n as f64 / 1e6);
+    println!(
+        "  BTreeMap<String, u64> of 1,000,000 ({:.0} MB): flowlib {a:.1} ms, bincode {b:.1} ms",
+        n as f64 / 1e6
+    );
     let (a, n) = best_ms(|| flowlib::encode_blob(&hm).unwrap().len());
     let (b, _) = best_ms(|| bincode::serde::encode_to_vec(&hm, cfg).unwrap().len());
     println!(

@@ -87,6 +87,11 @@ impl Train {
         self.model = (a, b);
         self.score = loss(valid, self.model);
         ctx.log_metric("val_loss", self.score);
+        // shown in this task's section of `report <run>`
+        ctx.card().markdown(format!(
+            "**rate {rate}**: y = {a:.3}x + {b:.3}, validation loss {:.5}",
+            self.score
+        ));
         println!(
             "[{}] rate {rate}: validation loss {:.5}",
             ctx.task_id(),
@@ -97,7 +102,16 @@ impl Train {
 
     /// Keep the model with the lowest validation loss.
     #[step(join, next = end)]
-    fn pick(&mut self, inputs: Inputs<Self>) -> Result<()> {
+    fn pick(&mut self, inputs: Inputs<Self>, ctx: &mut Ctx) -> Result<()> {
+        ctx.card().markdown("## Candidates").table(
+            ["rate", "validation loss"],
+            inputs.iter().map(|i| {
+                [
+                    self.rates[i.index().unwrap_or(0)].to_string(),
+                    format!("{:.5}", i.score),
+                ]
+            }),
+        );
         self.best = inputs
             .iter()
             .map(|i| (self.rates[i.index().unwrap_or(0)], i.score, i.model))

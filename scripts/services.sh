@@ -61,6 +61,10 @@ _SVC_MOTO_SPEC='moto[server]==5.2.5'
 # The official Kubernetes schemas, to validate the Job manifests the Kubernetes executor makes
 _SVC_K8S_VALIDATE_SPEC='kubernetes-validate==1.37.0'
 _SVC_K8S_VENV="$FLOWLIB_SERVICES_DIR/k8s-venv"
+# The official OpenTelemetry protobuf messages, for the OTLP/HTTP receiver the `otel` tests
+# start (tests/support/otlp_receiver.py decodes ExportTraceServiceRequest with them)
+_SVC_OTLP_SPEC='opentelemetry-proto==1.45.2'
+_SVC_OTLP_VENV="$FLOWLIB_SERVICES_DIR/otlp-venv"
 _SVC_AZURITE_SPEC='azurite@3.35.0'
 _SVC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 _SVC_MOTO_VENV="$FLOWLIB_SERVICES_DIR/moto-venv"
@@ -141,6 +145,19 @@ _svc_install_k8s_validate() {
   echo "kubernetes-validate: installed ($_SVC_K8S_VALIDATE_SPEC)"
 }
 
+_svc_install_otlp() {
+  local marker="$_SVC_OTLP_VENV/.flowlib-installed"
+  if [ -x "$_SVC_OTLP_VENV/bin/python" ] && [ "$(cat "$marker" 2>/dev/null)" = "$_SVC_OTLP_SPEC" ]; then
+    echo "opentelemetry-proto: already installed ($_SVC_OTLP_SPEC)"
+    return 0
+  fi
+  rm -rf "$_SVC_OTLP_VENV"
+  "$FLOWLIB_PYTHON" -m venv "$_SVC_OTLP_VENV" || return 1
+  "$_SVC_OTLP_VENV/bin/pip" install -q --disable-pip-version-check --no-input "$_SVC_OTLP_SPEC" || return 1
+  echo "$_SVC_OTLP_SPEC" >"$marker"
+  echo "opentelemetry-proto: installed ($_SVC_OTLP_SPEC)"
+}
+
 _svc_install_azurite() {
   local marker="$_SVC_AZURITE_DIR/.flowlib-installed"
   if [ -x "$_SVC_AZURITE_DIR/node_modules/.bin/azurite-blob" ] && [ "$(cat "$marker" 2>/dev/null)" = "$_SVC_AZURITE_SPEC" ]; then
@@ -157,11 +174,12 @@ _svc_install_azurite() {
   echo "azurite: installed ($_SVC_AZURITE_SPEC)"
 }
 
-# Install moto (venv), Azurite (npm) and kubernetes-validate (venv) concurrently under
+# Install moto (venv), Azurite (npm), kubernetes-validate (venv) and opentelemetry-proto
+# (venv) concurrently under
 # $FLOWLIB_SERVICES_DIR.
 # Skips what is already installed. The GCS fake needs nothing (stdlib only).
 services_install() {
-  local t0 rc=0 p_moto p_az p_kv name
+  local t0 rc=0 p_moto p_az p_kv p_otlp name
   t0=$(_svc_now_us)
   mkdir -p "$FLOWLIB_SERVICES_DIR/logs" || return 1
   command -v "$FLOWLIB_PYTHON" >/dev/null || { _svc_log "$FLOWLIB_PYTHON not found"; return 1; }
@@ -172,12 +190,16 @@ services_install() {
   p_az=$!
   _svc_install_k8s_validate >"$FLOWLIB_SERVICES_DIR/logs/install-k8s-validate.log" 2>&1 &
   p_kv=$!
+  _svc_install_otlp >"$FLOWLIB_SERVICES_DIR/logs/install-otlp.log" 2>&1 &
+  p_otlp=$!
   wait "$p_moto" || rc=1
   wait "$p_az" || rc=$((rc | 2))
   wait "$p_kv" || rc=$((rc | 4))
-  for name in moto azurite k8s-validate; do
+  wait "$p_otlp" || rc=$((rc | 8))
+  for name in moto azurite k8s-validate otlp; do
     if { [ "$name" = moto ] && [ $((rc & 1)) -ne 0 ]; } || { [ "$name" = azurite ] && [ $((rc & 2)) -ne 0 ]; } ||
-       { [ "$name" = k8s-validate ] && [ $((rc & 4)) -ne 0 ]; }; then
+       { [ "$name" = k8s-validate ] && [ $((rc & 4)) -ne 0 ]; } ||
+       { [ "$name" = otlp ] && [ $((rc & 8)) -ne 0 ]; }; then
       _svc_log "$name install FAILED; log:"
       tail -n 40 "$FLOWLIB_SERVICES_DIR/logs/install-$name.log" >&2
     else

@@ -12,7 +12,8 @@
 #   scripts/test-all.sh -- --nocapture
 #
 # .ci/run calls this. Needs: cargo, python3 (with venv), node + npm; for the Slurm tests root
-# and apt (scripts/slurm.sh installs slurmctld, slurmd, slurm-client and munge, ~15 s).
+# and apt (scripts/slurm.sh installs slurmctld, slurmd, slurm-client and munge, ~15 s;
+# scripts/chromium.sh installs chromium for the HTML report's tests).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -80,6 +81,18 @@ elif [ "${FLOWLIB_CI:-0}" = 1 ]; then
   exit 1
 else
   echo "==> [test-all] WARNING: no Slurm here (not root, or no Debian registry): the Slurm tests will skip"
+fi
+_phase_end
+
+_phase_start "install Chromium"
+# Debian's chromium for the HTML report's tests (scripts/chromium.sh, ~1 min the first
+# time): in CI (FLOWLIB_CI=1) it must install; elsewhere those tests skip, loudly, without it.
+if ! "$ROOT/scripts/chromium.sh" install; then
+  if [ "${FLOWLIB_CI:-0}" = 1 ]; then
+    echo "==> [test-all] Chromium could not be installed, and CI requires it" >&2
+    exit 1
+  fi
+  echo "==> [test-all] WARNING: no Chromium (not root, or no Debian registry): the report's browser tests will skip"
 fi
 _phase_end
 

@@ -57,6 +57,7 @@
 //! | `aws` | `s3://bucket/prefix` datastores (S3 and compatible servers) |
 //! | `gcp` | `gs://bucket/prefix` datastores (Google Cloud Storage) |
 //! | `azure` | `az://container/prefix` datastores (Azure Blob Storage) |
+//! | `otel` | export the run's `tracing` spans over OTLP/HTTP when `FLOWLIB_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT` is set |
 //!
 //! The local filesystem (`./.flowlib` by default) and `memory://` need no feature.
 
@@ -97,9 +98,9 @@ pub use error::{Error, Result, RunFailure, Site, StepError};
 pub use exec::{cpu_count, gpu_count, total_memory, Limits, Placement, With, EXECUTORS};
 pub use export::ArgoOptions;
 pub use flow::{
-    BatchOptions, CacheOptions, Checkpoint, Ctx, FieldInfo, Flow, FlowState, Graph, Input, Inputs,
-    JoinKind, KubernetesOptions, Lazy, ParamInfo, Resources, RetryPolicy, SlurmOptions, Step,
-    Transition, DEFAULT_PLATFORM_RETRIES,
+    BatchOptions, CacheOptions, Card, CardItem, Chart, Checkpoint, Ctx, FieldInfo, Flow, FlowState,
+    Graph, Input, Inputs, JoinKind, KubernetesOptions, Lazy, ParamInfo, Resources, RetryPolicy,
+    Series, SlurmOptions, Step, Transition, DEFAULT_PLATFORM_RETRIES,
 };
 pub use maintenance::{
     gc, prune_cache, verify, CachePolicy, Deleted, Garbage, GcReport, Place, Problem, Unreadable,

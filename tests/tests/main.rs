@@ -14,6 +14,10 @@ mod crash;
 mod damaged;
 mod executor;
 mod integrity;
+#[cfg(feature = "otel")]
+mod otel;
 mod remote;
+mod report;
 mod resume;
+mod telemetry;
 mod track;

@@ -16,6 +16,9 @@ mod export;
 mod gc;
 mod lineage;
 mod logs;
+#[cfg(feature = "otel")]
+mod otel;
+mod report;
 mod resume;
 mod run;
 mod runs;
@@ -61,6 +64,9 @@ where
         Ok(m) => m,
         Err(e) => return usage_error(&e),
     };
+    // Flushed when dropped, after the command (and its spans) ended.
+    #[cfg(feature = "otel")]
+    let _otel = otel::install_from_env(F::NAME);
     match dispatch::<F>(&matches, argv) {
         Ok(code) => code,
         Err(e) => {
@@ -133,6 +139,7 @@ pub fn command<F: Flow>() -> Command {
         .subcommand(verify::command())
         .subcommand(gc::command())
         .subcommand(logs::command())
+        .subcommand(report::command())
         .subcommand(cancel::command())
         .subcommand(cache::command())
         .subcommand(tag::command())
@@ -160,6 +167,7 @@ fn dispatch<F: Flow>(m: &ArgMatches, argv: Vec<String>) -> Result<ExitCode> {
         Some(("step", sub)) => step::exec::<F>(m, sub),
         Some(("task-exec", sub)) => step::task_exec::<F>(m, sub),
         Some(("logs", sub)) => logs::exec::<F>(m, sub),
+        Some(("report", sub)) => report::exec::<F>(m, sub),
         Some(("cancel", sub)) => cancel::exec::<F>(m, sub),
         Some(("cache", sub)) => cache::exec::<F>(m, sub),
         Some(("tag", sub)) => tag::exec::<F>(m, sub),

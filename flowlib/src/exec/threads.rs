@@ -199,8 +199,16 @@ impl<F: Flow> Executor for Threads<F> {
             },
         );
         let tx = self.tx.clone();
+        // The attempt's span nests under whatever span starts it (the step's, in a run).
+        // A scoped subscriber (`tracing::subscriber::with_default`) follows it to the worker.
+        let parent = tracing::Span::current();
+        let dispatch = tracing::dispatcher::get_default(|d| d.clone());
         self.pool.submit(Box::new(move || {
-            let outcome = execute::<F>(&d.run, &d.spec, Some(d.resolved), cancel);
+            let outcome = tracing::dispatcher::with_default(&dispatch, || {
+                parent.in_scope(|| execute::<F>(&d.run, &d.spec, Some(d.resolved), cancel))
+            });
+            // Closed before the driver hears of the end: the run's span ends with the run.
+            drop((parent, dispatch));
             let _ = tx.send(Finished {
                 key: d.key,
                 attempt,

@@ -6,6 +6,7 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use crate::flow::card::Card;
 use crate::flow::checkpoint::Checkpoint;
 use crate::flow::Inputs;
 use crate::meta::IndexPath;
@@ -23,6 +24,8 @@ pub struct Ctx {
     /// captured whole by its watcher (processes, Slurm), so printing is enough.
     /// Created on the first line, so a task that logs nothing pays nothing.
     pub(crate) log: Option<LogTarget>,
+    /// What the step adds to its task's section of the report; stored when it returns.
+    pub(crate) card: Card,
     /// Where [`Ctx::log_metric`] points go: the attempt's metric log.
     pub(crate) metrics: Option<crate::meta::metrics::MetricLog>,
 }
@@ -91,6 +94,19 @@ impl Ctx {
         if let Some(t) = &self.log {
             t.stream(self).append(text.as_bytes());
         }
+    }
+
+    /// This task's card: Markdown, tables, images and charts shown in its section of the
+    /// HTML report (`report <run>`). Stored when the step returns, before the attempt
+    /// commits, on every executor.
+    ///
+    /// ```no_run
+    /// # fn demo(ctx: &mut flowlib::Ctx) {
+    /// ctx.card().markdown(format!("scored **{:.2}**", 0.93));
+    /// # }
+    /// ```
+    pub fn card(&mut self) -> &mut Card {
+        &mut self.card
     }
 
     /// Log a value of metric `name` (`val_loss`), on every executor.

@@ -7,6 +7,7 @@
 //! they are already plain data returned by the layers below, and are rendered here.
 
 mod dump;
+pub(crate) mod html;
 mod maintenance;
 mod runs;
 mod summary;

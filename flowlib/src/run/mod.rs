@@ -11,6 +11,7 @@ pub(crate) mod progress;
 mod resume;
 pub(crate) mod scheduler;
 mod start;
+mod telemetry;
 #[cfg(test)]
 mod tests;
 
@@ -369,13 +370,18 @@ fn launch<F: Flow>(
             record.run_id.clone(),
         ));
     }
-    let tally = drive::drive(
-        scheduler,
-        executor.as_mut(),
-        &mut progress,
-        &fence,
-        &mut || cancelled.is_cancelled(),
-    );
+    let run_span = telemetry::run_span(F::NAME, &record.run_id);
+    let tally = {
+        let mut traced =
+            telemetry::Traced::new(executor.as_mut(), run_span.clone(), F::NAME, &record.run_id);
+        run_span.in_scope(|| {
+            drive::drive(scheduler, &mut traced, &mut progress, &fence, &mut || {
+                cancelled.is_cancelled()
+            })
+        })
+    };
+    run_span.record("status", tally.status.to_string());
+    drop(run_span);
     let summary = RunSummary {
         run_id: record.run_id.clone(),
         status: tally.status,

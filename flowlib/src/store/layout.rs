@@ -16,6 +16,8 @@
 //! flows/<Flow>/runs/<run>/tasks/<step>/<index>@<attempt>.commit.json  (create-only, written
 //!                                                  last; names the attempt's manifest)
 //! flows/<Flow>/runs/<run>/checkpoints/<step>/<index>/latest.json
+//! flows/<Flow>/runs/<run>/cards/<step>/<index>@<attempt>.json  an attempt's card (create-only,
+//!                                                  before its commit record)
 //! flows/<Flow>/runs/<run>/metrics/<step>/<index>@<attempt>/<seq>.jsonl  metric chunks (create-only)
 //! flows/<Flow>/runs/<run>/tags/<n>.json            tag events of a run (create-only)
 //! flows/<Flow>/runs/<run>/artifact-tags/<step>/<index>/<artifact>/<n>.json  of an artifact
@@ -89,6 +91,24 @@ pub(crate) fn commit(flow: &str, run: &str, step: &str, index: &str, attempt: u3
         "{}.commit.json",
         attempt_stem(flow, run, step, index, attempt)
     )
+}
+
+/// Where the cards of a run's attempts are.
+pub(crate) fn cards(flow: &str, run: &str) -> String {
+    format!("flows/{flow}/runs/{run}/cards/")
+}
+
+/// The card of one attempt: `cards/<step>/<index>@<attempt>.json` (create-only, written
+/// before the attempt's commit record).
+pub(crate) fn card(flow: &str, run: &str, step: &str, index: &str, attempt: u32) -> String {
+    format!("{}{step}/{index}@{attempt}.json", cards(flow, run))
+}
+
+/// `(step, index, attempt)` of a path under `cards/`.
+pub(crate) fn parse_card_file(rest: &str) -> Option<(&str, &str, u32)> {
+    let (step, file) = rest.split_once('/')?;
+    let (index, attempt) = file.strip_suffix(".json")?.split_once('@')?;
+    Some((step, index, attempt.parse().ok()?))
 }
 
 /// The commit record a path under `tasks/` names: (step, index directory name, attempt).

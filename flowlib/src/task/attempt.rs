@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::error::{chain, Error, Result, Site};
+use crate::flow::card::{Card, CardRecord};
 use crate::flow::checkpoint::Checkpoint;
 use crate::flow::{Ctx, Flow, InputRef, Inputs, Step, StepCall};
 use crate::meta::commit::commit;
@@ -17,7 +18,7 @@ use crate::meta::{
     METADATA_VERSION,
 };
 use crate::store::cas::{self, What};
-use crate::store::BlobRef;
+use crate::store::{layout, BlobRef};
 use crate::task::call::call_step;
 use crate::task::spec::{Resolved, TaskSpec};
 use crate::task::state::{
@@ -64,6 +65,40 @@ pub(crate) fn execute<F: Flow>(
             F::NAME
         ))
     })?;
+    let t = &spec.task;
+    let span = tracing::info_span!(
+        "flowlib.task",
+        run_id = t.run.as_str(),
+        flow = F::NAME,
+        step = t.step.as_str(),
+        task = crate::meta::task_id(&t.step, &t.index).as_str(),
+        attempt = i64::from(t.attempt),
+        status = tracing::field::Empty,
+    );
+    let _entered = span.enter();
+    let outcome = execute_in_span::<F>(run, spec, step, resolved, cancel);
+    span.record(
+        "status",
+        match &outcome {
+            Ok(Outcome::Committed(c)) => c.status.to_string(),
+            Ok(Outcome::Failed(_)) => "failed".to_string(),
+            Ok(Outcome::Cached { .. }) => "cached".to_string(),
+            Ok(Outcome::Fenced) => "fenced".to_string(),
+            Ok(Outcome::Lost { .. }) => "lost".to_string(),
+            Err(_) => "error".to_string(),
+        },
+    );
+    outcome
+}
+
+fn execute_in_span<F: Flow>(
+    run: &Arc<RunContext>,
+    spec: &TaskSpec,
+    step: &Step,
+    resolved: Option<Resolved>,
+    cancel: Arc<AtomicBool>,
+) -> Result<Outcome> {
+    let graph = F::graph();
     let mut attempt = Attempt::new(run, spec, step);
     let resolved = match resolved {
         Some(r) => r,
@@ -97,6 +132,16 @@ pub(crate) fn execute<F: Flow>(
         call_step(&mut state, step.index, &mut call)
     };
     attempt.timings.step_ms = ms_since(t1);
+    // The card goes before the commit record: a committed task's card is complete.
+    let card = std::mem::take(&mut ctx.card);
+    let result = match (store_card(run, spec, card), result) {
+        (Ok(()), r) => r,
+        (Err(e), Ok(())) => Err(format!("cannot store the task's card: {}", chain(&e))),
+        (Err(e), Err(msg)) => Err(format!(
+            "{msg}; and the task's card could not be stored: {}",
+            chain(&e)
+        )),
+    };
     // The rest of the points are written before the commit, so the commit record's
     // summaries match the stored points.
     if let Some(m) = ctx.metrics.take() {
@@ -220,6 +265,25 @@ impl<'a> Attempt<'a> {
     }
 }
 
+/// Store the card a step built, create-only (a card already there is an earlier writer's
+/// of this same attempt: kept).
+fn store_card(run: &RunContext, spec: &TaskSpec, card: Card) -> Result<()> {
+    if card.is_empty() {
+        return Ok(());
+    }
+    let t = &spec.task;
+    let rel = layout::card(run.flow, &t.run, &t.step, &t.index.dir_name(), t.attempt);
+    run.ds
+        .create_json(
+            &rel,
+            &CardRecord {
+                task: t.clone(),
+                card,
+            },
+        )
+        .map(|_| ())
+}
+
 fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
@@ -294,6 +358,7 @@ fn context<F: Flow>(
     });
     Ctx {
         log,
+        card: Card::default(),
         metrics: Some(crate::meta::metrics::MetricLog::new(
             &run.ds,
             F::NAME,

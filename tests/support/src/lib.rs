@@ -50,6 +50,7 @@ fn built_example(package: &str, name: &str) -> PathBuf {
             (cfg!(feature = "aws"), "aws"),
             (cfg!(feature = "gcp"), "gcp"),
             (cfg!(feature = "azure"), "azure"),
+            (cfg!(feature = "otel"), "otel"),
         ]
         .into_iter()
         .filter_map(|(on, f)| on.then_some(f))
@@ -232,5 +233,6 @@ pub fn peak_rss_bytes() -> u64 {
         u.ru_maxrss as u64 * 1024
     }
 }
+pub mod browser;
 pub mod fault_proxy;
 pub mod k8s;
