@@ -77,7 +77,9 @@ pub mod export;
 /// The cache of `#[cache]` steps in a datastore: its entries, what went into a key, and
 /// clearing it (`cache list|show|clear` on the command line).
 pub mod cache {
-    pub use crate::meta::cache::{clear, entries, entry, CacheEntry, CachedBatch, CachedTask};
+    pub use crate::meta::cache::{
+        clear, entries, entry, CacheEntry, CachedBatch, CachedTask, Unreadable,
+    };
     pub use crate::run::CacheMode;
 }
 mod failpoint;

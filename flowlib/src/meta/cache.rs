@@ -215,13 +215,16 @@ pub(crate) fn publish(
     Ok(false)
 }
 
+/// Cache entries that could not be read: (path, why).
+pub type Unreadable = Vec<(String, String)>;
+
 /// Every entry of `flow` (of `step` only, when given), oldest first, and the paths of
 /// entries that cannot be read with why.
 pub fn entries(
     ds: &Datastore,
     flow: &str,
     step: Option<&str>,
-) -> Result<(Vec<CacheEntry>, Vec<(String, String)>)> {
+) -> Result<(Vec<CacheEntry>, Unreadable)> {
     let prefix = layout::cache_step(flow, step);
     let mut out = Vec::new();
     let mut bad = Vec::new();

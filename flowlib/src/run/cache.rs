@@ -296,7 +296,7 @@ impl CachedExecutor {
                     attempt: d.spec.task.attempt,
                     committed,
                     from,
-                    record: hit,
+                    record: *hit,
                 }),
                 Ok(Probe::Miss(key)) => self.waiting.push_back((d, Some((key, false)))),
                 Ok(Probe::Invalid(key, why)) => {

@@ -288,11 +288,6 @@ fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
-/// The tasks this attempt starts from and joins, each once, compactly: a join's foreach
-/// inputs become one range. Linear in the number of inputs, and no per-input allocation.
-/// The joined tasks are distinct (`Graph::inputs_of`), and the base is the split, never one
-/// of them; the check against the base only keeps "each once" true whatever the caller.
-
 /// Load the fields the step can see; the others pass through by reference. A foreach
 /// item comes from the split's state, decoded once per process for all its items.
 #[allow(clippy::type_complexity)]

@@ -201,7 +201,7 @@ pub(crate) enum Probe {
     /// Taken from the cache: its view, the record of the hit, and who computed it.
     Hit {
         committed: Arc<Committed>,
-        hit: CachedTask,
+        hit: Box<CachedTask>,
         from: TaskRef,
     },
     /// Not in the cache (or `--refresh`): run it, then publish it under this key.
@@ -232,7 +232,7 @@ pub(crate) fn probe<F: Flow>(
             let (committed, hit) = take_hit::<F>(run, step, &spec.task, r, &entry, *m)?;
             Ok(Probe::Hit {
                 committed,
-                hit,
+                hit: Box::new(hit),
                 from: entry.source,
             })
         }

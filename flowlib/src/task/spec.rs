@@ -253,8 +253,11 @@ pub(crate) struct Resolved {
 }
 
 impl Resolved {
-    /// The parents of a task with these inputs, as its manifest lists them: the task it
-    /// started from, then every joined input.
+    /// The tasks a task with these inputs starts from and joins, each once, compactly (as
+    /// its manifest lists them): a join's foreach inputs become one range. Linear in the
+    /// number of inputs, and no per-input allocation. The joined tasks are distinct
+    /// (`Graph::inputs_of`), and the base is the split, never one of them; the check
+    /// against the base only keeps "each once" true whatever the caller.
     pub(crate) fn parents(&self) -> crate::meta::Parents {
         let mut parents = crate::meta::Parents::new();
         let base = self.base.task.as_ref();
