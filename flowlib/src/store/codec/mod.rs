@@ -237,6 +237,7 @@ impl<'a> FieldWriter<'a> {
     }
 
     /// Write raw bytes (the header).
+    #[inline]
     pub(crate) fn write_raw(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
         self.put(bytes).map_err(|e| self.encode_error(e))
     }
@@ -370,7 +371,9 @@ pub trait ViaSerde<T> {
 
 impl<T: Serialize + DeserializeOwned> ViaSerde<T> for &Tag<T> {
     fn encode_field(&self, value: &T, w: &mut FieldWriter<'_>) -> Result<(), EncodeError> {
-        ser::encode(value, w)
+        let mut st = ser::Staged::new(w);
+        ser::encode(value, &mut st)?;
+        st.finish()
     }
 
     fn decode_field(&self, r: &mut FieldReader<'_>) -> Result<T, DecodeError> {
@@ -432,7 +435,9 @@ bulk_float!(f64, de::decode_vec_f64);
 pub fn encode_blob<T: Serialize>(value: &T) -> Result<Vec<u8>, EncodeError> {
     let mut w = FieldWriter::memory(usize::MAX);
     w.write_raw(&header())?;
-    ser::encode(value, &mut w)?;
+    let mut st = ser::Staged::new(&mut w);
+    ser::encode(value, &mut st)?;
+    st.finish()?;
     Ok(w.into_bytes())
 }
 

@@ -33,10 +33,43 @@ impl Out for Vec<u8> {
     }
 }
 
-impl Out for super::FieldWriter<'_> {
+/// A field writer behind a small staging buffer: the many tiny writes of an encoding are
+/// a `Vec` append each, and the writer (its limit, its sink) sees 64 KiB at a time.
+pub(crate) struct Staged<'w, 'a> {
+    w: &'w mut super::FieldWriter<'a>,
+    buf: Vec<u8>,
+}
+
+const STAGE: usize = 64 << 10;
+
+impl<'w, 'a> Staged<'w, 'a> {
+    pub(crate) fn new(w: &'w mut super::FieldWriter<'a>) -> Self {
+        Staged {
+            w,
+            buf: Vec::with_capacity(STAGE),
+        }
+    }
+
+    /// Hand what is staged to the writer.
+    pub(crate) fn finish(mut self) -> Result<(), EncodeError> {
+        self.w.write_raw(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl Out for Staged<'_, '_> {
     #[inline]
     fn put(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        self.write_raw(bytes)
+        if self.buf.len() + bytes.len() > STAGE {
+            self.w.write_raw(&self.buf)?;
+            self.buf.clear();
+            if bytes.len() > STAGE {
+                return self.w.write_raw(bytes);
+            }
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(())
     }
 }
 
@@ -96,10 +129,15 @@ fn zigzag128(v: i128) -> u128 {
     ((v << 1) ^ (v >> 127)) as u128
 }
 
-/// Whether the collection type `I` iterates in an order that differs between processes.
+/// Whether the collection type `I` (a collection by reference, or one of its iterators)
+/// iterates in an order that differs between processes: std's and hashbrown's hash maps and
+/// sets. A prefix compare, so the `Vec`s and `BTreeMap`s of a value cost next to nothing.
+#[inline]
 fn hash_ordered<I>() -> bool {
     let name = std::any::type_name::<I>();
-    name.contains("HashMap<") || name.contains("HashSet<")
+    let name = name.trim_start_matches('&');
+    let name = name.strip_prefix("mut ").unwrap_or(name);
+    name.starts_with("std::collections::hash::") || name.starts_with("hashbrown::")
 }
 
 fn seq_len(len: Option<usize>) -> Result<usize, EncodeError> {
@@ -268,16 +306,19 @@ impl<'a, 'b, O: Out> ser::Serializer for &'a mut Ser<'b, O> {
             }
             return Ok(());
         }
-        let mut items: Vec<Vec<u8>> = Vec::with_capacity(iter.size_hint().0);
+        // Every element into one buffer, then their spans sorted by their bytes: one
+        // allocation for the lot, not one per element.
+        let mut buf: Vec<u8> = Vec::new();
+        let mut spans: Vec<(usize, usize)> = Vec::with_capacity(iter.size_hint().0);
         for x in iter {
-            let mut buf = Vec::new();
+            let start = buf.len();
             encode(&x, &mut buf)?;
-            items.push(buf);
+            spans.push((start, buf.len()));
         }
-        items.sort_unstable();
-        varint(self.out, items.len() as u64)?;
-        for i in &items {
-            self.out.put(i)?;
+        spans.sort_unstable_by(|a, b| buf[a.0..a.1].cmp(&buf[b.0..b.1]));
+        varint(self.out, spans.len() as u64)?;
+        for (a, b) in spans {
+            self.out.put(&buf[a..b])?;
         }
         Ok(())
     }
@@ -302,18 +343,24 @@ impl<'a, 'b, O: Out> ser::Serializer for &'a mut Ser<'b, O> {
             }
             return Ok(());
         }
-        let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(iter.size_hint().0);
+        // (key start, key end = value start, value end) of each entry in one buffer.
+        let mut buf: Vec<u8> = Vec::new();
+        let mut spans: Vec<(usize, usize, usize)> = Vec::with_capacity(iter.size_hint().0);
         for (k, v) in iter {
-            let (mut kb, mut vb) = (Vec::new(), Vec::new());
-            encode(&k, &mut kb)?;
-            encode(&v, &mut vb)?;
-            entries.push((kb, vb));
+            let start = buf.len();
+            encode(&k, &mut buf)?;
+            let mid = buf.len();
+            encode(&v, &mut buf)?;
+            spans.push((start, mid, buf.len()));
         }
-        entries.sort_unstable();
-        varint(self.out, entries.len() as u64)?;
-        for (k, v) in &entries {
-            self.out.put(k)?;
-            self.out.put(v)?;
+        spans.sort_unstable_by(|a, b| {
+            buf[a.0..a.1]
+                .cmp(&buf[b.0..b.1])
+                .then_with(|| buf[a.1..a.2].cmp(&buf[b.1..b.2]))
+        });
+        varint(self.out, spans.len() as u64)?;
+        for (a, _, c) in spans {
+            self.out.put(&buf[a..c])?;
         }
         Ok(())
     }
