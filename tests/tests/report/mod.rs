@@ -368,3 +368,39 @@ fn the_browser_harness_sees_exceptions_and_console_errors() {
         "{errors}"
     );
 }
+
+#[test]
+fn report_of_a_run_with_cache_hits_marks_them_cached_in_chromium() {
+    let Some(mut b) = launch("report_of_a_run_with_cache_hits") else {
+        return;
+    };
+    let sb = Sandbox::new();
+    for _ in 0..2 {
+        let o = sb.run("train", &["run", "-q"]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    let html = sb.path().join("cached.html");
+    let o = sb.run("train", &["report", "latest", "-o", html.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    open(&mut b, &html, "#task=fit/2");
+    let detail = js(
+        &mut b,
+        "document.querySelector('#task-details .detail').innerText",
+    );
+    let detail = detail.as_str().unwrap();
+    assert!(detail.contains("(cached from run "), "{detail}");
+    assert!(detail.contains("task fit/2"), "{detail}");
+    let rows = js(
+        &mut b,
+        "[...document.querySelectorAll('#task-rows tr')].filter(r => r.innerText.includes('(cached)')).length",
+    );
+    assert_eq!(rows, 4, "the four fits are cached");
+    assert_eq!(
+        js(
+            &mut b,
+            "document.querySelectorAll('#gantt rect[data-task=\"fit/0\"]').length"
+        ),
+        0,
+        "a cached task ran in another run: no bar on this run's timeline"
+    );
+}

@@ -99,7 +99,9 @@ pub(crate) struct AttemptRow {
     pub(crate) attempt: u32,
     pub(crate) status: AttemptStatus,
     pub(crate) reused: bool,
-    /// Where a reused attempt ran.
+    /// Taken from the cache of a `#[cache]` step (it ran in another run, or earlier).
+    pub(crate) cached: bool,
+    /// Where a reused attempt ran (the run), or a cached one (`<run> task <task>`).
     pub(crate) source_run: Option<String>,
     pub(crate) error: Option<String>,
     /// Start and end, ms from the run's start (absent for fenced attempts: no manifest).
@@ -311,14 +313,16 @@ fn attempt_row(
 ) -> AttemptRow {
     let m = a.manifest.as_ref();
     let at = |t: &str| started.and_then(|s| ms_between(s, t));
-    // A reused attempt ran before this run: it has no place on this run's timeline.
+    // A reused or cached attempt ran before this run: it has no place on this run's
+    // timeline.
+    let elsewhere = a.reused || a.cached;
     let (start_ms, end_ms) = match m {
-        Some(m) if !a.reused => (at(&m.started), at(&m.finished)),
+        Some(m) if !elsewhere => (at(&m.started), at(&m.finished)),
         _ => (None, None),
     };
     let failed = !a.status.is_success();
     let logs = match m {
-        Some(m) if m.logs.is_some() && !a.reused && (!many || failed) => {
+        Some(m) if m.logs.is_some() && !elsewhere && (!many || failed) => {
             match log_tails(ds, flow, &a.source) {
                 Ok(t) => Some(t),
                 Err(e) => {
@@ -340,7 +344,12 @@ fn attempt_row(
         attempt: a.source.attempt,
         status: a.status,
         reused: a.reused,
-        source_run: a.reused.then(|| a.source.run.clone()),
+        cached: a.cached,
+        source_run: if a.cached {
+            Some(format!("{} task {}", a.source.run, a.source.task_id()))
+        } else {
+            a.reused.then(|| a.source.run.clone())
+        },
         error: a.error.clone(),
         start_ms,
         end_ms,
@@ -427,15 +436,17 @@ fn summarize(steps: &mut [StepSummary], attempts: &[AttemptRow], state: RunState
     let mut tasks: BTreeMap<(usize, &[u32]), (usize, AttemptStatus, bool)> = BTreeMap::new();
     let mut body: Vec<Vec<f64>> = vec![Vec::new(); steps.len()];
     for a in attempts {
-        let e = tasks
-            .entry((a.step, a.index.0.as_slice()))
-            .or_insert((0, a.status, a.reused));
+        let e = tasks.entry((a.step, a.index.0.as_slice())).or_insert((
+            0,
+            a.status,
+            a.reused || a.cached,
+        ));
         e.0 += 1;
         if !e.1.is_success() {
             e.1 = a.status;
-            e.2 = a.reused;
+            e.2 = a.reused || a.cached;
         }
-        if a.status.is_success() && !a.reused {
+        if a.status.is_success() && !a.reused && !a.cached {
             body[a.step].push(a.body_ms);
         }
     }
@@ -618,6 +629,7 @@ mod tests {
             attempt,
             status: AttemptStatus::Ok,
             reused: false,
+            cached: false,
             source_run: None,
             error: None,
             start_ms: Some(start),

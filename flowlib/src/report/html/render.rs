@@ -236,7 +236,7 @@ fn tags(h: &mut String, r: &RunReport) {
 fn steps(h: &mut String, r: &RunReport) {
     h.push_str(
         "<section id=\"steps\"><h2>Steps</h2><table class=\"steps\"><thead><tr><th>step</th>\
-         <th>status</th><th>tasks</th><th>ok</th><th>failed</th><th>caught</th><th>reused</th>\
+         <th>status</th><th>tasks</th><th>ok</th><th>failed</th><th>caught</th><th>reused / cached</th>\
          <th>retries</th><th>step time min / median / max</th><th>shape</th><th>resources</th>\
          </tr></thead><tbody>",
     );
@@ -451,7 +451,8 @@ fn data_json(r: &RunReport) -> String {
                     .map(|e| json!(strings.id(e)))
                     .unwrap_or(Value::Null),
                 strings.id(&a.host),
-                a.reused as u8,
+                // 0: ran in this run, 1: reused from the origin, 2: taken from the cache.
+                if a.cached { 2u8 } else { a.reused as u8 },
                 artifacts,
                 a.logs.as_ref().map(|l| json!(l)).unwrap_or(Value::Null),
                 card,

@@ -104,7 +104,7 @@
       var a = A[i], tr = el("tr", { "data-task": taskId(a), "data-attempt": a[F.attempt], "data-status": a[F.status] });
       tr.appendChild(el("td", null, taskId(a)));
       tr.appendChild(el("td", null, a[F.attempt]));
-      var td = el("td"); td.appendChild(el("span", { "class": "st " + a[F.status] }, a[F.reused] ? a[F.status] + " (reused)" : a[F.status])); tr.appendChild(td);
+      var td = el("td"); td.appendChild(el("span", { "class": "st " + a[F.status] }, a[F.reused] == 2 ? a[F.status] + " (cached)" : a[F.reused] ? a[F.status] + " (reused)" : a[F.status])); tr.appendChild(td);
       tr.appendChild(el("td", null, ms(a[F.start])));
       tr.appendChild(el("td", null, a[F.start] !== null ? ms(a[F.end] - a[F.start]) : "\u2014"));
       tr.appendChild(el("td", null, S[a[F.host]]));
@@ -125,7 +125,7 @@
     var st = STEPS[a[F.step]];
     var facts = el("table", { "class": "kv" });
     function fact(k, v, cls) { var tr = el("tr"); tr.appendChild(el("th", null, k)); tr.appendChild(el("td", cls ? { "class": cls } : null, v)); facts.appendChild(tr); }
-    fact("status", a[F.status] + (a[F.reused] ? " (reused from run " + S[a[F.source]] + ")" : ""));
+    fact("status", a[F.status] + (a[F.reused] == 2 ? " (cached from run " + S[a[F.source]] + ")" : a[F.reused] ? " (reused from run " + S[a[F.source]] + ")" : ""));
     if (a[F.error] !== null) fact("error", S[a[F.error]], "error");
     fact("started", ms(a[F.start]) + " after the run's start");
     fact("phases", "load " + ms(a[F.load]) + ", step " + ms(a[F.body]) + ", store " + ms(a[F.store]));
