@@ -6,6 +6,7 @@ use std::process::Stdio;
 
 use flowlib_testkit::{example, text, Sandbox};
 
+#[cfg_attr(not(feature = "aws"), allow(unused_imports))]
 use super::*;
 
 fn ok(sb: &Sandbox, args: &[&str]) -> String {
