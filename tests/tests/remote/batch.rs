@@ -239,7 +239,7 @@ fn batch_linear_flow_runs_every_step_as_a_batch_job_with_its_overrides() {
         assert_eq!(cmd[0], "/bin/sh");
         assert!(cmd[2].as_str().unwrap().contains("task-exec --spec"));
     }
-    // `work`: #[resources(cpu = 1, memory = "64MiB")] and #[timeout("3s")] (Batch's minimum 60 s).
+    // `work`: #[resources(cpu = 1, memory = "128MiB")] and #[timeout("3s")] (Batch's minimum 60 s).
     let w = &m.submitted("work")[0];
     let reqs = &w["containerOverrides"]["resourceRequirements"];
     assert_eq!(
@@ -316,7 +316,7 @@ fn batch_out_of_memory_is_decoded_from_the_container_reason() {
     assert_exit(&o, 1);
     assert!(
         stderr(&o).contains(
-            "work/1: out of memory: AWS Batch killed the container at its memory limit of 64MiB (OutOfMemoryError: Container killed due to memory usage) [AWS Batch job "
+            "work/1: out of memory: AWS Batch killed the container at its memory limit of 128MiB (OutOfMemoryError: Container killed due to memory usage) [AWS Batch job "
         ),
         "{}",
         text(&o)

@@ -321,7 +321,7 @@ fn kubernetes_out_of_memory_and_timeout_are_decoded() {
     assert_exit(&o, 1);
     assert!(
         stderr(&o).contains(
-            "work/1: out of memory: Kubernetes killed the container at its memory limit of 64MiB (OOMKilled"
+            "work/1: out of memory: Kubernetes killed the container at its memory limit of 128MiB (OOMKilled"
         ),
         "{}",
         text(&o)
@@ -499,7 +499,7 @@ fn kubernetes_bad_requests_are_refused_before_anything_is_submitted() {
     let o = run_k8s(&sb, &k, &["run", "--with", "kubernetes:work"]);
     assert_ne!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
-        stderr(&o).contains("step `work` asks for 64MiB of memory; the largest node has 32MiB"),
+        stderr(&o).contains("step `work` asks for 128MiB of memory; the largest node has 32MiB"),
         "{}",
         text(&o)
     );
@@ -710,7 +710,7 @@ fn kubernetes_show_says_how_each_step_is_asked_for() {
     let out = stdout(&o);
     assert!(
         out.contains(
-            "work   kubernetes (image ghcr.io/acme/flow:1; cpu 1, memory 64MiB; a foreach: one Indexed Job)"
+            "work   kubernetes (image ghcr.io/acme/flow:1; cpu 1, memory 128MiB; a foreach: one Indexed Job)"
         ),
         "{out}"
     );

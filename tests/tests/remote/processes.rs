@@ -125,7 +125,7 @@ fn out_of_memory_is_reported_as_such() {
     assert_exit(&o, 1);
     assert!(
         stderr(&o).contains(
-            "work/1: out of memory: the task went over its memory limit of 64MiB (#[resources(memory)]) and was killed"
+            "work/1: out of memory: the task went over its memory limit of 128MiB (#[resources(memory)]) and was killed"
         ),
         "{}",
         text(&o)

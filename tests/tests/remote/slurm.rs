@@ -194,7 +194,7 @@ fn slurm_out_of_memory_and_timeout_are_reported_for_what_they_are() {
     assert_exit(&o, 1);
     assert!(
         stderr(&o)
-            .contains("work/1: out of memory: Slurm killed the job at its memory limit of 64MiB"),
+            .contains("work/1: out of memory: Slurm killed the job at its memory limit of 128MiB"),
         "{}",
         text(&o)
     );
