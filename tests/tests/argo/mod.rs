@@ -402,7 +402,7 @@ fn a_failing_task_is_retried_per_retry_strategy() {
     assert_eq!(work["retryStrategy"]["retryPolicy"], "Always");
     assert_eq!(work["retryStrategy"]["backoff"]["duration"], "10ms");
     assert_eq!(work["activeDeadlineSeconds"], 3);
-    assert_eq!(work["container"]["resources"]["limits"]["memory"], "64Mi");
+    assert_eq!(work["container"]["resources"]["limits"]["memory"], "128Mi");
     let argo = argo_run(
         &t,
         &sb,

@@ -244,7 +244,7 @@ fn batch_linear_flow_runs_every_step_as_a_batch_job_with_its_overrides() {
     let reqs = &w["containerOverrides"]["resourceRequirements"];
     assert_eq!(
         reqs,
-        &serde_json::json!([{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "64"}])
+        &serde_json::json!([{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "128"}])
     );
     assert_eq!(w["timeout"]["attemptDurationSeconds"], 60);
     assert!(

@@ -175,7 +175,7 @@ fn kubernetes_linear_and_foreach_flow_runs_every_step_as_jobs() {
     );
     let pod = &work["template"]["spec"];
     let c = &pod["containers"][0];
-    assert_eq!(c["resources"]["limits"]["memory"], "64Mi");
+    assert_eq!(c["resources"]["limits"]["memory"], "128Mi");
     assert_eq!(c["resources"]["requests"]["cpu"], "1");
     assert_eq!(
         pod["activeDeadlineSeconds"], 63,
