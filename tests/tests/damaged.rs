@@ -51,13 +51,6 @@ fn run_dir(root: &Path, flow: &str, run: &str) -> PathBuf {
     root.join("flows").join(flow).join("runs").join(run)
 }
 
-fn manifest_path(root: &Path, d: &Digest) -> PathBuf {
-    let hex = d.hex();
-    root.join("manifests/sha256")
-        .join(&hex[..2])
-        .join(format!("{}.json", &hex[2..]))
-}
-
 /// Every blob the run's readable records reference, leaving out the tasks named.
 fn blobs_of(ds: &Datastore, run: &str, without: &[&str]) -> BTreeSet<Digest> {
     let info = ds.run_info("Patch", run).unwrap();
@@ -86,16 +79,14 @@ fn damaged_records_are_reported_and_skipped_and_resume_reruns_their_tasks() {
     let other_blobs = blobs_of(&ds, &other, &[]);
     let other_initial = ds.run_info("Patch", &other).unwrap().record.initial.len();
 
-    let m = ds.successful_task("Patch", &run, "work/2").unwrap();
     // Damage: the commit record of work/1, the manifest of work/2, the other run's run.json.
     let commit = run_dir(&root, "Patch", &run).join("tasks/work/1@0.commit.json");
     assert!(commit.exists(), "{}", commit.display());
     std::fs::write(&commit, "{garbage").unwrap();
-    std::fs::write(
-        manifest_path(&root, &m.manifest_ref.unwrap().digest),
-        "{garbage",
-    )
-    .unwrap();
+    flowlib_testkit::damage_committed_manifest(
+        &flowlib_testkit::commit_path(&root, "Patch", &run, "work/2", 0),
+        |m| m["host"] = "elsewhere".into(),
+    );
     std::fs::write(run_dir(&root, "Patch", &other).join("run.json"), "{garbage").unwrap();
     let ds = Datastore::open(root.to_str().unwrap(), OpenMode::Existing).unwrap();
 

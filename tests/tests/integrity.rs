@@ -152,17 +152,10 @@ fn verify_names_run_task_artifact_and_digest_of_each_problem() {
         "{err}"
     );
     // gc refuses to run on a datastore whose metadata it cannot trust.
-    let m = ds
-        .successful_task("Keep", &run, "start")
-        .unwrap()
-        .manifest_ref
-        .unwrap();
-    let hex = m.digest.hex();
-    let m_path = root
-        .join("manifests/sha256")
-        .join(&hex[..2])
-        .join(format!("{}.json", &hex[2..]));
-    std::fs::write(m_path, "{garbage").unwrap();
+    flowlib_testkit::damage_committed_manifest(
+        &flowlib_testkit::commit_path(&root, "Keep", &run, "start", 0),
+        |m| m["host"] = "elsewhere".into(),
+    );
     let err = flowlib::gc(&ds, false, DAY).unwrap_err().to_string();
     assert!(err.contains("gc stopped"), "{err}");
 }

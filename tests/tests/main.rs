@@ -19,5 +19,6 @@ mod otel;
 mod remote;
 mod report;
 mod resume;
+mod store_format;
 mod telemetry;
 mod track;

@@ -66,7 +66,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
-use crate::meta::commit::{read_commit, read_manifest};
+use crate::meta::commit::{manifest_of, read_pinned, read_record};
 use crate::meta::metrics::{read_metrics, summarize, MetricPoint, MetricSummary};
 use crate::meta::tags::{existing_run, Tags};
 use crate::meta::{
@@ -351,7 +351,7 @@ impl Task {
         if let Some(Some(c)) = self.commit.get() {
             return Ok(c);
         }
-        let c = read_commit(&self.run.ds, &self.run.flow, &self.task)?.map(|(c, _)| c);
+        let c = read_record(&self.run.ds, &self.run.flow, &self.task)?;
         self.commit.get_or_init(|| c).as_ref().ok_or_else(|| {
             Error::not_found(format!(
                 "task {} attempt {} of run {} has no commit record",
@@ -387,7 +387,14 @@ impl Task {
                 self.task.run
             ))
         })?;
-        let m = read_manifest(&self.run.ds, pin, &self.id())?;
+        let (ds, flow) = (&self.run.ds, &self.run.flow);
+        // The commit record, when read already and pinning it, carries it.
+        let m = match self.commit.get() {
+            Some(Some(c)) if c.manifest == Some(pin) && c.manifest_json.is_some() => {
+                manifest_of(ds, flow, &self.task, c)?.expect("a pinned manifest")
+            }
+            _ => read_pinned(ds, flow, &self.task, pin)?,
+        };
         Ok(self.manifest.get_or_init(|| m))
     }
 

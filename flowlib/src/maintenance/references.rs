@@ -136,7 +136,7 @@ fn cache_references(ds: &Datastore, flow: &str, refs: &mut References) -> Result
             .push(unreadable("-", format!("cache entry {path}: {why}")));
     }
     for e in entries {
-        let m = match crate::meta::commit::read_manifest(ds, e.manifest, &e.source.task_id()) {
+        let m = match crate::meta::commit::read_pinned(ds, &e.flow, &e.source, e.manifest) {
             Ok(m) => m,
             Err(err) => {
                 refs.bad_cache.push(unreadable(

@@ -20,7 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::meta::commit::read_manifest;
+use crate::meta::commit::{pinned_bytes, read_pinned};
 use crate::meta::{hostname, now_rfc3339, AttemptStatus, IndexPath, TaskManifest, TaskRef};
 use crate::store::{layout, BlobRef, Datastore, Digest};
 
@@ -143,7 +143,7 @@ pub(crate) fn lookup(ds: &Datastore, flow: &str, step: &str, key: &Digest) -> Re
                 }
             }
         }
-        None => match read_manifest(ds, entry.manifest, &entry.source.task_id()) {
+        None => match read_pinned(ds, flow, &entry.source, entry.manifest) {
             Ok(m) => m,
             Err(e) => {
                 return Ok(Lookup::Invalid(format!(
@@ -176,18 +176,21 @@ pub(crate) fn publish(
     manifest: BlobRef,
     replace_damaged: bool,
 ) -> Result<bool> {
-    let bytes = ds
-        .get_bytes(&layout::manifest(&manifest.digest))?
-        .filter(|b| Digest::of(b) == manifest.digest)
-        .ok_or_else(|| {
-            Error::metadata(
-                ds.path(&layout::manifest(&manifest.digest)),
-                format!(
-                    "the manifest of task {} is missing or damaged",
-                    source.task_id()
-                ),
-            )
-        })?;
+    // The source's commit record carries the manifest (a cached task's own manifest is
+    // under `manifests/`); either way it is checked against its pin.
+    let (_, bytes) = pinned_bytes(ds, flow, source, manifest)?;
+    if Digest::of(&bytes) != manifest.digest {
+        return Err(Error::metadata(
+            ds.path(&layout::commit(
+                flow,
+                &source.run,
+                &source.step,
+                &source.index.dir_name(),
+                source.attempt,
+            )),
+            format!("the manifest of task {} is damaged", source.task_id()),
+        ));
+    }
     let manifest_json = String::from_utf8(bytes.to_vec()).ok();
     let entry = CacheEntry {
         version: KEY_VERSION,

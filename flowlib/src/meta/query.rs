@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{chain, Error, Result, Site};
-use crate::meta::commit::{read_commit, read_manifest};
+use crate::meta::commit::{check_version, manifest_of, read_commit, read_pinned};
 use crate::meta::{
     parse_task_id, task_id, validate_run_id, AttemptStatus, CommitRecord, Committed, Heartbeat,
     IndexPath, ReuseRecord, RunEnd, RunRecord, RunStatus, TaskManifest, TaskRef, HEARTBEAT_STALE,
@@ -338,32 +338,35 @@ impl Datastore {
         commits.sort();
         let mut out = Vec::with_capacity(commits.len());
         let mut damaged = Vec::new();
-        for (step, index, attempt) in commits {
+        // One request per attempt (the record carries its manifest), many at once: on a
+        // cloud store a run of 1,000 tasks waits ~1,000/16 round trips, not 1,000.
+        let read = |(step, index, attempt): &(String, IndexPath, u32)| {
             let source = TaskRef {
                 run: run.to_string(),
-                step,
-                index,
-                attempt,
+                step: step.clone(),
+                index: index.clone(),
+                attempt: *attempt,
             };
-            let id = source.task_id();
-            let rel = layout::commit(flow, run, &source.step, &source.index.dir_name(), attempt);
-            let record = match self.get_json::<CommitRecord>(&rel) {
+            let rel = layout::commit(flow, run, step, &index.dir_name(), *attempt);
+            let read = self.get_json::<CommitRecord>(&rel).and_then(|r| match r {
+                None => Ok(None),
+                Some(record) => {
+                    check_version(self, &rel, &record)?;
+                    let m = manifest_of(self, flow, &source, &record)?;
+                    Ok(Some((record, m)))
+                }
+            });
+            Ok((source, read))
+        };
+        for (source, read) in crate::store::par_io(&commits, read)? {
+            let (id, attempt) = (source.task_id(), source.attempt);
+            let (record, manifest) = match read {
                 Ok(Some(r)) => r,
                 Ok(None) => continue,
                 Err(e) => {
                     damaged.push(damage(e, Some(&id), Some(attempt))?);
                     continue;
                 }
-            };
-            let manifest = match record.manifest {
-                None => None,
-                Some(m_ref) => match read_manifest(self, m_ref, &id) {
-                    Ok(m) => Some(m),
-                    Err(e) => {
-                        damaged.push(damage(e, Some(&id), Some(attempt))?);
-                        continue;
-                    }
-                },
             };
             out.push(TaskAttempt {
                 step: source.step.clone(),
@@ -391,7 +394,7 @@ impl Datastore {
             };
             for t in batch.tasks {
                 let id = task_id(&t.step, &t.index);
-                let manifest = match read_manifest(self, t.manifest, &id) {
+                let manifest = match read_pinned(self, flow, &t.source, t.manifest) {
                     Ok(m) => m,
                     Err(e) => {
                         damaged.push(damage(e, Some(&id), Some(t.attempt))?);
@@ -425,7 +428,7 @@ impl Datastore {
             for t in reuse.tasks {
                 let src = &t.source;
                 let id = src.task_id();
-                let manifest = match read_manifest(self, t.manifest, &id) {
+                let manifest = match read_pinned(self, flow, src, t.manifest) {
                     Ok(m) => m,
                     Err(e) => {
                         damaged.push(damage(e, Some(&id), None)?);
@@ -584,7 +587,7 @@ pub(crate) fn successful_attempt(
         .flat_map(|r| r.tasks.iter())
         .find(|t| t.source.step == step && t.source.index == *index);
     if let Some(t) = reused {
-        let m = read_manifest(ds, t.manifest, &t.source.task_id())?;
+        let m = read_pinned(ds, flow, &t.source, t.manifest)?;
         return Ok(Some(Committed::of(t.source.clone(), t.manifest, m)));
     }
     Ok(None)

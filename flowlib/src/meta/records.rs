@@ -12,6 +12,10 @@ use crate::store::{BlobRef, Digest};
 
 /// Version of the metadata records written by this flowlib.
 pub(crate) const METADATA_VERSION: u32 = 1;
+
+/// Version of the commit records written by this flowlib: 2 carries the manifest inside
+/// the record (one object per attempt); 1 pinned a manifest stored under `manifests/`.
+pub(crate) const COMMIT_VERSION: u32 = 2;
 /// What identifies the code that ran.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -328,6 +332,10 @@ pub struct CommitRecord {
     pub status: AttemptStatus,
     /// Digest and size of the manifest JSON bytes (absent for fenced attempts).
     pub manifest: Option<BlobRef>,
+    /// The manifest itself, exactly the bytes `manifest` hashes to (version 2). Absent in
+    /// version 1 records, whose manifest is stored under `manifests/` by its digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_json: Option<Box<serde_json::value::RawValue>>,
     /// Error for failed attempts.
     pub error: Option<String>,
     /// When it was committed (RFC 3339).

@@ -244,22 +244,6 @@ impl CachedExecutor {
     }
 }
 
-/// Probes run this many at a time: lookups are I/O (one read each, 10–50 ms on a cloud
-/// store), so a foreach of 10,000 cached tasks is looked up in parallel, not one by one.
-const PROBE_THREADS: usize = 16;
-
-fn probe_pool() -> Option<&'static rayon::ThreadPool> {
-    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(PROBE_THREADS)
-            .thread_name(|i| format!("flowlib-cache-probe-{i}"))
-            .build()
-            .ok()
-    })
-    .as_ref()
-}
-
 impl CachedExecutor {
     fn is_ours(&self, key: &TaskKey, attempt: u32) -> bool {
         let same = |d: &Dispatch| d.key == *key && d.spec.task.attempt == attempt;
@@ -279,8 +263,9 @@ impl CachedExecutor {
             let refresh = refresh.get(step.index).copied().unwrap_or(false);
             probe(&d.run, &d.spec, &d.resolved, refresh)
         };
+        // Probes are I/O (one read each): many at once, on the store's I/O pool.
         use rayon::prelude::*;
-        let results: Vec<Result<Probe>> = match probe_pool() {
+        let results: Vec<Result<Probe>> = match crate::store::io_pool() {
             Some(pool) if queued.len() > 1 => pool.install(|| queued.par_iter().map(one).collect()),
             _ => queued.iter().map(one).collect(),
         };

@@ -303,6 +303,9 @@ fn launch<F: Flow>(
     l: Launch<F>,
 ) -> Result<RunSummary> {
     let graph = F::graph();
+    // This run writes records of the current format: an older flowlib must refuse the
+    // store from now on rather than misread them.
+    ds.mark_current_format()?;
     let initial = match l.initial {
         Some(i) => i,
         None => start::store_initial(ds, &l.state)?,

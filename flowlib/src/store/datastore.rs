@@ -34,7 +34,11 @@ pub const DATASTORE_ENV: &str = "FLOWLIB_DATASTORE";
 pub const DEFAULT_DATASTORE: &str = ".flowlib";
 
 const FORMAT: &str = "flowlib-datastore";
-const FORMAT_VERSION: u32 = 1;
+/// 2: a task attempt is one object, its commit record carrying its manifest
+/// (`meta/commit.rs`). A store of version 1 is read as it is and marked 2 when a writer
+/// opens it, so that an older flowlib refuses it with a clear error instead of misreading
+/// the new records; its version 1 records stay readable.
+const FORMAT_VERSION: u32 = 2;
 
 /// How long a process trusts its memory that a blob exists, and how old a reused blob may
 /// get before its timestamp is refreshed. `gc` is safe next to runs in progress while its
@@ -361,6 +365,25 @@ impl Datastore {
         Err(refuse(format!(
             "this location is not empty and is not a flowlib datastore (no {MARKER}); refusing to use it"
         )))
+    }
+
+    /// Mark the store as of this flowlib's format before writing records of it (a run
+    /// does, at its start). A store of an older format stays readable as it is: its
+    /// records are read by their own version. Every upgrading writer writes the same
+    /// version, so a race between them is harmless.
+    pub(crate) fn mark_current_format(&self) -> Result<()> {
+        let Some(m) = self.get_json::<Marker>(MARKER)? else {
+            return Ok(());
+        };
+        if m.version >= FORMAT_VERSION {
+            return Ok(());
+        }
+        let marker = Marker {
+            version: FORMAT_VERSION,
+            ..m
+        };
+        let bytes = serde_json::to_vec_pretty(&marker).expect("marker serializes");
+        self.put_bytes(MARKER, bytes.into(), object_store::PutMode::Overwrite)
     }
 
     fn is_empty_location(&self) -> Result<bool> {

@@ -22,6 +22,37 @@ pub use datastore::{
 pub(crate) use digest::{hash_file, hash_reader, Hasher};
 pub use digest::{BlobRef, Digest, ParseDigestError};
 
+/// Store requests issued this many at a time where a caller has many independent ones
+/// (a join's inputs, a run's commit records, cache probes): each is I/O (10–50 ms on a
+/// cloud store), so they overlap rather than queue; on a local store they are cheap.
+pub(crate) const IO_THREADS: usize = 16;
+
+/// The pool that runs many store requests at once (see [`IO_THREADS`]); `None` when no
+/// thread can be started, and callers then issue them one by one.
+pub(crate) fn io_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(IO_THREADS)
+            .thread_name(|i| format!("flowlib-io-{i}"))
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
+/// `f` over every item, many at once on the [`io_pool`] (in order; the first error wins).
+pub(crate) fn par_io<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> crate::error::Result<R> + Sync + Send,
+) -> crate::error::Result<Vec<R>> {
+    use rayon::prelude::*;
+    match io_pool() {
+        Some(pool) if items.len() > 1 => pool.install(|| items.par_iter().map(f).collect()),
+        _ => items.iter().map(f).collect(),
+    }
+}
+
 /// A name no other writer picks: time-sortable, with 48 random bits.
 pub(crate) fn unique_name() -> String {
     use std::hash::{BuildHasher, Hasher as _};

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::flow::{Graph, Resources};
-use crate::meta::commit::read_manifest;
+use crate::meta::commit::read_pinned;
 use crate::meta::{last_within, string_keys, Committed, IndexPath, TaskRef};
 use crate::store::{layout, BlobRef, Datastore, Digest};
 
@@ -208,10 +208,10 @@ impl Pin {
 
     /// Read the pinned input from the store: one request for a task, none for an initial
     /// state. A foreach range stands for several inputs: use [`TaskSpec::resolve`].
-    pub(crate) fn resolve(&self, ds: &Datastore) -> Result<Committed> {
+    pub(crate) fn resolve(&self, ds: &Datastore, flow: &str) -> Result<Committed> {
         match self {
             Pin::Initial { artifacts } => Ok(Committed::initial(artifacts.clone())),
-            Pin::Task { task, manifest } => resolve_task(ds, task.clone(), *manifest),
+            Pin::Task { task, manifest } => resolve_task(ds, flow, task.clone(), *manifest),
             Pin::Foreach { .. } => Err(Error::internal(
                 "a foreach range pins join inputs, never the state a task starts from",
             )),
@@ -226,13 +226,19 @@ fn next_sibling(a: &[u32], b: &[u32]) -> Option<u32> {
     (i.checked_add(1) == last_within(b, within)).then_some(i)
 }
 
-/// Read attempt `task` by the manifest `manifest` its commit record pins; it must have
-/// succeeded.
-fn resolve_task(ds: &Datastore, task: TaskRef, manifest: BlobRef) -> Result<Committed> {
-    let m = read_manifest(ds, manifest, &task.task_id())?;
+/// Read attempt `task` by the manifest `manifest` its commit record pins (one request: the
+/// record carries it); it must have succeeded.
+fn resolve_task(ds: &Datastore, flow: &str, task: TaskRef, manifest: BlobRef) -> Result<Committed> {
+    let m = read_pinned(ds, flow, &task, manifest)?;
     if !m.status.is_success() {
         return Err(Error::metadata(
-            ds.path(&layout::manifest(&manifest.digest)),
+            ds.path(&layout::commit(
+                flow,
+                &task.run,
+                &task.step,
+                &task.index.dir_name(),
+                task.attempt,
+            )),
             format!(
                 "input task {} did not succeed ({})",
                 task.task_id(),
@@ -285,10 +291,12 @@ impl TaskSpec {
         self.inputs.iter().flat_map(Pin::tasks)
     }
 
-    /// Read every pinned input from the store (one request per task input).
+    /// Read every pinned input from the store: one request per task input, many at once
+    /// (a join over 1,000 items on S3 waits for about one round trip per 16 inputs, not
+    /// one per input).
     pub(crate) fn resolve(&self, ds: &Datastore, graph: &Graph) -> Result<Resolved> {
-        let base = Arc::new(self.base.resolve(ds)?);
-        let inputs = self
+        let base = Arc::new(self.base.resolve(ds, &self.flow)?);
+        let pinned = self
             .inputs
             .iter()
             .flat_map(|pin| {
@@ -301,20 +309,20 @@ impl TaskSpec {
                 });
                 initial.into_iter().chain(tasks)
             })
-            .map(|pinned: Result<(TaskRef, BlobRef)>| {
-                let (t, manifest) = pinned?;
-                let c = resolve_task(ds, t.clone(), manifest)?;
-                let step = graph.step(&t.step).ok_or_else(|| {
-                    Error::internal(format!(
-                        "task {}: flow {} has no step `{}`",
-                        self.task_id(),
-                        self.flow,
-                        t.step
-                    ))
-                })?;
-                Ok((step.index, Arc::new(c)))
-            })
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<(TaskRef, BlobRef)>>>()?;
+        let read = |(t, manifest): &(TaskRef, BlobRef)| -> Result<(usize, Arc<Committed>)> {
+            let c = resolve_task(ds, &self.flow, t.clone(), *manifest)?;
+            let step = graph.step(&t.step).ok_or_else(|| {
+                Error::internal(format!(
+                    "task {}: flow {} has no step `{}`",
+                    self.task_id(),
+                    self.flow,
+                    t.step
+                ))
+            })?;
+            Ok((step.index, Arc::new(c)))
+        };
+        let inputs = crate::store::par_io(&pinned, read)?;
         Ok(Resolved {
             base,
             inputs: inputs.into(),

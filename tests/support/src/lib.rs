@@ -177,6 +177,113 @@ pub fn blob_path(root: &Path, digest: &Digest) -> PathBuf {
     root.join("blobs/sha256").join(&hex[..2]).join(&hex[2..])
 }
 
+/// The commit record of attempt `attempt` of task `task` (`"work/1"`, `"pick"`) of run
+/// `run` of `flow` in the local datastore at `root`.
+pub fn commit_path(root: &Path, flow: &str, run: &str, task: &str, attempt: u32) -> PathBuf {
+    let (step, index) = match task.split_once('/') {
+        Some((s, i)) => (s, i),
+        None => (task, "_"),
+    };
+    root.join("flows")
+        .join(flow)
+        .join("runs")
+        .join(run)
+        .join("tasks")
+        .join(step)
+        .join(format!("{index}@{attempt}.commit.json"))
+}
+
+/// Where format 1 stores (and a cached task's own manifest) keep the manifest `digest`.
+pub fn manifest_path(root: &Path, digest: &Digest) -> PathBuf {
+    let hex = digest.hex();
+    root.join("manifests/sha256")
+        .join(&hex[..2])
+        .join(format!("{}.json", &hex[2..]))
+}
+
+/// The manifest the commit record at `commit` commits, as JSON: carried by the record
+/// (format 2) or stored under `manifests/` (format 1).
+pub fn committed_manifest(root: &Path, commit: &Path) -> serde_json::Value {
+    let c: serde_json::Value = serde_json::from_slice(&std::fs::read(commit).unwrap()).unwrap();
+    if let Some(m) = c.get("manifest_json") {
+        return m.clone();
+    }
+    let digest: Digest = c["manifest"]["digest"].as_str().unwrap().parse().unwrap();
+    serde_json::from_slice(&std::fs::read(manifest_path(root, &digest)).unwrap()).unwrap()
+}
+
+/// Change the manifest the commit record at `commit` carries with `edit`, leaving the
+/// record's pin as it was: a damaged manifest, which readers must refuse.
+pub fn damage_committed_manifest(commit: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(commit).unwrap()).unwrap();
+    edit(&mut c["manifest_json"]);
+    std::fs::write(commit, serde_json::to_vec(&c).unwrap()).unwrap();
+}
+
+/// Rewrite the commit record at `commit` as flowlib's store format 1 wrote it: version 1,
+/// its manifest `manifest` (by default the one it carries) stored pretty-printed under
+/// `manifests/` by digest, and the record pinning it. Returns the manifest's digest.
+pub fn write_format1_commit(
+    root: &Path,
+    commit: &Path,
+    manifest: Option<&serde_json::Value>,
+) -> Digest {
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(commit).unwrap()).unwrap();
+    let m = match manifest {
+        Some(m) => m.clone(),
+        None => committed_manifest(root, commit),
+    };
+    let bytes = serde_json::to_vec_pretty(&m).unwrap();
+    let digest = Digest::of(&bytes);
+    let path = manifest_path(root, &digest);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let obj = c.as_object_mut().unwrap();
+    obj.remove("manifest_json");
+    obj.insert("version".into(), 1.into());
+    obj.insert(
+        "manifest".into(),
+        serde_json::json!({ "digest": digest.to_string(), "size": bytes.len() }),
+    );
+    std::fs::write(commit, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+    digest
+}
+
+/// Rewrite every commit record of the local datastore at `root` in format 1 and mark
+/// the store format 1, as a store an older flowlib wrote. Returns how many were rewritten.
+pub fn write_format1_store(root: &Path) -> usize {
+    fn walk(root: &Path, dir: &Path, n: &mut usize) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, n);
+            } else if p.to_string_lossy().ends_with(".commit.json") {
+                let c: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+                if c.get("manifest_json").is_some() {
+                    write_format1_commit(root, &p, None);
+                } else {
+                    let mut c = c;
+                    c["version"] = 1.into();
+                    std::fs::write(&p, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+                }
+                *n += 1;
+            }
+        }
+    }
+    let mut n = 0;
+    walk(root, &root.join("flows"), &mut n);
+    let marker = root.join("datastore.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&marker).unwrap()).unwrap();
+    m["version"] = 1.into();
+    std::fs::write(&marker, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    n
+}
+
 /// Every file and directory under `dir` with the file contents (`None` for directories),
 /// to prove that a command wrote nothing.
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {

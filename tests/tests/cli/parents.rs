@@ -2,20 +2,13 @@
 //! every reader still sees every parent: the client, `dump`, `verify` and `gc`. A manifest
 //! in the older form, one task reference per parent, still reads the same.
 
-use std::path::{Path, PathBuf};
-
-use flowlib::{Datastore, Digest, TaskRef};
-use flowlib_testkit::Sandbox;
+use flowlib::{Datastore, TaskRef};
+use flowlib_testkit::{
+    commit_path, committed_manifest, manifest_path, write_format1_commit, Sandbox,
+};
 use serde_json::Value;
 
 use super::{assert_ok, run_ok, stdout};
-
-fn manifest_path(root: &Path, digest: &Digest) -> PathBuf {
-    let hex = digest.hex();
-    root.join("manifests/sha256")
-        .join(&hex[..2])
-        .join(format!("{}.json", &hex[2..]))
-}
 
 /// The parents `dump --format json` lists for task `task` of the latest run.
 fn dumped_parents(sb: &Sandbox, task: &str) -> Vec<String> {
@@ -40,9 +33,8 @@ fn verify_and_gc(sb: &Sandbox, ds: &Datastore, run: &str, want: &[String]) {
     assert_ok(&sb.run("train", &["verify"]));
     for p in want {
         let a = ds.successful_task("Train", run, p).expect("a parent");
-        let m = a.manifest_ref.expect("a manifest");
         assert!(
-            manifest_path(&sb.datastore(), &m.digest).is_file(),
+            a.manifest_ref.is_some() && a.manifest.is_some(),
             "gc kept the manifest of parent {p}"
         );
     }
@@ -64,9 +56,8 @@ fn a_join_manifest_records_its_foreach_parents_as_a_range_that_every_reader_expa
     assert_eq!(got, want, "the client sees every parent, in order");
 
     // On disk: one range, not one reference per item.
-    let pin = pick.manifest_ref.unwrap();
-    let path = manifest_path(&sb.datastore(), &pin.digest);
-    let raw: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let commit = commit_path(&sb.datastore(), "Train", &run, "pick", 0);
+    let raw: Value = committed_manifest(&sb.datastore(), &commit);
     let parents = raw["parents"].as_array().unwrap();
     assert_eq!(parents.len(), 2, "start, then the range: {parents:?}");
     assert_eq!(parents[1]["foreach"], format!("0..{n}"), "{parents:?}");
@@ -90,10 +81,11 @@ fn a_manifest_in_the_old_form_with_one_reference_per_parent_still_reads() {
     let refs: Vec<TaskRef> = m.parents.iter().collect();
     let want: Vec<String> = refs.iter().map(|p| p.task_id()).collect();
 
-    // Rewrite the manifest as older flowlib wrote it and point the commit record at it.
+    // Rewrite the manifest as older flowlib wrote it, in a store of format 1 (the
+    // manifest under `manifests/`, the commit record pinning it).
     let root = sb.datastore();
-    let old_path = manifest_path(&root, &pick.manifest_ref.unwrap().digest);
-    let mut v: Value = serde_json::from_slice(&std::fs::read(&old_path).unwrap()).unwrap();
+    let commit = commit_path(&root, "Train", &run, "pick", 0);
+    let mut v = committed_manifest(&root, &commit);
     v["parents"] = serde_json::to_value(&refs).unwrap();
     assert_eq!(
         v["parents"][1]["index"],
@@ -101,16 +93,8 @@ fn a_manifest_in_the_old_form_with_one_reference_per_parent_still_reads() {
         "{}",
         v["parents"]
     );
-    let bytes = serde_json::to_vec_pretty(&v).unwrap();
-    let digest = Digest::of(&bytes);
+    let digest = write_format1_commit(&root, &commit, Some(&v));
     let new_path = manifest_path(&root, &digest);
-    std::fs::create_dir_all(new_path.parent().unwrap()).unwrap();
-    std::fs::write(&new_path, &bytes).unwrap();
-    let commit = root.join(format!("flows/Train/runs/{run}/tasks/pick/_@0.commit.json"));
-    let mut c: Value = serde_json::from_slice(&std::fs::read(&commit).unwrap()).unwrap();
-    c["manifest"] = serde_json::json!({ "digest": digest.to_string(), "size": bytes.len() });
-    std::fs::write(&commit, serde_json::to_vec_pretty(&c).unwrap()).unwrap();
-
     let again = ds.successful_task("Train", &run, "pick").unwrap();
     assert_eq!(
         again.manifest_ref.unwrap().digest,

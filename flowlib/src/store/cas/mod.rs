@@ -6,8 +6,10 @@
 //!    blob is put create-only (an existing blob with that digest means it is already stored).
 //! 2. A larger value is encoded twice, streaming, so memory stays flat: a first pass only
 //!    hashes (an unchanged or already stored blob stops here: dedup before upload), a second
-//!    pass uploads in parts straight to the blob's final address while hashing again; if the
-//!    two passes disagree (a non-deterministic `Serialize`), the upload is aborted.
+//!    pass uploads in parts straight to the blob's final address (remote stores) or to a
+//!    staging file renamed to it (local stores) while hashing again; if the two passes
+//!    disagree (a non-deterministic `Serialize`), the write is aborted. Re-storing a value
+//!    that exists costs the hashing pass only.
 //!
 //! Reading verifies size and digest. Small blobs are read whole, verified, then decoded;
 //! large blobs are decoded while streaming and hashing, and the value is only returned once

@@ -235,13 +235,7 @@ impl Put<'_> {
             }
             Ok(()) if again != blob => {
                 sink.abort();
-                return Err(what.err(
-                    blob.digest,
-                    format!(
-                        "its encoding is not deterministic (two encodings gave {} and {}); check its Serialize implementation",
-                        blob.digest, again.digest
-                    ),
-                ));
+                return Err(not_deterministic(what, blob, again));
             }
             Ok(()) => {}
         }
@@ -256,33 +250,35 @@ impl Put<'_> {
         }
     }
 
-    /// Local stores write in one hashing pass to a staging object, then rename it to its
-    /// address: a rename is free on a filesystem, and writing to the page cache costs less
-    /// than a second SHA-256 pass. Only when the value may be unchanged (same size as the
-    /// input's blob) is it hashed first, so an unchanged artifact is never rewritten.
+    /// A large value on a local store: hash first, so that a value already stored (the
+    /// input's own, another task's, an earlier run's) costs one encoding pass and no write.
+    /// Only a new value is written: encoded again into a staging object while hashed again
+    /// (an encoding that differs the second time is refused, never stored under the first
+    /// digest), then renamed to its address. A copy found at the address is trusted by its
+    /// size, as on remote stores; `verify` and every read check its bytes, and a read that
+    /// finds them wrong quarantines it so the next write stores it afresh.
     fn large_local(&self, encode: &mut Encode<'_>) -> Result<BlobRef> {
-        if let Some(b) = self.base {
-            let mut count = CountSink(0);
-            self.encode_into(&mut count, encode)?;
-            if count.0 == b.size && self.hash(encode)? == b {
-                return Ok(b);
-            }
+        let ds = self.ds;
+        let blob = self.hash(encode)?;
+        if Some(blob) == self.base || ds.is_known(&blob.digest) {
+            return Ok(blob);
         }
-        let (mut blob, mut rel) = self.stage_and_rename(encode)?;
+        crate::failpoint::hold("after-hash", &self.what.artifact);
+        let rel = layout::blob(&blob.digest);
         let mut gone = 0;
         loop {
-            // The rename may have replaced a copy a gc sweep had already judged old.
+            // Step (a) of the gc protocol: a copy there is made young; else store it.
+            if !self.refresh_local(&rel, blob) {
+                self.stage_and_rename(&rel, blob, encode)?;
+            }
             match self.confirm(&rel, blob)? {
                 Confirm::Held => {
-                    self.ds.mark_known(blob.digest);
+                    ds.mark_known(blob.digest);
                     return Ok(blob);
                 }
-                // Step (a) again without rewriting: refresh the copy if it is still there.
-                Confirm::Waited if self.refresh_local(&rel, blob) => continue,
                 Confirm::Waited => {}
                 Confirm::Gone => self.count_gone(&mut gone, blob)?,
             }
-            (blob, rel) = self.stage_and_rename(encode)?;
         }
     }
 
@@ -298,8 +294,9 @@ impl Put<'_> {
         }
     }
 
-    /// One staged local write: encode into a staging object, then rename it to its address.
-    fn stage_and_rename(&self, encode: &mut Encode<'_>) -> Result<(BlobRef, String)> {
+    /// One staged local write of `blob`: encode into a staging object while hashing, then
+    /// rename it to `rel`, its address, if the bytes are `blob`'s.
+    fn stage_and_rename(&self, rel: &str, blob: BlobRef, encode: &mut Encode<'_>) -> Result<()> {
         let (ds, what) = (self.ds, self.what);
         let staging = layout::staging(&crate::store::unique_name());
         let upload = ds
@@ -310,19 +307,31 @@ impl Put<'_> {
             sink.abort();
             return Err(what.err("-", format!("cannot store: {e}")));
         }
-        let blob = sink.hashed();
+        let again = sink.hashed();
+        if again != blob {
+            sink.abort();
+            return Err(not_deterministic(what, blob, again));
+        }
         sink.finish()
             .map_err(|e| what.err(blob.digest, format!("cannot store: {e}")))?;
-        let rel = layout::blob(&blob.digest);
         // Same content under the same name: replacing an existing copy is harmless and atomic.
-        ds.rename(&staging, &rel).map_err(|e| {
+        ds.rename(&staging, rel).map_err(|e| {
             what.err(
                 blob.digest,
                 format!("cannot move the staged blob into place: {e}"),
             )
-        })?;
-        Ok((blob, rel))
+        })
     }
+}
+
+fn not_deterministic(what: &What, first: BlobRef, again: BlobRef) -> Error {
+    what.err(
+        first.digest,
+        format!(
+            "its encoding is not deterministic (two encodings gave {} and {}); check its Serialize implementation",
+            first.digest, again.digest
+        ),
+    )
 }
 
 /// How many times a writer stores a blob that gc sweeps keep deleting before giving up.
@@ -379,15 +388,6 @@ struct HashSink(Hasher);
 impl ByteSink for HashSink {
     fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
         self.0.update(bytes);
-        Ok(())
-    }
-}
-
-struct CountSink(u64);
-
-impl ByteSink for CountSink {
-    fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.0 += bytes.len() as u64;
         Ok(())
     }
 }
