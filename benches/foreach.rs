@@ -7,8 +7,9 @@
 //! user and system CPU time; the peak RSS of the process when the run returns (the driver,
 //! its executor threads and the join task; before the client reads anything) and the size of
 //! the join's manifest. The datastore goes in `$BENCH_DIR` (default: the system temp
-//! directory): per task the run creates three small files (an artifact blob, the manifest,
-//! the commit record), so the filesystem's file-creation cost shows in the result.
+//! directory): per task the run creates two small files (an artifact blob and the commit
+//! record, which carries the manifest), so the filesystem's file-creation cost shows in the
+//! result.
 
 use std::time::Instant;
 

@@ -260,6 +260,7 @@ impl Step {
             let Some(record) = ds.get_json::<CommitRecord>(&l.rel)? else {
                 continue;
             };
+            crate::meta::commit::check_version(ds, &l.rel, &record)?;
             by_index.entry(index.0).or_default().push((attempt, record));
         }
         let mut out: BTreeMap<Vec<u32>, Task> = BTreeMap::new();

@@ -72,6 +72,10 @@ pub(crate) struct CachedExecutor {
     waiting: std::collections::VecDeque<(Dispatch, Option<(CacheKey, bool)>)>,
     cancelled: bool,
     pending: Vec<Hit>,
+    /// Every attempt taken and not yet started in the executor or reported (queued,
+    /// waiting, or a hit not yet recorded): the scheduler asks about each running task
+    /// every turn, so this is a set, not a scan of the queues.
+    held: std::collections::HashSet<(TaskKey, u32)>,
     misses: HashMap<(TaskKey, u32), Miss>,
     batches: u64,
     notes: Vec<String>,
@@ -166,6 +170,7 @@ impl CachedExecutor {
             waiting: std::collections::VecDeque::new(),
             cancelled: false,
             pending: Vec::new(),
+            held: std::collections::HashSet::new(),
             misses: HashMap::new(),
             batches: 0,
             notes: Vec::new(),
@@ -180,6 +185,9 @@ impl CachedExecutor {
             return Vec::new();
         }
         let hits = std::mem::take(&mut self.pending);
+        for h in &hits {
+            self.held.remove(&(h.key.clone(), h.attempt));
+        }
         let records = hits.iter().map(|h| h.record.clone()).collect();
         let seq = self.batches;
         self.batches += 1;
@@ -246,8 +254,7 @@ impl CachedExecutor {
 
 impl CachedExecutor {
     fn is_ours(&self, key: &TaskKey, attempt: u32) -> bool {
-        let same = |d: &Dispatch| d.key == *key && d.spec.task.attempt == attempt;
-        self.queued.iter().any(same) || self.waiting.iter().any(|(d, _)| same(d))
+        self.held.contains(&(key.clone(), attempt))
     }
 
     /// Probe every queued task (in parallel): hits wait to be recorded, misses wait for
@@ -320,6 +327,7 @@ impl CachedExecutor {
             let run = d.run.clone();
             match self.inner.try_start(d) {
                 Ok(()) => {
+                    self.held.remove(&id);
                     if let Some((key, replace)) = key {
                         self.misses.insert(id, Miss { key, run, replace });
                     }
@@ -373,6 +381,7 @@ impl Executor for CachedExecutor {
         if self.graph.steps()[d.key.0].cache.is_none() {
             return self.inner.try_start(d);
         }
+        self.held.insert((d.key.clone(), d.spec.task.attempt));
         self.queued.push(d);
         Ok(())
     }
@@ -385,6 +394,9 @@ impl Executor for CachedExecutor {
                 .drain(..)
                 .chain(self.waiting.drain(..).map(|(d, _)| d))
                 .collect();
+            for d in &never {
+                self.held.remove(&(d.key.clone(), d.spec.task.attempt));
+            }
             let mut out: Vec<Finished> = never
                 .into_iter()
                 .map(|d| Finished {
@@ -427,6 +439,7 @@ impl Executor for CachedExecutor {
         let same = |d: &Dispatch| !(d.key == *key && d.spec.task.attempt == attempt);
         self.queued.retain(same);
         self.waiting.retain(|(d, _)| same(d));
+        self.held.remove(&(key.clone(), attempt));
         self.misses.remove(&(key.clone(), attempt));
         self.inner.abandon(key, attempt)
     }

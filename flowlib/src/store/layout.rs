@@ -4,7 +4,8 @@
 //! ```text
 //! datastore.json                                   marks the root as a flowlib datastore
 //! blobs/sha256/<2 hex>/<62 hex>                    content-addressed artifact blobs
-//! manifests/sha256/<2 hex>/<62 hex>.json           content-addressed task manifests
+//! manifests/sha256/<2 hex>/<62 hex>.json           content-addressed task manifests (format 1
+//!                                                  stores; a cache hit's own manifest)
 //! tmp/<random>                                     staging objects of large local writes
 //! quarantine/sha256/<2 hex>/<62 hex>/<unique>     blobs found not to match their address
 //! leases/gc/<unique>.json                          leases of gc sweeps in progress
@@ -14,7 +15,7 @@
 //! flows/<Flow>/runs/<run>/heartbeat.json           the run's driver is alive (rewritten)
 //! flows/<Flow>/runs/<run>/resume-claims/<n>.json   resume number n of this run (create-only)
 //! flows/<Flow>/runs/<run>/tasks/<step>/<index>@<attempt>.commit.json  (create-only, written
-//!                                                  last; names the attempt's manifest)
+//!                                                  last; carries the attempt's manifest)
 //! flows/<Flow>/runs/<run>/checkpoints/<step>/<index>/latest.json
 //! flows/<Flow>/runs/<run>/cards/<step>/<index>@<attempt>.json  an attempt's card (create-only,
 //!                                                  before its commit record)
@@ -79,8 +80,8 @@ fn attempt_stem(flow: &str, run: &str, step: &str, index: &str, attempt: u32) ->
     format!("flows/{flow}/runs/{run}/tasks/{step}/{index}@{attempt}")
 }
 
-/// Manifests are content-addressed JSON: concurrent writers of one attempt each store
-/// their own, and the commit record that wins names the one that counts.
+/// A manifest stored on its own, content-addressed: every manifest of a format 1 store, and
+/// now only a cache hit's own manifest (a commit record carries the manifest otherwise).
 pub(crate) fn manifest(digest: &Digest) -> String {
     let hex = digest.hex();
     format!("manifests/sha256/{}/{}.json", &hex[..2], &hex[2..])
