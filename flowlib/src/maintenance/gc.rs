@@ -48,6 +48,14 @@
 //! reference scan, which starts after `L`, saw W's commit, and B was no candidate: a
 //! contradiction. (The listing's own age check only saves requests; step 3 decides.)
 //!
+//! **A writer that created B** (a create-only write that succeeded, so no copy existed
+//! before it) skips (b) and (c). A pass deletes only what its listing showed and its
+//! `head` then found older than `L - G`; B exists only from `t_a` on, with timestamp `t_a`,
+//! so a deleting pass saw it at or after `t_a` with `t_a < L - G`, i.e. `L > t_a + G >
+//! t_a + KNOWN_TTL + D`, and its reference scan, after `L`, saw W's commit (by `t_a +
+//! KNOWN_TTL + D`, as above). So B was no candidate. This leaves two requests per new
+//! blob (on S3: the blob's PUT and the commit record's) instead of four.
+//!
 //! What is left is what any lease leaves: a gc process frozen for longer than
 //! [`layout::GC_LEASE_STALE`] between the freshness check of its lease and its delete
 //! call, and clock skew between machines beyond minutes. A stale lease of a killed gc only

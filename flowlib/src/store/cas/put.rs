@@ -78,7 +78,15 @@ impl Put<'_> {
         let mut gone = 0;
         loop {
             match ds.put_bytes(&rel, bytes.clone(), PutMode::Create) {
-                Ok(()) => {}
+                // Created: no copy existed, so no gc sweep can have judged one old, and a
+                // sweep that lists this one sees it young. Steps (b) and (c) of the gc
+                // protocol guard a copy found or refreshed; a created one needs neither
+                // (argued in `maintenance/gc.rs`), which saves two requests per blob.
+                Ok(()) => {
+                    ds.mark_known(blob.digest);
+                    ds.cache_put(blob.digest, &bytes);
+                    return Ok(());
+                }
                 Err(e) if e.is_already_exists() => self.keep_or_replace(&rel, blob, &bytes)?,
                 Err(e) => return Err(self.cannot_store(blob, &e)),
             }
