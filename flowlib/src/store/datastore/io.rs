@@ -271,8 +271,14 @@ impl Datastore {
     pub(super) fn is_empty_prefix(&self) -> Result<bool> {
         let prefix = self.path("");
         let prefix = (!prefix.as_ref().is_empty()).then_some(&prefix);
+        // Retried like every other request: a reset or a cut listing while a datastore is
+        // opened must not fail the run (the fault-proxy test injects exactly that).
+        let store = self.inner.store.clone();
         let listed = self
-            .block_on(self.inner.store.list_with_delimiter(prefix))
+            .retry(|| {
+                let (store, prefix) = (store.clone(), prefix.cloned());
+                async move { store.list_with_delimiter(prefix.as_ref()).await }
+            })
             .map_err(|e| Error::store("list", self.inner.prefix.as_str(), self.url(), e))?;
         Ok(listed.objects.is_empty() && listed.common_prefixes.is_empty())
     }
