@@ -1023,7 +1023,7 @@ struct Wide {
 impl Wide {
     #[step(start, next = end)]
     fn start(&mut self) -> Result<()> {
-        self.f0 = 0 + self.seed;
+        self.f0 = self.seed;
         self.f1 = 1 + self.seed;
         self.f2 = 2 + self.seed;
         self.f3 = 3 + self.seed;
