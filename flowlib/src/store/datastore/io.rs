@@ -154,6 +154,9 @@ impl Datastore {
     /// Write an object. With `PutMode::Create`, an existing object yields an error for
     /// which [`Error::is_already_exists`] is true.
     pub(crate) fn put_bytes(&self, rel: &str, bytes: Bytes, mode: PutMode) -> Result<()> {
+        if let (Backend::Local(root), PutMode::Create) = (&self.inner.backend, &mode) {
+            return self.create_local(root, rel, &bytes);
+        }
         let path = self.path(rel);
         let store = &self.inner.store;
         let opts = PutOptions {
@@ -163,6 +166,79 @@ impl Datastore {
         self.retry(|| store.put_opts(&path, PutPayload::from(bytes.clone()), opts.clone()))
             .map(|_| ())
             .map_err(|e| Error::store("put", &path, self.url(), e))
+    }
+
+    /// A create-only write on a local directory, in two directory operations: the bytes go
+    /// to a staging file beside the object, which is renamed into place only if nothing is
+    /// there (`renameat2(RENAME_NOREPLACE)`; where the filesystem lacks it, a hard link
+    /// then an unlink, as `object_store`'s local store does). Readers see the whole object
+    /// or none. The staging name ends in `#<digits>`, which listings skip (the convention
+    /// of `object_store`'s local store, whose staged files `gc` collects when a writer was
+    /// killed). A local create is the commonest write (every blob and commit record), and
+    /// this path costs a third fewer file-system operations than a link-and-unlink.
+    fn create_local(&self, root: &std::path::Path, rel: &str, bytes: &[u8]) -> Result<()> {
+        use std::io::Write;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let dest = root.join(rel);
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let tmp = dest.with_file_name(format!("{name}#{}{seq:010}", std::process::id()));
+        let failed = |what: &str, e: std::io::Error| {
+            Error::store(
+                "put",
+                &self.path(rel),
+                self.url(),
+                object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: format!("{what} {}: {e}", tmp.display()).into(),
+                },
+            )
+        };
+        let open = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+        };
+        let mut f = match open() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = tmp.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| failed("creating the folder of", e))?;
+                }
+                open()
+            }
+            other => other,
+        }
+        .map_err(|e| failed("creating", e))?;
+        if let Err(e) = f.write_all(bytes) {
+            drop(f);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(failed("writing", e));
+        }
+        drop(f);
+        match rename_noreplace(&tmp, &dest) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    return Err(Error::store(
+                        "put",
+                        &self.path(rel),
+                        self.url(),
+                        object_store::Error::AlreadyExists {
+                            path: dest.display().to_string(),
+                            source: Box::new(e),
+                        },
+                    ));
+                }
+                Err(failed("moving into place", e))
+            }
+        }
     }
 
     /// Start a multipart upload to `rel`; the object appears when it completes.
@@ -327,6 +403,39 @@ impl Datastore {
 
 fn to_json<T: Serialize>(value: &T) -> Bytes {
     Bytes::from(serde_json::to_vec_pretty(value).expect("metadata serializes to JSON"))
+}
+
+/// Rename `from` to `to` unless `to` exists (then `AlreadyExists`).
+fn rename_noreplace(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_bytes());
+        let (f, t) = (c(from)?, c(to)?);
+        // SAFETY: two valid NUL-terminated paths; renameat2 reads them and nothing else.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                libc::AT_FDCWD,
+                f.as_ptr(),
+                libc::AT_FDCWD,
+                t.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            // The filesystem (or kernel) cannot: link and unlink instead.
+            Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {}
+            _ => return Err(e),
+        }
+    }
+    std::fs::hard_link(from, to)?;
+    let _ = std::fs::remove_file(from);
+    Ok(())
 }
 
 /// Failures worth another try: transport errors and unparsable (cut) responses.
