@@ -190,7 +190,7 @@ impl Datastore {
         let failed = |what: &str, e: std::io::Error| {
             Error::store(
                 "put",
-                &self.path(rel),
+                self.path(rel),
                 self.url(),
                 object_store::Error::Generic {
                     store: "LocalFileSystem",
@@ -228,7 +228,7 @@ impl Datastore {
                 if e.kind() == std::io::ErrorKind::AlreadyExists {
                     return Err(Error::store(
                         "put",
-                        &self.path(rel),
+                        self.path(rel),
                         self.url(),
                         object_store::Error::AlreadyExists {
                             path: dest.display().to_string(),
