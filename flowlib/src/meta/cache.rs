@@ -178,16 +178,10 @@ pub(crate) fn publish(
 ) -> Result<bool> {
     // The source's commit record carries the manifest (a cached task's own manifest is
     // under `manifests/`); either way it is checked against its pin.
-    let (_, bytes) = pinned_bytes(ds, flow, source, manifest)?;
+    let (rel, bytes) = pinned_bytes(ds, flow, source, manifest)?;
     if Digest::of(&bytes) != manifest.digest {
         return Err(Error::metadata(
-            ds.path(&layout::commit(
-                flow,
-                &source.run,
-                &source.step,
-                &source.index.dir_name(),
-                source.attempt,
-            )),
+            ds.path(&rel),
             format!("the manifest of task {} is damaged", source.task_id()),
         ));
     }

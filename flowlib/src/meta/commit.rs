@@ -176,7 +176,8 @@ fn write_record(
     ds.create(&commit_path(flow, attempt), bytes)
 }
 
-fn commit_path(flow: &str, a: &TaskRef) -> String {
+/// Where the commit record of attempt `a` of `flow` is.
+pub(crate) fn commit_path(flow: &str, a: &TaskRef) -> String {
     layout::commit(flow, &a.run, &a.step, &a.index.dir_name(), a.attempt)
 }
 

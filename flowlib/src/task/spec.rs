@@ -232,13 +232,7 @@ fn resolve_task(ds: &Datastore, flow: &str, task: TaskRef, manifest: BlobRef) ->
     let m = read_pinned(ds, flow, &task, manifest)?;
     if !m.status.is_success() {
         return Err(Error::metadata(
-            ds.path(&layout::commit(
-                flow,
-                &task.run,
-                &task.step,
-                &task.index.dir_name(),
-                task.attempt,
-            )),
+            ds.path(&crate::meta::commit::commit_path(flow, &task)),
             format!(
                 "input task {} did not succeed ({})",
                 task.task_id(),
