@@ -354,7 +354,7 @@ fn flow_state_impl(ident: &syn::Ident, code: &FieldCode) -> TokenStream {
                     }
                 }
 
-                fn __lazy_blob(&self, __i: usize) -> ::core::option::Option<::flowlib::__private::BlobRef> {
+                fn __lazy_blob(&self, __i: usize) -> ::core::option::Option<::flowlib::__private::StoredBlob> {
                     #[allow(unused_imports)]
                     use ::flowlib::__private::{LazyField as _, NotLazy as _};
                     match __i {

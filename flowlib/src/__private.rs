@@ -14,7 +14,7 @@ pub use crate::error::StepError;
 pub use crate::flow::graph::JoinKind;
 pub use crate::flow::StepCall;
 pub use crate::flow::{
-    FieldInfo, Flow, FlowState, Graph, LazyField, LazySource, NotLazy, ParamInfo,
+    FieldInfo, Flow, FlowState, Graph, LazyField, LazySource, NotLazy, ParamInfo, StoredBlob,
 };
 pub use crate::store::codec::{
     DecodeError, EncodeError, FieldReader, FieldWriter, Tag, ViaBulk, ViaSerde,

@@ -122,7 +122,8 @@ pub use run::{initial_state, resume, run, CacheMode, ResumeOptions, RunOptions, 
 pub use store::codec::{decode_blob, encode_blob};
 pub use store::{
     is_datastore_dir, Backend, BlobRef, CacheConfig, Datastore, DatastoreBuilder, Digest, OpenMode,
-    ParseDigestError, DATASTORE_ENV, DEFAULT_CACHE_MAX, DEFAULT_DATASTORE,
+    ParseDigestError, DATASTORE_ENV, DEFAULT_CACHE_MAX, DEFAULT_DATASTORE, INLINE_LIMIT_ENV,
+    MAX_INLINE_LIMIT,
 };
 pub use task::{run_spec, run_task, Pin, TaskOutcome, TaskSpec};
 

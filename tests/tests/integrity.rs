@@ -1,4 +1,4 @@
-//! `verify` and `gc` against a real local datastore.
+//! `verify` and `gc` against a real local datastore, over stored objects.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -6,6 +6,13 @@ use std::time::{Duration, SystemTime};
 use flowlib::prelude::*;
 use flowlib::{Datastore, OpenMode, RunStatus};
 use flowlib_testkit::{blob_path, run_options};
+
+/// These tests damage, orphan and collect stored objects: every handle here stores every
+/// artifact as an object under `blobs/`, none inline in its task's record (that path is
+/// tested in `store_format.rs`).
+fn objects(url: &str, mode: OpenMode) -> flowlib::Result<Datastore> {
+    Datastore::builder(url).mode(mode).inline_limit(0).open()
+}
 
 #[derive(FlowState, Default, Serialize, Deserialize)]
 struct Keep {
@@ -33,7 +40,7 @@ impl Keep {
 fn setup() -> (tempfile::TempDir, PathBuf, Datastore, String) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("ds");
-    let ds = Datastore::open(root.to_str().unwrap(), OpenMode::Create).unwrap();
+    let ds = objects(root.to_str().unwrap(), OpenMode::Create).unwrap();
     let s = flowlib::run::<Keep>(&ds, &run_options(2)).unwrap();
     assert_eq!(s.status, RunStatus::Succeeded);
     (dir, root, ds, s.run_id)
@@ -112,7 +119,7 @@ fn reusing_an_old_unreferenced_blob_refreshes_it() {
     let opts = run_options(2).with_param("tag", "y");
     // A new run produces the same value: it is deduplicated, and its timestamp refreshed
     // so that a concurrent gc's grace period covers it until the run commits.
-    let fresh = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
+    let fresh = objects(ds.url(), OpenMode::Existing).unwrap();
     let s = flowlib::run::<Keep>(&fresh, &opts).unwrap();
     assert_eq!(s.status, RunStatus::Succeeded);
     let modified = std::fs::metadata(&stale).unwrap().modified().unwrap();
@@ -142,7 +149,7 @@ fn verify_names_run_task_artifact_and_digest_of_each_problem() {
     // `total` is referenced once (by `end`); verify reports it, and exits non-zero.
     let problems = flowlib::verify(&ds, None, None).unwrap().problems.len();
     assert_eq!(problems, 1);
-    let fresh = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
+    let fresh = objects(ds.url(), OpenMode::Existing).unwrap();
     let err = fresh
         .artifact::<u32>("Keep", &run, "end", "total")
         .unwrap_err()
@@ -183,7 +190,7 @@ fn a_corrupt_blob_found_on_read_is_quarantined_and_the_next_run_rewrites_it() {
     let good = flip_a_byte(&path);
 
     // The read fails as before, and moves the damaged blob aside.
-    let fresh = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
+    let fresh = objects(ds.url(), OpenMode::Existing).unwrap();
     let err = fresh
         .artifact::<Vec<u32>>("Keep", &run, "end", "values")
         .unwrap_err()
@@ -251,7 +258,7 @@ fn verify_repair_quarantines_every_corrupt_blob_and_the_next_run_rewrites_them()
     assert!(again.quarantined.is_empty(), "{again:?}");
 
     // The next run stores all three again.
-    let fresh = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
+    let fresh = objects(ds.url(), OpenMode::Existing).unwrap();
     let s = flowlib::run::<Keep>(&fresh, &run_options(2)).unwrap();
     assert_eq!(s.status, RunStatus::Succeeded);
     assert!(flowlib::verify(&fresh, None, None).unwrap().is_ok());
@@ -314,7 +321,7 @@ impl Fan {
 fn gc_next_to_a_run_never_deletes_what_the_run_commits() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("ds");
-    let ds = Datastore::open(root.to_str().unwrap(), OpenMode::Create).unwrap();
+    let ds = objects(root.to_str().unwrap(), OpenMode::Create).unwrap();
     for round in 0..3u32 {
         for item in 0..FAN {
             age(&orphan(&root, &fan_value(round, item)), 2 * DAY);
@@ -325,7 +332,7 @@ fn gc_next_to_a_run_never_deletes_what_the_run_commits() {
         let done = std::sync::atomic::AtomicBool::new(false);
         let (summary, passes) = std::thread::scope(|s| {
             let gc = s.spawn(|| {
-                let gc_ds = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
+                let gc_ds = objects(ds.url(), OpenMode::Existing).unwrap();
                 let mut passes = 0;
                 while !done.load(std::sync::atomic::Ordering::SeqCst) {
                     flowlib::gc(&gc_ds, false, DAY).unwrap();
@@ -334,7 +341,7 @@ fn gc_next_to_a_run_never_deletes_what_the_run_commits() {
                 }
                 passes
             });
-            let run_ds = Datastore::open(ds.url(), OpenMode::Existing).unwrap();
+            let run_ds = objects(ds.url(), OpenMode::Existing).unwrap();
             let opts = run_options(2).with_param("round", round.to_string());
             let summary = flowlib::run::<Fan>(&run_ds, &opts);
             done.store(true, std::sync::atomic::Ordering::SeqCst);

@@ -286,7 +286,8 @@ impl<F: Flow> TaskView<'_, F> {
         let blob = self.blob(name)?;
         let what = What::new(name, Site::task(Some(self.run.id()), self.id()));
         let mut out: Option<T> = None;
-        cas::load_decoded(&self.run.ds, blob, &what, &mut |r| {
+        let inline = self.manifest().inline_of(&blob);
+        cas::load_decoded(&self.run.ds, blob, inline, &what, &mut |r| {
             out = Some((&Tag::<T>::NEW).decode_field(r)?);
             Ok(())
         })?;
@@ -304,7 +305,8 @@ impl<F: Flow> TaskView<'_, F> {
         })?;
         let what = What::new(name, Site::task(Some(self.run.id()), self.id()));
         let mut state = F::default();
-        cas::load_decoded(&self.run.ds, blob, &what, &mut |r| {
+        let inline = self.manifest().inline_of(&blob);
+        cas::load_decoded(&self.run.ds, blob, inline, &what, &mut |r| {
             state.__decode_field(i, r)
         })?;
         state

@@ -65,6 +65,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
+use bytes::Bytes;
+
 use crate::error::{Error, Result};
 use crate::meta::commit::{manifest_of, read_pinned, read_record};
 use crate::meta::metrics::{read_metrics, summarize, MetricPoint, MetricSummary};
@@ -435,7 +437,7 @@ impl Task {
         let m = self.manifest()?;
         Ok(m.artifacts
             .iter()
-            .map(|(n, b)| self.handle(n, *b))
+            .map(|(n, b)| self.handle(n, *b, m.inline_of(b)))
             .collect())
     }
 
@@ -450,14 +452,15 @@ impl Task {
                 m.artifacts.keys().cloned().collect::<Vec<_>>().join(", ")
             ))
         })?;
-        Ok(self.handle(name, *b))
+        Ok(self.handle(name, *b, m.inline_of(b)))
     }
 
-    fn handle(&self, name: &str, blob: BlobRef) -> Artifact {
+    fn handle(&self, name: &str, blob: BlobRef, inline: Option<&Bytes>) -> Artifact {
         Artifact {
             ds: self.run.ds.clone(),
             name: name.to_string(),
             blob,
+            inline: inline.cloned(),
             task: self.task.clone(),
         }
     }
@@ -469,6 +472,8 @@ pub struct Artifact {
     ds: Datastore,
     name: String,
     blob: BlobRef,
+    /// The bytes, when the task's manifest holds them inline.
+    inline: Option<Bytes>,
     task: TaskRef,
 }
 
@@ -488,6 +493,12 @@ impl Artifact {
         self.blob.size
     }
 
+    /// Whether its bytes are held inline in the task's manifest (a small value, at most
+    /// 1 KiB encoded) rather than stored as an object under `blobs/`.
+    pub fn is_inline(&self) -> bool {
+        self.inline.is_some()
+    }
+
     fn what(&self) -> crate::store::cas::What {
         crate::store::cas::What::new(
             &self.name,
@@ -505,7 +516,8 @@ impl Artifact {
     /// ```
     pub fn decode<T: serde::Serialize + serde::de::DeserializeOwned>(&self) -> Result<T> {
         let mut out: Option<T> = None;
-        crate::store::cas::load_decoded(&self.ds, self.blob, &self.what(), &mut |r| {
+        let inline = self.inline.as_ref();
+        crate::store::cas::load_decoded(&self.ds, self.blob, inline, &self.what(), &mut |r| {
             out = Some((&Tag::<T>::NEW).decode_field(r)?);
             Ok(())
         })?;
@@ -533,7 +545,8 @@ impl Artifact {
         })?;
         let what = self.what();
         let mut state = F::default();
-        crate::store::cas::load_decoded(&self.ds, self.blob, &what, &mut |r| {
+        let inline = self.inline.as_ref();
+        crate::store::cas::load_decoded(&self.ds, self.blob, inline, &what, &mut |r| {
             state.__decode_field(i, r)
         })?;
         state

@@ -168,7 +168,7 @@ impl Checkpoint {
             Site::detail(Some(run), format!("(saved as {})", ptr.type_name)),
         );
         let mut out: Option<T> = None;
-        cas::load_decoded(&self.ds, ptr.blob, &what, &mut |r| {
+        cas::load_decoded(&self.ds, ptr.blob, None, &what, &mut |r| {
             out = Some((&Tag::<T>::NEW).decode_field(r)?);
             Ok(())
         })?;

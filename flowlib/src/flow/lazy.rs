@@ -5,6 +5,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -100,7 +101,13 @@ pub struct LazySource {
     pub(crate) cache: Arc<LazyCache>,
     pub(crate) artifact: &'static str,
     pub(crate) site: Site,
+    /// The blob's bytes, when the manifest it came from holds them inline.
+    pub(crate) inline: Option<Bytes>,
 }
+
+/// A blob a `Lazy` field stands for, with its bytes when they are held inline.
+#[doc(hidden)]
+pub type StoredBlob = (BlobRef, Option<Bytes>);
 
 /// Values loaded through `Lazy` fields in this process, by blob digest: the most recent
 /// few are kept, so tasks that read the same value share one decoded copy.
@@ -181,10 +188,11 @@ impl<T> Lazy<T> {
         }
     }
 
-    /// The blob an untouched task input stands for (it is passed on by reference).
-    pub(crate) fn stored_blob(&self) -> Option<BlobRef> {
+    /// The blob an untouched task input stands for (it is passed on by reference), with
+    /// its bytes when they are held inline.
+    pub(crate) fn stored_blob(&self) -> Option<StoredBlob> {
         match &self.state {
-            State::Stored { blob, .. } => Some(*blob),
+            State::Stored { blob, source, .. } => Some((*blob, source.inline.clone())),
             State::Value(_) => None,
         }
     }
@@ -222,7 +230,8 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Lazy<T> {
                     None => {
                         let what = What::new(source.artifact, source.site.clone());
                         let mut out: Option<T> = None;
-                        cas::load_decoded(&source.ds, *blob, &what, &mut |r| {
+                        let inline = source.inline.as_ref();
+                        cas::load_decoded(&source.ds, *blob, inline, &what, &mut |r| {
                             out = Some((&Tag::<T>::NEW).decode_field(r)?);
                             Ok(())
                         })?;
@@ -333,7 +342,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lazy<T> {
 #[doc(hidden)]
 pub trait LazyField<F> {
     fn lazy_install(&self, field: &mut F, blob: BlobRef, source: &LazySource) -> bool;
-    fn lazy_blob(&self, field: &F) -> Option<BlobRef>;
+    fn lazy_blob(&self, field: &F) -> Option<StoredBlob>;
 }
 
 impl<T> LazyField<Lazy<T>> for Tag<Lazy<T>> {
@@ -342,7 +351,7 @@ impl<T> LazyField<Lazy<T>> for Tag<Lazy<T>> {
         true
     }
 
-    fn lazy_blob(&self, field: &Lazy<T>) -> Option<BlobRef> {
+    fn lazy_blob(&self, field: &Lazy<T>) -> Option<StoredBlob> {
         field.stored_blob()
     }
 }
@@ -351,7 +360,7 @@ impl<T> LazyField<Lazy<T>> for Tag<Lazy<T>> {
 #[doc(hidden)]
 pub trait NotLazy<F> {
     fn lazy_install(&self, field: &mut F, blob: BlobRef, source: &LazySource) -> bool;
-    fn lazy_blob(&self, field: &F) -> Option<BlobRef>;
+    fn lazy_blob(&self, field: &F) -> Option<StoredBlob>;
 }
 
 impl<F> NotLazy<F> for &Tag<F> {
@@ -359,7 +368,7 @@ impl<F> NotLazy<F> for &Tag<F> {
         false
     }
 
-    fn lazy_blob(&self, _: &F) -> Option<BlobRef> {
+    fn lazy_blob(&self, _: &F) -> Option<StoredBlob> {
         None
     }
 }

@@ -22,7 +22,7 @@ pub use inputs::{Input, Inputs};
 pub(crate) use inputs::{InputRef, LoadInput, UnreadableInput};
 pub use lazy::Lazy;
 #[doc(hidden)]
-pub use lazy::{LazyField, LazySource, NotLazy};
+pub use lazy::{LazyField, LazySource, NotLazy, StoredBlob};
 
 use crate::error::{Result, StepError};
 use crate::store::codec::{DecodeError, EncodeError, FieldReader, FieldWriter};
@@ -65,7 +65,7 @@ pub trait FlowState: Default + Send + 'static {
     /// The blob field `index` still stands for, unread and unchanged (a [`Lazy`] task
     /// input): it is passed on by reference instead of being encoded again.
     #[doc(hidden)]
-    fn __lazy_blob(&self, _index: usize) -> Option<crate::store::BlobRef> {
+    fn __lazy_blob(&self, _index: usize) -> Option<lazy::StoredBlob> {
         None
     }
 

@@ -3,6 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use bytes::Bytes;
+
 use crate::error::{chain, Error, Result};
 use crate::store::layout;
 use crate::store::Datastore;
@@ -51,11 +53,23 @@ impl std::fmt::Display for Unreadable {
     }
 }
 
+/// One referenced blob: every place that references it, and how it is held.
+#[derive(Debug)]
+pub(crate) struct Referenced {
+    pub(crate) blob: BlobRef,
+    pub(crate) places: Vec<Place>,
+    /// Its bytes, when a manifest that names it holds them inline.
+    pub(crate) inline: Option<Bytes>,
+    /// Some place names it without holding its bytes (an older manifest, an initial
+    /// state, a checkpoint, an alias): its object must exist under `blobs/`.
+    pub(crate) object: bool,
+}
+
 /// What committed metadata references.
 #[derive(Debug, Default)]
 pub(crate) struct References {
     /// Each referenced blob, with every place that references it.
-    pub(crate) blobs: HashMap<Digest, (BlobRef, Vec<Place>)>,
+    pub(crate) blobs: HashMap<Digest, Referenced>,
     /// The manifests commit records name.
     pub(crate) manifests: HashSet<Digest>,
     /// The code packages (flow executables) run records name.
@@ -68,12 +82,25 @@ pub(crate) struct References {
 }
 
 impl References {
+    /// `place` references `blob`, as an object.
     fn add(&mut self, blob: BlobRef, place: Place) {
-        self.blobs
-            .entry(blob.digest)
-            .or_insert_with(|| (blob, Vec::new()))
-            .1
-            .push(place);
+        self.add_held(blob, place, None);
+    }
+
+    /// `place` references `blob`, holding its bytes when `inline` has them.
+    fn add_held(&mut self, blob: BlobRef, place: Place, inline: Option<&Bytes>) {
+        let r = self.blobs.entry(blob.digest).or_insert_with(|| Referenced {
+            blob,
+            places: Vec::new(),
+            inline: None,
+            object: false,
+        });
+        r.places.push(place);
+        match inline {
+            Some(b) if r.inline.is_none() => r.inline = Some(b.clone()),
+            Some(_) => {}
+            None => r.object = true,
+        }
     }
 
     fn unreadable(&mut self, flow: &str, run: &str, detail: String) {
@@ -154,7 +181,7 @@ fn cache_references(ds: &Datastore, flow: &str, refs: &mut References) -> Result
         refs.manifests.insert(e.manifest.digest);
         let task = format!("(cache entry {} of {})", e.key.short(), e.source.task_id());
         for (name, blob) in &m.artifacts {
-            refs.add(
+            refs.add_held(
                 *blob,
                 Place {
                     flow: flow.to_string(),
@@ -162,6 +189,7 @@ fn cache_references(ds: &Datastore, flow: &str, refs: &mut References) -> Result
                     task: task.clone(),
                     artifact: name.clone(),
                 },
+                m.inline_of(blob),
             );
         }
     }
@@ -231,7 +259,7 @@ fn run_references(ds: &Datastore, flow: &str, run: &str, refs: &mut References) 
         let Some(m) = &a.manifest else { continue };
         let task = format!("{} attempt {}", a.task_id(), a.source.attempt);
         for (name, blob) in &m.artifacts {
-            refs.add(*blob, place(task.clone(), name));
+            refs.add_held(*blob, place(task.clone(), name), m.inline_of(blob));
         }
     }
     // Checkpoints are referenced by their latest pointers.

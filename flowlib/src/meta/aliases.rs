@@ -13,10 +13,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Site};
 use crate::meta::tags::{numbered, who, writer_id};
 use crate::meta::{now_rfc3339, parse_task_id, IndexPath, TaskRef, METADATA_VERSION};
-use crate::store::{layout, BlobRef, Datastore};
+use crate::store::cas::What;
+use crate::store::{layout, BlobRef, Datastore, Digest};
 
 /// One move of an alias.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -198,6 +199,20 @@ pub(crate) fn set(
         }
         None => manifest.artifacts.clone(),
     };
+    // The alias keeps its blobs even when the run goes: those the manifest holds inline
+    // are stored as objects first, so the alias never names a blob it cannot reach.
+    for (artifact, b) in &blobs {
+        if let Some(bytes) = manifest.inline_of(b) {
+            let what = What::new(artifact, Site::task(Some(&run), &task_id));
+            if Digest::of(bytes) != b.digest || bytes.len() as u64 != b.size {
+                return Err(what.err(
+                    b.digest,
+                    "the bytes held inline in the task's manifest are corrupted",
+                ));
+            }
+            crate::store::cas::put_inline(ds, *b, bytes, &what)?;
+        }
+    }
     let dir = layout::alias(flow, name);
     let n = numbered(ds, &dir)?.last().map_or(0, |(n, _)| n + 1);
     let record = AliasRecord {

@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use crate::meta::{AttemptStatus, IndexPath, TaskAttempt, TaskManifest, TaskRef};
-use crate::store::BlobRef;
+use bytes::Bytes;
+
+use crate::store::{BlobRef, Digest};
 
 /// One interned copy of each field name: a process sees few distinct ones.
 fn intern(name: &str) -> Arc<str> {
@@ -27,7 +29,9 @@ fn intern(name: &str) -> Arc<str> {
     n
 }
 
-type Entry = (Arc<str>, BlobRef);
+/// One artifact: its name, its blob, and the blob's bytes when the manifest holds them
+/// inline (a small blob: see `store::cas::INLINE_LIMIT`).
+type Entry = (Arc<str>, BlobRef, Option<Bytes>);
 
 /// A committed task's artifacts: name → blob, compactly (see the module docs).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -39,54 +43,97 @@ pub(crate) struct Artifacts {
     own: Box<[Entry]>,
 }
 
-fn table<T: FromIterator<Entry>>(map: impl IntoIterator<Item = (String, BlobRef)>) -> T {
+/// The inline blobs a view's artifacts hold: digest → bytes.
+pub(crate) type Inline = BTreeMap<Digest, Bytes>;
+
+fn table<T: FromIterator<Entry>>(
+    map: impl IntoIterator<Item = (String, BlobRef)>,
+    inline: &Inline,
+) -> T {
     // A BTreeMap iterates sorted by name; `get` relies on it.
-    map.into_iter().map(|(k, v)| (intern(&k), v)).collect()
+    map.into_iter()
+        .map(|(k, v)| {
+            let bytes = inline.get(&v.digest).cloned();
+            (intern(&k), v, bytes)
+        })
+        .collect()
 }
 
-fn find<'a>(t: &'a [Entry], name: &str) -> Option<&'a BlobRef> {
-    t.binary_search_by(|(k, _)| (**k).cmp(name))
+fn find<'a>(t: &'a [Entry], name: &str) -> Option<&'a Entry> {
+    t.binary_search_by(|(k, ..)| (**k).cmp(name))
         .ok()
-        .map(|i| &t[i].1)
+        .map(|i| &t[i])
 }
 
 impl Artifacts {
-    /// All of `map`, as a table other tasks can share.
-    pub(crate) fn full(map: BTreeMap<String, BlobRef>) -> Artifacts {
+    /// All of `map`, as a table other tasks can share; `inline` holds the bytes of its
+    /// small blobs.
+    pub(crate) fn full(map: BTreeMap<String, BlobRef>, inline: &Inline) -> Artifacts {
         Artifacts {
-            shared: Some(table(map)),
+            shared: Some(table(map, inline)),
             own: Box::new([]),
         }
     }
 
     /// `map`, stored as what differs from the table `base` shares when it has every
     /// artifact that table has (a step's output has every field of the state), else on
-    /// its own.
-    pub(crate) fn over(base: &Artifacts, map: BTreeMap<String, BlobRef>) -> Artifacts {
+    /// its own. An entry that passes on the base's blob shares its inline bytes.
+    pub(crate) fn over(
+        base: &Artifacts,
+        map: BTreeMap<String, BlobRef>,
+        inline: &Inline,
+    ) -> Artifacts {
         let Some(shared) = &base.shared else {
-            return Artifacts::full(map);
+            return Artifacts::full(map, inline);
         };
-        if !shared.iter().all(|(k, _)| map.contains_key(&**k)) {
-            return Artifacts::full(map);
+        if !shared.iter().all(|(k, ..)| map.contains_key(&**k)) {
+            return Artifacts::full(map, inline);
         }
-        let own = map.into_iter().filter(|(k, v)| find(shared, k) != Some(v));
+        let own = map.into_iter().filter(|(k, v)| {
+            let held = inline.contains_key(&v.digest);
+            find(shared, k).map(|e| (e.1, e.2.is_some())) != Some((*v, held))
+        });
         Artifacts {
-            own: table(own),
+            own: table(own, inline),
             shared: Some(shared.clone()),
         }
     }
 
+    fn entry(&self, name: &str) -> Option<&Entry> {
+        find(&self.own, name).or_else(|| find(self.shared.as_deref()?, name))
+    }
+
     /// The blob of artifact `name`.
     pub(crate) fn get(&self, name: &str) -> Option<&BlobRef> {
-        find(&self.own, name).or_else(|| find(self.shared.as_deref()?, name))
+        self.entry(name).map(|e| &e.1)
+    }
+
+    /// The blob of artifact `name`, with its bytes when they are held inline.
+    pub(crate) fn held(&self, name: &str) -> Option<(&BlobRef, Option<&Bytes>)> {
+        self.entry(name).map(|e| (&e.1, e.2.as_ref()))
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
+        let shared = self.shared.iter().flat_map(|t| t.iter());
+        // `own` overrides `shared`: collected into a map, the later entry wins.
+        shared.chain(self.own.iter())
     }
 
     /// Every artifact, sorted by name.
     pub(crate) fn to_map(&self) -> BTreeMap<String, BlobRef> {
+        self.entries()
+            .map(|(k, v, _)| (k.to_string(), *v))
+            .collect()
+    }
+
+    /// The bytes of every artifact held inline, by digest.
+    pub(crate) fn inline(&self) -> Inline {
+        let own: HashSet<&str> = self.own.iter().map(|(k, ..)| &**k).collect();
         let shared = self.shared.iter().flat_map(|t| t.iter());
+        let shared = shared.filter(|(k, ..)| !own.contains(&**k));
         shared
             .chain(self.own.iter())
-            .map(|(k, v)| (k.to_string(), *v))
+            .filter_map(|(_, v, b)| Some((v.digest, b.clone()?)))
             .collect()
     }
 }
@@ -180,7 +227,7 @@ impl Committed {
         Committed {
             task: None,
             manifest: None,
-            artifacts: Artifacts::full(artifacts),
+            artifacts: Artifacts::full(artifacts, &Inline::new()),
             foreach_count: None,
             status: AttemptStatus::Ok,
         }
@@ -191,7 +238,7 @@ impl Committed {
         Committed {
             task: Some(TaskAt::of(task, None)),
             manifest: Some(pin),
-            artifacts: Artifacts::full(m.artifacts),
+            artifacts: Artifacts::full(m.artifacts, &m.inline),
             foreach_count: m.foreach_count,
             status: m.status,
         }
@@ -208,8 +255,8 @@ impl Committed {
         split: bool,
     ) -> Committed {
         let artifacts = match split {
-            true => Artifacts::full(m.artifacts),
-            false => Artifacts::over(&base.artifacts, m.artifacts),
+            true => Artifacts::full(m.artifacts, &m.inline),
+            false => Artifacts::over(&base.artifacts, m.artifacts, &m.inline),
         };
         Committed {
             task: Some(TaskAt::of(task, base.task.as_ref())),
@@ -251,9 +298,9 @@ mod tests {
 
     #[test]
     fn artifacts_over_a_base_keep_only_what_differs_and_read_the_same() {
-        let base = Artifacts::full(map(&[("a", "1"), ("b", "2"), ("c", "3")]));
+        let base = Artifacts::full(map(&[("a", "1"), ("b", "2"), ("c", "3")]), &Inline::new());
         let child_map = map(&[("a", "1"), ("b", "changed"), ("c", "3"), ("d", "new")]);
-        let child = Artifacts::over(&base, child_map.clone());
+        let child = Artifacts::over(&base, child_map.clone(), &Inline::new());
         assert_eq!(child.own.len(), 2, "only b and d are its own");
         assert!(Arc::ptr_eq(
             child.shared.as_ref().unwrap(),
@@ -265,15 +312,44 @@ mod tests {
         }
         assert_eq!(child.get("e"), None);
         // A grandchild shares the same table, not a chain.
-        let grand = Artifacts::over(&child, child_map.clone());
+        let grand = Artifacts::over(&child, child_map.clone(), &Inline::new());
         assert!(Arc::ptr_eq(
             grand.shared.as_ref().unwrap(),
             child.shared.as_ref().unwrap()
         ));
         assert_eq!(grand.to_map(), child_map);
         // Missing one of the base's names: stored on its own.
-        let lone = Artifacts::over(&base, map(&[("a", "1")]));
+        let lone = Artifacts::over(&base, map(&[("a", "1")]), &Inline::new());
         assert!(lone.own.is_empty(), "a table of its own");
         assert_eq!(lone.to_map(), map(&[("a", "1")]));
+    }
+
+    #[test]
+    fn inline_bytes_pass_on_shared_and_are_collected_once() {
+        let b = |s: &str| (blob(s).digest, Bytes::from(s.to_string()));
+        let base_inline: Inline = [b("1"), b("2")].into_iter().collect();
+        let base = Artifacts::full(map(&[("a", "1"), ("b", "2"), ("c", "3")]), &base_inline);
+        assert_eq!(base.held("a").unwrap().1.unwrap(), "1");
+        assert!(base.held("c").unwrap().1.is_none(), "c is an object");
+        // The child passes a on, changes b to an inline value, c to an object; its
+        // manifest holds a's bytes too.
+        let child_inline: Inline = [b("1"), b("new")].into_iter().collect();
+        let child = Artifacts::over(
+            &base,
+            map(&[("a", "1"), ("b", "new"), ("c", "obj")]),
+            &child_inline,
+        );
+        assert_eq!(child.own.len(), 2, "b and c are its own, a is shared");
+        assert_eq!(child.held("b").unwrap().1.unwrap(), "new");
+        assert!(child.held("c").unwrap().1.is_none());
+        assert_eq!(child.inline(), child_inline, "not the base's overridden b");
+        // The same digest now held inline where the base had an object is the child's own.
+        let held_now = Artifacts::over(
+            &base,
+            map(&[("a", "1"), ("b", "2"), ("c", "3")]),
+            &[b("1"), b("2"), b("3")].into_iter().collect(),
+        );
+        assert_eq!(held_now.own.len(), 1);
+        assert_eq!(held_now.held("c").unwrap().1.unwrap(), "3");
     }
 }

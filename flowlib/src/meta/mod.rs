@@ -15,6 +15,7 @@ mod records;
 pub(crate) mod tags;
 
 pub(crate) use crate::store::now_rfc3339;
+pub(crate) use committed::Inline;
 #[cfg(test)]
 pub(crate) use committed::{Artifacts, Idx};
 pub(crate) use committed::{Committed, TaskAt};

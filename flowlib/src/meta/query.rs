@@ -530,7 +530,7 @@ impl Datastore {
         })?;
         let what = What::new(name, Site::task(Some(run), task));
         let mut out: Option<T> = None;
-        cas::load_decoded(self, blob, &what, &mut |r| {
+        cas::load_decoded(self, blob, m.inline_of(&blob), &what, &mut |r| {
             out = Some((&Tag::<T>::NEW).decode_field(r)?);
             Ok(())
         })?;

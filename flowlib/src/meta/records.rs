@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::meta::{task_id, IndexPath, Parents};
@@ -294,6 +295,17 @@ pub struct TaskManifest {
     pub parents: Parents,
     /// Artifact name to blob.
     pub artifacts: BTreeMap<String, BlobRef>,
+    /// The bytes of the small blobs among [`artifacts`](Self::artifacts) (at most
+    /// `INLINE_LIMIT`, 1 KiB, each), held here instead of as objects under `blobs/`: a task
+    /// whose artifacts are all small is one object, its commit record. They are still
+    /// addressed and verified by their SHA-256 (a reader checks the bytes against the
+    /// digest). Written as base64 in JSON; absent in manifests written before they were.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        with = "inline_bytes"
+    )]
+    pub inline: BTreeMap<Digest, Bytes>,
     /// For foreach steps: the number of splits.
     pub foreach_count: Option<u64>,
     /// Outcome.
@@ -317,6 +329,13 @@ pub struct TaskManifest {
     /// the source's (so it needs a manifest of its own): the task that computed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_from: Option<TaskRef>,
+}
+
+impl TaskManifest {
+    /// The bytes of `blob` when this manifest holds them inline.
+    pub(crate) fn inline_of(&self, blob: &BlobRef) -> Option<&Bytes> {
+        self.inline.get(&blob.digest)
+    }
 }
 
 /// The commit record of an attempt: written create-only, last. Its presence is what makes
@@ -426,4 +445,39 @@ pub(crate) struct ResumeClaim {
     pub(crate) pid: u32,
     /// When the claim was made (RFC 3339).
     pub(crate) claimed: String,
+}
+
+/// `TaskManifest::inline` in JSON: digest → base64 of the bytes.
+mod inline_bytes {
+    use std::collections::BTreeMap;
+
+    use base64::Engine;
+    use bytes::Bytes;
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::store::Digest;
+
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+    pub(super) fn serialize<S: Serializer>(
+        m: &BTreeMap<Digest, Bytes>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_map(m.iter().map(|(d, b)| (d, B64.encode(b))))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<Digest, Bytes>, D::Error> {
+        let m = BTreeMap::<Digest, String>::deserialize(d)?;
+        m.into_iter()
+            .map(|(k, v)| {
+                let bytes = B64
+                    .decode(v.as_bytes())
+                    .map_err(|e| D::Error::custom(format!("inline bytes of {k}: {e}")))?;
+                Ok((k, Bytes::from(bytes)))
+            })
+            .collect()
+    }
 }

@@ -32,9 +32,13 @@ impl VerifyReport {
         let n = self.problems.len();
         let _ = writeln!(
             out,
-            "verified {} blobs ({}) referenced by {} places: {}",
+            "verified {} blobs ({}{}) referenced by {} places: {}",
             self.blobs,
             format_bytes(self.bytes),
+            match self.inline {
+                0 => String::new(),
+                k => format!(", {k} held inline"),
+            },
             self.places,
             if n == 0 {
                 "no problems".to_string()

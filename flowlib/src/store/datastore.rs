@@ -123,6 +123,9 @@ struct Inner {
     known: Mutex<HashMap<Digest, Instant>>,
     /// Presigns download URLs (cloud stores).
     signer: Option<crate::store::backend::SignerRef>,
+    /// Artifacts encoded in at most this many bytes are held inline in their task's
+    /// manifest (see [`DatastoreBuilder::inline_limit`]).
+    inline_limit: usize,
 }
 
 impl std::fmt::Debug for Datastore {
@@ -140,9 +143,47 @@ pub struct DatastoreBuilder {
     mode: OpenMode,
     cache: Option<CacheConfig>,
     options: Vec<(String, String)>,
+    inline_limit: Option<usize>,
+}
+
+/// The environment variable that sets [`DatastoreBuilder::inline_limit`] for a process.
+pub const INLINE_LIMIT_ENV: &str = "FLOWLIB_INLINE_LIMIT";
+
+/// The largest inline limit accepted: above it an artifact is always an object.
+pub const MAX_INLINE_LIMIT: usize = 64 << 10;
+
+/// The inline limit of `FLOWLIB_INLINE_LIMIT`, else the default (1 KiB).
+fn inline_limit_from_env() -> Result<usize> {
+    let Ok(v) = std::env::var(INLINE_LIMIT_ENV) else {
+        return Ok(crate::store::cas::INLINE_LIMIT);
+    };
+    match v.trim().parse::<usize>() {
+        Ok(n) if n <= MAX_INLINE_LIMIT => Ok(n),
+        _ => Err(Error::invalid(format!(
+            "{INLINE_LIMIT_ENV}=`{v}` is not a size in bytes from 0 to {MAX_INLINE_LIMIT}"
+        ))),
+    }
 }
 
 impl DatastoreBuilder {
+    /// Artifacts whose encoding is at most `bytes` long are held inline in the manifest of
+    /// the task that writes them, not stored as objects under `blobs/` (default 1 KiB,
+    /// or `FLOWLIB_INLINE_LIMIT`; at most [`MAX_INLINE_LIMIT`]). `0` stores every artifact
+    /// as an object, for tools that read `blobs/` directly. Only writing depends on it:
+    /// every reader reads both forms, so processes with different limits share a store.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let ds = flowlib::Datastore::builder(dir.path().to_str().unwrap())
+    ///     .inline_limit(0)
+    ///     .open()?;
+    /// # Ok::<(), flowlib::Error>(())
+    /// ```
+    pub fn inline_limit(mut self, bytes: usize) -> Self {
+        self.inline_limit = Some(bytes);
+        self
+    }
+
     /// Require an existing datastore, or create one (the default).
     pub fn mode(mut self, mode: OpenMode) -> Self {
         self.mode = mode;
@@ -166,7 +207,17 @@ impl DatastoreBuilder {
     /// Open the datastore.
     pub fn open(self) -> Result<Datastore> {
         let cache = self.cache.unwrap_or_else(CacheConfig::from_env);
-        Datastore::open_configured(&self.url, self.mode, cache, &self.options)
+        let inline_limit = match self.inline_limit {
+            Some(n) if n > MAX_INLINE_LIMIT => {
+                return Err(Error::invalid(format!(
+                    "an inline limit of {n} bytes is above the maximum, {MAX_INLINE_LIMIT}"
+                )))
+            }
+            Some(n) => n,
+            None => inline_limit_from_env()?,
+        };
+        let ds = Datastore::open_configured(&self.url, self.mode, cache, &self.options)?;
+        Ok(ds.with_inline_limit(inline_limit))
     }
 }
 
@@ -202,6 +253,7 @@ impl Datastore {
             mode: OpenMode::Create,
             cache: None,
             options: Vec::new(),
+            inline_limit: None,
         }
     }
 
@@ -244,6 +296,7 @@ impl Datastore {
                 disk,
                 known: Mutex::new(HashMap::new()),
                 signer,
+                inline_limit: crate::store::cas::INLINE_LIMIT,
             }),
         };
         ds.check_marker(mode)?;
@@ -260,6 +313,21 @@ impl Datastore {
             .or(env)
             .unwrap_or_else(|| DEFAULT_DATASTORE.to_string());
         Datastore::open(&url, mode)
+    }
+
+    /// This handle, writing artifacts of at most `n` bytes inline (only a handle no one
+    /// else holds yet is changed: called on open).
+    fn with_inline_limit(mut self, n: usize) -> Datastore {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.inline_limit = n;
+        }
+        self
+    }
+
+    /// Artifacts encoded in at most this many bytes are held inline in their task's
+    /// manifest (see [`DatastoreBuilder::inline_limit`]).
+    pub fn inline_limit(&self) -> usize {
+        self.inner.inline_limit
     }
 
     /// The datastore URL (normalized: local paths are absolute `file://` URLs).

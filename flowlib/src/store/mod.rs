@@ -17,7 +17,7 @@ pub use cache::{CacheConfig, DEFAULT_CACHE_MAX};
 pub(crate) use datastore::KNOWN_TTL;
 pub use datastore::{
     is_datastore_dir, Backend, Datastore, DatastoreBuilder, OpenMode, DATASTORE_ENV,
-    DEFAULT_DATASTORE,
+    DEFAULT_DATASTORE, INLINE_LIMIT_ENV, MAX_INLINE_LIMIT,
 };
 pub(crate) use digest::{hash_file, hash_reader, Hasher};
 pub use digest::{BlobRef, Digest, ParseDigestError};

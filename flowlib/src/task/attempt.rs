@@ -14,7 +14,7 @@ use crate::meta::commit::commit;
 use crate::meta::logs;
 use crate::meta::metrics::MetricSummary;
 use crate::meta::{
-    now_rfc3339, AttemptStatus, Committed, Parents, TaskManifest, TaskRef, Timings,
+    now_rfc3339, AttemptStatus, Committed, Inline, Parents, TaskManifest, TaskRef, Timings,
     METADATA_VERSION,
 };
 use crate::store::cas::{self, What};
@@ -22,7 +22,7 @@ use crate::store::{layout, BlobRef};
 use crate::task::call::call_step;
 use crate::task::spec::{Resolved, TaskSpec};
 use crate::task::state::{
-    describe, input_blob, load_fields, load_state, shared_split, store_state, JoinLoader,
+    describe, input_blob, load_fields, load_state, shared_split, store_state, Fields, JoinLoader,
     RunContext,
 };
 
@@ -173,6 +173,8 @@ fn execute_in_span<F: Flow>(
 /// What a successful (or caught) attempt stores.
 struct Stored {
     artifacts: BTreeMap<String, BlobRef>,
+    /// The bytes of the small artifacts, held inline in the manifest.
+    inline: Inline,
     status: AttemptStatus,
     error: Option<String>,
     foreach_count: Option<u64>,
@@ -216,6 +218,7 @@ impl<'a> Attempt<'a> {
             attempt: self.spec.task.attempt,
             parents: self.parents.clone(),
             artifacts: stored.artifacts,
+            inline: stored.inline,
             foreach_count: stored.foreach_count,
             status: stored.status,
             error: stored.error,
@@ -253,6 +256,7 @@ impl<'a> Attempt<'a> {
     fn fail(mut self, error: String) -> Result<Outcome> {
         let manifest = self.manifest(Stored {
             artifacts: BTreeMap::new(),
+            inline: Inline::new(),
             status: AttemptStatus::Failed,
             error: Some(error.clone()),
             foreach_count: None,
@@ -298,7 +302,7 @@ fn load<F: Flow>(
 ) -> Result<(F, Option<Arc<Mutex<F>>>)> {
     let site = describe(&r.base.task, &run.run_id);
     let item_source: Option<Arc<Mutex<F>>> = step.item_source.and_then(|fi| {
-        let blob = *input_blob(run, &r.base, &F::FIELDS[fi])?;
+        let blob = input_blob(run, &r.base, &F::FIELDS[fi])?;
         shared_split::<F>(run, fi, blob, &site).ok()
     });
     let load: Option<Vec<usize>> = step.field_set.as_deref().map(|set| {
@@ -390,8 +394,9 @@ fn store_ok<F: Flow>(
     base: &Committed,
     state: &F,
 ) -> Result<Stored, String> {
-    let artifacts = store_state(run, state, base, step.field_set.as_deref(), task)
-        .map_err(|e| format!("cannot store artifacts: {}", chain(&e)))?;
+    let Fields { artifacts, inline } =
+        store_state(run, state, base, step.field_set.as_deref(), task)
+            .map_err(|e| format!("cannot store artifacts: {}", chain(&e)))?;
     // Parameters are read-only: a step that changes one fails.
     let changed = F::FIELDS
         .iter()
@@ -409,6 +414,7 @@ fn store_ok<F: Flow>(
     }
     Ok(Stored {
         artifacts,
+        inline,
         status: AttemptStatus::Ok,
         error: None,
         foreach_count: state.__foreach_len(step.index).map(|n| n as u64),
@@ -424,6 +430,7 @@ fn store_caught<F: Flow>(
     msg: String,
 ) -> Result<Stored, String> {
     let mut artifacts = base.artifacts.to_map();
+    let mut inline = base.artifacts.inline();
     for (name, blob) in &run.params {
         artifacts.insert(name.clone(), *blob);
     }
@@ -432,14 +439,18 @@ fn store_caught<F: Flow>(
         marker.__set_caught(step.index, &msg);
         if let Some(i) = F::field_index(field) {
             let what = What::new(field, Site::task(None, task));
-            let blob = cas::put_encoded(&run.ds, None, &what, &mut |w| marker.__encode_field(i, w))
-                .map_err(|e| {
-                    format!(
-                        "{msg}; and the caught error could not be stored: {}",
-                        chain(&e)
-                    )
-                })?;
+            let (blob, bytes) =
+                cas::put_or_inline(&run.ds, None, &what, &mut |w| marker.__encode_field(i, w))
+                    .map_err(|e| {
+                        format!(
+                            "{msg}; and the caught error could not be stored: {}",
+                            chain(&e)
+                        )
+                    })?;
             artifacts.insert(field.to_string(), blob);
+            if let Some(bytes) = bytes {
+                inline.insert(blob.digest, bytes);
+            }
         }
     }
     let foreach_count = if step.foreach.is_some() {
@@ -450,8 +461,12 @@ fn store_caught<F: Flow>(
     } else {
         None
     };
+    // Only the bytes of what the manifest names (a parameter may have replaced a value).
+    let named: std::collections::HashSet<_> = artifacts.values().map(|b| b.digest).collect();
+    inline.retain(|d, _| named.contains(d));
     Ok(Stored {
         artifacts,
+        inline,
         status: AttemptStatus::Caught,
         error: Some(msg),
         foreach_count,

@@ -20,7 +20,8 @@ use crate::flow::{Flow, Step};
 use crate::meta::cache::{lookup, CacheEntry, CacheKey, CachedTask, Lookup, KEY_VERSION};
 use crate::meta::commit::write_manifest;
 use crate::meta::{
-    hostname, now_rfc3339, Committed, IndexPath, TaskManifest, TaskRef, Timings, METADATA_VERSION,
+    hostname, now_rfc3339, Committed, IndexPath, Inline, TaskManifest, TaskRef, Timings,
+    METADATA_VERSION,
 };
 use crate::store::{codec, BlobRef, Digest};
 use crate::task::spec::{Resolved, TaskSpec};
@@ -71,13 +72,13 @@ pub(crate) fn key<F: Flow>(
             continue;
         }
         let blob = input_blob(run, &r.base, f)
-            .map(|b| b.digest.hex())
+            .map(|(b, _)| b.digest.hex())
             .unwrap_or_else(|| "absent".into());
         put(&format!("field.{}", f.name), format!("{} {blob}", f.ty));
     }
     if let (Some(fi), Some(&i)) = (step.item_source, index.0.last()) {
         let site = describe(&r.base.task, &run.run_id);
-        let blob = *input_blob(run, &r.base, &F::FIELDS[fi]).ok_or_else(|| {
+        let blob = input_blob(run, &r.base, &F::FIELDS[fi]).ok_or_else(|| {
             Error::internal(format!(
                 "the split of {} has no foreach field `{}`",
                 step.name,
@@ -142,15 +143,22 @@ pub(crate) fn take_hit<F: Flow>(
 ) -> Result<(Arc<Committed>, CachedTask)> {
     let written = step.field_set.as_deref();
     let mut merged: BTreeMap<String, BlobRef> = BTreeMap::new();
+    let mut inline = Inline::new();
     for (i, f) in F::FIELDS.iter().enumerate() {
-        let from_source = m.artifacts.get(f.name).copied();
+        let from_source = m
+            .artifacts
+            .get(f.name)
+            .map(|b| (*b, m.inline_of(b).cloned()));
         let passes = written.is_some_and(|w| !w.contains(&i));
-        let blob = match (passes, input_blob(run, &r.base, f).copied()) {
-            (true, Some(b)) => Some(b),
+        let blob = match (passes, input_blob(run, &r.base, f)) {
+            (true, Some((b, bytes))) => Some((b, bytes.cloned())),
             _ => from_source,
         };
-        if let Some(b) = blob {
+        if let Some((b, bytes)) = blob {
             merged.insert(f.name.to_string(), b);
+            if let Some(bytes) = bytes {
+                inline.insert(b.digest, bytes);
+            }
         }
     }
     let split = step.closed_by.is_some();
@@ -168,6 +176,7 @@ pub(crate) fn take_hit<F: Flow>(
             attempt: task.attempt,
             parents: r.parents(),
             artifacts: merged,
+            inline,
             foreach_count: m.foreach_count,
             status: m.status,
             error: None,

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Result, Site};
 use crate::flow::{Flow, InputRef, LoadInput};
-use crate::meta::{Committed, TaskAt};
+use bytes::Bytes;
+
+use crate::meta::{Committed, Inline, TaskAt};
 use crate::store::cas::{self, What};
 use crate::store::{BlobRef, Datastore, Digest};
 
@@ -69,7 +71,7 @@ impl RunContext {
 pub(super) fn shared_split<F: Flow>(
     run: &RunContext,
     field: usize,
-    blob: BlobRef,
+    (blob, inline): (BlobRef, Option<&Bytes>),
     site: &Site,
 ) -> Result<Arc<Mutex<F>>> {
     {
@@ -82,7 +84,7 @@ pub(super) fn shared_split<F: Flow>(
     }
     let mut state = F::default();
     let what = What::new(F::FIELDS[field].name, site.clone());
-    cas::load_decoded(&run.ds, blob, &what, &mut |r| {
+    cas::load_decoded(&run.ds, blob, inline, &what, &mut |r| {
         state.__decode_field(field, r)
     })?;
     let state = Arc::new(Mutex::new(state));
@@ -94,19 +96,17 @@ pub(super) fn shared_split<F: Flow>(
     Ok(state)
 }
 
-/// The blob a field of a task's input has: the run's parameter value for parameters, else
-/// the committed artifact.
+/// The blob a field of a task's input has, with its bytes when they are held inline: the
+/// run's parameter value for parameters (always an object), else the committed artifact.
 pub(super) fn input_blob<'a>(
     run: &'a RunContext,
     from: &'a Committed,
     field: &crate::flow::FieldInfo,
-) -> Option<&'a BlobRef> {
-    if field.param.is_some() {
-        run.params
-            .get(field.name)
-            .or_else(|| from.artifacts.get(field.name))
-    } else {
-        from.artifacts.get(field.name)
+) -> Option<(BlobRef, Option<&'a Bytes>)> {
+    let param = field.param.and(run.params.get(field.name));
+    match param {
+        Some(b) => Some((*b, None)),
+        None => from.artifacts.held(field.name).map(|(b, i)| (*b, i)),
     }
 }
 
@@ -129,11 +129,12 @@ pub(crate) fn load_fields<F: Flow>(
             continue;
         }
         // A field added to the state after the input was written keeps its default.
-        let Some(blob) = input_blob(run, from, field) else {
+        let Some((blob, inline)) = input_blob(run, from, field) else {
             continue;
         };
         if let Some((t, t_from)) = template {
-            if input_blob(run, t_from, field) == Some(blob) && state.__clone_field_from(t, i) {
+            let same = input_blob(run, t_from, field).is_some_and(|(b, _)| b == blob);
+            if same && state.__clone_field_from(t, i) {
                 continue;
             }
         }
@@ -142,12 +143,15 @@ pub(crate) fn load_fields<F: Flow>(
             cache: run.lazy.clone(),
             artifact: field.name,
             site: site.clone(),
+            inline: inline.cloned(),
         };
-        if state.__lazy_install(i, *blob, &source) {
+        if state.__lazy_install(i, blob, &source) {
             continue;
         }
         let what = What::new(field.name, site.clone());
-        cas::load_decoded(&run.ds, *blob, &what, &mut |r| state.__decode_field(i, r))?;
+        cas::load_decoded(&run.ds, blob, inline, &what, &mut |r| {
+            state.__decode_field(i, r)
+        })?;
     }
     Ok(state)
 }
@@ -160,33 +164,53 @@ pub(super) fn describe(task: &Option<TaskAt>, run: &str) -> Site {
     }
 }
 
-/// Encode and store the fields the step could change; pass the others through.
+/// A task's artifacts as stored: name → blob, and the bytes of the small ones, which its
+/// manifest holds inline.
+#[derive(Debug, Default)]
+pub(super) struct Fields {
+    pub(super) artifacts: BTreeMap<String, BlobRef>,
+    pub(super) inline: Inline,
+}
+
+impl Fields {
+    /// Artifact `name` is `blob`, whose bytes are `inline` when it is held inline.
+    pub(super) fn insert(&mut self, name: &str, blob: BlobRef, inline: Option<Bytes>) {
+        self.artifacts.insert(name.to_string(), blob);
+        if let Some(bytes) = inline {
+            self.inline.insert(blob.digest, bytes);
+        }
+    }
+}
+
+/// Encode and store the fields the step could change; pass the others through (with
+/// their inline bytes). Small values are held inline, not stored.
 pub(super) fn store_state<F: Flow>(
     run: &RunContext,
     state: &F,
     base: &Committed,
     only: Option<&[usize]>,
     task: &str,
-) -> Result<BTreeMap<String, BlobRef>> {
-    let mut out = BTreeMap::new();
+) -> Result<Fields> {
+    let mut out = Fields::default();
     for (i, field) in F::FIELDS.iter().enumerate() {
-        let base_blob = input_blob(run, base, field).copied();
+        let base_in = input_blob(run, base, field);
         if only.is_some_and(|o| !o.contains(&i)) {
-            if let Some(b) = base_blob {
-                out.insert(field.name.to_string(), b);
+            if let Some((b, inline)) = base_in {
+                out.insert(field.name, b, inline.cloned());
                 continue;
             }
         }
         // A `Lazy` input the step neither read nor changed passes on by reference.
-        if let Some(b) = state.__lazy_blob(i) {
-            out.insert(field.name.to_string(), b);
+        if let Some((b, inline)) = state.__lazy_blob(i) {
+            out.insert(field.name, b, inline);
             continue;
         }
         let what = What::new(field.name, Site::task(None, task));
-        let blob = cas::put_encoded(&run.ds, base_blob, &what, &mut |w| {
-            state.__encode_field(i, w)
-        })?;
-        out.insert(field.name.to_string(), blob);
+        let (blob, inline) =
+            cas::put_or_inline(&run.ds, base_in.map(|(b, _)| b), &what, &mut |w| {
+                state.__encode_field(i, w)
+            })?;
+        out.insert(field.name, blob, inline);
     }
     Ok(out)
 }
@@ -224,7 +248,7 @@ impl<F: Flow> LoadInput<F> for JoinLoader {
 
     fn load_field(&self, input: &InputRef, field: usize, into: &mut F) -> Result<()> {
         let f = &F::FIELDS[field];
-        let Some(blob) = input_blob(&self.run, &input.committed, f) else {
+        let Some((blob, inline)) = input_blob(&self.run, &input.committed, f) else {
             return Ok(());
         };
         let site = Site::detail(
@@ -236,7 +260,7 @@ impl<F: Flow> LoadInput<F> for JoinLoader {
             ),
         );
         let what = What::new(f.name, site);
-        cas::load_decoded(&self.run.ds, *blob, &what, &mut |r| {
+        cas::load_decoded(&self.run.ds, blob, inline, &what, &mut |r| {
             into.__decode_field(field, r)
         })
     }

@@ -72,6 +72,8 @@ fn built_example(package: &str, name: &str) -> PathBuf {
 #[derive(Debug)]
 pub struct Sandbox {
     dir: tempfile::TempDir,
+    /// Every artifact is stored as an object (`FLOWLIB_INLINE_LIMIT=0`).
+    objects_only: bool,
 }
 
 impl Default for Sandbox {
@@ -85,6 +87,17 @@ impl Sandbox {
     pub fn new() -> Self {
         Sandbox {
             dir: tempfile::tempdir().expect("temp dir"),
+            objects_only: false,
+        }
+    }
+
+    /// A fresh directory whose commands and handles store every artifact as an object
+    /// under `blobs/` (`FLOWLIB_INLINE_LIMIT=0`), none inline in records: for tests that
+    /// damage a stored object.
+    pub fn objects_only() -> Self {
+        Sandbox {
+            objects_only: true,
+            ..Sandbox::new()
         }
     }
 
@@ -102,6 +115,9 @@ impl Sandbox {
     pub fn cmd(&self, bin: &Path) -> Command {
         let mut c = flow_command(bin, self.path());
         c.env_remove("RUST_BACKTRACE");
+        if self.objects_only {
+            c.env(flowlib::INLINE_LIMIT_ENV, "0");
+        }
         c
     }
 
@@ -115,11 +131,12 @@ impl Sandbox {
 
     /// Open the default datastore of this directory.
     pub fn open(&self) -> flowlib::Datastore {
-        flowlib::Datastore::open(
-            self.datastore().to_str().expect("utf-8 path"),
-            flowlib::OpenMode::Existing,
-        )
-        .expect("open the sandbox datastore")
+        let mut b = flowlib::Datastore::builder(self.datastore().to_str().expect("utf-8 path"))
+            .mode(flowlib::OpenMode::Existing);
+        if self.objects_only {
+            b = b.inline_limit(0);
+        }
+        b.open().expect("open the sandbox datastore")
     }
 
     /// Number of blob files in the default datastore.
@@ -152,6 +169,7 @@ pub fn flow_command(bin: &Path, dir: &Path) -> Command {
     c.current_dir(dir)
         .env_remove("FLOWLIB_DATASTORE")
         .env_remove("FLOWLIB_TEST_HOLD")
+        .env_remove(flowlib::INLINE_LIMIT_ENV)
         .env("FLOWLIB_CACHE_DIR", dir.join(".cache"));
     c
 }
@@ -222,7 +240,8 @@ pub fn damage_committed_manifest(commit: &Path, edit: impl FnOnce(&mut serde_jso
 
 /// Rewrite the commit record at `commit` as flowlib's store format 1 wrote it: version 1,
 /// its manifest `manifest` (by default the one it carries) stored pretty-printed under
-/// `manifests/` by digest, and the record pinning it. Returns the manifest's digest.
+/// `manifests/` by digest, and the record pinning it. A carried manifest's inline blobs
+/// become objects under `blobs/` (format 1 held none inline). Returns the manifest's digest.
 pub fn write_format1_commit(
     root: &Path,
     commit: &Path,
@@ -231,7 +250,24 @@ pub fn write_format1_commit(
     let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(commit).unwrap()).unwrap();
     let m = match manifest {
         Some(m) => m.clone(),
-        None => committed_manifest(root, commit),
+        None => {
+            // Format 1 held no blob inline: each becomes an object, as it then was.
+            let mut m = committed_manifest(root, commit);
+            if let Some(serde_json::Value::Object(inline)) =
+                m.as_object_mut().unwrap().remove("inline")
+            {
+                use base64::Engine;
+                for (digest, b64) in inline {
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(b64.as_str().unwrap())
+                        .unwrap();
+                    let path = blob_path(root, &digest.parse().unwrap());
+                    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                    std::fs::write(&path, bytes).unwrap();
+                }
+            }
+            m
+        }
     };
     let bytes = serde_json::to_vec_pretty(&m).unwrap();
     let digest = Digest::of(&bytes);

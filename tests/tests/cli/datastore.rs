@@ -7,7 +7,7 @@ use flowlib::Digest;
 use flowlib_testkit::{blob_path, example, text, Sandbox};
 
 use super::{
-    announced_run, assert_ok, digest_of, digests, expect_bad_input, hello_sandbox, open, run_ok,
+    announced_run, assert_ok, digest_of, digests, expect_bad_input, hello_objects_sandbox, open, run_ok,
     runs_rows, stderr, stdout,
 };
 
@@ -33,7 +33,7 @@ fn hello_blobs(name: &str) -> BTreeSet<Digest> {
 
 #[test]
 fn identical_runs_write_no_new_blobs_and_changed_values_only_their_own() {
-    let sb = Sandbox::new();
+    let sb = Sandbox::objects_only();
     let ada1 = run_ok(&sb, "hello", &["run", "-q", "--name", "Ada"]);
     let after_first = sb.blob_count();
     assert_eq!(after_first, hello_blobs("Ada").len());
@@ -234,7 +234,7 @@ fn datastore_flag_overrides_the_environment() {
 
 #[test]
 fn verify_detects_a_corrupted_blob() {
-    let (sb, id) = hello_sandbox();
+    let (sb, id) = hello_objects_sandbox();
     let o = sb.run("hello", &["verify"]);
     assert_ok(&o);
     let out = stdout(&o);
@@ -324,7 +324,7 @@ fn quarantined(sb: &Sandbox) -> usize {
 
 #[test]
 fn a_fresh_run_rewrites_a_corrupted_blob() {
-    let (sb, id) = hello_sandbox();
+    let (sb, id) = hello_objects_sandbox();
     let (path, good) = corrupt_shout(&sb, &id);
     // The same value again: the writer must not trust the damaged copy of the same size.
     run_ok(&sb, "hello", &["run", "-q", "--name", "Ada"]);
@@ -341,7 +341,7 @@ fn a_fresh_run_rewrites_a_corrupted_blob() {
 
 #[test]
 fn resuming_the_producing_step_rewrites_a_corrupted_blob() {
-    let (sb, id) = hello_sandbox();
+    let (sb, id) = hello_objects_sandbox();
     let (path, good) = corrupt_shout(&sb, &id);
     run_ok(&sb, "hello", &["resume", "-q", "shout"]);
     assert_eq!(
@@ -356,7 +356,7 @@ fn resuming_the_producing_step_rewrites_a_corrupted_blob() {
 
 #[test]
 fn verify_repair_quarantines_and_the_next_run_rewrites() {
-    let (sb, id) = hello_sandbox();
+    let (sb, id) = hello_objects_sandbox();
     let (path, good) = corrupt_shout(&sb, &id);
     let digest = digests(&sb.open(), "Hello", &id, "end")["shout"].to_string();
     let o = sb.run("hello", &["verify", "--repair"]);
@@ -398,7 +398,7 @@ fn verify_repair_quarantines_and_the_next_run_rewrites() {
 
 #[test]
 fn a_corrupted_blob_found_on_read_is_moved_aside() {
-    let (sb, id) = hello_sandbox();
+    let (sb, id) = hello_objects_sandbox();
     let (path, good) = corrupt_shout(&sb, &id);
     let o = sb.run("hello", &["dump", "latest/end", "shout"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));

@@ -190,3 +190,10 @@ fn hello_sandbox() -> (Sandbox, String) {
     let id = run_ok(&sb, "hello", &["run", "-q", "--name", "Ada"]);
     (sb, id)
 }
+
+/// [`hello_sandbox`] storing every artifact as an object, for tests that damage one.
+fn hello_objects_sandbox() -> (Sandbox, String) {
+    let sb = Sandbox::objects_only();
+    let id = run_ok(&sb, "hello", &["run", "-q", "--name", "Ada"]);
+    (sb, id)
+}

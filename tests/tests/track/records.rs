@@ -94,8 +94,20 @@ fn gc_keeps_what_an_alias_points_at() {
         .set_alias("Track", "keep", &format!("{a}/work/1/loss"), "end")
         .unwrap();
     let kept = rec.blobs["loss"];
+    let work = ds.successful_task("Track", &a, "work/1").unwrap().manifest.unwrap();
+    assert!(
+        work.inline.contains_key(&kept.digest),
+        "`loss` is small: held inline in its task's record"
+    );
+    let blob = flowlib_testkit::blob_path(&sb.datastore(), &kept.digest);
+    assert!(blob.exists(), "setting the alias stored the inline blob as an object");
     let other = ds.successful_task("Track", &a, "gather").unwrap();
-    let unaliased = other.manifest.unwrap().artifacts["best"];
+    let m = other.manifest.unwrap();
+    let best = m.artifacts["best"];
+    assert!(m.inline.contains_key(&best.digest), "no object to collect");
+    // The run's initial state is objects: its `lr` is named by no alias.
+    let unaliased = m.artifacts["lr"];
+    assert!(flowlib_testkit::blob_path(&sb.datastore(), &unaliased.digest).exists());
     // The run goes away; only the alias still names its blob and manifest.
     std::fs::remove_dir_all(sb.datastore().join("flows/Track/runs").join(&a)).unwrap();
     let r = flowlib::gc(&ds, false, Duration::ZERO).unwrap();

@@ -30,13 +30,27 @@ use crate::error::{Error, Site};
 use crate::store::codec::{DecodeError, EncodeError, FieldReader, FieldWriter};
 
 pub(crate) use file::put_file;
-pub(crate) use put::put_encoded;
+pub(crate) use put::{put_encoded, put_inline, put_or_inline};
 pub(crate) use quarantine::quarantine;
 pub(crate) use read::load_decoded;
 pub(crate) use verify::{verify_blob, Damage};
 
 /// Values whose encoding fits in this many bytes are handled in memory.
 pub(crate) const SMALL_LIMIT: usize = 8 << 20;
+
+/// A task's artifacts whose encoding (header included) is at most this many bytes are
+/// held inline in its manifest, not stored as objects (see [`TaskManifest::inline`]).
+///
+/// The trade: an inline blob costs no object (no file creation, no billed request), but
+/// its bytes travel in the manifest of every task that passes the field on, and in the
+/// driver's view of every task until its successors start, where an object is 40 bytes
+/// of digest and size. 1 KiB keeps a foreach of 100,000 items that each produce one new
+/// value under ~100 MB of such bytes in the driver, and a chain of steps carrying a
+/// value unchanged pays ~1.4 KiB of base64 per task instead of a lookup; values this
+/// small are rarely worth deduplicating across tasks (measured in BENCHMARKS.md).
+///
+/// [`TaskManifest::inline`]: crate::meta::TaskManifest::inline
+pub(crate) const INLINE_LIMIT: usize = 1 << 10;
 
 /// Writes one value's fields (the encoder a caller hands to [`put_encoded`]).
 pub(crate) type Encode<'a> = dyn FnMut(&mut FieldWriter<'_>) -> Result<(), EncodeError> + 'a;
@@ -104,6 +118,7 @@ mod tests {
         load_decoded(
             ds,
             b,
+            None,
             &What::new("x", Site::detail(None, "test")),
             &mut |r| {
                 out = (&Tag::<T>::NEW).decode_field(r)?;

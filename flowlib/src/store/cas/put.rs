@@ -24,23 +24,59 @@ pub(crate) fn put_encoded(
     what: &What,
     encode: &mut Encode<'_>,
 ) -> Result<BlobRef> {
+    Ok(put_upto(ds, base, what, encode, 0)?.0)
+}
+
+/// Encode a value like [`put_encoded`], but hand back the bytes of a small one (at most
+/// the datastore's [`inline_limit`](Datastore::inline_limit)) instead of storing it: the
+/// caller holds them inline in its manifest.
+pub(crate) fn put_or_inline(
+    ds: &Datastore,
+    base: Option<BlobRef>,
+    what: &What,
+    encode: &mut Encode<'_>,
+) -> Result<(BlobRef, Option<Bytes>)> {
+    put_upto(ds, base, what, encode, ds.inline_limit())
+}
+
+/// Store as an object a blob that was held inline (`bytes`, already checked against
+/// `blob` by the caller), for a record that names it without holding it (an alias).
+pub(crate) fn put_inline(ds: &Datastore, blob: BlobRef, bytes: &Bytes, what: &What) -> Result<()> {
+    Put {
+        ds,
+        base: None,
+        what,
+    }
+    .small(blob, bytes.clone())
+}
+
+fn put_upto(
+    ds: &Datastore,
+    base: Option<BlobRef>,
+    what: &What,
+    encode: &mut Encode<'_>,
+    inline: usize,
+) -> Result<(BlobRef, Option<Bytes>)> {
     let put = Put { ds, base, what };
     let mut w = FieldWriter::memory(SMALL_LIMIT);
     w.write_raw(&codec::header()).expect("header fits");
     match encode(&mut w) {
         Ok(()) => {
-            let bytes = w.into_bytes();
+            let bytes = Bytes::from(w.into_bytes());
             let blob = BlobRef {
                 digest: Digest::of(&bytes),
                 size: bytes.len() as u64,
             };
-            if Some(blob) != base {
-                put.small(blob, Bytes::from(bytes))?;
+            if bytes.len() <= inline {
+                return Ok((blob, Some(bytes)));
             }
-            Ok(blob)
+            if Some(blob) != base {
+                put.small(blob, bytes)?;
+            }
+            Ok((blob, None))
         }
-        Err(_) if w.overflowed() && ds.is_local() => put.large_local(encode),
-        Err(_) if w.overflowed() => put.large_remote(encode),
+        Err(_) if w.overflowed() && ds.is_local() => Ok((put.large_local(encode)?, None)),
+        Err(_) if w.overflowed() => Ok((put.large_remote(encode)?, None)),
         Err(e) => Err(put.cannot_encode(e)),
     }
 }

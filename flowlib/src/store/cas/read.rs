@@ -23,16 +23,27 @@ type Tee = (PathBuf, std::fs::File);
 /// Buffer size of streamed reads from local files.
 const FILE_BUFFER: usize = 1 << 20;
 
-/// Load a blob and decode it with `decode`, verifying size and digest. A stored blob whose
-/// bytes do not match its address is moved to quarantine (see `quarantine.rs`) before the
-/// error is returned, so the next write of the value stores it again.
+/// Load a blob and decode it with `decode`, verifying size and digest. `inline` is the
+/// blob's bytes when the manifest that names it holds them (a small blob: nothing is
+/// read). A stored blob whose bytes do not match its address is moved to quarantine (see
+/// `quarantine.rs`) before the error is returned, so the next write of the value stores
+/// it again.
 pub(crate) fn load_decoded(
     ds: &Datastore,
     blob: BlobRef,
+    inline: Option<&Bytes>,
     what: &What,
     decode: &mut Decode<'_>,
 ) -> Result<()> {
     let load = Load { ds, blob, what };
+    if let Some(bytes) = inline {
+        load.check_bytes(bytes).map_err(|p| {
+            load.err(format!(
+                "the bytes held inline in the manifest are corrupted: {p}"
+            ))
+        })?;
+        return load.decode_slice(bytes, decode);
+    }
     if blob.size <= SMALL_LIMIT as u64 {
         let bytes = load.small()?;
         return load.decode_slice(&bytes, decode);
