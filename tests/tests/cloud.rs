@@ -545,5 +545,9 @@ fn reading_one_artifact_does_not_download_its_siblings() {
     );
     let payload: Vec<u8> = ds.artifact("Race", &s.run_id, "end", "payload").unwrap();
     assert!(payload == expected_payload());
-    assert_eq!(proxy.stats().count("GET", "/blobs/"), 1, "the payload, once");
+    assert_eq!(
+        proxy.stats().count("GET", "/blobs/"),
+        1,
+        "the payload, once"
+    );
 }

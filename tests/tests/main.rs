@@ -13,6 +13,7 @@ mod cloud;
 mod crash;
 mod damaged;
 mod executor;
+mod inline;
 mod integrity;
 #[cfg(feature = "otel")]
 mod otel;

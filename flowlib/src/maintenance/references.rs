@@ -58,8 +58,9 @@ impl std::fmt::Display for Unreadable {
 pub(crate) struct Referenced {
     pub(crate) blob: BlobRef,
     pub(crate) places: Vec<Place>,
-    /// Its bytes, when a manifest that names it holds them inline.
-    pub(crate) inline: Option<Bytes>,
+    /// The bytes manifests that name it hold inline: each distinct copy (one, unless one
+    /// is damaged), with the indexes in `places` of those that hold it.
+    pub(crate) inline: Vec<(Bytes, Vec<usize>)>,
     /// Some place names it without holding its bytes (an older manifest, an initial
     /// state, a checkpoint, an alias): its object must exist under `blobs/`.
     pub(crate) object: bool,
@@ -92,14 +93,18 @@ impl References {
         let r = self.blobs.entry(blob.digest).or_insert_with(|| Referenced {
             blob,
             places: Vec::new(),
-            inline: None,
+            inline: Vec::new(),
             object: false,
         });
+        let at = r.places.len();
         r.places.push(place);
-        match inline {
-            Some(b) if r.inline.is_none() => r.inline = Some(b.clone()),
-            Some(_) => {}
-            None => r.object = true,
+        let Some(b) = inline else {
+            r.object = true;
+            return;
+        };
+        match r.inline.iter_mut().find(|(held, _)| held == b) {
+            Some((_, holders)) => holders.push(at),
+            None => r.inline.push((b.clone(), vec![at])),
         }
     }
 

@@ -102,38 +102,49 @@ pub fn verify(ds: &Datastore, flow: Option<&str>, run: Option<&str>) -> Result<V
     let found = crate::store::par_io(&blobs, |r| check(ds, r))?;
     for (r, found) in blobs.into_iter().zip(found) {
         report.bytes += r.blob.size;
-        report.inline += usize::from(r.inline.is_some());
-        let Some((problem, corrupt)) = found else {
+        report.inline += usize::from(!r.inline.is_empty());
+        let Some((problem, corrupt, bad)) = found else {
             continue;
         };
         if corrupt {
             report.corrupt.push(r.blob);
         }
+        let places = match bad {
+            Some(bad) => bad.iter().map(|&i| r.places[i].clone()).collect(),
+            None => r.places,
+        };
         report.problems.push(Problem::Blob {
             digest: r.blob.digest,
             problem,
-            places: r.places,
+            places,
         });
     }
     Ok(report)
 }
 
-/// What is wrong with a referenced blob, if anything, and whether it is a corrupt object
-/// (what `repair` moves aside). Bytes held inline are checked against the digest; the
-/// object is checked when some place needs it.
-fn check(ds: &Datastore, r: &Referenced) -> Result<Option<(String, bool)>> {
-    if let Some(b) = &r.inline {
-        if b.len() as u64 != r.blob.size || Digest::of(b) != r.blob.digest {
-            let problem = "the bytes held inline in its manifest do not hash to it";
-            return Ok(Some((problem.to_string(), false)));
-        }
-        if !r.object {
-            return Ok(None);
-        }
+/// A blob's problem: what is wrong, whether it is a corrupt object (what `repair` moves
+/// aside), and the places it concerns when not all of them (indexes into `places`).
+type Found = (String, bool, Option<Vec<usize>>);
+
+/// What is wrong with a referenced blob, if anything. Every copy held inline is checked
+/// against the digest; the object is checked when some place needs it.
+fn check(ds: &Datastore, r: &Referenced) -> Result<Option<Found>> {
+    let bad: Vec<usize> = r
+        .inline
+        .iter()
+        .filter(|(b, _)| b.len() as u64 != r.blob.size || Digest::of(b) != r.blob.digest)
+        .flat_map(|(_, holders)| holders.iter().copied())
+        .collect();
+    if !bad.is_empty() {
+        let problem = "the bytes held inline in the manifest do not hash to it";
+        return Ok(Some((problem.to_string(), false, Some(bad))));
+    }
+    if !r.object {
+        return Ok(None);
     }
     Ok(verify_blob(ds, r.blob)?.map(|d| {
         let corrupt = matches!(d, Damage::Corrupt(_));
-        (d.to_string(), corrupt)
+        (d.to_string(), corrupt, None)
     }))
 }
 

@@ -7,8 +7,8 @@ use flowlib::Digest;
 use flowlib_testkit::{blob_path, example, text, Sandbox};
 
 use super::{
-    announced_run, assert_ok, digest_of, digests, expect_bad_input, hello_objects_sandbox, open, run_ok,
-    runs_rows, stderr, stdout,
+    announced_run, assert_ok, digest_of, digests, expect_bad_input, hello_objects_sandbox, open,
+    run_ok, runs_rows, stderr, stdout,
 };
 
 // ---------------------------------------------------------------------------------------

@@ -94,13 +94,20 @@ fn gc_keeps_what_an_alias_points_at() {
         .set_alias("Track", "keep", &format!("{a}/work/1/loss"), "end")
         .unwrap();
     let kept = rec.blobs["loss"];
-    let work = ds.successful_task("Track", &a, "work/1").unwrap().manifest.unwrap();
+    let work = ds
+        .successful_task("Track", &a, "work/1")
+        .unwrap()
+        .manifest
+        .unwrap();
     assert!(
         work.inline.contains_key(&kept.digest),
         "`loss` is small: held inline in its task's record"
     );
     let blob = flowlib_testkit::blob_path(&sb.datastore(), &kept.digest);
-    assert!(blob.exists(), "setting the alias stored the inline blob as an object");
+    assert!(
+        blob.exists(),
+        "setting the alias stored the inline blob as an object"
+    );
     let other = ds.successful_task("Track", &a, "gather").unwrap();
     let m = other.manifest.unwrap();
     let best = m.artifacts["best"];
