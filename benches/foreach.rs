@@ -1,15 +1,18 @@
 //! Benchmark: a foreach of N trivial tasks on the thread executor with the local store.
 //!
 //! ```text
-//! cargo bench -p flowlib-benches --bench foreach -- [N]   (default N = 10000; 100000 for the big join)
+//! cargo bench -p flowlib-benches --bench foreach -- [N] [--value-bytes B]
 //! ```
+//! (default N = 10000; 100000 for the big join). With `--value-bytes B`, each item also
+//! stores a `Vec<u8>` of B bytes: with `FLOWLIB_INLINE_LIMIT` it measures what holding
+//! values of that size inline costs against storing them as objects.
 //! Prints the join task's phase times, the wall time of the whole run, the amortized time per task, and the process's
 //! user and system CPU time; the peak RSS of the process when the run returns (the driver,
 //! its executor threads and the join task; before the client reads anything) and the size of
 //! the join's manifest. The datastore goes in `$BENCH_DIR` (default: the system temp
-//! directory): per task the run creates two small files (an artifact blob and the commit
-//! record, which carries the manifest), so the filesystem's file-creation cost shows in the
-//! result.
+//! directory): per task the run creates one small file, the commit record, which carries
+//! the manifest and the small values inline (two with `FLOWLIB_INLINE_LIMIT=0`: the value's
+//! blob too), so the filesystem's file-creation cost shows in the result.
 
 use std::time::Instant;
 
@@ -19,8 +22,11 @@ use flowlib::prelude::*;
 struct Fanout {
     #[param(default = 10_000u32, help = "number of foreach tasks")]
     n: u32,
+    #[param(default = 0u64, help = "bytes of each item's extra value")]
+    value_bytes: u64,
     items: Vec<u32>,
     doubled: u64,
+    value: Vec<u8>,
     total: u64,
 }
 
@@ -35,6 +41,12 @@ impl Fanout {
     #[step(next = gather)]
     fn work(&mut self, item: &u32) -> Result<()> {
         self.doubled = u64::from(*item) * 2;
+        if self.value_bytes > 0 {
+            // Distinct per item, as a model's per-item output would be.
+            let mut v = vec![0u8; self.value_bytes as usize];
+            v[..4].copy_from_slice(&item.to_le_bytes());
+            self.value = v;
+        }
         Ok(())
     }
 
@@ -51,9 +63,16 @@ impl Fanout {
 }
 
 fn main() {
-    let n: u32 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value_at = args.iter().position(|a| a == "--value-bytes");
+    let value_bytes: u64 = value_at
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(0);
+    let n: u32 = args
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| value_at.is_none_or(|v| *i != v + 1))
+        .find_map(|(_, a)| a.parse().ok())
         .unwrap_or(10_000);
     let dir = match std::env::var("BENCH_DIR") {
         Ok(d) => tempfile::tempdir_in(d),
@@ -65,7 +84,9 @@ fn main() {
         flowlib::OpenMode::Create,
     )
     .unwrap();
-    let opts = flowlib::RunOptions::default().with_param("n", n.to_string());
+    let opts = flowlib::RunOptions::default()
+        .with_param("n", n.to_string())
+        .with_param("value_bytes", value_bytes.to_string());
     let t0 = Instant::now();
     let summary = flowlib::run::<Fanout>(&ds, &opts).expect("run starts");
     let wall = t0.elapsed();

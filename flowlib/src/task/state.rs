@@ -97,16 +97,19 @@ pub(super) fn shared_split<F: Flow>(
 }
 
 /// The blob a field of a task's input has, with its bytes when they are held inline: the
-/// run's parameter value for parameters (always an object), else the committed artifact.
+/// run's parameter value for parameters (an object, also held inline by the input when its
+/// task stored it), else the committed artifact.
 pub(super) fn input_blob<'a>(
     run: &'a RunContext,
     from: &'a Committed,
     field: &crate::flow::FieldInfo,
 ) -> Option<(BlobRef, Option<&'a Bytes>)> {
-    let param = field.param.and(run.params.get(field.name));
-    match param {
-        Some(b) => Some((*b, None)),
-        None => from.artifacts.held(field.name).map(|(b, i)| (*b, i)),
+    let held = from.artifacts.held(field.name).map(|(b, i)| (*b, i));
+    match field.param.and(run.params.get(field.name)) {
+        // The input's inline copy of the same value goes with it: a view that passes the
+        // parameter on then shares its entry with the input's.
+        Some(p) => Some((*p, held.filter(|(b, _)| b == p).and_then(|(_, i)| i))),
+        None => held,
     }
 }
 

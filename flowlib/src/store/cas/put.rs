@@ -62,14 +62,17 @@ fn put_upto(
     w.write_raw(&codec::header()).expect("header fits");
     match encode(&mut w) {
         Ok(()) => {
-            let bytes = Bytes::from(w.into_bytes());
+            let bytes = w.into_bytes();
             let blob = BlobRef {
                 digest: Digest::of(&bytes),
                 size: bytes.len() as u64,
             };
             if bytes.len() <= inline {
-                return Ok((blob, Some(bytes)));
+                // An exact copy: the writer's buffer has room to spare, and the driver
+                // keeps these bytes for every task until its successors start.
+                return Ok((blob, Some(Bytes::copy_from_slice(&bytes))));
             }
+            let bytes = Bytes::from(bytes);
             if Some(blob) != base {
                 put.small(blob, bytes)?;
             }
