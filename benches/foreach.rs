@@ -14,7 +14,49 @@
 //! the manifest and the small values inline (two with `FLOWLIB_INLINE_LIMIT=0`: the value's
 //! blob too), so the filesystem's file-creation cost shows in the result.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+
+/// The system allocator, counting the bytes live now and at most: what the run really
+/// holds, apart from what the allocator keeps after it was freed (RSS stays at its peak).
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is passed to `System` unchanged; only the counters are added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(l) };
+        if !p.is_null() {
+            let now = LIVE.fetch_add(l.size(), Ordering::Relaxed) + l.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) };
+        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        let q = unsafe { System.realloc(p, l, new) };
+        if !q.is_null() {
+            if new > l.size() {
+                let now = LIVE.fetch_add(new - l.size(), Ordering::Relaxed) + new - l.size();
+                PEAK.fetch_max(now, Ordering::Relaxed);
+            } else {
+                LIVE.fetch_sub(l.size() - new, Ordering::Relaxed);
+            }
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
 
 use flowlib::prelude::*;
 
@@ -91,6 +133,8 @@ fn main() {
     let summary = flowlib::run::<Fanout>(&ds, &opts).expect("run starts");
     let wall = t0.elapsed();
     let driver_peak_kib = peak_rss_kib();
+    let driver_now_kib = rss_kib();
+    let (peak_heap, live_heap) = (PEAK.load(Ordering::Relaxed), LIVE.load(Ordering::Relaxed));
     assert_eq!(summary.status, flowlib::RunStatus::Succeeded, "{summary:?}");
     let run = flowlib::Run::<Fanout>::open(&ds, &summary.run_id).unwrap();
     let gather = run.task("gather").unwrap();
@@ -103,7 +147,9 @@ fn main() {
     assert_eq!(total, (0..u64::from(n)).map(|i| i * 2).sum::<u64>());
     let manifest_bytes = gather.attempt().manifest_ref.map_or(0, |r| r.size);
     println!(
-        "run peak RSS (VmHWM when the run returned): {driver_peak_kib} KiB; join manifest: {manifest_bytes} bytes"
+        "run peak RSS (VmHWM when the run returned): {driver_peak_kib} KiB, {driver_now_kib} KiB resident then; heap live at most {} KiB, {} KiB at the end; join manifest: {manifest_bytes} bytes",
+        peak_heap >> 10,
+        live_heap >> 10
     );
     let tasks = summary.tasks_ok;
     // SAFETY: getrusage only writes into the struct we pass.
@@ -124,11 +170,20 @@ fn main() {
 
 /// The process's peak resident set size so far (`VmHWM`), in KiB; 0 where `/proc` has none.
 fn peak_rss_kib() -> u64 {
+    status_kib("VmHWM:")
+}
+
+/// The process's resident set size now (`VmRSS`), in KiB.
+fn rss_kib() -> u64 {
+    status_kib("VmRSS:")
+}
+
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
