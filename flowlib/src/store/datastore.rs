@@ -216,8 +216,7 @@ impl DatastoreBuilder {
             Some(n) => n,
             None => inline_limit_from_env()?,
         };
-        let ds = Datastore::open_configured(&self.url, self.mode, cache, &self.options)?;
-        Ok(ds.with_inline_limit(inline_limit))
+        Datastore::open_configured(&self.url, self.mode, cache, &self.options, inline_limit)
     }
 }
 
@@ -268,6 +267,7 @@ impl Datastore {
         mode: OpenMode,
         cache: CacheConfig,
         options: &[(String, String)],
+        inline_limit: usize,
     ) -> Result<Datastore> {
         let url = url.trim();
         if url.is_empty() {
@@ -296,7 +296,7 @@ impl Datastore {
                 disk,
                 known: Mutex::new(HashMap::new()),
                 signer,
-                inline_limit: crate::store::cas::INLINE_LIMIT,
+                inline_limit,
             }),
         };
         ds.check_marker(mode)?;
@@ -313,15 +313,6 @@ impl Datastore {
             .or(env)
             .unwrap_or_else(|| DEFAULT_DATASTORE.to_string());
         Datastore::open(&url, mode)
-    }
-
-    /// This handle, writing artifacts of at most `n` bytes inline (only a handle no one
-    /// else holds yet is changed: called on open).
-    fn with_inline_limit(mut self, n: usize) -> Datastore {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.inline_limit = n;
-        }
-        self
     }
 
     /// Artifacts encoded in at most this many bytes are held inline in their task's

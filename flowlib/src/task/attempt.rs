@@ -14,11 +14,11 @@ use crate::meta::commit::commit;
 use crate::meta::logs;
 use crate::meta::metrics::MetricSummary;
 use crate::meta::{
-    now_rfc3339, AttemptStatus, Committed, Inline, Parents, TaskManifest, TaskRef, Timings,
+    now_rfc3339, AttemptStatus, Committed, Parents, TaskManifest, TaskRef, Timings,
     METADATA_VERSION,
 };
 use crate::store::cas::{self, What};
-use crate::store::{layout, BlobRef};
+use crate::store::layout;
 use crate::task::call::call_step;
 use crate::task::spec::{Resolved, TaskSpec};
 use crate::task::state::{
@@ -172,9 +172,7 @@ fn execute_in_span<F: Flow>(
 
 /// What a successful (or caught) attempt stores.
 struct Stored {
-    artifacts: BTreeMap<String, BlobRef>,
-    /// The bytes of the small artifacts, held inline in the manifest.
-    inline: Inline,
+    fields: Fields,
     status: AttemptStatus,
     error: Option<String>,
     foreach_count: Option<u64>,
@@ -217,8 +215,8 @@ impl<'a> Attempt<'a> {
             index: self.spec.task.index.clone(),
             attempt: self.spec.task.attempt,
             parents: self.parents.clone(),
-            artifacts: stored.artifacts,
-            inline: stored.inline,
+            artifacts: stored.fields.artifacts,
+            inline: stored.fields.inline,
             foreach_count: stored.foreach_count,
             status: stored.status,
             error: stored.error,
@@ -255,8 +253,7 @@ impl<'a> Attempt<'a> {
     /// Commit a failed attempt with its error.
     fn fail(mut self, error: String) -> Result<Outcome> {
         let manifest = self.manifest(Stored {
-            artifacts: BTreeMap::new(),
-            inline: Inline::new(),
+            fields: Fields::default(),
             status: AttemptStatus::Failed,
             error: Some(error.clone()),
             foreach_count: None,
@@ -394,9 +391,8 @@ fn store_ok<F: Flow>(
     base: &Committed,
     state: &F,
 ) -> Result<Stored, String> {
-    let Fields { artifacts, inline } =
-        store_state(run, state, base, step.field_set.as_deref(), task)
-            .map_err(|e| format!("cannot store artifacts: {}", chain(&e)))?;
+    let fields = store_state(run, state, base, step.field_set.as_deref(), task)
+        .map_err(|e| format!("cannot store artifacts: {}", chain(&e)))?;
     // Parameters are read-only: a step that changes one fails.
     let changed = F::FIELDS
         .iter()
@@ -405,7 +401,7 @@ fn store_ok<F: Flow>(
         .find(|n| {
             run.params
                 .get(*n)
-                .is_some_and(|b| artifacts.get(*n) != Some(b))
+                .is_some_and(|b| fields.artifacts.get(*n) != Some(b))
         });
     if let Some(name) = changed {
         return Err(format!(
@@ -413,8 +409,7 @@ fn store_ok<F: Flow>(
         ));
     }
     Ok(Stored {
-        artifacts,
-        inline,
+        fields,
         status: AttemptStatus::Ok,
         error: None,
         foreach_count: state.__foreach_len(step.index).map(|n| n as u64),
@@ -429,10 +424,12 @@ fn store_caught<F: Flow>(
     base: &Committed,
     msg: String,
 ) -> Result<Stored, String> {
-    let mut artifacts = base.artifacts.to_map();
-    let mut inline = base.artifacts.inline();
+    let mut fields = Fields {
+        artifacts: base.artifacts.to_map(),
+        inline: base.artifacts.inline(),
+    };
     for (name, blob) in &run.params {
-        artifacts.insert(name.clone(), *blob);
+        fields.insert(name, *blob, None);
     }
     if let Some(Some(field)) = step.catch {
         let mut marker = F::default();
@@ -447,10 +444,7 @@ fn store_caught<F: Flow>(
                             chain(&e)
                         )
                     })?;
-            artifacts.insert(field.to_string(), blob);
-            if let Some(bytes) = bytes {
-                inline.insert(blob.digest, bytes);
-            }
+            fields.insert(field, blob, bytes);
         }
     }
     let foreach_count = if step.foreach.is_some() {
@@ -462,11 +456,10 @@ fn store_caught<F: Flow>(
         None
     };
     // Only the bytes of what the manifest names (a parameter may have replaced a value).
-    let named: std::collections::HashSet<_> = artifacts.values().map(|b| b.digest).collect();
-    inline.retain(|d, _| named.contains(d));
+    let named: std::collections::HashSet<_> = fields.artifacts.values().map(|b| b.digest).collect();
+    fields.inline.retain(|d, _| named.contains(d));
     Ok(Stored {
-        artifacts,
-        inline,
+        fields,
         status: AttemptStatus::Caught,
         error: Some(msg),
         foreach_count,

@@ -12,7 +12,6 @@
 //! `ctx.task_id()`); for a join, the digests of every artifact of every input, in order.
 //! Resources, retries, timeouts and where the step runs are not in it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -20,12 +19,11 @@ use crate::flow::{Flow, Step};
 use crate::meta::cache::{lookup, CacheEntry, CacheKey, CachedTask, Lookup, KEY_VERSION};
 use crate::meta::commit::write_manifest;
 use crate::meta::{
-    hostname, now_rfc3339, Committed, IndexPath, Inline, TaskManifest, TaskRef, Timings,
-    METADATA_VERSION,
+    hostname, now_rfc3339, Committed, IndexPath, TaskManifest, TaskRef, Timings, METADATA_VERSION,
 };
-use crate::store::{codec, BlobRef, Digest};
+use crate::store::{codec, Digest};
 use crate::task::spec::{Resolved, TaskSpec};
-use crate::task::state::{describe, input_blob, shared_split, RunContext};
+use crate::task::state::{describe, input_blob, shared_split, Fields, RunContext};
 
 /// The fields a task of `step` can read: its body's, plus the split's foreach field;
 /// `None` for every field.
@@ -142,8 +140,7 @@ pub(crate) fn take_hit<F: Flow>(
     m: TaskManifest,
 ) -> Result<(Arc<Committed>, CachedTask)> {
     let written = step.field_set.as_deref();
-    let mut merged: BTreeMap<String, BlobRef> = BTreeMap::new();
-    let mut inline = Inline::new();
+    let mut merged = Fields::default();
     for (i, f) in F::FIELDS.iter().enumerate() {
         let from_source = m
             .artifacts
@@ -155,14 +152,11 @@ pub(crate) fn take_hit<F: Flow>(
             _ => from_source,
         };
         if let Some((b, bytes)) = blob {
-            merged.insert(f.name.to_string(), b);
-            if let Some(bytes) = bytes {
-                inline.insert(b.digest, bytes);
-            }
+            merged.insert(f.name, b, bytes);
         }
     }
     let split = step.closed_by.is_some();
-    let (pin, committed) = if merged == m.artifacts {
+    let (pin, committed) = if merged.artifacts == m.artifacts {
         let pin = entry.manifest;
         let c = Committed::over(&r.base, entry.source.clone(), pin, m, split);
         (pin, c)
@@ -175,8 +169,8 @@ pub(crate) fn take_hit<F: Flow>(
             index: task.index.clone(),
             attempt: task.attempt,
             parents: r.parents(),
-            artifacts: merged,
-            inline,
+            artifacts: merged.artifacts,
+            inline: merged.inline,
             foreach_count: m.foreach_count,
             status: m.status,
             error: None,
