@@ -24,6 +24,8 @@ struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// The heap live when the join's step body began: what the run holds for its join.
+static AT_JOIN: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: every call is passed to `System` unchanged; only the counters are added.
 unsafe impl GlobalAlloc for Counting {
@@ -94,6 +96,7 @@ impl Fanout {
 
     #[step(join, next = end)]
     fn gather(&mut self, inputs: Inputs<Self>) -> Result<()> {
+        AT_JOIN.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
         self.total = inputs.iter().map(|i| i.doubled).sum();
         Ok(())
     }
@@ -147,8 +150,9 @@ fn main() {
     assert_eq!(total, (0..u64::from(n)).map(|i| i * 2).sum::<u64>());
     let manifest_bytes = gather.attempt().manifest_ref.map_or(0, |r| r.size);
     println!(
-        "run peak RSS (VmHWM when the run returned): {driver_peak_kib} KiB, {driver_now_kib} KiB resident then; heap live at most {} KiB, {} KiB at the end; join manifest: {manifest_bytes} bytes",
+        "run peak RSS (VmHWM when the run returned): {driver_peak_kib} KiB, {driver_now_kib} KiB resident then; heap live at most {} KiB, {} KiB when the join began, {} KiB at the end; join manifest: {manifest_bytes} bytes",
         peak_heap >> 10,
+        AT_JOIN.load(Ordering::Relaxed) >> 10,
         live_heap >> 10
     );
     let tasks = summary.tasks_ok;

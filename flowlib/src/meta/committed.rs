@@ -77,7 +77,7 @@ impl Artifacts {
 
     /// `map`, stored as what differs from the table `base` shares when it has every
     /// artifact that table has (a step's output has every field of the state), else on
-    /// its own. An entry that passes on the base's blob shares its inline bytes.
+    /// its own. An entry with the base's blob is the base's entry, inline bytes or not.
     pub(crate) fn over(
         base: &Artifacts,
         map: BTreeMap<String, BlobRef>,
@@ -89,10 +89,13 @@ impl Artifacts {
         if !shared.iter().all(|(k, ..)| map.contains_key(&**k)) {
             return Artifacts::full(map, inline);
         }
-        let own = map.into_iter().filter(|(k, v)| {
-            let held = inline.contains_key(&v.digest);
-            find(shared, k).map(|e| (e.1, e.2.is_some())) != Some((*v, held))
-        });
+        // Same blob, same entry: the bytes are the same whether the base's table or this
+        // manifest holds them (a manifest's inline map is by digest, so an item that stores
+        // `0` holds every field whose value encodes as `0`; that is no reason for an entry
+        // of its own). A shared entry without bytes is an object the base's manifest needs.
+        let own = map
+            .into_iter()
+            .filter(|(k, v)| find(shared, k).map(|e| e.1) != Some(*v));
         Artifacts {
             own: table(own, inline),
             shared: Some(shared.clone()),
@@ -187,7 +190,8 @@ impl TaskAt {
         };
         TaskAt {
             run: share(t.run, like.map(|l| &l.run)),
-            step: share(t.step, like.map(|l| &l.step)),
+            // A flow has few steps: one copy of each name, whatever the base.
+            step: intern(&t.step),
             index: Idx::of(t.index),
             attempt: t.attempt,
         }
@@ -343,13 +347,16 @@ mod tests {
         assert_eq!(child.held("b").unwrap().1.unwrap(), "new");
         assert!(child.held("c").unwrap().1.is_none());
         assert_eq!(child.inline(), child_inline, "not the base's overridden b");
-        // The same digest now held inline where the base had an object is the child's own.
+        // The same blob held inline where the base has an object (its manifest holds the
+        // digest for another field) is still the base's entry: the object exists.
         let held_now = Artifacts::over(
             &base,
-            map(&[("a", "1"), ("b", "2"), ("c", "3")]),
+            map(&[("a", "1"), ("b", "2"), ("c", "3"), ("d", "3")]),
             &[b("1"), b("2"), b("3")].into_iter().collect(),
         );
-        assert_eq!(held_now.own.len(), 1);
-        assert_eq!(held_now.held("c").unwrap().1.unwrap(), "3");
+        assert_eq!(held_now.own.len(), 1, "only d, new");
+        assert!(held_now.held("c").unwrap().1.is_none(), "read as the object");
+        assert_eq!(held_now.held("d").unwrap().1.unwrap(), "3");
+        assert_eq!(held_now.inline(), [b("1"), b("2"), b("3")].into_iter().collect());
     }
 }
