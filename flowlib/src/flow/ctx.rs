@@ -265,7 +265,7 @@ impl<F> StepCall<'_, F> {
     #[doc(hidden)]
     pub fn take_inputs(&mut self) -> Inputs<F> {
         self.inputs.take().unwrap_or(Inputs {
-            refs: Vec::new(),
+            refs: std::sync::Arc::new([]),
             loader: None,
             template: OnceLock::new(),
         })

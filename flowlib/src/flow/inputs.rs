@@ -5,7 +5,7 @@ use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
-use crate::meta::{Committed, IndexPath};
+use crate::meta::{Committed, IndexPath, Pinned};
 
 /// One input of a join: the state of one incoming task.
 ///
@@ -13,14 +13,14 @@ use crate::meta::{Committed, IndexPath};
 #[derive(Debug)]
 pub struct Input<S> {
     pub(crate) state: S,
-    pub(crate) step: &'static str,
+    pub(crate) step: Arc<str>,
     pub(crate) index: IndexPath,
 }
 
 impl<S> Input<S> {
     /// The step that produced this input.
     pub fn step(&self) -> &str {
-        self.step
+        &self.step
     }
 
     /// The foreach index of the producing task (for foreach joins).
@@ -30,7 +30,7 @@ impl<S> Input<S> {
 
     /// The task id that produced this input.
     pub fn task_id(&self) -> String {
-        crate::meta::task_id(self.step, &self.index)
+        crate::meta::task_id(&self.step, &self.index)
     }
 
     /// Take the state out.
@@ -50,30 +50,17 @@ impl<S> Deref for Input<S> {
 /// foreach join, declaration order of the arms for a branch join).
 ///
 /// Inputs are loaded on demand, one at a time, so a join over a foreach of a million items
-/// holds one input state in memory, not a million. Fields an input inherited unchanged
+/// holds one input state in memory, not a million (and, past a budget, reads the records of
+/// its inputs a few dozen at a time as it goes: see `ARCHITECTURE.md`). Fields an input inherited unchanged
 /// from the split are cloned from one decoded copy instead of decoded again (for `Clone`
 /// types). Iterating with [`iter`](Inputs::iter) panics if an input cannot be read (a
 /// missing or corrupted blob); flowlib turns that into a failure of the join task that
 /// names the artifact. Use [`try_iter`](Inputs::try_iter) to handle such errors yourself.
 pub struct Inputs<S> {
-    pub(crate) refs: Vec<InputRef>,
+    /// Each input, pinned (shared with the task's resolved inputs: no copy per input).
+    pub(crate) refs: Arc<[Pinned]>,
     pub(crate) loader: Option<Arc<dyn LoadInput<S>>>,
     pub(crate) template: OnceLock<Option<S>>,
-}
-
-/// One input, before loading.
-#[derive(Clone)]
-pub(crate) struct InputRef {
-    pub(crate) step: &'static str,
-    pub(crate) committed: Arc<Committed>,
-}
-
-impl InputRef {
-    /// The foreach index of the input's task (its committed view knows it).
-    pub(crate) fn index(&self) -> IndexPath {
-        let t = self.committed.task.as_ref();
-        t.map_or_else(IndexPath::root, |t| t.index.path())
-    }
 }
 
 /// The payload `Inputs::get` unwinds with when an input cannot be read.
@@ -81,17 +68,25 @@ impl InputRef {
 pub(crate) struct UnreadableInput(pub(crate) String);
 
 /// Loads join inputs from the store; implemented by the task layer, which knows the run.
+/// Inputs are named by their place in the join's inputs.
 pub(crate) trait LoadInput<S>: Send + Sync {
     /// The split's state, from which inputs clone the fields they share with it.
     fn template(&self) -> Option<S>;
-    /// Load one input, cloning shared fields from `template`.
-    fn load(&self, input: &InputRef, template: Option<&S>) -> Result<S>;
-    /// Decode field `field` of one input into `into`.
-    fn load_field(&self, input: &InputRef, field: usize, into: &mut S) -> Result<()>;
+    /// The committed view of input `i`: kept by the driver, or read from the store.
+    fn view(&self, i: usize) -> Result<Arc<Committed>>;
+    /// Load input `i`, cloning shared fields from `template`.
+    fn load(&self, i: usize, template: Option<&S>) -> Result<S>;
+    /// Decode field `field` of input `i` into `into`.
+    fn load_field(&self, i: usize, field: usize, into: &mut S) -> Result<()>;
+}
+
+/// The task id of an input.
+fn input_id(p: &Pinned) -> String {
+    crate::meta::task_id(&p.task.step, &p.task.index.path())
 }
 
 impl<S> Inputs<S> {
-    pub(crate) fn new(refs: Vec<InputRef>, loader: Arc<dyn LoadInput<S>>) -> Self {
+    pub(crate) fn new(refs: Arc<[Pinned]>, loader: Arc<dyn LoadInput<S>>) -> Self {
         Inputs {
             refs,
             loader: Some(loader),
@@ -111,10 +106,7 @@ impl<S> Inputs<S> {
 
     /// The task ids of the inputs, without loading them.
     pub fn task_ids(&self) -> Vec<String> {
-        self.refs
-            .iter()
-            .map(|r| crate::meta::task_id(r.step, &r.index()))
-            .collect()
+        self.refs.iter().map(input_id).collect()
     }
 
     /// Metaflow's `merge_artifacts`: copy into `target` every field on which all inputs
@@ -144,23 +136,40 @@ impl<S> Inputs<S> {
                 "merge_artifacts: `{bad}` is not a field of this flow's state"
             )));
         }
-        let Some(first) = self.refs.first() else {
+        if self.refs.is_empty() {
             return Ok(());
+        }
+        let loader = self
+            .loader
+            .as_ref()
+            .ok_or_else(|| Error::internal("these inputs have no datastore to load from"))?;
+        // Each input's view once, in order (read a few dozen at a time when the driver did
+        // not keep it), compared field by field with the first input's.
+        let fields: Vec<(usize, &str)> = S::FIELDS
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !exclude.contains(&f.name))
+            .map(|(i, f)| (i, f.name))
+            .collect();
+        let digests = |v: &Committed| -> Vec<_> {
+            let blob = |name| v.artifacts.get(name).map(|b| b.digest);
+            fields.iter().map(|(_, name)| blob(name)).collect()
         };
+        let want = digests(&*loader.view(0)?);
+        let mut same = vec![true; fields.len()];
+        for i in 1..self.refs.len() {
+            let got = digests(&*loader.view(i)?);
+            for (k, g) in got.iter().enumerate() {
+                same[k] &= *g == want[k];
+            }
+        }
         let mut differ = Vec::new();
         let mut agreed = Vec::new();
-        for (i, f) in S::FIELDS.iter().enumerate() {
-            if exclude.contains(&f.name) {
-                continue;
-            }
-            let blob = |r: &InputRef| r.committed.artifacts.get(f.name).map(|b| b.digest);
-            let want = blob(first);
-            if self.refs.iter().all(|r| blob(r) == want) {
-                if want.is_some() {
-                    agreed.push(i);
-                }
-            } else {
-                differ.push(format!("`{}`", f.name));
+        for (k, (i, name)) in fields.iter().enumerate() {
+            match (same[k], want[k]) {
+                (true, Some(_)) => agreed.push(*i),
+                (true, None) => {}
+                (false, _) => differ.push(format!("`{name}`")),
             }
         }
         if !differ.is_empty() {
@@ -170,12 +179,8 @@ impl<S> Inputs<S> {
                 differ.join(", ")
             )));
         }
-        let loader = self
-            .loader
-            .as_ref()
-            .ok_or_else(|| Error::internal("these inputs have no datastore to load from"))?;
         for i in agreed {
-            loader.load_field(first, i, target)?;
+            loader.load_field(0, i, target)?;
         }
         Ok(())
     }
@@ -193,11 +198,11 @@ impl<S> Inputs<S> {
                 "these inputs have no datastore to load from",
             )));
         };
-        let state = loader.load(r, self.template());
+        let state = loader.load(i, self.template());
         Some(state.map(|state| Input {
             state,
-            step: r.step,
-            index: r.index(),
+            step: r.task.step.clone(),
+            index: r.task.index.path(),
         }))
     }
 
@@ -214,7 +219,7 @@ impl<S> Inputs<S> {
 
     /// The input coming from step `name` (for branch joins).
     pub fn from_step(&self, name: &str) -> Option<Input<S>> {
-        let i = self.refs.iter().position(|r| r.step == name)?;
+        let i = self.refs.iter().position(|r| *r.task.step == *name)?;
         self.get(i)
     }
 
@@ -236,11 +241,7 @@ impl<S> Inputs<S> {
 
 impl<S> fmt::Debug for Inputs<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ids: Vec<String> = self
-            .refs
-            .iter()
-            .map(|r| crate::meta::task_id(r.step, &r.index()))
-            .collect();
+        let ids: Vec<String> = self.refs.iter().map(input_id).collect();
         f.debug_struct("Inputs").field("tasks", &ids).finish()
     }
 }

@@ -19,7 +19,7 @@ pub use graph::{
     Resources, RetryPolicy, SlurmOptions, Step, Transition, DEFAULT_PLATFORM_RETRIES,
 };
 pub use inputs::{Input, Inputs};
-pub(crate) use inputs::{InputRef, LoadInput, UnreadableInput};
+pub(crate) use inputs::{LoadInput, UnreadableInput};
 pub use lazy::Lazy;
 #[doc(hidden)]
 pub use lazy::{LazyField, LazySource, NotLazy, StoredBlob};

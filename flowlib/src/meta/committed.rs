@@ -281,6 +281,42 @@ impl Committed {
     }
 }
 
+impl Committed {
+    /// About how many bytes this view holds of its own (the table it shares with its base
+    /// is the base's): what the scheduler counts against its budget for join inputs.
+    pub(crate) fn footprint(&self) -> usize {
+        let own = &self.artifacts.own;
+        let bytes: usize = own
+            .iter()
+            .filter_map(|e| e.2.as_ref())
+            .map(Bytes::len)
+            .sum();
+        std::mem::size_of::<Committed>() + 16 + std::mem::size_of_val(&**own) + bytes
+    }
+}
+
+/// A committed task as a join's input: the attempt and the manifest its commit record
+/// pins, with its view while the driver keeps it. The scheduler keeps the views of join
+/// inputs up to a budget (`run::scheduler`); past it, an input is this pin alone (about
+/// 100 bytes) and the join reads its record when it loads it, a few dozen at a time.
+#[derive(Debug, Clone)]
+pub(crate) struct Pinned {
+    pub(crate) task: TaskAt,
+    pub(crate) manifest: BlobRef,
+    pub(crate) view: Option<Arc<Committed>>,
+}
+
+impl Pinned {
+    /// Pin committed task `c` (never a run's initial state), keeping its view or not.
+    pub(crate) fn of(c: Arc<Committed>, keep: bool) -> Option<Pinned> {
+        Some(Pinned {
+            task: c.task.clone()?,
+            manifest: c.manifest?,
+            view: keep.then_some(c),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,8 +391,14 @@ mod tests {
             &[b("1"), b("2"), b("3")].into_iter().collect(),
         );
         assert_eq!(held_now.own.len(), 1, "only d, new");
-        assert!(held_now.held("c").unwrap().1.is_none(), "read as the object");
+        assert!(
+            held_now.held("c").unwrap().1.is_none(),
+            "read as the object"
+        );
         assert_eq!(held_now.held("d").unwrap().1.unwrap(), "3");
-        assert_eq!(held_now.inline(), [b("1"), b("2"), b("3")].into_iter().collect());
+        assert_eq!(
+            held_now.inline(),
+            [b("1"), b("2"), b("3")].into_iter().collect()
+        );
     }
 }

@@ -18,7 +18,7 @@ pub(crate) use crate::store::now_rfc3339;
 pub(crate) use committed::Inline;
 #[cfg(test)]
 pub(crate) use committed::{Artifacts, Idx};
-pub(crate) use committed::{Committed, TaskAt};
+pub(crate) use committed::{Committed, Pinned, TaskAt};
 pub use ids::IndexPath;
 pub(crate) use ids::{hostname, new_run_id, parse_task_id, username};
 pub(crate) use ids::{task_id, validate_run_id};

@@ -14,7 +14,7 @@ use crate::error::chain;
 use crate::exec::{Dispatch, Executor, Finished, Started};
 use crate::flow::graph::TaskKey;
 use crate::flow::{Graph, JoinKind, Transition};
-use crate::meta::{task_id, Committed, IndexPath, RunStatus, TaskRef};
+use crate::meta::{task_id, Committed, IndexPath, Pinned, RunStatus, TaskRef};
 use crate::run::events::RunEvent;
 use crate::run::policy;
 use crate::task::{Outcome, Pin, Resolved, RunContext, TaskSpec, SPEC_VERSION};
@@ -56,8 +56,15 @@ struct Running {
 struct JoinWait {
     expected: Option<usize>,
     got: usize,
-    inputs: Vec<Option<Arc<Committed>>>,
+    inputs: Vec<Option<Pinned>>,
 }
+
+/// How many bytes of committed views the scheduler keeps for join inputs, across the run
+/// (about 25,000 inputs that each changed one small field). An input past the budget is
+/// kept as its pin alone, about 100 bytes, and the join reads its record when it loads it
+/// (one request, a few dozen at a time): a join over 100,000 items, or over 1,000 large
+/// ones, holds the driver's memory flat, and a smaller join reads nothing again.
+pub(crate) const JOIN_VIEWS_BUDGET: usize = 8 << 20;
 
 /// What the run has done, when it is over.
 #[derive(Debug)]
@@ -97,6 +104,9 @@ pub(crate) struct Scheduler {
     /// Splits whose join has not started: the join's starting state.
     splits: HashMap<TaskKey, Arc<Committed>>,
     joins: HashMap<TaskKey, JoinWait>,
+    /// Bytes of the views kept for join inputs (of joins waiting, queued or running):
+    /// at most [`JOIN_VIEWS_BUDGET`].
+    views_held: usize,
     /// Steps at least one task of which committed.
     ran: Vec<bool>,
     failed: Vec<(String, String)>,
@@ -124,6 +134,7 @@ impl Scheduler {
             running: HashMap::new(),
             splits: HashMap::new(),
             joins: HashMap::new(),
+            views_held: 0,
             ran: vec![false; graph.steps().len()],
             failed: Vec::new(),
             failed_steps: HashSet::new(),
@@ -285,7 +296,7 @@ impl Scheduler {
                 attempt: r.attempt,
             },
             base: Pin::of(&r.resolved.base),
-            inputs: Pin::all(r.resolved.inputs.iter().map(|(_, c)| &**c)),
+            inputs: Pin::all(r.resolved.inputs.iter()),
             params: self.run.params.clone(),
             checkpoint_sources,
             timeout_ms: step.timeout_ms,
@@ -320,7 +331,8 @@ impl Scheduler {
 
     /// [`enqueue`](Self::enqueue) without its event (a foreach sends one for all its items).
     fn queue(&mut self, key: TaskKey, resolved: Resolved) {
-        if let Some(c) = self.pre.reuse.get(&key).cloned() {
+        // Taken, not copied: a resume of 100,000 items keeps no view it handed on.
+        if let Some(c) = self.pre.reuse.remove(&key) {
             self.reused_count += 1;
             self.events.push(RunEvent::Reused {
                 step: key.0,
@@ -356,6 +368,7 @@ impl Scheduler {
                     elapsed: now.saturating_duration_since(r.started),
                 });
                 self.ok_count += 1;
+                self.release(&r.resolved);
                 self.on_committed(f.key, c);
             }
             Ok(Outcome::Cached { committed, from }) => {
@@ -365,6 +378,7 @@ impl Scheduler {
                     from: format!("run {} task {}", from.run, from.task_id()),
                 });
                 self.cached_count += 1;
+                self.release(&r.resolved);
                 self.on_committed(f.key, committed);
             }
             Ok(Outcome::Failed(msg)) => self.on_failed(f.key, r, msg, now),
@@ -443,6 +457,19 @@ impl Scheduler {
         });
         self.failed_steps.insert(key.0);
         self.failed.push((task, msg));
+        self.release(&r.resolved);
+    }
+
+    /// A task's inputs are done with (it committed, or failed for good): the views of its
+    /// join inputs no longer count against the budget.
+    fn release(&mut self, r: &Resolved) {
+        let held: usize = r
+            .inputs
+            .iter()
+            .filter_map(|p| p.view.as_ref())
+            .map(|v| v.footprint())
+            .sum();
+        self.views_held = self.views_held.saturating_sub(held);
     }
 
     /// Attempts past their deadline, with the error to fence them with.
@@ -555,7 +582,10 @@ impl Scheduler {
                         let wait = self.joins.entry((n, jp.clone())).or_default();
                         wait.got += 1;
                         if let Some(slot) = place.and_then(|i| wait.inputs.get_mut(i)) {
-                            *slot = Some(c);
+                            let size = c.footprint();
+                            let keep = self.views_held + size <= JOIN_VIEWS_BUDGET;
+                            self.views_held += if keep { size } else { 0 };
+                            *slot = Pinned::of(c, keep);
                         }
                         self.try_join(n, jp);
                     }
@@ -584,7 +614,7 @@ impl Scheduler {
         }
         let wait = self.joins.remove(&key).expect("complete");
         let step = &self.graph.steps()[join];
-        let (split, kind) = step.join.expect("a join closes a split");
+        let (split, _) = step.join.expect("a join closes a split");
         let base = self
             .splits
             .remove(&(split, key.1.clone()))
@@ -592,14 +622,7 @@ impl Scheduler {
         let joined = wait
             .inputs
             .into_iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let pred = match kind {
-                    JoinKind::Foreach => step.preds[0],
-                    JoinKind::Branch => step.preds[i],
-                };
-                (pred, c.expect("every input of a complete join committed"))
-            })
+            .map(|p| p.expect("every input of a complete join committed, as a task"))
             .collect();
         self.enqueue(
             key,

@@ -9,7 +9,7 @@ use std::time::Instant;
 use crate::error::{chain, Error, Result, Site};
 use crate::flow::card::{Card, CardRecord};
 use crate::flow::checkpoint::Checkpoint;
-use crate::flow::{Ctx, Flow, InputRef, Inputs, Step, StepCall};
+use crate::flow::{Ctx, Flow, Inputs, Step, StepCall};
 use crate::meta::commit::commit;
 use crate::meta::logs;
 use crate::meta::metrics::MetricSummary;
@@ -315,21 +315,8 @@ fn load<F: Flow>(
 }
 
 fn join_inputs<F: Flow>(run: &Arc<RunContext>, step: &Step, r: &Resolved) -> Inputs<F> {
-    let graph = F::graph();
-    let refs = r
-        .inputs
-        .iter()
-        .map(|(s, c)| InputRef {
-            step: graph.steps()[*s].name,
-            committed: c.clone(),
-        })
-        .collect();
-    let loader = Arc::new(JoinLoader {
-        run: run.clone(),
-        base: r.base.clone(),
-        join: step.name,
-    });
-    Inputs::new(refs, loader)
+    let loader = JoinLoader::new(run.clone(), r.base.clone(), step.name, r.inputs.clone());
+    Inputs::new(r.inputs.clone(), Arc::new(loader))
 }
 
 /// Whether this process's output is captured whole by a watcher (the processes executor or

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::flow::Flow;
 use crate::meta::query::successful_attempt;
-use crate::meta::{parse_task_id, task_id, validate_run_id, Committed, ReuseRecord, TaskRef};
+use crate::meta::{
+    parse_task_id, task_id, validate_run_id, Committed, Pinned, ReuseRecord, TaskRef,
+};
 use crate::store::{Datastore, Digest};
 use crate::task::attempt::{execute, Outcome};
 use crate::task::spec::{Pin, TaskSpec, SPEC_VERSION};
@@ -144,7 +146,10 @@ pub(crate) fn spec_of_task<F: Flow>(
     let joined = inputs
         .joined
         .iter()
-        .map(|(s, p)| lookup(*s, p))
+        .map(|(s, p)| {
+            let c = Arc::new(lookup(*s, p)?);
+            Pinned::of(c, false).ok_or_else(|| Error::internal("a join input has no attempt"))
+        })
         .collect::<Result<Vec<_>>>()?;
     let joined = Pin::all(&joined);
     let params = F::FIELDS

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::flow::{Graph, Resources};
 use crate::meta::commit::read_pinned;
-use crate::meta::{last_within, string_keys, Committed, IndexPath, TaskRef};
+use crate::meta::{last_within, string_keys, Committed, IndexPath, Pinned, TaskAt, TaskRef};
 use crate::store::{layout, BlobRef, Datastore, Digest};
 
 /// Version of the task spec format.
@@ -138,13 +138,10 @@ impl Pin {
         ))
     }
 
-    /// Append committed task `c` to `pins`: a foreach sibling of the previous pin joins
-    /// its range (a join over 100,000 items is one pin with 100,000 manifest digests).
-    fn push(pins: &mut Vec<Pin>, c: &Committed) {
-        let (Some(t), Some(m)) = (&c.task, c.manifest) else {
-            pins.push(Pin::of(c));
-            return;
-        };
+    /// Append committed attempt `t`, whose record pins manifest `m`, to `pins`: a foreach
+    /// sibling of the previous pin joins its range (a join over 100,000 items is one pin
+    /// with 100,000 manifest digests).
+    fn push(pins: &mut Vec<Pin>, t: &TaskAt, m: BlobRef) {
         match pins.last_mut() {
             Some(Pin::Foreach {
                 run,
@@ -187,15 +184,18 @@ impl Pin {
                 };
                 *pins.last_mut().expect("a last pin") = first;
             }
-            _ => pins.push(Pin::of(c)),
+            _ => pins.push(Pin::Task {
+                task: t.to_ref(),
+                manifest: m,
+            }),
         }
     }
 
     /// Pin a join's inputs, in order.
-    pub(crate) fn all<'a>(inputs: impl IntoIterator<Item = &'a Committed>) -> Vec<Pin> {
+    pub(crate) fn all<'a>(inputs: impl IntoIterator<Item = &'a Pinned>) -> Vec<Pin> {
         let mut pins = Vec::new();
-        for c in inputs {
-            Pin::push(&mut pins, c);
+        for p in inputs {
+            Pin::push(&mut pins, &p.task, p.manifest);
         }
         // The digests grew by doubling; a 100,000-input spec should not carry the slack.
         for p in &mut pins {
@@ -243,13 +243,21 @@ fn resolve_task(ds: &Datastore, flow: &str, task: TaskRef, manifest: BlobRef) ->
     Ok(Committed::of(task, manifest, m))
 }
 
+/// Read join input `p`: its view when the driver kept it, else its record (one request).
+pub(crate) fn read_input(ds: &Datastore, flow: &str, p: &Pinned) -> Result<Arc<Committed>> {
+    match &p.view {
+        Some(v) => Ok(v.clone()),
+        None => resolve_task(ds, flow, p.task.to_ref(), p.manifest).map(Arc::new),
+    }
+}
+
 /// A task's inputs, read: what the thread executor passes along in memory.
 #[derive(Clone, Debug)]
 pub(crate) struct Resolved {
     pub(crate) base: Arc<Committed>,
-    /// Join inputs: (step index, committed view), shared: dispatching a join over 100,000
-    /// inputs clones one pointer.
-    pub(crate) inputs: Arc<[(usize, Arc<Committed>)]>,
+    /// Join inputs, in order, shared: dispatching a join over 100,000 inputs clones one
+    /// pointer. Each is pinned, with its view when the driver kept it ([`read_input`]).
+    pub(crate) inputs: Arc<[Pinned]>,
 }
 
 impl Resolved {
@@ -264,7 +272,7 @@ impl Resolved {
         if let Some(t) = base {
             parents.push(&t.run, &t.step, t.index.as_slice(), t.attempt);
         }
-        for t in self.inputs.iter().filter_map(|(_, c)| c.task.as_ref()) {
+        for t in self.inputs.iter().map(|p| &p.task) {
             if Some(t) != base {
                 parents.push(&t.run, &t.step, t.index.as_slice(), t.attempt);
             }
@@ -304,17 +312,17 @@ impl TaskSpec {
                 initial.into_iter().chain(tasks)
             })
             .collect::<Result<Vec<(TaskRef, BlobRef)>>>()?;
-        let read = |(t, manifest): &(TaskRef, BlobRef)| -> Result<(usize, Arc<Committed>)> {
-            let c = resolve_task(ds, &self.flow, t.clone(), *manifest)?;
-            let step = graph.step(&t.step).ok_or_else(|| {
-                Error::internal(format!(
+        let read = |(t, manifest): &(TaskRef, BlobRef)| -> Result<Pinned> {
+            if graph.step(&t.step).is_none() {
+                return Err(Error::internal(format!(
                     "task {}: flow {} has no step `{}`",
                     self.task_id(),
                     self.flow,
                     t.step
-                ))
-            })?;
-            Ok((step.index, Arc::new(c)))
+                )));
+            }
+            let c = resolve_task(ds, &self.flow, t.clone(), *manifest)?;
+            Ok(Pinned::of(Arc::new(c), true).expect("a task's view has its attempt"))
         };
         let inputs = crate::store::par_io(&pinned, read)?;
         Ok(Resolved {
@@ -399,6 +407,10 @@ mod tests {
         let want: Vec<(TaskRef, BlobRef)> = inputs
             .iter()
             .map(|c| (c.task.as_ref().unwrap().to_ref(), c.manifest.unwrap()))
+            .collect();
+        let inputs: Vec<Pinned> = inputs
+            .into_iter()
+            .map(|c| Pinned::of(Arc::new(c), false).unwrap())
             .collect();
         let pins = Pin::all(&inputs);
         assert_eq!(pins.len(), 3, "{pins:?}");

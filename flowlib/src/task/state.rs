@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Result, Site};
-use crate::flow::{Flow, InputRef, LoadInput};
+use crate::flow::{Flow, LoadInput};
 use bytes::Bytes;
 
-use crate::meta::{Committed, Inline, TaskAt};
+use crate::meta::{Committed, Inline, Pinned, TaskAt};
 use crate::store::cas::{self, What};
 use crate::store::{BlobRef, Datastore, Digest};
+use crate::task::spec::read_input;
 
 /// What every task of a run shares in one process. Built by [`RunContext::new`] only.
 pub(crate) struct RunContext {
@@ -224,6 +225,44 @@ pub(super) struct JoinLoader {
     /// The split step's output: the join's own starting state.
     pub(super) base: Arc<Committed>,
     pub(super) join: &'static str,
+    /// The join's inputs, pinned: an input the driver kept no view of is read by its pin.
+    pub(super) inputs: Arc<[Pinned]>,
+    /// Views read ahead of the input asked for: the first one's place, and each view
+    /// (`None`: not read, or its read failed, so asking for it reads it alone).
+    pub(super) ahead: Mutex<(usize, Vec<Option<Arc<Committed>>>)>,
+}
+
+/// How many inputs a join reads at once when the driver kept no view of them: one round
+/// trip per 16 on the store's I/O pool, and at most this many views held.
+const READ_AHEAD: usize = 64;
+
+impl JoinLoader {
+    pub(super) fn new(
+        run: Arc<RunContext>,
+        base: Arc<Committed>,
+        join: &'static str,
+        inputs: Arc<[Pinned]>,
+    ) -> JoinLoader {
+        JoinLoader {
+            run,
+            base,
+            join,
+            inputs,
+            ahead: Mutex::new((0, Vec::new())),
+        }
+    }
+
+    fn site(&self, i: usize, what: &str) -> Site {
+        let id = self.inputs.get(i).map(|p| p.task.task_id());
+        Site::detail(
+            None,
+            format!(
+                "input {} of join {}{what}",
+                id.unwrap_or_else(|| i.to_string()),
+                self.join
+            ),
+        )
+    }
 }
 
 impl<F: Flow> LoadInput<F> for JoinLoader {
@@ -236,35 +275,59 @@ impl<F: Flow> LoadInput<F> for JoinLoader {
         .ok()
     }
 
-    fn load(&self, input: &InputRef, template: Option<&F>) -> Result<F> {
-        let site = Site::detail(
-            None,
-            format!(
-                "input {} of join {}",
-                crate::meta::task_id(input.step, &input.index()),
-                self.join
-            ),
-        );
-        let template = template.map(|t| (t, &*self.base));
-        load_fields::<F>(&self.run, &input.committed, None, template, &site)
+    fn view(&self, i: usize) -> Result<Arc<Committed>> {
+        self.view_of(i)
     }
 
-    fn load_field(&self, input: &InputRef, field: usize, into: &mut F) -> Result<()> {
+    fn load(&self, i: usize, template: Option<&F>) -> Result<F> {
+        let view = self.view_of(i)?;
+        let template = template.map(|t| (t, &*self.base));
+        load_fields::<F>(&self.run, &view, None, template, &self.site(i, ""))
+    }
+
+    fn load_field(&self, i: usize, field: usize, into: &mut F) -> Result<()> {
+        let view = self.view_of(i)?;
         let f = &F::FIELDS[field];
-        let Some((blob, inline)) = input_blob(&self.run, &input.committed, f) else {
+        let Some((blob, inline)) = input_blob(&self.run, &view, f) else {
             return Ok(());
         };
-        let site = Site::detail(
-            None,
-            format!(
-                "input {} of join {} (merge_artifacts)",
-                crate::meta::task_id(input.step, &input.index()),
-                self.join
-            ),
-        );
-        let what = What::new(f.name, site);
+        let what = What::new(f.name, self.site(i, " (merge_artifacts)"));
         cas::load_decoded(&self.run.ds, blob, inline, &what, &mut |r| {
             into.__decode_field(field, r)
         })
+    }
+}
+
+impl JoinLoader {
+    /// The view of input `i`: the driver's, else read with the next few dozen inputs.
+    fn view_of(&self, i: usize) -> Result<Arc<Committed>> {
+        let p = self.inputs.get(i).ok_or_else(|| {
+            crate::error::Error::internal(format!("join {} has no input {i}", self.join))
+        })?;
+        if let Some(v) = &p.view {
+            return Ok(v.clone());
+        }
+        let (ds, flow) = (&self.run.ds, self.run.flow);
+        let mut ahead = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
+        let (start, views) = &*ahead;
+        if let Some(Some(v)) = i.checked_sub(*start).and_then(|k| views.get(k)) {
+            return Ok(v.clone());
+        }
+        if i.checked_sub(*start).is_some_and(|k| k < views.len()) {
+            // Its read failed in the batch: read it alone, for its own error.
+            return read_input(ds, flow, p);
+        }
+        let end = (i + READ_AHEAD).min(self.inputs.len());
+        let read = crate::store::par_io(&self.inputs[i..end], |p| {
+            Ok(match &p.view {
+                Some(_) => None,
+                None => read_input(ds, flow, p).ok(),
+            })
+        })?;
+        *ahead = (i, read);
+        match &ahead.1[0] {
+            Some(v) => Ok(v.clone()),
+            None => read_input(ds, flow, p),
+        }
     }
 }
