@@ -118,7 +118,10 @@ pub use meta::{
     TaskAttempt, TaskManifest, TaskRef, Timings,
 };
 pub use run::progress::ProgressMode;
-pub use run::{initial_state, resume, run, CacheMode, ResumeOptions, RunOptions, RunSummary};
+pub use run::{
+    initial_state, resume, run, CacheMode, ResumeOptions, RunOptions, RunSummary,
+    JOIN_VIEWS_BUDGET_ENV,
+};
 pub use store::codec::{decode_blob, encode_blob};
 pub use store::{
     is_datastore_dir, Backend, BlobRef, CacheConfig, Datastore, DatastoreBuilder, Digest, OpenMode,

@@ -15,6 +15,7 @@ mod damaged;
 mod executor;
 mod inline;
 mod integrity;
+mod join_views;
 #[cfg(feature = "otel")]
 mod otel;
 mod remote;

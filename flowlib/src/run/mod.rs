@@ -71,6 +71,28 @@ pub struct RunOptions {
     pub cache: CacheMode,
     /// Tags the run starts with (`--tag key=value`), recorded as its first tag event.
     pub tags: Vec<(String, String)>,
+    /// How many bytes of join inputs' committed views the driver keeps in memory (`None`:
+    /// `$FLOWLIB_JOIN_VIEWS_BUDGET`, else 8 MiB). Past it a join input is kept as a
+    /// ~100-byte pin and the join reads its record from the store when it loads it.
+    pub join_views_budget: Option<usize>,
+}
+
+/// The environment variable that sets [`RunOptions::join_views_budget`], in bytes.
+pub const JOIN_VIEWS_BUDGET_ENV: &str = "FLOWLIB_JOIN_VIEWS_BUDGET";
+
+/// The budget a run uses: the option, else the environment, else the default.
+fn join_views_budget(opts: &RunOptions) -> Result<usize> {
+    if let Some(b) = opts.join_views_budget {
+        return Ok(b);
+    }
+    match std::env::var(JOIN_VIEWS_BUDGET_ENV) {
+        Ok(v) => v.trim().parse().map_err(|_| {
+            Error::invalid(format!(
+                "{JOIN_VIEWS_BUDGET_ENV}=`{v}` is not a number of bytes"
+            ))
+        }),
+        Err(_) => Ok(scheduler::JOIN_VIEWS_BUDGET),
+    }
 }
 
 impl Default for RunOptions {
@@ -84,6 +106,7 @@ impl Default for RunOptions {
             cancel: None,
             cache: CacheMode::default(),
             tags: Vec::new(),
+            join_views_budget: None,
         }
     }
 }
@@ -122,6 +145,14 @@ impl RunOptions {
     /// Start the run with these tags (key, value), like `run --tag key=value`.
     pub fn with_tags(mut self, tags: Vec<(String, String)>) -> Self {
         self.tags.extend(tags);
+        self
+    }
+
+    /// Keep at most `bytes` of join inputs' committed views in the driver's memory (see
+    /// [`join_views_budget`](Self::join_views_budget)); `0` keeps none, so every join reads
+    /// its inputs from the store, as a join on another machine does.
+    pub fn with_join_views_budget(mut self, bytes: usize) -> Self {
+        self.join_views_budget = Some(bytes);
         self
     }
 
@@ -303,6 +334,7 @@ fn launch<F: Flow>(
     l: Launch<F>,
 ) -> Result<RunSummary> {
     let graph = F::graph();
+    let views_budget = join_views_budget(opts)?;
     // This run writes records of the current format: an older flowlib must refuse the
     // store from now on rather than misread them.
     ds.mark_current_format()?;
@@ -347,6 +379,7 @@ fn launch<F: Flow>(
         params,
     ));
     let mut scheduler = Scheduler::new(graph, run, l.pre);
+    scheduler.set_views_budget(views_budget);
     scheduler.start(Arc::new(Committed::initial(initial)));
     let names = graph.steps().iter().map(|s| s.name).collect();
     let mut progress = Progress::new(opts.progress, names);

@@ -105,8 +105,9 @@ pub(crate) struct Scheduler {
     splits: HashMap<TaskKey, Arc<Committed>>,
     joins: HashMap<TaskKey, JoinWait>,
     /// Bytes of the views kept for join inputs (of joins waiting, queued or running):
-    /// at most [`JOIN_VIEWS_BUDGET`].
+    /// at most `views_budget`.
     views_held: usize,
+    views_budget: usize,
     /// Steps at least one task of which committed.
     ran: Vec<bool>,
     failed: Vec<(String, String)>,
@@ -135,6 +136,7 @@ impl Scheduler {
             splits: HashMap::new(),
             joins: HashMap::new(),
             views_held: 0,
+            views_budget: JOIN_VIEWS_BUDGET,
             ran: vec![false; graph.steps().len()],
             failed: Vec::new(),
             failed_steps: HashSet::new(),
@@ -145,6 +147,11 @@ impl Scheduler {
             platform_failures: HashMap::new(),
             cancelled: false,
         }
+    }
+
+    /// Keep at most `bytes` of join inputs' views (default [`JOIN_VIEWS_BUDGET`]).
+    pub(crate) fn set_views_budget(&mut self, bytes: usize) {
+        self.views_budget = bytes;
     }
 
     /// Start the run: the start step receives `initial`.
@@ -583,7 +590,7 @@ impl Scheduler {
                         wait.got += 1;
                         if let Some(slot) = place.and_then(|i| wait.inputs.get_mut(i)) {
                             let size = c.footprint();
-                            let keep = self.views_held + size <= JOIN_VIEWS_BUDGET;
+                            let keep = self.views_held + size <= self.views_budget;
                             self.views_held += if keep { size } else { 0 };
                             *slot = Pinned::of(c, keep);
                         }
