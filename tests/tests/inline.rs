@@ -274,19 +274,5 @@ fn an_inline_limit_of_zero_stores_every_value_as_an_object() {
 
 #[test]
 fn a_bad_inline_limit_in_the_environment_is_one_line_of_error() {
-    let sb = flowlib_testkit::Sandbox::new();
-    let o = sb
-        .cmd(&flowlib_testkit::example("hello"))
-        .args(["run", "-q"])
-        .env(flowlib::INLINE_LIMIT_ENV, "lots")
-        .output()
-        .unwrap();
-    assert!(!o.status.success(), "{o:?}");
-    let err = String::from_utf8_lossy(&o.stderr);
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "{err}");
-    assert!(
-        lines[0].starts_with("error:") && lines[0].contains("FLOWLIB_INLINE_LIMIT=`lots`"),
-        "{err}"
-    );
+    flowlib_testkit::assert_bad_env_is_one_line_of_error(flowlib::INLINE_LIMIT_ENV);
 }

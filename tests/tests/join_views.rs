@@ -128,19 +128,5 @@ fn a_join_input_read_from_the_store_is_verified_and_named_when_damaged() {
 
 #[test]
 fn a_bad_views_budget_in_the_environment_is_one_line_of_error() {
-    let sb = flowlib_testkit::Sandbox::new();
-    let o = sb
-        .cmd(&flowlib_testkit::example("hello"))
-        .args(["run", "-q"])
-        .env(flowlib::JOIN_VIEWS_BUDGET_ENV, "lots")
-        .output()
-        .unwrap();
-    assert!(!o.status.success(), "{o:?}");
-    let err = String::from_utf8_lossy(&o.stderr);
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 1, "{err}");
-    assert!(
-        lines[0].starts_with("error:") && lines[0].contains("FLOWLIB_JOIN_VIEWS_BUDGET=`lots`"),
-        "{err}"
-    );
+    flowlib_testkit::assert_bad_env_is_one_line_of_error(flowlib::JOIN_VIEWS_BUDGET_ENV);
 }

@@ -343,6 +343,26 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
     out
 }
 
+/// `hello run` with `var=lots` in its environment fails with one line of error naming the
+/// setting (bad settings from the environment, like bad CLI input, never panic).
+pub fn assert_bad_env_is_one_line_of_error(var: &str) {
+    let sb = Sandbox::new();
+    let o = sb
+        .cmd(&example("hello"))
+        .args(["run", "-q"])
+        .env(var, "lots")
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].starts_with("error:") && lines[0].contains(&format!("{var}=`lots`")),
+        "{err}"
+    );
+}
+
 /// stdout and stderr as text, for assertion messages.
 pub fn text(o: &Output) -> String {
     format!(
