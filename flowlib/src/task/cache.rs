@@ -23,7 +23,7 @@ use crate::meta::{
 };
 use crate::store::{codec, Digest};
 use crate::task::spec::{read_input, Resolved, TaskSpec};
-use crate::task::state::{describe, input_blob, shared_split, Fields, RunContext};
+use crate::task::state::{describe, input_blob, shared_split, Fields, RunContext, READ_AHEAD};
 
 /// The fields a task of `step` can read: its body's, plus the split's foreach field;
 /// `None` for every field.
@@ -105,31 +105,26 @@ pub(crate) fn key<F: Flow>(
     if opts.position {
         put("position", index.dir_name());
     }
-    // A join's inputs the driver kept no view of are read 64 at a time (one round trip
-    // per 16 on the store's I/O pool), never all at once.
-    let views = r
-        .inputs
-        .chunks(64)
-        .map(|chunk| crate::store::par_io(chunk, |p| read_input(&run.ds, run.flow, p)));
-    let views = views.flat_map(|chunk| match chunk {
-        Ok(v) => v.into_iter().map(Ok).collect::<Vec<_>>(),
-        Err(e) => vec![Err(e)],
-    });
-    for (n, c) in views.enumerate() {
-        let c = c?;
-        let step = c.task.as_ref().map_or("", |t| &*t.step).to_string();
-        let map = c.artifacts.to_map();
-        let mut text = String::with_capacity(map.len() * 80);
-        for (name, b) in &map {
-            text.push_str(name);
-            text.push('=');
-            text.push_str(&b.digest.hex());
-            text.push('\n');
+    // A join's inputs the driver kept no view of are read a batch at a time on the store's
+    // I/O pool, as the join itself reads them, never all at once.
+    for (k, chunk) in r.inputs.chunks(READ_AHEAD).enumerate() {
+        let views = crate::store::par_io(chunk, |p| read_input(&run.ds, run.flow, p))?;
+        for (j, c) in views.into_iter().enumerate() {
+            let n = k * READ_AHEAD + j;
+            let step = c.task.as_ref().map_or("", |t| &*t.step).to_string();
+            let map = c.artifacts.to_map();
+            let mut text = String::with_capacity(map.len() * 80);
+            for (name, b) in &map {
+                text.push_str(name);
+                text.push('=');
+                text.push_str(&b.digest.hex());
+                text.push('\n');
+            }
+            put(
+                &format!("input.{n}"),
+                format!("{step} {}", Digest::of(text.as_bytes()).hex()),
+            );
         }
-        put(
-            &format!("input.{n}"),
-            format!("{step} {}", Digest::of(text.as_bytes()).hex()),
-        );
     }
     Ok(CacheKey::of(parts))
 }

@@ -234,7 +234,7 @@ pub(super) struct JoinLoader {
 
 /// How many inputs a join reads at once when the driver kept no view of them: one round
 /// trip per 16 on the store's I/O pool, and at most this many views held.
-const READ_AHEAD: usize = 64;
+pub(super) const READ_AHEAD: usize = 64;
 
 impl JoinLoader {
     pub(super) fn new(
