@@ -82,6 +82,14 @@ pub(crate) trait Executor {
     /// Whether a task of step `step` asking for `resources` could start now.
     fn has_room(&self, step: usize, resources: &Resources) -> bool;
 
+    /// Whether a task of step `step` runs from its spec alone, in another process or on
+    /// another machine that reads its inputs by the pins in the spec. An executor in this
+    /// process passes the inputs the driver holds (`Dispatch::resolved`) along instead, and
+    /// is handed a spec without them: a join over 100,000 inputs is not pinned twice.
+    fn reads_spec(&self, _step: usize) -> bool {
+        true
+    }
+
     /// Get ready to run tasks of a run in `ds`, before the run record is written (a remote
     /// executor stores the code package here). An error stops the run from starting.
     fn begin(&mut self, _ds: &crate::store::Datastore) -> Result<()> {

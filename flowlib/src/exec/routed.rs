@@ -237,6 +237,10 @@ impl Executor for Routed {
         self.parts[self.part_of(step)].has_room(step, r)
     }
 
+    fn reads_spec(&self, step: usize) -> bool {
+        self.parts[self.part_of(step)].reads_spec(step)
+    }
+
     fn begin(&mut self, ds: &crate::store::Datastore) -> Result<()> {
         self.parts.iter_mut().try_for_each(|p| p.begin(ds))
     }

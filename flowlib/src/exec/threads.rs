@@ -185,6 +185,10 @@ impl<F: Flow> Executor for Threads<F> {
         self.capacity.fits(r)
     }
 
+    fn reads_spec(&self, _step: usize) -> bool {
+        false
+    }
+
     fn try_start(&mut self, d: Dispatch) -> Result<(), Box<Dispatch>> {
         let Some(held) = self.capacity.take(&d.spec.resources) else {
             return Err(Box::new(d));

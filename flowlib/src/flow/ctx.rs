@@ -265,7 +265,7 @@ impl<F> StepCall<'_, F> {
     #[doc(hidden)]
     pub fn take_inputs(&mut self) -> Inputs<F> {
         self.inputs.take().unwrap_or(Inputs {
-            refs: std::sync::Arc::new([]),
+            refs: std::sync::Arc::default(),
             loader: None,
             template: OnceLock::new(),
         })

@@ -5,7 +5,7 @@ use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
-use crate::meta::{Committed, IndexPath, Pinned};
+use crate::meta::{Committed, IndexPath, Pinned, Pins};
 
 /// One input of a join: the state of one incoming task.
 ///
@@ -58,7 +58,7 @@ impl<S> Deref for Input<S> {
 /// names the artifact. Use [`try_iter`](Inputs::try_iter) to handle such errors yourself.
 pub struct Inputs<S> {
     /// Each input, pinned (shared with the task's resolved inputs: no copy per input).
-    pub(crate) refs: Arc<[Pinned]>,
+    pub(crate) refs: Arc<Pins>,
     pub(crate) loader: Option<Arc<dyn LoadInput<S>>>,
     pub(crate) template: OnceLock<Option<S>>,
 }
@@ -86,7 +86,7 @@ fn input_id(p: &Pinned) -> String {
 }
 
 impl<S> Inputs<S> {
-    pub(crate) fn new(refs: Arc<[Pinned]>, loader: Arc<dyn LoadInput<S>>) -> Self {
+    pub(crate) fn new(refs: Arc<Pins>, loader: Arc<dyn LoadInput<S>>) -> Self {
         Inputs {
             refs,
             loader: Some(loader),
@@ -106,7 +106,7 @@ impl<S> Inputs<S> {
 
     /// The task ids of the inputs, without loading them.
     pub fn task_ids(&self) -> Vec<String> {
-        self.refs.iter().map(input_id).collect()
+        self.refs.iter().map(|p| input_id(&p)).collect()
     }
 
     /// Metaflow's `merge_artifacts`: copy into `target` every field on which all inputs
@@ -219,7 +219,8 @@ impl<S> Inputs<S> {
 
     /// The input coming from step `name` (for branch joins).
     pub fn from_step(&self, name: &str) -> Option<Input<S>> {
-        let i = self.refs.iter().position(|r| *r.task.step == *name)?;
+        let i =
+            (0..self.refs.len()).position(|i| self.refs.step(i).is_some_and(|s| **s == *name))?;
         self.get(i)
     }
 
@@ -241,7 +242,7 @@ impl<S> Inputs<S> {
 
 impl<S> fmt::Debug for Inputs<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ids: Vec<String> = self.refs.iter().map(input_id).collect();
+        let ids: Vec<String> = self.refs.iter().map(|p| input_id(&p)).collect();
         f.debug_struct("Inputs").field("tasks", &ids).finish()
     }
 }

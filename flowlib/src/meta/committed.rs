@@ -160,6 +160,19 @@ impl Idx {
         }
     }
 
+    /// `within.child(i)`, without the intermediate path.
+    pub(crate) fn child_of(within: &[u32], i: u32) -> Idx {
+        match within.len() {
+            n @ 0..=2 => {
+                let mut v = [0; 3];
+                v[..n].copy_from_slice(within);
+                v[n] = i;
+                Idx::Inline(n as u8 + 1, v)
+            }
+            _ => Idx::Heap(within.iter().copied().chain([i]).collect()),
+        }
+    }
+
     pub(crate) fn as_slice(&self) -> &[u32] {
         match self {
             Idx::Inline(n, v) => &v[..*n as usize],

@@ -10,6 +10,7 @@ mod ids;
 pub(crate) mod logs;
 pub(crate) mod metrics;
 mod parents;
+mod pins;
 pub(crate) mod query;
 mod records;
 pub(crate) mod tags;
@@ -25,6 +26,7 @@ pub(crate) use ids::{task_id, validate_run_id};
 pub use logs::ExitRecord;
 pub use parents::Parents;
 pub(crate) use parents::{last_within, string_keys};
+pub(crate) use pins::Pins;
 pub use query::{RunInfo, TaskAttempt};
 pub use records::{
     AttemptStatus, CodeIdentity, CommitRecord, Heartbeat, Orchestrator, ResumeInfo, ReuseRecord,

@@ -360,6 +360,10 @@ impl Executor for CachedExecutor {
         self.graph.steps()[step].cache.is_some() || self.inner.has_room(step, resources)
     }
 
+    fn reads_spec(&self, step: usize) -> bool {
+        self.inner.reads_spec(step)
+    }
+
     fn begin(&mut self, ds: &Datastore) -> Result<()> {
         self.inner.begin(ds)
     }

@@ -14,7 +14,7 @@ use crate::error::chain;
 use crate::exec::{Dispatch, Executor, Finished, Started};
 use crate::flow::graph::TaskKey;
 use crate::flow::{Graph, JoinKind, Transition};
-use crate::meta::{task_id, Committed, IndexPath, Pinned, RunStatus, TaskRef};
+use crate::meta::{task_id, Committed, IndexPath, Pins, RunStatus, TaskRef};
 use crate::run::events::RunEvent;
 use crate::run::policy;
 use crate::task::{Outcome, Pin, Resolved, RunContext, TaskSpec, SPEC_VERSION};
@@ -42,6 +42,46 @@ struct Ready {
     skipped: usize,
 }
 
+/// An entry of the ready queue: one task, or the items of a foreach not started yet.
+///
+/// A foreach over 100,000 items is one entry, not 100,000: each item becomes a task (its
+/// key, its index path) only when it is offered to the executor, so the queue's memory does
+/// not grow with the split's width.
+#[derive(Debug)]
+enum Queued {
+    One(Ready),
+    Items {
+        /// The foreach body's step.
+        step: usize,
+        /// The split's index path: item `i` is `within.child(i)`.
+        within: IndexPath,
+        /// Items `next..end` are still to start.
+        next: u32,
+        end: u32,
+        /// Every item's inputs (the split).
+        resolved: Resolved,
+        /// How often the next item was passed over.
+        skipped: usize,
+    },
+}
+
+impl Queued {
+    /// The step of the next task.
+    fn step(&self) -> usize {
+        match self {
+            Queued::One(r) => r.key.0,
+            Queued::Items { step, .. } => *step,
+        }
+    }
+
+    fn skipped(&mut self) -> &mut usize {
+        match self {
+            Queued::One(r) => &mut r.skipped,
+            Queued::Items { skipped, .. } => skipped,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Running {
     attempt: u32,
@@ -56,7 +96,7 @@ struct Running {
 struct JoinWait {
     expected: Option<usize>,
     got: usize,
-    inputs: Vec<Option<Pinned>>,
+    inputs: Pins,
 }
 
 /// How many bytes of committed views the scheduler keeps for join inputs, across the run
@@ -94,7 +134,7 @@ pub(crate) struct Scheduler {
     graph: &'static Graph,
     run: Arc<RunContext>,
     pre: Prefilled,
-    ready: VecDeque<Ready>,
+    ready: VecDeque<Queued>,
     /// Retries waiting for their backoff delay.
     delayed: Vec<Ready>,
     running: HashMap<TaskKey, Running>,
@@ -149,6 +189,12 @@ impl Scheduler {
         }
     }
 
+    /// Entries in the ready queue (a foreach's items not started yet are one).
+    #[cfg(test)]
+    pub(crate) fn queue_entries(&self) -> usize {
+        self.ready.len()
+    }
+
     /// Keep at most `bytes` of join inputs' views (default [`JOIN_VIEWS_BUDGET`]).
     pub(crate) fn set_views_budget(&mut self, bytes: usize) {
         self.views_budget = bytes;
@@ -161,7 +207,7 @@ impl Scheduler {
             (start, IndexPath::root()),
             Resolved {
                 base: initial,
-                inputs: Arc::new([]),
+                inputs: Arc::default(),
             },
         );
     }
@@ -234,14 +280,14 @@ impl Scheduler {
         // The window bounds the tasks passed over, not those started: a foreach whose tasks
         // all fit is offered whole in one call (a batch engine submits it as one array).
         while i < self.ready.len() && scanned < WINDOW {
-            let step = self.ready[i].key.0;
+            let step = self.ready[i].step();
             let resources = self.graph.steps()[step].resources;
             if exec.has_room(step, &resources) {
-                let r = self.ready.remove(i).expect("index in range");
+                let r = self.take(i);
                 let d = Dispatch {
                     run: self.run.clone(),
                     key: r.key.clone(),
-                    spec: self.spec(&r),
+                    spec: self.spec(&r, exec.reads_spec(step)),
                     resolved: r.resolved.clone(),
                 };
                 match exec.try_start(d) {
@@ -249,13 +295,13 @@ impl Scheduler {
                         self.on_started(r.key, r.attempt, now, r.resolved);
                         continue;
                     }
-                    Err(_) => self.ready.insert(i, r),
+                    Err(_) => self.ready.insert(i, Queued::One(r)),
                 }
             }
             scanned += 1;
-            let r = &mut self.ready[i];
-            r.skipped += 1;
-            if r.skipped > 2 * slots {
+            let skipped = self.ready[i].skipped();
+            *skipped += 1;
+            if *skipped > 2 * slots {
                 break;
             }
             i += 1;
@@ -264,6 +310,49 @@ impl Scheduler {
         // drains, so it does not add to the per-task state the run holds at its join.
         if self.ready.capacity() > 1024 && self.ready.len() < self.ready.capacity() / 4 {
             self.ready.shrink_to(self.ready.len() * 2);
+        }
+    }
+
+    /// The next task of queue entry `i`, taken from the queue (an entry of foreach items
+    /// leaves the queue with its last item).
+    fn take(&mut self, i: usize) -> Ready {
+        if let Queued::Items {
+            step,
+            within,
+            next,
+            end,
+            resolved,
+            skipped,
+        } = &mut self.ready[i]
+        {
+            if *next + 1 < *end {
+                let r = Ready {
+                    key: (*step, within.child(*next)),
+                    attempt: 0,
+                    resolved: resolved.clone(),
+                    not_before: None,
+                    skipped: *skipped,
+                };
+                *next += 1;
+                return r;
+            }
+        }
+        match self.ready.remove(i).expect("index in range") {
+            Queued::One(r) => r,
+            Queued::Items {
+                step,
+                within,
+                next,
+                resolved,
+                skipped,
+                ..
+            } => Ready {
+                key: (step, within.child(next)),
+                attempt: 0,
+                resolved,
+                not_before: None,
+                skipped,
+            },
         }
     }
 
@@ -285,8 +374,9 @@ impl Scheduler {
         );
     }
 
-    /// The spec of a ready task.
-    fn spec(&self, r: &Ready) -> TaskSpec {
+    /// The spec of a ready task; its join inputs are pinned when `pins` (an executor that
+    /// runs it from the spec alone).
+    fn spec(&self, r: &Ready, pins: bool) -> TaskSpec {
         let step = &self.graph.steps()[r.key.0];
         let mut checkpoint_sources = vec![self.run.run_id.clone()];
         let fresh = self.pre.fresh.get(r.key.0).copied().unwrap_or(false);
@@ -303,7 +393,10 @@ impl Scheduler {
                 attempt: r.attempt,
             },
             base: Pin::of(&r.resolved.base),
-            inputs: Pin::all(r.resolved.inputs.iter()),
+            inputs: match pins {
+                true => Pin::all(&r.resolved.inputs),
+                false => Vec::new(),
+            },
             params: self.run.params.clone(),
             checkpoint_sources,
             timeout_ms: step.timeout_ms,
@@ -317,7 +410,7 @@ impl Scheduler {
         while i < self.delayed.len() {
             if self.delayed[i].not_before.is_none_or(|t| t <= now) {
                 let r = self.delayed.swap_remove(i);
-                self.ready.push_back(r);
+                self.ready.push_back(Queued::One(r));
             } else {
                 i += 1;
             }
@@ -348,13 +441,48 @@ impl Scheduler {
             self.on_committed(key, c);
             return;
         }
-        self.ready.push_back(Ready {
+        self.ready.push_back(Queued::One(Ready {
             key,
             attempt: 0,
             resolved,
             not_before: None,
             skipped: 0,
-        });
+        }));
+    }
+
+    /// Queue items `0..count` of the foreach whose body is `step`, split at `within`: one
+    /// queue entry per stretch of items not taken from the origin run (all of them, in a
+    /// run that is not a resume).
+    fn queue_items(&mut self, step: usize, within: &IndexPath, count: u32, resolved: &Resolved) {
+        let push = |ready: &mut VecDeque<Queued>, from: u32, to: u32| {
+            if from < to {
+                ready.push_back(Queued::Items {
+                    step,
+                    within: within.clone(),
+                    next: from,
+                    end: to,
+                    resolved: resolved.clone(),
+                    skipped: 0,
+                });
+            }
+        };
+        if self.cancelled {
+            return;
+        }
+        if self.pre.reuse.is_empty() {
+            push(&mut self.ready, 0, count);
+            return;
+        }
+        let mut from = 0;
+        for i in 0..count {
+            let key = (step, within.child(i));
+            if self.pre.reuse.contains_key(&key) {
+                push(&mut self.ready, from, i);
+                self.queue(key, resolved.clone());
+                from = i + 1;
+            }
+        }
+        push(&mut self.ready, from, count);
     }
 
     /// An executor reports a finished attempt.
@@ -470,12 +598,7 @@ impl Scheduler {
     /// A task's inputs are done with (it committed, or failed for good): the views of its
     /// join inputs no longer count against the budget.
     fn release(&mut self, r: &Resolved) {
-        let held: usize = r
-            .inputs
-            .iter()
-            .filter_map(|p| p.view.as_ref())
-            .map(|v| v.footprint())
-            .sum();
+        let held: usize = r.inputs.views().map(|v| v.footprint()).sum();
         self.views_held = self.views_held.saturating_sub(held);
     }
 
@@ -549,13 +672,19 @@ impl Scheduler {
                     .graph
                     .inputs_of(join, &p, |_| c.foreach_count.or(Some(0)))
                     .map_or(0, |i| i.joined.len());
+                let names = |i: usize| self.graph.steps()[i].name.into();
+                let preds = &self.graph.steps()[join].preds;
+                let inputs = match step.transition {
+                    Transition::Foreach => Pins::foreach(names(preds[0]), p.clone(), expected),
+                    _ => Pins::branch(preds.iter().map(|&q| names(q)).collect(), &p),
+                };
                 let wait = self.joins.entry((join, p.clone())).or_default();
                 wait.expected = Some(expected);
-                wait.inputs.resize(expected, None);
+                wait.inputs = inputs;
                 self.splits.insert((s, p.clone()), c.clone());
                 let resolved = Resolved {
                     base: c,
-                    inputs: Arc::new([]),
+                    inputs: Arc::default(),
                 };
                 if step.transition == Transition::Foreach {
                     let next = step.next[0];
@@ -563,9 +692,7 @@ impl Scheduler {
                         step: next,
                         tasks: expected,
                     });
-                    for i in 0..expected as u32 {
-                        self.queue((next, p.child(i)), resolved.clone());
-                    }
+                    self.queue_items(next, &p, expected as u32, &resolved);
                 } else {
                     for &n in &step.next {
                         self.enqueue((n, p.clone()), resolved.clone());
@@ -588,11 +715,12 @@ impl Scheduler {
                         };
                         let wait = self.joins.entry((n, jp.clone())).or_default();
                         wait.got += 1;
-                        if let Some(slot) = place.and_then(|i| wait.inputs.get_mut(i)) {
+                        if let Some(i) = place {
                             let size = c.footprint();
                             let keep = self.views_held + size <= self.views_budget;
-                            self.views_held += if keep { size } else { 0 };
-                            *slot = Pinned::of(c, keep);
+                            if wait.inputs.set(i, c, keep) && keep {
+                                self.views_held += size;
+                            }
                         }
                         self.try_join(n, jp);
                     }
@@ -600,7 +728,7 @@ impl Scheduler {
                         (n, p),
                         Resolved {
                             base: c,
-                            inputs: Arc::new([]),
+                            inputs: Arc::default(),
                         },
                     ),
                 }
@@ -626,16 +754,15 @@ impl Scheduler {
             .splits
             .remove(&(split, key.1.clone()))
             .expect("the split committed before its arms");
-        let joined = wait
-            .inputs
-            .into_iter()
-            .map(|p| p.expect("every input of a complete join committed, as a task"))
-            .collect();
+        assert!(
+            wait.inputs.is_complete(),
+            "every input of a complete join committed, as a task"
+        );
         self.enqueue(
             key,
             Resolved {
                 base,
-                inputs: joined,
+                inputs: Arc::new(wait.inputs),
             },
         );
     }

@@ -74,6 +74,9 @@ impl Executor for Traced<'_> {
     fn has_room(&self, step: usize, resources: &Resources) -> bool {
         self.inner.has_room(step, resources)
     }
+    fn reads_spec(&self, step: usize) -> bool {
+        self.inner.reads_spec(step)
+    }
     fn begin(&mut self, ds: &crate::store::Datastore) -> Result<()> {
         self.inner.begin(ds)
     }
@@ -92,5 +95,8 @@ impl Executor for Traced<'_> {
     }
     fn abandon(&mut self, key: &TaskKey, attempt: u32) {
         self.inner.abandon(key, attempt)
+    }
+    fn notes(&mut self) -> Vec<String> {
+        self.inner.notes()
     }
 }

@@ -23,6 +23,9 @@ struct Fake {
     slots: usize,
     running: Vec<Dispatch>,
     abandoned: Vec<(TaskKey, u32)>,
+    /// Runs tasks in this process: takes the driver's inputs, not pins.
+    local: bool,
+    notes: Vec<String>,
 }
 
 impl Executor for Fake {
@@ -37,6 +40,12 @@ impl Executor for Fake {
     }
     fn has_room(&self, _: usize, _: &Resources) -> bool {
         self.running.len() < self.slots
+    }
+    fn reads_spec(&self, _: usize) -> bool {
+        !self.local
+    }
+    fn notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
     }
     fn try_start(&mut self, task: Dispatch) -> std::result::Result<(), Box<Dispatch>> {
         if self.running.len() >= self.slots {
@@ -223,6 +232,36 @@ fn foreach_join_waits_for_every_item_and_orders_its_inputs() {
 }
 
 #[test]
+fn an_executor_in_this_process_gets_a_joins_inputs_unpinned() {
+    let mut h = Harness::new::<Fan>(8);
+    h.exec.local = true;
+    h.commit("start", Some(3));
+    for i in 0..3 {
+        h.commit(&format!("work/{i}"), None);
+    }
+    let join = h.take("gather");
+    assert!(join.spec.inputs.is_empty(), "{:?}", join.spec.inputs);
+    let ids: Vec<String> = join
+        .resolved
+        .inputs
+        .iter()
+        .map(|p| p.task.task_id())
+        .collect();
+    assert_eq!(ids, ["work/0", "work/1", "work/2"], "the driver's inputs");
+}
+
+#[test]
+fn the_tracing_wrapper_passes_the_executors_notes_on() {
+    let mut fake = Fake {
+        notes: vec!["a cache entry was ignored".into()],
+        ..Fake::default()
+    };
+    let span = crate::run::telemetry::run_span("Fan", "r1");
+    let mut traced = crate::run::telemetry::Traced::new(&mut fake, span, "Fan", "r1");
+    assert_eq!(traced.notes(), ["a cache entry was ignored"]);
+}
+
+#[test]
 fn an_empty_foreach_goes_straight_to_its_join() {
     let mut h = Harness::new::<Fan>(8);
     h.commit("start", Some(0));
@@ -237,6 +276,37 @@ fn slots_bound_what_runs_at_once() {
     assert_eq!(h.running(), ["work/0", "work/1"]);
     h.commit("work/0", None);
     assert_eq!(h.running(), ["work/1", "work/2"]);
+}
+
+#[test]
+fn a_wide_foreach_is_one_queue_entry_that_starts_its_items_in_order() {
+    let mut h = Harness::new::<Fan>(3);
+    h.commit("start", Some(100_000));
+    assert_eq!(h.running(), ["work/0", "work/1", "work/2"]);
+    assert_eq!(h.sched.queue_entries(), 1, "the other items are one entry");
+    h.commit("work/1", None);
+    h.commit("work/0", None);
+    assert_eq!(h.running(), ["work/2", "work/3", "work/4"]);
+    h.exec.slots = 100_000;
+    h.pump();
+    assert_eq!(
+        h.exec.running.len(),
+        100_000 - 2,
+        "all that fit start in one call"
+    );
+    assert_eq!(h.sched.queue_entries(), 0);
+    let last = h.exec.running.last().map(|d| d.spec.task_id());
+    assert_eq!(last.as_deref(), Some("work/99999"));
+}
+
+#[test]
+fn a_split_that_commits_after_a_cancel_starts_none_of_its_items() {
+    let mut h = Harness::new::<Fan>(8);
+    h.sched.cancel();
+    h.commit("start", Some(5));
+    assert!(h.running().is_empty(), "started: {:?}", h.running());
+    assert!(h.sched.is_idle());
+    assert_eq!(h.done().status, RunStatus::Cancelled);
 }
 
 #[test]
@@ -446,12 +516,14 @@ fn reused_tasks_are_not_dispatched() {
     let root = IndexPath::root();
     pre.reuse.insert(
         (0, root.clone()),
-        Arc::new(committed("start", &root, 0, Some(2))),
+        Arc::new(committed("start", &root, 0, Some(6))),
     );
-    pre.reuse.insert(
-        (1, root.child(0)),
-        Arc::new(committed("work", &root.child(0), 0, None)),
-    );
+    for i in [0, 2, 3] {
+        pre.reuse.insert(
+            (1, root.child(i)),
+            Arc::new(committed("work", &root.child(i), 0, None)),
+        );
+    }
     let mut sched = Scheduler::new(Fan::graph(), run, pre);
     sched.start(Arc::new(Committed::initial(BTreeMap::new())));
     let mut exec = Fake {
@@ -460,10 +532,14 @@ fn reused_tasks_are_not_dispatched() {
     };
     sched.dispatch(Instant::now(), &mut exec);
     let ids: Vec<String> = exec.running.iter().map(|d| d.spec.task_id()).collect();
-    assert_eq!(ids, ["work/1"], "start and work/0 come from the origin");
+    assert_eq!(
+        ids,
+        ["work/1", "work/4", "work/5"],
+        "start and work/0, 2, 3 come from the origin; the rest start in order"
+    );
     let reused = sched
         .drain_events()
         .filter(|e| matches!(e, RunEvent::Reused { .. }))
         .count();
-    assert_eq!(reused, 2);
+    assert_eq!(reused, 4);
 }

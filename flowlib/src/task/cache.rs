@@ -107,8 +107,11 @@ pub(crate) fn key<F: Flow>(
     }
     // A join's inputs the driver kept no view of are read a batch at a time on the store's
     // I/O pool, as the join itself reads them, never all at once.
-    for (k, chunk) in r.inputs.chunks(READ_AHEAD).enumerate() {
-        let views = crate::store::par_io(chunk, |p| read_input(&run.ds, run.flow, p))?;
+    for k in 0..r.inputs.len().div_ceil(READ_AHEAD) {
+        let chunk = r
+            .inputs
+            .slice(k * READ_AHEAD..((k + 1) * READ_AHEAD).min(r.inputs.len()));
+        let views = crate::store::par_io(&chunk, |p| read_input(&run.ds, run.flow, p))?;
         for (j, c) in views.into_iter().enumerate() {
             let n = k * READ_AHEAD + j;
             let step = c.task.as_ref().map_or("", |t| &*t.step).to_string();

@@ -151,7 +151,7 @@ pub(crate) fn spec_of_task<F: Flow>(
             Pinned::of(c, false).ok_or_else(|| Error::internal("a join input has no attempt"))
         })
         .collect::<Result<Vec<_>>>()?;
-    let joined = Pin::all(&joined);
+    let joined = Pin::all(&crate::meta::Pins::of(joined));
     let params = F::FIELDS
         .iter()
         .filter(|f| f.param.is_some())

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::flow::{Graph, Resources};
 use crate::meta::commit::read_pinned;
-use crate::meta::{last_within, string_keys, Committed, IndexPath, Pinned, TaskAt, TaskRef};
+use crate::meta::{last_within, string_keys, Committed, IndexPath, Pinned, Pins, TaskAt, TaskRef};
 use crate::store::{layout, BlobRef, Datastore, Digest};
 
 /// Version of the task spec format.
@@ -192,16 +192,26 @@ impl Pin {
     }
 
     /// Pin a join's inputs, in order.
-    pub(crate) fn all<'a>(inputs: impl IntoIterator<Item = &'a Pinned>) -> Vec<Pin> {
-        let mut pins = Vec::new();
-        for p in inputs {
+    pub(crate) fn all(inputs: &Pins) -> Vec<Pin> {
+        let mut pins: Vec<Pin> = Vec::new();
+        for (k, p) in inputs.iter().enumerate() {
+            let before = pins.len();
             Pin::push(&mut pins, &p.task, p.manifest);
-        }
-        // The digests grew by doubling; a 100,000-input spec should not carry the slack.
-        for p in &mut pins {
-            if let Pin::Foreach { manifests, .. } = p {
-                manifests.shrink_to_fit();
+            // A range that just began has room for every input left (a 100,000-input spec
+            // is not grown by doubling); one that just ended gives the rest back.
+            if pins.len() > before && before > 0 {
+                if let Pin::Foreach { manifests, .. } = &mut pins[before - 1] {
+                    manifests.shrink_to_fit();
+                }
             }
+            if let Some(Pin::Foreach { manifests, .. }) = pins.last_mut() {
+                if manifests.len() == 2 {
+                    manifests.reserve_exact(inputs.len() - k - 1);
+                }
+            }
+        }
+        if let Some(Pin::Foreach { manifests, .. }) = pins.last_mut() {
+            manifests.shrink_to_fit();
         }
         pins
     }
@@ -257,7 +267,7 @@ pub(crate) struct Resolved {
     pub(crate) base: Arc<Committed>,
     /// Join inputs, in order, shared: dispatching a join over 100,000 inputs clones one
     /// pointer. Each is pinned, with its view when the driver kept it ([`read_input`]).
-    pub(crate) inputs: Arc<[Pinned]>,
+    pub(crate) inputs: Arc<Pins>,
 }
 
 impl Resolved {
@@ -272,7 +282,8 @@ impl Resolved {
         if let Some(t) = base {
             parents.push(&t.run, &t.step, t.index.as_slice(), t.attempt);
         }
-        for t in self.inputs.iter().map(|p| &p.task) {
+        for p in self.inputs.iter() {
+            let t = &p.task;
             if Some(t) != base {
                 parents.push(&t.run, &t.step, t.index.as_slice(), t.attempt);
             }
@@ -327,7 +338,7 @@ impl TaskSpec {
         let inputs = crate::store::par_io(&pinned, read)?;
         Ok(Resolved {
             base,
-            inputs: inputs.into(),
+            inputs: Arc::new(Pins::of(inputs)),
         })
     }
 
@@ -412,7 +423,7 @@ mod tests {
             .into_iter()
             .map(|c| Pinned::of(Arc::new(c), false).unwrap())
             .collect();
-        let pins = Pin::all(&inputs);
+        let pins = Pin::all(&Pins::of(inputs));
         assert_eq!(pins.len(), 3, "{pins:?}");
         let json = serde_json::to_string(&pins).unwrap();
         assert!(json.contains(r#""attempts":{"3":2}"#), "{}", &json[..300]);

@@ -9,7 +9,7 @@ use crate::error::{Result, Site};
 use crate::flow::{Flow, LoadInput};
 use bytes::Bytes;
 
-use crate::meta::{Committed, Inline, Pinned, TaskAt};
+use crate::meta::{Committed, Inline, Pins, TaskAt};
 use crate::store::cas::{self, What};
 use crate::store::{BlobRef, Datastore, Digest};
 use crate::task::spec::read_input;
@@ -226,7 +226,7 @@ pub(super) struct JoinLoader {
     pub(super) base: Arc<Committed>,
     pub(super) join: &'static str,
     /// The join's inputs, pinned: an input the driver kept no view of is read by its pin.
-    pub(super) inputs: Arc<[Pinned]>,
+    pub(super) inputs: Arc<Pins>,
     /// Views read ahead of the input asked for: the first one's place, and each view
     /// (`None`: not read, or its read failed, so asking for it reads it alone).
     pub(super) ahead: Mutex<(usize, Vec<Option<Arc<Committed>>>)>,
@@ -241,7 +241,7 @@ impl JoinLoader {
         run: Arc<RunContext>,
         base: Arc<Committed>,
         join: &'static str,
-        inputs: Arc<[Pinned]>,
+        inputs: Arc<Pins>,
     ) -> JoinLoader {
         JoinLoader {
             run,
@@ -301,12 +301,12 @@ impl<F: Flow> LoadInput<F> for JoinLoader {
 impl JoinLoader {
     /// The view of input `i`: the driver's, else read with the next few dozen inputs.
     fn view_of(&self, i: usize) -> Result<Arc<Committed>> {
+        if let Some(v) = self.inputs.view(i) {
+            return Ok(v.clone());
+        }
         let p = self.inputs.get(i).ok_or_else(|| {
             crate::error::Error::internal(format!("join {} has no input {i}", self.join))
         })?;
-        if let Some(v) = &p.view {
-            return Ok(v.clone());
-        }
         let (ds, flow) = (&self.run.ds, self.run.flow);
         let mut ahead = self.ahead.lock().unwrap_or_else(|e| e.into_inner());
         let (start, views) = &*ahead;
@@ -315,10 +315,10 @@ impl JoinLoader {
         }
         if i.checked_sub(*start).is_some_and(|k| k < views.len()) {
             // Its read failed in the batch: read it alone, for its own error.
-            return read_input(ds, flow, p);
+            return read_input(ds, flow, &p);
         }
         let end = (i + READ_AHEAD).min(self.inputs.len());
-        let read = crate::store::par_io(&self.inputs[i..end], |p| {
+        let read = crate::store::par_io(&self.inputs.slice(i..end), |p| {
             Ok(match &p.view {
                 Some(_) => None,
                 None => read_input(ds, flow, p).ok(),
@@ -327,7 +327,7 @@ impl JoinLoader {
         *ahead = (i, read);
         match &ahead.1[0] {
             Some(v) => Ok(v.clone()),
-            None => read_input(ds, flow, p),
+            None => read_input(ds, flow, &p),
         }
     }
 }
