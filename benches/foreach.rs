@@ -1,11 +1,13 @@
 //! Benchmark: a foreach of N trivial tasks on the thread executor with the local store.
 //!
 //! ```text
-//! cargo bench -p flowlib-benches --bench foreach -- [N] [--value-bytes B]
+//! cargo bench -p flowlib-benches --bench foreach -- [N] [--value-bytes B] [--select]
 //! ```
 //! (default N = 10000; 100000 for the big join). With `--value-bytes B`, each item also
 //! stores a `Vec<u8>` of B bytes: with `FLOWLIB_INLINE_LIMIT` it measures what holding
-//! values of that size inline costs against storing them as objects.
+//! values of that size inline costs against storing them as objects. With `--select`, the
+//! join loads only `doubled` of each input (`Inputs::select`, as Metaflow's `inp.doubled`
+//! loads only that artifact) instead of each input's whole state.
 //! Prints the join task's phase times, the wall time of the whole run, the amortized time per task, and the process's
 //! user and system CPU time; the peak RSS of the process when the run returns (the driver,
 //! its executor threads and the join task; before the client reads anything) and the size of
@@ -68,6 +70,8 @@ struct Fanout {
     n: u32,
     #[param(default = 0u64, help = "bytes of each item's extra value")]
     value_bytes: u64,
+    #[param(default = false, help = "the join loads only `doubled` of each input")]
+    select: bool,
     items: Vec<u32>,
     doubled: u64,
     value: Vec<u8>,
@@ -97,7 +101,10 @@ impl Fanout {
     #[step(join, next = end)]
     fn gather(&mut self, inputs: Inputs<Self>) -> Result<()> {
         AT_JOIN.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
-        self.total = inputs.iter().map(|i| i.doubled).sum();
+        self.total = match self.select {
+            true => inputs.select(&["doubled"])?.iter().map(|i| i.doubled).sum(),
+            false => inputs.iter().map(|i| i.doubled).sum(),
+        };
         Ok(())
     }
 
@@ -131,7 +138,8 @@ fn main() {
     .unwrap();
     let opts = flowlib::RunOptions::default()
         .with_param("n", n.to_string())
-        .with_param("value_bytes", value_bytes.to_string());
+        .with_param("value_bytes", value_bytes.to_string())
+        .with_param("select", args.iter().any(|a| a == "--select").to_string());
     let t0 = Instant::now();
     let summary = flowlib::run::<Fanout>(&ds, &opts).expect("run starts");
     let wall = t0.elapsed();

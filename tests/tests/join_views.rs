@@ -130,3 +130,88 @@ fn a_join_input_read_from_the_store_is_verified_and_named_when_damaged() {
 fn a_bad_views_budget_in_the_environment_is_one_line_of_error() {
     flowlib_testkit::assert_bad_env_is_one_line_of_error(flowlib::JOIN_VIEWS_BUDGET_ENV);
 }
+
+/// A join that loads only the fields it names of each input.
+#[derive(FlowState, Default, Serialize, Deserialize)]
+struct Selected {
+    items: Vec<u32>,
+    /// Set by the split: every input inherits it unchanged.
+    shared: Vec<u64>,
+    value: u64,
+    note: String,
+    total: u64,
+    /// What the selected inputs held of the fields not selected.
+    unselected: usize,
+    /// `shared` as a whole input has it.
+    whole: usize,
+    bad: String,
+}
+
+#[flow]
+impl Selected {
+    #[step(start, next = work, foreach = items)]
+    fn start(&mut self) -> Result<()> {
+        self.items = (0..20).collect();
+        self.shared = (0..1000).collect();
+        Ok(())
+    }
+
+    #[step(next = gather)]
+    fn work(&mut self, item: &u32) -> Result<()> {
+        self.value = u64::from(*item) * 3;
+        self.note = format!("item {item}");
+        Ok(())
+    }
+
+    #[step(join, next = end)]
+    fn gather(&mut self, inputs: Inputs<Self>) -> Result<()> {
+        for i in inputs.select(&["value"])?.try_iter() {
+            let i = i?;
+            self.total += i.value;
+            self.unselected += i.shared.len() + i.note.len() + i.items.len();
+        }
+        self.whole = inputs.get(3).map_or(0, |i| i.shared.len() + i.note.len());
+        self.bad = inputs
+            .select(&["value", "nope"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        Ok(())
+    }
+
+    #[step(end)]
+    fn end(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_join_can_load_only_the_fields_it_names_of_each_input() {
+    let (_d, ds) = temp_store();
+    for budget in [None, Some(0)] {
+        let mut opts = run_options(2);
+        if let Some(b) = budget {
+            opts = opts.with_join_views_budget(b);
+        }
+        let s = flowlib::run::<Selected>(&ds, &opts).unwrap();
+        assert_eq!(s.status, RunStatus::Succeeded, "{:?}", s.failures);
+        let g: Selected = Run::<Selected>::open(&ds, &s.run_id)
+            .unwrap()
+            .task("end")
+            .unwrap()
+            .state()
+            .unwrap();
+        assert_eq!(
+            g.total,
+            (0..20u64).map(|i| i * 3).sum::<u64>(),
+            "{budget:?}"
+        );
+        assert_eq!(g.unselected, 0, "{budget:?}: nothing else was loaded");
+        assert_eq!(g.whole, 1000 + "item 3".len(), "{budget:?}: a whole input");
+        assert!(
+            g.bad.contains("`nope`") && g.bad.contains("not a field"),
+            "{budget:?}: {}",
+            g.bad
+        );
+    }
+}

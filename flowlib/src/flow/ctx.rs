@@ -266,6 +266,7 @@ impl<F> StepCall<'_, F> {
     pub fn take_inputs(&mut self) -> Inputs<F> {
         self.inputs.take().unwrap_or(Inputs {
             refs: std::sync::Arc::default(),
+            only: None,
             loader: None,
             template: OnceLock::new(),
         })

@@ -196,7 +196,7 @@ pub(crate) struct TaskAt {
 
 impl TaskAt {
     /// `t`, sharing the run's and the step's name with `like` where they are equal.
-    fn of(t: TaskRef, like: Option<&TaskAt>) -> TaskAt {
+    pub(crate) fn of(t: TaskRef, like: Option<&TaskAt>) -> TaskAt {
         let share = |s: String, other: Option<&Arc<str>>| match other {
             Some(o) if **o == *s => o.clone(),
             _ => Arc::from(s),

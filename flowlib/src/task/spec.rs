@@ -304,9 +304,10 @@ impl TaskSpec {
         self.inputs.iter().flat_map(Pin::tasks)
     }
 
-    /// Read every pinned input from the store: one request per task input, many at once
-    /// (a join over 1,000 items on S3 waits for about one round trip per 16 inputs, not
-    /// one per input).
+    /// Read the base from the store (one request) and pin the join inputs: the join reads
+    /// them as it loads them, a few dozen at a time (a join over 1,000 items on S3 waits
+    /// for about one round trip per 16 inputs, and one over 100,000 holds a few dozen
+    /// views, not 100,000), as it does on the thread executor past the driver's budget.
     pub(crate) fn resolve(&self, ds: &Datastore, graph: &Graph) -> Result<Resolved> {
         let base = Arc::new(self.base.resolve(ds, &self.flow)?);
         let pinned = self
@@ -323,7 +324,9 @@ impl TaskSpec {
                 initial.into_iter().chain(tasks)
             })
             .collect::<Result<Vec<(TaskRef, BlobRef)>>>()?;
-        let read = |(t, manifest): &(TaskRef, BlobRef)| -> Result<Pinned> {
+        let mut last: Option<TaskAt> = None;
+        let mut inputs = Vec::with_capacity(pinned.len());
+        for (t, manifest) in pinned {
             if graph.step(&t.step).is_none() {
                 return Err(Error::internal(format!(
                     "task {}: flow {} has no step `{}`",
@@ -332,10 +335,14 @@ impl TaskSpec {
                     t.step
                 )));
             }
-            let c = resolve_task(ds, &self.flow, t.clone(), *manifest)?;
-            Ok(Pinned::of(Arc::new(c), true).expect("a task's view has its attempt"))
-        };
-        let inputs = crate::store::par_io(&pinned, read)?;
+            let task = TaskAt::of(t, last.as_ref());
+            last = Some(task.clone());
+            inputs.push(Pinned {
+                task,
+                manifest,
+                view: None,
+            });
+        }
         Ok(Resolved {
             base,
             inputs: Arc::new(Pins::of(inputs)),

@@ -266,23 +266,19 @@ impl JoinLoader {
 }
 
 impl<F: Flow> LoadInput<F> for JoinLoader {
-    fn template(&self) -> Option<F> {
-        load_state::<F>(
-            &self.run,
-            &self.base,
-            &Site::detail(None, "the split (join template)"),
-        )
-        .ok()
+    fn template(&self, only: Option<&[usize]>) -> Option<F> {
+        let site = Site::detail(None, "the split (join template)");
+        load_fields::<F>(&self.run, &self.base, only, None, &site).ok()
     }
 
     fn view(&self, i: usize) -> Result<Arc<Committed>> {
         self.view_of(i)
     }
 
-    fn load(&self, i: usize, template: Option<&F>) -> Result<F> {
+    fn load(&self, i: usize, template: Option<&F>, only: Option<&[usize]>) -> Result<F> {
         let view = self.view_of(i)?;
         let template = template.map(|t| (t, &*self.base));
-        load_fields::<F>(&self.run, &view, None, template, &self.site(i, ""))
+        load_fields::<F>(&self.run, &view, only, template, &self.site(i, ""))
     }
 
     fn load_field(&self, i: usize, field: usize, into: &mut F) -> Result<()> {
