@@ -313,8 +313,34 @@ impl Datastore {
         self.attempts_of(flow, run, false)
     }
 
+    /// [`task_attempts`](Self::task_attempts), each handed to `each` as it is read instead
+    /// of all returned at once: a resume of a run of 100,000 tasks holds what it keeps of
+    /// each, not 100,000 manifests. Attempts come in the same order.
+    pub(crate) fn for_each_attempt(
+        &self,
+        flow: &str,
+        run: &str,
+        each: &mut dyn FnMut(TaskAttempt),
+    ) -> Result<()> {
+        self.visit_attempts(flow, run, true, each).map(|_| ())
+    }
+
     /// The attempts of a run; with `strict_reuse`, a damaged reuse record is an error.
     fn attempts_of(&self, flow: &str, run: &str, strict_reuse: bool) -> Result<Attempts> {
+        let mut attempts = Vec::new();
+        let damaged = self.visit_attempts(flow, run, strict_reuse, &mut |a| attempts.push(a))?;
+        Ok(Attempts { attempts, damaged })
+    }
+
+    /// Hand every readable attempt of a run to `each` (in task order, then those taken
+    /// from the cache, then those reused from the origin); return the damaged records.
+    fn visit_attempts(
+        &self,
+        flow: &str,
+        run: &str,
+        strict_reuse: bool,
+        each: &mut dyn FnMut(TaskAttempt),
+    ) -> Result<Vec<Damaged>> {
         validate_run_id(run)?;
         let prefix = layout::tasks(flow, run);
         let mut commits: Vec<(String, IndexPath, u32)> = Vec::new();
@@ -336,7 +362,6 @@ impl Datastore {
             commits.push((step.to_string(), index, attempt));
         }
         commits.sort();
-        let mut out = Vec::with_capacity(commits.len());
         let mut damaged = Vec::new();
         // One request per attempt (the record carries its manifest), many at once: on a
         // cloud store a run of 1,000 tasks waits ~1,000/16 round trips, not 1,000.
@@ -358,28 +383,32 @@ impl Datastore {
             });
             Ok((source, read))
         };
-        for (source, read) in crate::store::par_io(&commits, read)? {
-            let (id, attempt) = (source.task_id(), source.attempt);
-            let (record, manifest) = match read {
-                Ok(Some(r)) => r,
-                Ok(None) => continue,
-                Err(e) => {
-                    damaged.push(damage(e, Some(&id), Some(attempt))?);
-                    continue;
-                }
-            };
-            out.push(TaskAttempt {
-                step: source.step.clone(),
-                index: source.index.clone(),
-                source,
-                status: record.status,
-                error: record.error,
-                manifest,
-                manifest_ref: record.manifest,
-                reused: false,
-                cached: false,
-                metrics: record.metrics,
-            });
+        // A few thousand records at a time: what is read is handed on before the next.
+        const CHUNK: usize = 4096;
+        for chunk in commits.chunks(CHUNK) {
+            for (source, read) in crate::store::par_io(chunk, read)? {
+                let (id, attempt) = (source.task_id(), source.attempt);
+                let (record, manifest) = match read {
+                    Ok(Some(r)) => r,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        damaged.push(damage(e, Some(&id), Some(attempt))?);
+                        continue;
+                    }
+                };
+                each(TaskAttempt {
+                    step: source.step.clone(),
+                    index: source.index.clone(),
+                    source,
+                    status: record.status,
+                    error: record.error,
+                    manifest,
+                    manifest_ref: record.manifest,
+                    reused: false,
+                    cached: false,
+                    metrics: record.metrics,
+                });
+            }
         }
         cached_batches.sort_unstable();
         for seq in cached_batches {
@@ -401,7 +430,7 @@ impl Datastore {
                         continue;
                     }
                 };
-                out.push(TaskAttempt {
+                each(TaskAttempt {
                     step: t.step,
                     index: t.index,
                     source: t.source,
@@ -435,7 +464,7 @@ impl Datastore {
                         continue;
                     }
                 };
-                out.push(TaskAttempt {
+                each(TaskAttempt {
                     step: src.step.clone(),
                     index: src.index.clone(),
                     source: src.clone(),
@@ -449,10 +478,7 @@ impl Datastore {
                 });
             }
         }
-        Ok(Attempts {
-            attempts: out,
-            damaged,
-        })
+        Ok(damaged)
     }
 
     /// The reuse record of a resumed run: the one its run record names by digest (written
@@ -493,15 +519,112 @@ impl Datastore {
     }
 
     /// The successful attempt of task `task` (`step` or `step/2.5`) of a run.
+    ///
+    /// Reads that task only, never the whole run: its commit records (one read per
+    /// attempt), and, for a task the run did not execute, its run's reuse record or batches
+    /// of cache hits. A run of 100,000 tasks answers in a few requests.
     pub fn successful_task(&self, flow: &str, run: &str, task: &str) -> Result<TaskAttempt> {
         let (step, index) = parse_task_id(task)?;
-        successful(self.task_attempts(flow, run)?)
-            .remove(&(step.to_string(), index))
-            .ok_or_else(|| {
-                Error::not_found(format!(
-                    "run {run} of flow {flow} has no successful task `{task}`"
-                ))
-            })
+        validate_run_id(run)?;
+        // As `task_attempts` orders them, a reused task or a cache hit stands over any
+        // attempt of the run's own (a run executes neither).
+        if let Some(reuse) = self.reuse_record(flow, run)? {
+            let mine =
+                |t: &&crate::meta::ReusedTask| t.source.step == step && t.source.index == index;
+            if let Some(t) = reuse
+                .tasks
+                .iter()
+                .rev()
+                .find(mine)
+                .filter(|t| t.status.is_success())
+            {
+                let manifest = read_pinned(self, flow, &t.source, t.manifest)?;
+                return Ok(TaskAttempt {
+                    step: t.source.step.clone(),
+                    index: t.source.index.clone(),
+                    source: t.source.clone(),
+                    status: t.status,
+                    error: manifest.error.clone(),
+                    manifest: Some(manifest),
+                    manifest_ref: Some(t.manifest),
+                    reused: true,
+                    cached: false,
+                    metrics: Default::default(),
+                });
+            }
+        }
+        let cached_dir = format!("{}{}/", layout::tasks(flow, run), layout::CACHED_DIR);
+        let mut batches: Vec<u64> = self
+            .list(&cached_dir)?
+            .iter()
+            .filter_map(|o| o.rel.strip_prefix(&layout::tasks(flow, run)))
+            .filter_map(layout::parse_cached_batch)
+            .collect();
+        batches.sort_unstable();
+        for seq in batches.into_iter().rev() {
+            let rel = layout::cached_batch(flow, run, seq);
+            let Some(batch) = self.get_json::<crate::meta::cache::CachedBatch>(&rel)? else {
+                continue;
+            };
+            let hit = batch
+                .tasks
+                .into_iter()
+                .rev()
+                .find(|t| t.step == step && t.index == index);
+            if let Some(t) = hit {
+                let manifest = read_pinned(self, flow, &t.source, t.manifest)?;
+                return Ok(TaskAttempt {
+                    step: t.step,
+                    index: t.index,
+                    source: t.source,
+                    status: t.status,
+                    error: None,
+                    manifest: Some(manifest),
+                    manifest_ref: Some(t.manifest),
+                    reused: false,
+                    cached: true,
+                    metrics: Default::default(),
+                });
+            }
+        }
+        // Its own attempts, numbered from 0 without gaps: the last that succeeded. A
+        // damaged record is passed over, as `task_attempts` does.
+        let mut found = None;
+        for attempt in 0..MAX_PROBED_ATTEMPTS {
+            let source = TaskRef {
+                run: run.to_string(),
+                step: step.to_string(),
+                index: index.clone(),
+                attempt,
+            };
+            let (record, manifest) = match read_commit(self, flow, &source) {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(e) => {
+                    damage(e, None, None)?;
+                    continue;
+                }
+            };
+            if record.status.is_success() && manifest.is_some() {
+                found = Some(TaskAttempt {
+                    step: step.to_string(),
+                    index: index.clone(),
+                    source,
+                    status: record.status,
+                    error: record.error,
+                    manifest,
+                    manifest_ref: record.manifest,
+                    reused: false,
+                    cached: false,
+                    metrics: record.metrics,
+                });
+            }
+        }
+        found.ok_or_else(|| {
+            Error::not_found(format!(
+                "run {run} of flow {flow} has no successful task `{task}`"
+            ))
+        })
     }
 
     /// Read one artifact of a past run as `T`, without the flow's type (for tools,

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result, Site};
 use crate::exec::Executor;
+use crate::flow::graph::TaskKey;
 use crate::flow::{Flow, Graph, Step};
 use crate::meta::query::heartbeat_age;
-use crate::meta::query::successful;
 use crate::meta::{
     hostname, now_rfc3339, Committed, Heartbeat, ResumeClaim, ResumeInfo, ReuseRecord, ReusedTask,
     RunInfo, StepShape, TaskAttempt, METADATA_VERSION,
@@ -84,7 +84,7 @@ pub(crate) fn resume_prepared<F: Flow>(
         store_initial(ds, &state)?
     };
 
-    let (mut pre, reused) = plan_reuse(graph, ds.task_attempts(F::NAME, &origin_id)?, &rerun);
+    let (mut pre, reused) = plan_reuse(graph, ds, F::NAME, &origin_id, &rerun)?;
     pre.checkpoint_origins = lineage(ds, F::NAME, &origin);
     pre.fresh = fresh;
 
@@ -370,41 +370,63 @@ fn rerun_for_params<F: Flow>(
     (by_param, all)
 }
 
-/// Which committed tasks of the origin a resume reuses: every successful one outside the
-/// re-run steps whose whole upstream is reused too.
+/// Which committed tasks of run `origin` a resume reuses: every successful one outside the
+/// re-run steps whose whole upstream is reused too (the last successful attempt of each).
+///
+/// The origin's attempts are read a few thousand at a time and only their views are kept,
+/// so planning the resume of 100,000 tasks never holds 100,000 manifests.
 pub(crate) fn plan_reuse(
     graph: &Graph,
-    attempts: Vec<TaskAttempt>,
+    ds: &Datastore,
+    flow: &str,
+    origin: &str,
     rerun: &[bool],
-) -> (Prefilled, Vec<ReusedTask>) {
+) -> Result<(Prefilled, Vec<ReusedTask>)> {
     let index_of: HashMap<&str, usize> = graph.steps().iter().map(|s| (s.name, s.index)).collect();
     let mut pre = Prefilled::default();
-    let mut reused = Vec::new();
-    for ((step_name, index), a) in successful(attempts) {
-        let Some(&si) = index_of.get(step_name.as_str()) else {
-            continue;
-        };
-        pre.origin_succeeded.insert((si, index.clone()));
-        if rerun[si] {
-            continue;
+    // Per task, its last successful attempt as the resume takes it (`None`: not reusable).
+    type Taken = Option<(Arc<Committed>, ReusedTask)>;
+    let mut last: HashMap<TaskKey, Taken> = HashMap::new();
+    ds.for_each_attempt(flow, origin, &mut |a: TaskAttempt| {
+        if !a.status.is_success() || a.manifest.is_none() {
+            return;
         }
-        let (Some(c), Some(pin)) = (Committed::from_attempt(&a), a.manifest_ref) else {
-            continue;
+        let Some(&si) = index_of.get(a.step.as_str()) else {
+            return;
         };
-        pre.reuse.insert((si, index), Arc::new(c));
-        reused.push(ReusedTask {
-            source: a.source,
-            status: a.status,
-            manifest: pin,
-        });
+        let key = (si, a.index.clone());
+        pre.origin_succeeded.insert(key.clone());
+        if rerun[si] {
+            return;
+        }
+        let taken = match (Committed::from_attempt(&a), a.manifest_ref) {
+            (Some(c), Some(pin)) => Some((
+                Arc::new(c),
+                ReusedTask {
+                    source: a.source,
+                    status: a.status,
+                    manifest: pin,
+                },
+            )),
+            _ => None,
+        };
+        last.insert(key, taken);
+    })?;
+    let mut reused = Vec::new();
+    for (key, (c, task)) in last.into_iter().filter_map(|(k, t)| Some((k, t?))) {
+        pre.reuse.insert(key, c);
+        reused.push(task);
     }
+    // In task order, as the origin lists them.
+    reused
+        .sort_by(|a, b| (&a.source.step, &a.source.index).cmp(&(&b.source.step, &b.source.index)));
     prune_reuse(graph, &mut pre.reuse);
     reused.retain(|t| {
         index_of
             .get(t.source.step.as_str())
             .is_some_and(|&si| pre.reuse.contains_key(&(si, t.source.index.clone())))
     });
-    (pre, reused)
+    Ok((pre, reused))
 }
 
 /// Reuse is only sound where the whole upstream is reused too: drop reused tasks whose

@@ -153,6 +153,16 @@ fn a_second_run_takes_every_cached_task_and_runs_no_cached_body() {
         "prep, three squares, total: {second:?}"
     );
     assert_eq!(report(&ds, &second), report(&ds, &first));
+    // One task of the run, read alone, is the hit its run took, as the whole run lists it.
+    let hit = ds.successful_task("Memo", &second.run_id, "prep").unwrap();
+    assert!(hit.cached && !hit.reused, "{hit:?}");
+    assert_eq!(hit.source.run, first.run_id, "taken from the first run");
+    let listed = ds.task_attempts("Memo", &second.run_id).unwrap();
+    let listed = listed.iter().find(|a| a.step == "prep").unwrap();
+    assert_eq!(
+        (&hit.source, hit.manifest_ref),
+        (&listed.source, listed.manifest_ref)
+    );
     assert_eq!(
         blob_files(&dir),
         blobs_before,

@@ -94,6 +94,54 @@ impl Slow {
 }
 
 #[test]
+fn one_task_read_alone_is_the_attempt_the_run_used_retried_or_reused() {
+    let _g = serial();
+    FLAKY_CALLS.store(0, Ordering::SeqCst);
+    let (_d, ds) = temp_store();
+    let first = flowlib::run::<Flaky>(&ds, &run_options(2)).unwrap();
+    let again = flowlib::resume::<Flaky>(
+        &ds,
+        &run_options(2),
+        &resume_opts(Some(&first.run_id), Some("end")),
+    )
+    .unwrap();
+    assert_eq!(again.status, RunStatus::Succeeded, "{again:?}");
+    // What `task_attempts` lists for the task, its last successful attempt, is what
+    // `successful_task` reads without listing the run.
+    let used = |run: &str, task: &str| {
+        let all = ds.task_attempts("Flaky", run).unwrap();
+        let mut ok: Vec<_> = all
+            .into_iter()
+            .filter(|a| a.task_id() == task && a.status.is_success())
+            .collect();
+        ok.pop().map(|a| (a.source, a.reused, a.manifest_ref))
+    };
+    for (run, task) in [
+        (&first.run_id, "start"),
+        (&again.run_id, "start"),
+        (&again.run_id, "end"),
+    ] {
+        let a = ds.successful_task("Flaky", run, task).unwrap();
+        assert_eq!(
+            Some((a.source.clone(), a.reused, a.manifest_ref)),
+            used(run, task),
+            "{run} {task}"
+        );
+        assert!(a.manifest.is_some());
+    }
+    let retried = ds.successful_task("Flaky", &first.run_id, "start").unwrap();
+    assert_eq!(retried.source.attempt, 2, "the third attempt succeeded");
+    let reused = ds.successful_task("Flaky", &again.run_id, "start").unwrap();
+    assert!(reused.reused);
+    assert_eq!(reused.source.run, first.run_id);
+    let e = ds
+        .successful_task("Flaky", &first.run_id, "nope")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no successful task `nope`"), "{e}");
+}
+
+#[test]
 fn a_timed_out_attempt_is_fenced_and_can_never_become_the_result() {
     let _g = serial();
     SLOW_FINISHED.store(false, Ordering::SeqCst);
