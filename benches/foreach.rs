@@ -178,6 +178,19 @@ fn main() {
         wall.as_secs_f64() * 1e6 / tasks as f64,
         dir.path().parent().map(|p| p.display().to_string()).unwrap_or_default()
     );
+    // What a user's client does next: open the run and read one task, then list it all.
+    let t1 = Instant::now();
+    let run = flowlib::Run::<Fanout>::open(&ds, &summary.run_id).unwrap();
+    let again: u64 = run.task("gather").unwrap().artifact("total").unwrap();
+    let alone = t1.elapsed();
+    assert_eq!(again, total);
+    let t2 = Instant::now();
+    let listed = run.attempts().unwrap().len();
+    println!(
+        "client: open the run and read one artifact of one task {:.1} ms; list its {listed} attempts {:.1} ms",
+        alone.as_secs_f64() * 1e3,
+        t2.elapsed().as_secs_f64() * 1e3
+    );
 }
 
 /// The process's peak resident set size so far (`VmHWM`), in KiB; 0 where `/proc` has none.

@@ -118,6 +118,7 @@ fn main() {
     let run = flowlib::Run::<Blob>::open(&ds, &summary.run_id).unwrap();
     let child = run
         .attempts()
+        .unwrap()
         .iter()
         .find(|a| a.step == "consume" && a.source.attempt == 1)
         .and_then(|a| a.manifest.clone())

@@ -137,8 +137,20 @@ fn damaged_records_are_reported_and_skipped_and_resume_reruns_their_tasks() {
         .map(|r| r.record.run_id)
         .collect();
     assert_eq!(runs, vec![run.clone()]);
+    // Read alone (before the run's attempts are listed), an intact task reads and a
+    // damaged one is an error that says its record is damaged.
+    let alone = Run::<Patch>::open(&ds, &run).unwrap();
+    let out: String = alone.task("work/3").unwrap().artifact("out").unwrap();
+    assert_eq!(out, "item 3 done");
+    let e = alone.task("work/1").err().expect("damaged").to_string();
+    assert!(e.contains("damaged"), "{e}");
     let opened = Run::<Patch>::open(&ds, &run).unwrap();
-    assert_eq!(opened.damaged().len(), 2, "{:#?}", opened.damaged());
+    assert_eq!(
+        opened.damaged().unwrap().len(),
+        2,
+        "{:#?}",
+        opened.damaged()
+    );
     let out: String = opened.task("work/3").unwrap().artifact("out").unwrap();
     assert_eq!(out, "item 3 done");
     assert!(opened.task("work/1").is_err());

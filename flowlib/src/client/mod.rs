@@ -23,10 +23,11 @@ pub use query::{search, Agg, Field, Query, RunMetric, RunRow, Value};
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
+use std::sync::OnceLock;
 
 use crate::error::{Error, Result, Site};
 use crate::flow::Flow;
-use crate::meta::query::Damaged;
+use crate::meta::query::{Attempts, Damaged};
 use crate::meta::{parse_task_id, Committed, RunInfo, RunStatus, TaskAttempt, TaskManifest};
 use crate::store::cas::{self, What};
 use crate::store::codec::{Tag, ViaSerde};
@@ -38,24 +39,33 @@ use crate::task::{load_state, RunContext};
 pub struct Run<F: Flow> {
     ds: Datastore,
     info: RunInfo,
-    attempts: Vec<TaskAttempt>,
-    damaged: Vec<Damaged>,
+    /// Every attempt and damaged record, read when first asked for: opening a run and
+    /// reading one task of it reads that task's records, not the run's 100,000.
+    all: OnceLock<Attempts>,
     _flow: PhantomData<fn() -> F>,
 }
 
 impl<F: Flow> Run<F> {
-    /// Open run `run_id` of `F`. Its task records that cannot be read are skipped (and
-    /// listed by [`damaged`](Self::damaged)); every other task stays readable.
+    /// Open run `run_id` of `F` (its run records; tasks are read when asked for). Its task
+    /// records that cannot be read are skipped (and listed by [`damaged`](Self::damaged));
+    /// every other task stays readable.
     pub fn open(ds: &Datastore, run_id: &str) -> Result<Self> {
         let info = ds.run_info(F::NAME, run_id)?;
-        let checked = ds.task_attempts_checked(F::NAME, run_id)?;
         Ok(Run {
             ds: ds.clone(),
             info,
-            attempts: checked.attempts,
-            damaged: checked.damaged,
+            all: OnceLock::new(),
             _flow: PhantomData,
         })
+    }
+
+    /// Every attempt of the run, read once (one listing, then the records in batches).
+    fn all(&self) -> Result<&Attempts> {
+        if let Some(all) = self.all.get() {
+            return Ok(all);
+        }
+        let read = self.ds.task_attempts_checked(F::NAME, self.id())?;
+        Ok(self.all.get_or_init(|| read))
     }
 
     /// Open the latest run of `F`.
@@ -81,15 +91,16 @@ impl<F: Flow> Run<F> {
         self.info.status()
     }
 
-    /// Every committed attempt (failed ones included) whose records can be read.
-    pub fn attempts(&self) -> &[TaskAttempt] {
-        &self.attempts
+    /// Every committed attempt (failed ones included) whose records can be read. The first
+    /// call reads them all (an error when the store cannot be read); later calls do not.
+    pub fn attempts(&self) -> Result<&[TaskAttempt]> {
+        Ok(&self.all()?.attempts)
     }
 
     /// The run's records that could not be read (commit records, manifests, the reuse
     /// record); the attempts they describe are not in [`attempts`](Self::attempts).
-    pub fn damaged(&self) -> &[Damaged] {
-        &self.damaged
+    pub fn damaged(&self) -> Result<&[Damaged]> {
+        Ok(&self.all()?.damaged)
     }
 
     /// The tasks of step `name` that succeeded.
@@ -103,7 +114,7 @@ impl<F: Flow> Run<F> {
             )));
         }
         let mut tasks: Vec<&TaskAttempt> = self
-            .attempts
+            .attempts()?
             .iter()
             .filter(|a| a.step == name && a.status.is_success() && a.manifest.is_some())
             .collect();
@@ -116,21 +127,36 @@ impl<F: Flow> Run<F> {
     }
 
     /// The successful attempt of task `id` (`step` or `step/2.5`).
+    ///
+    /// Before the run's attempts were listed, this reads that task alone
+    /// ([`Datastore::successful_task`]): a few requests whatever the run's size.
     pub fn task(&self, id: &str) -> Result<TaskView<'_, F>> {
         let (step, index) = parse_task_id(id)?;
+        if self.all.get().is_none() && F::graph().step(step).is_some() {
+            let id = crate::meta::task_id(step, &index);
+            if let Ok(a) = self.ds.successful_task(F::NAME, self.id(), &id) {
+                return Ok(TaskView {
+                    run: self,
+                    attempt: Held::Read(Box::new(a)),
+                });
+            }
+            // Missing or damaged: the whole run says which, and what the step has.
+        }
         let view = self.step(step)?;
         view.tasks
             .iter()
             .find(|a| a.index == index)
             .map(|a| TaskView {
                 run: self,
-                attempt: a,
+                attempt: Held::Listed(a),
             })
             .ok_or_else(|| {
                 let wanted = crate::meta::task_id(step, &index);
                 if let Some(d) = self
-                    .damaged
-                    .iter()
+                    .all
+                    .get()
+                    .into_iter()
+                    .flat_map(|a| a.damaged.iter())
                     .find(|d| d.task.as_deref() == Some(wanted.as_str()))
                 {
                     return Error::not_found(format!(
@@ -178,7 +204,7 @@ impl<'a, F: Flow> StepView<'a, F> {
     pub fn tasks(&self) -> impl Iterator<Item = TaskView<'a, F>> + '_ {
         self.tasks.iter().map(|a| TaskView {
             run: self.run,
-            attempt: a,
+            attempt: Held::Listed(a),
         })
     }
 
@@ -197,7 +223,7 @@ impl<'a, F: Flow> StepView<'a, F> {
         match self.tasks.as_slice() {
             [one] => Ok(TaskView {
                 run: self.run,
-                attempt: one,
+                attempt: Held::Listed(one),
             }),
             [] => Err(Error::not_found(format!(
                 "step `{}` of run {} has no successful task",
@@ -223,23 +249,33 @@ impl<'a, F: Flow> StepView<'a, F> {
 #[derive(Debug)]
 pub struct TaskView<'a, F: Flow> {
     run: &'a Run<F>,
-    attempt: &'a TaskAttempt,
+    attempt: Held<'a>,
+}
+
+/// A task's attempt: one of its run's, listed, or read alone.
+#[derive(Debug)]
+enum Held<'a> {
+    Listed(&'a TaskAttempt),
+    Read(Box<TaskAttempt>),
 }
 
 impl<F: Flow> TaskView<'_, F> {
     /// `step` or `step/2.5`.
     pub fn id(&self) -> String {
-        self.attempt.task_id()
+        self.attempt().task_id()
     }
 
     /// The attempt's details.
     pub fn attempt(&self) -> &TaskAttempt {
-        self.attempt
+        match &self.attempt {
+            Held::Listed(a) => a,
+            Held::Read(a) => a,
+        }
     }
 
     /// The manifest.
     pub fn manifest(&self) -> &TaskManifest {
-        self.attempt
+        self.attempt()
             .manifest
             .as_ref()
             .expect("successful attempts have manifests")
@@ -247,7 +283,7 @@ impl<F: Flow> TaskView<'_, F> {
 
     /// The whole state after this task (every artifact loaded and verified).
     pub fn state(&self) -> Result<F> {
-        let c = Committed::from_attempt(self.attempt).ok_or_else(|| {
+        let c = Committed::from_attempt(self.attempt()).ok_or_else(|| {
             Error::not_found(format!(
                 "task {} of run {} did not succeed",
                 self.id(),

@@ -152,7 +152,7 @@ impl DumpReport {
                     "name a task to dump an artifact: dump <run>/<step>[/<index>] <artifact>",
                 ));
             }
-            return Ok(DumpReport::Run(Box::new(RunDump::build(&run))));
+            return Ok(DumpReport::Run(Box::new(RunDump::build(&run)?)));
         };
         let (step, index) = match path.split_once('/') {
             Some((s, i)) => (s, Some(i)),
@@ -179,7 +179,7 @@ impl DumpReport {
                     step: step.to_string(),
                     tasks: view.tasks().map(|t| AttemptLine::of(&t)).collect(),
                     damaged: run
-                        .damaged()
+                        .damaged()?
                         .iter()
                         .filter(|d| {
                             d.task.as_deref().and_then(|t| t.split('/').next()) == Some(step)
@@ -214,8 +214,9 @@ impl DumpReport {
 }
 
 impl RunDump {
-    fn build<F: Flow>(run: &Run<F>) -> RunDump {
-        let ok = successful(run.attempts().to_vec());
+    fn build<F: Flow>(run: &Run<F>) -> Result<RunDump> {
+        let attempts = run.attempts()?;
+        let ok = successful(attempts.to_vec());
         let steps = F::graph()
             .steps()
             .iter()
@@ -226,8 +227,7 @@ impl RunDump {
                     .iter()
                     .filter(|((st, _), a)| st == s.name && a.cached)
                     .count(),
-                failed: run
-                    .attempts()
+                failed: attempts
                     .iter()
                     .filter(|a| a.step == s.name && !a.status.is_success())
                     .map(|a| AttemptLine {
@@ -243,12 +243,12 @@ impl RunDump {
                     .collect(),
             })
             .collect();
-        RunDump {
+        Ok(RunDump {
             info: run.info().clone(),
             state: RunState::of(run.info()),
             steps,
-            damaged: run.damaged().to_vec(),
-        }
+            damaged: run.damaged()?.to_vec(),
+        })
     }
 
     fn render_text(&self) -> String {

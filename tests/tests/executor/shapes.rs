@@ -159,7 +159,7 @@ fn failures_are_isolated_and_reported_per_task() {
     let run = Run::<Fails>::open(&ds, &s.run_id).unwrap();
     let v: u32 = run.task("good").unwrap().artifact("ok_value").unwrap();
     assert_eq!(v, 42);
-    let attempts = run.attempts();
+    let attempts = run.attempts().unwrap();
     let bad_attempt = attempts.iter().find(|a| a.step == "bad").unwrap();
     assert_eq!(bad_attempt.status, flowlib::AttemptStatus::Failed);
     assert!(bad_attempt

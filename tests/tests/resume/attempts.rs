@@ -43,6 +43,7 @@ fn retries_back_off_and_record_every_attempt() {
     let run = Run::<Flaky>::open(&ds, &s.run_id).unwrap();
     let mut attempts: Vec<(u32, AttemptStatus, Option<String>)> = run
         .attempts()
+        .unwrap()
         .iter()
         .filter(|a| a.step == "start")
         .map(|a| (a.source.attempt, a.status, a.error.clone()))
