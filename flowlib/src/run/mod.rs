@@ -526,8 +526,13 @@ fn create_run_record(
     mut record: RunRecord,
     reuse: Option<&ReuseRecord>,
 ) -> Result<(RunRecord, heartbeat::Beating)> {
-    let reuse = reuse
-        .map(|r| Bytes::from(serde_json::to_vec_pretty(r).expect("metadata serializes to JSON")));
+    // Compact, not pretty like the other records: a resume of 100,000 tasks lists 100,000
+    // entries (about 200 bytes each this way, twice that indented).
+    let reuse = reuse.map(|r| {
+        let mut out = Vec::with_capacity(256 + r.tasks.len() * 224);
+        serde_json::to_writer(&mut out, r).expect("metadata serializes to JSON");
+        Bytes::from(out)
+    });
     for _ in 0..6 {
         record.run_id = new_run_id();
         let orchestrator = record.orchestrator.clone();

@@ -387,6 +387,7 @@ pub(crate) fn plan_reuse(
     // Per task, its last successful attempt as the resume takes it (`None`: not reusable).
     type Taken = Option<(Arc<Committed>, ReusedTask)>;
     let mut last: HashMap<TaskKey, Taken> = HashMap::new();
+    let mut like: HashMap<usize, Arc<Committed>> = HashMap::new();
     ds.for_each_attempt(flow, origin, &mut |a: TaskAttempt| {
         if !a.status.is_success() || a.manifest.is_none() {
             return;
@@ -399,19 +400,27 @@ pub(crate) fn plan_reuse(
         if rerun[si] {
             return;
         }
-        let taken = match (Committed::from_attempt(&a), a.manifest_ref) {
-            (Some(c), Some(pin)) => Some((
-                Arc::new(c),
-                ReusedTask {
-                    source: a.source,
-                    status: a.status,
-                    manifest: pin,
-                },
-            )),
-            _ => None,
+        let (Some(m), Some(pin)) = (a.manifest, a.manifest_ref) else {
+            last.insert(key, None);
+            return;
         };
-        last.insert(key, taken);
+        // The first view of a step is a table the step's other views are stored over:
+        // 100,000 reused foreach items hold what each changed, not every field each.
+        let mut c = match like.get(&si) {
+            Some(first) => Committed::over(first, a.source.clone(), pin, m, false),
+            None => Committed::of(a.source.clone(), pin, m),
+        };
+        c.status = a.status;
+        let c = Arc::new(c);
+        like.entry(si).or_insert_with(|| c.clone());
+        let task = ReusedTask {
+            source: a.source,
+            status: a.status,
+            manifest: pin,
+        };
+        last.insert(key, Some((c, task)));
     })?;
+    drop(like);
     let mut reused = Vec::new();
     for (key, (c, task)) in last.into_iter().filter_map(|(k, t)| Some((k, t?))) {
         pre.reuse.insert(key, c);

@@ -204,8 +204,10 @@ fn a_resumed_run_reads_only_the_reuse_record_its_run_record_names() {
     assert_eq!(ds.task_attempts("Tuned", &second.run_id).unwrap().len(), 6);
 
     // Another reuse record in its place is refused, not silently believed.
+    // (The same JSON with one more space: compact, as a resume writes it, it has none.)
     let text = String::from_utf8(bytes).unwrap();
-    std::fs::write(&path, text.replacen("\"tasks\": [", "\"tasks\": [ ", 1)).unwrap();
+    assert!(text.contains("\"tasks\":["), "compact: {text}");
+    std::fs::write(&path, text.replacen("\"tasks\":[", "\"tasks\": [", 1)).unwrap();
     let err = ds.task_attempts("Tuned", &second.run_id).unwrap_err();
     assert!(
         err.to_string()
