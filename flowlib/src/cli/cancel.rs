@@ -1,8 +1,8 @@
 //! `cancel`: cancel a running run from anywhere: a cancel request in the store (the run's
 //! driver sees it within seconds, stops its tasks and ends the run as cancelled), and
-//! `scancel` of the run's Slurm jobs where Slurm is reachable (and deletion of its Kubernetes
-//! Jobs for a run on Kubernetes, `TerminateJob` of its AWS Batch jobs), so jobs stop even
-//! when the driver is gone.
+//! for a run placed on Slurm, `scancel` of its jobs (and deletion of its Kubernetes Jobs for
+//! a run on Kubernetes, `TerminateJob` of its AWS Batch jobs), so jobs stop even when the
+//! driver is gone. The run record says which executors the run used.
 
 use std::process::ExitCode;
 
@@ -54,14 +54,24 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
             "; its driver is not running"
         }),
     }
-    match crate::exec::slurm::cancel_run_jobs(F::NAME, &run) {
+    // The engines the run used (a record of older flowlib does not say: its command line,
+    // and Slurm whenever it is installed, as that flowlib did).
+    let used = |name: &str| match &info.record.executors {
+        Some(e) => e.iter().any(|x| x == name),
+        None => name == "slurm" || info.record.argv.iter().any(|a| a.contains(name)),
+    };
+    let slurm = match used("slurm") {
+        true => crate::exec::slurm::cancel_run_jobs(F::NAME, &run),
+        false => Ok(0),
+    };
+    match slurm {
         Ok(0) => {}
         Ok(n) => line.push_str(&format!("; scancel of {n} Slurm job(s)")),
         Err(e) => line.push_str(&format!("; could not cancel its Slurm jobs: {}", chain(&e))),
     }
     // Kubernetes Jobs, when the run was started with `--with kubernetes`.
     #[cfg(feature = "kubernetes")]
-    if info.record.argv.iter().any(|a| a.contains("kubernetes")) {
+    if used("kubernetes") {
         match crate::exec::kubernetes::cancel_run_jobs(F::graph(), &run) {
             Ok(0) => {}
             Ok(n) => line.push_str(&format!("; deleted {n} Kubernetes Job(s)")),
@@ -73,7 +83,7 @@ pub(super) fn exec<F: Flow>(m: &ArgMatches, sub: &ArgMatches) -> Result<ExitCode
     }
     // AWS Batch jobs, when the run was started with `--with batch`.
     #[cfg(feature = "batch")]
-    if info.record.argv.iter().any(|a| a.contains("batch")) {
+    if used("batch") {
         match crate::exec::batch::cancel_run_jobs(F::graph(), F::NAME, &run) {
             Ok(0) => {}
             Ok(n) => line.push_str(&format!("; TerminateJob of {n} AWS Batch job(s)")),

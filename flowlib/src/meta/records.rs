@@ -107,6 +107,10 @@ pub struct RunRecord {
     /// driver process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orchestrator: Option<Orchestrator>,
+    /// The executors the run's steps were placed on (`threads`, `slurm`, ...): what
+    /// `cancel` stops besides the driver. Absent in records of older flowlib.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executors: Option<Vec<String>>,
 }
 
 /// The workflow engine that drives a run without a flowlib driver (`export argo`): no

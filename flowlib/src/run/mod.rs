@@ -347,7 +347,15 @@ fn launch<F: Flow>(
         .filter(|f| f.param.is_some())
         .filter_map(|f| initial.get(f.name).map(|b| (f.name.to_string(), *b)))
         .collect();
-    let record = new_record::<F>(&l.state, initial.clone(), opts.argv.clone(), l.resume);
+    let mut record = new_record::<F>(&l.state, initial.clone(), opts.argv.clone(), l.resume);
+    record.executors = Some(
+        opts.with
+            .placement(graph)?
+            .executors()
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+    );
     // A remote executor stores the code package now: a run that cannot ship its code
     // never starts.
     executor.begin(ds)?;
@@ -462,6 +470,7 @@ fn new_record<F: Flow>(
         argv,
         resume,
         orchestrator: None,
+        executors: None,
     }
 }
 

@@ -26,6 +26,8 @@ pub(crate) fn start_orchestrated<F: Flow>(
     let initial = start::store_initial(ds, &state)?;
     let mut record = new_record::<F>(&state, initial, argv, None);
     record.orchestrator = Some(orchestrator);
+    // Its tasks run in the engine's pods, on no flowlib executor.
+    record.executors = Some(Vec::new());
     let (record, beating) = create_run_record(ds, record, None)?;
     drop(beating); // leaves the heartbeat as it is: the engine drives the run from here
     Ok(record)

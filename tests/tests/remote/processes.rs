@@ -322,6 +322,11 @@ fn cancel_from_another_process_stops_the_run() {
     let c = remote(&sb, &["cancel", "latest"]);
     assert_exit(&c, 0);
     assert!(stdout(&c).contains("requested"), "{}", text(&c));
+    assert!(
+        !stdout(&c).contains("Slurm"),
+        "a run that never used Slurm is not looked for there: {}",
+        text(&c)
+    );
     let o = child.wait_with_output().unwrap();
     assert_exit(&o, 1);
     assert_eq!(latest(&sb).status(), flowlib::RunStatus::Cancelled);
