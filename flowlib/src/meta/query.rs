@@ -128,6 +128,55 @@ impl TaskAttempt {
     pub fn task_id(&self) -> String {
         task_id(&self.step, &self.index)
     }
+
+    /// An attempt the run executed, by its commit record.
+    fn executed(source: TaskRef, record: CommitRecord, manifest: Option<TaskManifest>) -> Self {
+        TaskAttempt {
+            step: source.step.clone(),
+            index: source.index.clone(),
+            source,
+            status: record.status,
+            error: record.error,
+            manifest,
+            manifest_ref: record.manifest,
+            reused: false,
+            cached: false,
+            metrics: record.metrics,
+        }
+    }
+
+    /// A task the run took from the cache.
+    fn cache_hit(t: crate::meta::cache::CachedTask, manifest: TaskManifest) -> Self {
+        TaskAttempt {
+            step: t.step,
+            index: t.index,
+            source: t.source,
+            status: t.status,
+            error: None,
+            manifest: Some(manifest),
+            manifest_ref: Some(t.manifest),
+            reused: false,
+            cached: true,
+            // The source's commit record holds them (`client::search` reads it).
+            metrics: Default::default(),
+        }
+    }
+
+    /// A task the run reused from its origin.
+    fn reused(t: &crate::meta::ReusedTask, manifest: TaskManifest) -> Self {
+        TaskAttempt {
+            step: t.source.step.clone(),
+            index: t.source.index.clone(),
+            source: t.source.clone(),
+            status: t.status,
+            error: manifest.error.clone(),
+            manifest: Some(manifest),
+            manifest_ref: Some(t.manifest),
+            reused: true,
+            cached: false,
+            metrics: Default::default(),
+        }
+    }
 }
 
 /// A record of a run that could not be read (a commit record, a manifest, a reuse record
@@ -396,18 +445,7 @@ impl Datastore {
                         continue;
                     }
                 };
-                each(TaskAttempt {
-                    step: source.step.clone(),
-                    index: source.index.clone(),
-                    source,
-                    status: record.status,
-                    error: record.error,
-                    manifest,
-                    manifest_ref: record.manifest,
-                    reused: false,
-                    cached: false,
-                    metrics: record.metrics,
-                });
+                each(TaskAttempt::executed(source, record, manifest));
             }
         }
         cached_batches.sort_unstable();
@@ -430,19 +468,7 @@ impl Datastore {
                         continue;
                     }
                 };
-                each(TaskAttempt {
-                    step: t.step,
-                    index: t.index,
-                    source: t.source,
-                    status: t.status,
-                    error: None,
-                    manifest: Some(manifest),
-                    manifest_ref: Some(t.manifest),
-                    reused: false,
-                    cached: true,
-                    // The source's commit record holds them (`client::search` reads it).
-                    metrics: Default::default(),
-                });
+                each(TaskAttempt::cache_hit(t, manifest));
             }
         }
         let reuse = match self.reuse_record(flow, run) {
@@ -464,18 +490,7 @@ impl Datastore {
                         continue;
                     }
                 };
-                each(TaskAttempt {
-                    step: src.step.clone(),
-                    index: src.index.clone(),
-                    source: src.clone(),
-                    status: t.status,
-                    error: manifest.error.clone(),
-                    manifest: Some(manifest),
-                    manifest_ref: Some(t.manifest),
-                    reused: true,
-                    cached: false,
-                    metrics: Default::default(),
-                });
+                each(TaskAttempt::reused(&t, manifest));
             }
         }
         Ok(damaged)
@@ -539,18 +554,7 @@ impl Datastore {
                 .filter(|t| t.status.is_success())
             {
                 let manifest = read_pinned(self, flow, &t.source, t.manifest)?;
-                return Ok(TaskAttempt {
-                    step: t.source.step.clone(),
-                    index: t.source.index.clone(),
-                    source: t.source.clone(),
-                    status: t.status,
-                    error: manifest.error.clone(),
-                    manifest: Some(manifest),
-                    manifest_ref: Some(t.manifest),
-                    reused: true,
-                    cached: false,
-                    metrics: Default::default(),
-                });
+                return Ok(TaskAttempt::reused(t, manifest));
             }
         }
         let cached_dir = format!("{}{}/", layout::tasks(flow, run), layout::CACHED_DIR);
@@ -573,18 +577,7 @@ impl Datastore {
                 .find(|t| t.step == step && t.index == index);
             if let Some(t) = hit {
                 let manifest = read_pinned(self, flow, &t.source, t.manifest)?;
-                return Ok(TaskAttempt {
-                    step: t.step,
-                    index: t.index,
-                    source: t.source,
-                    status: t.status,
-                    error: None,
-                    manifest: Some(manifest),
-                    manifest_ref: Some(t.manifest),
-                    reused: false,
-                    cached: true,
-                    metrics: Default::default(),
-                });
+                return Ok(TaskAttempt::cache_hit(t, manifest));
             }
         }
         // Its own attempts, numbered from 0 without gaps: the last that succeeded. A
@@ -606,18 +599,7 @@ impl Datastore {
                 }
             };
             if record.status.is_success() && manifest.is_some() {
-                found = Some(TaskAttempt {
-                    step: step.to_string(),
-                    index: index.clone(),
-                    source,
-                    status: record.status,
-                    error: record.error,
-                    manifest,
-                    manifest_ref: record.manifest,
-                    reused: false,
-                    cached: false,
-                    metrics: record.metrics,
-                });
+                found = Some(TaskAttempt::executed(source, record, manifest));
             }
         }
         found.ok_or_else(|| {
