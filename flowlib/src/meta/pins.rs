@@ -172,7 +172,9 @@ impl Pins {
 
     /// The step input `i` comes from.
     pub(crate) fn step(&self, i: usize) -> Option<&Arc<str>> {
-        self.slots.get(i)?;
+        if i >= self.len() {
+            return None;
+        }
         Some(match &self.names {
             Names::Foreach { step, .. } => step,
             Names::Branch { steps, .. } => &steps[i],

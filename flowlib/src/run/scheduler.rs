@@ -316,7 +316,7 @@ impl Scheduler {
     /// The next task of queue entry `i`, taken from the queue (an entry of foreach items
     /// leaves the queue with its last item).
     fn take(&mut self, i: usize) -> Ready {
-        if let Queued::Items {
+        let Queued::Items {
             step,
             within,
             next,
@@ -324,36 +324,24 @@ impl Scheduler {
             resolved,
             skipped,
         } = &mut self.ready[i]
-        {
-            if *next + 1 < *end {
-                let r = Ready {
-                    key: (*step, within.child(*next)),
-                    attempt: 0,
-                    resolved: resolved.clone(),
-                    not_before: None,
-                    skipped: *skipped,
-                };
-                *next += 1;
-                return r;
+        else {
+            match self.ready.remove(i) {
+                Some(Queued::One(r)) => return r,
+                _ => unreachable!("entry {i} is one task"),
             }
+        };
+        let r = Ready {
+            key: (*step, within.child(*next)),
+            attempt: 0,
+            resolved: resolved.clone(),
+            not_before: None,
+            skipped: *skipped,
+        };
+        *next += 1;
+        if *next == *end {
+            self.ready.remove(i);
         }
-        match self.ready.remove(i).expect("index in range") {
-            Queued::One(r) => r,
-            Queued::Items {
-                step,
-                within,
-                next,
-                resolved,
-                skipped,
-                ..
-            } => Ready {
-                key: (step, within.child(next)),
-                attempt: 0,
-                resolved,
-                not_before: None,
-                skipped,
-            },
-        }
+        r
     }
 
     fn on_started(&mut self, key: TaskKey, attempt: u32, now: Instant, resolved: Resolved) {
